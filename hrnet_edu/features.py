@@ -307,7 +307,7 @@ def describe(name: str, fmap: Tensor | None = None, input_size=None) -> str:
     fmap (N, C, H, W) or (C, H, W) adds width and resolution; input_size (H, W) adds the stride.
     """
     text = re.sub(r"(stage|module|branch|out|from)(\d+)", r"\1 \2", name).replace(".", " · ")
-    text = text.replace("from", "← in")
+    text = text.replace(" · from", " ← in")
     if fmap is not None:
         c, h, w = fmap.shape[-3:]
         extra = f"C={c}, {h}×{w}"

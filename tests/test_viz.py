@@ -1,0 +1,110 @@
+"""Reductions (features.py) against numpy references, and headless figures (viz.py)."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from hrnet_edu import features as F
+from hrnet_edu import viz
+from hrnet_edu.keypoints import KEYPOINT_NAMES, SKELETON
+
+
+@pytest.fixture
+def fmap():
+    return torch.randn(2, 12, 8, 6)  # (N, C, H, W)
+
+
+def test_activation_map_matches_numpy(fmap):
+    x = fmap.numpy()
+    np.testing.assert_allclose(F.activation_map(fmap, "mean").numpy(), x.mean(axis=1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(F.activation_map(fmap, "max").numpy(), x.max(axis=1))
+    np.testing.assert_allclose(F.activation_map(fmap[0], "rms").numpy(), np.sqrt((x[0] ** 2).mean(axis=0)),
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match="reduce"):
+        F.activation_map(fmap, "median")
+
+
+def test_top_channels_are_the_most_active(fmap):
+    fmap[:, 7] *= 10  # channel 7 dominates, then 3
+    fmap[:, 3] *= 5
+    idx, score = F.top_channels(fmap, k=4)
+    expected = np.argsort(-np.abs(fmap.numpy()).mean(axis=(0, 2, 3)))[:4]
+    assert idx.tolist() == expected.tolist() and idx[:2].tolist() == [7, 3]
+    assert torch.all(score[:-1] >= score[1:])
+
+
+def test_channel_grid_tiles_normalised_channels(fmap):
+    grid = F.channel_grid(fmap[0], channels=[5, 0, 2], ncols=2, pad=1)
+    assert grid.shape == (2 * 9 - 1, 2 * 7 - 1)
+    ch = fmap[0, 0].numpy()
+    np.testing.assert_allclose(grid[0:8, 7:13], (ch - ch.min()) / (ch.max() - ch.min()), rtol=1e-5, atol=1e-6)
+    assert np.isnan(grid[8]).all() and np.isnan(grid[9:, 7:]).all()  # padding row, empty 4th tile
+    assert np.nanmin(grid) == 0.0 and np.nanmax(grid) == 1.0
+
+
+def test_pca_rgb_recovers_the_dominant_direction():
+    g = torch.Generator().manual_seed(0)
+    pattern = torch.randn(10, 7, generator=g)  # (H, W) spatial pattern
+    direction = torch.randn(16, generator=g)  # (C,) channel direction
+    fmap = direction[:, None, None] * pattern + 0.01 * torch.randn(16, 10, 7, generator=g)
+    rgb = F.pca_rgb(fmap)
+    assert rgb.shape == (10, 7, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    # Independent reference: the top eigenvector of the channel covariance (numpy eigh).
+    pixels = fmap.permute(1, 2, 0).reshape(-1, 16).double().numpy()
+    centred = pixels - pixels.mean(axis=0)
+    _, vecs = np.linalg.eigh(centred.T @ centred)
+    ref = (centred @ vecs[:, -1]).reshape(10, 7)
+    assert abs(np.corrcoef(ref.ravel(), rgb[..., 0].numpy().ravel())[0, 1]) > 0.999
+    # The sign convention makes colours reproducible: negating the features inverts the colours.
+    np.testing.assert_allclose(F.pca_rgb(-fmap).numpy(), 1 - rgb.numpy(), atol=1e-4)
+    assert F.pca_rgb(fmap.expand(3, -1, -1, -1)).shape == (3, 10, 7, 3)  # one basis for a batch
+
+
+def test_contribution_shares_are_norm_ratios_that_sum_to_one():
+    a = torch.tensor([[1.0, 3.0], [2.0, 2.0], [0.5, 0.0]])  # per (output, input) constant values
+    contributions = [[torch.full((2, 4, 3, 3), float(v)) for v in row] for row in a]
+    shares = F.contribution_shares(contributions)
+    np.testing.assert_allclose(shares.numpy(), (a / a.sum(1, keepdim=True)).numpy(), rtol=1e-12)
+    rand = [[torch.randn(3, 4, 8 >> i, 8 >> i) for _ in range(3)] for i in range(3)]
+    per = F.contribution_shares(rand, per_sample=True)
+    assert per.shape == (3, 3, 3)
+    np.testing.assert_allclose(per.sum(-1).numpy(), 1.0, rtol=1e-12)
+
+
+def test_describe_names_stage_branch_width_and_stride():
+    t = torch.zeros(1, 32, 32, 24)
+    title = F.describe("stage3.module0.branch1", t, (256, 192))
+    assert title == "stage 3 · module 0 · branch 1 (C=32, 32×24, 1/8)"
+    assert F.describe("stage4.module2.exchange.out0.from3") == "stage 4 · module 2 · exchange · out 0 ← in 3"
+
+
+def test_draw_pose_draws_only_visible_limbs():
+    fig = plt.figure()
+    ax = fig.add_subplot()
+    kp = np.random.default_rng(0).uniform(0, 50, (17, 2))
+    vis = np.ones(17)
+    vis[[9, 10]] = 0  # wrists hidden: limbs (7, 9) and (8, 10) disappear
+    viz.draw_pose(ax, kp, vis)
+    assert len(ax.lines) == sum(1 for a, b in SKELETON if vis[a] and vis[b]) == len(SKELETON) - 2
+    plt.close(fig)
+
+
+def test_figures_are_built_headless_without_pyplot():
+    plt.close("all")
+    crop = np.zeros((64, 48, 3), np.uint8)
+    heatmaps = torch.rand(17, 16, 12)
+    fig = viz.overlay_heatmaps(crop, heatmaps, joints=[0, 5, 16], keypoints=np.full((17, 2), 20.0))
+    assert [ax.get_title() for ax in fig.axes] == [KEYPOINT_NAMES[k] for k in (0, 5, 16)]
+    # Heatmap pixel (i, j) is centred on crop pixel (4j, 4i): extent (−2, 4w−2, 4h−2, −2).
+    assert fig.axes[0].images[1].get_extent() == [-2.0, 46.0, 62.0, -2.0]
+    assert len(viz.overlay_heatmaps(crop, heatmaps).axes) == 1
+    grid = viz.feature_grid(torch.randn(20, 8, 6), "stage2.module0.branch1", input_size=(64, 48), k=6)
+    assert len(grid.axes) == 6
+    assert grid.get_suptitle() == "stage 2 · module 0 · branch 1 (C=20, 8×6, 1/8)"
+    contributions = [[torch.rand(1, 4, 8 >> i, 8 >> i) for _ in range(2)] for i in range(2)]
+    fig = viz.contribution_figure(contributions, "stage2.module0")
+    assert len(fig.axes) == 4 and fig.axes[1].get_title().startswith("out 0 ← in 1: ")
+    fig = viz.shares_figure({"a": F.contribution_shares(contributions), "b": torch.eye(3)})
+    assert [ax.get_title() for ax in fig.axes] == ["a", "b"]
+    assert plt.get_fignums() == []  # nothing registered with pyplot, nothing to show
