@@ -315,3 +315,39 @@ def describe(name: str, fmap: Tensor | None = None, input_size=None) -> str:
             extra += f", 1/{input_size[0] // h}"
         text += f" ({extra})"
     return text
+
+
+def fit_linear_probe(fmap: Tensor, targets: Tensor, weights: Tensor | None = None,
+                     ridge: float = 1e-3) -> nn.Conv2d:
+    """Fit a 1×1 convolution (C → K) from features to target heatmaps by ridge regression.
+
+    A probe asks "how much of the heatmap can be read *linearly* from these features?": the
+    trained network has a head only after stage 4, so to compare stages we fit one per stage.
+
+    Args:
+        fmap: (N, C, H, W) features at the heatmap resolution.
+        targets: (N, K, H, W) target heatmaps.
+        weights: (N, K) per-joint weights (0 = unlabelled: that sample does not train joint k).
+        ridge: λ relative to the mean feature energy (scale-free regularisation).
+
+    Returns:
+        A float32 ``nn.Conv2d(C, K, 1)`` with w_k = argmin Σ_n w_nk ‖X_n w + b − y_nk‖² + λ‖w‖².
+    """
+    n, c = fmap.shape[:2]
+    k = targets.shape[1]
+    x = fmap.detach().double().cpu().flatten(2).transpose(1, 2)  # (N, P, C)
+    x = torch.cat([x, x.new_ones(n, x.shape[1], 1)], dim=2)  # (N, P, C+1): last column = bias
+    y = targets.detach().double().cpu().flatten(2)  # (N, K, P)
+    w = torch.ones(n, k, dtype=torch.float64) if weights is None else weights.detach().double().cpu()
+    gram = x.transpose(1, 2) @ x  # (N, C+1, C+1) per-sample XᵀX
+    lhs = torch.einsum("nk,nij->kij", w, gram)  # (K, C+1, C+1) = Σ_n w_nk X_nᵀX_n
+    rhs = torch.einsum("nk,npi,nkp->ki", w, x, y)  # (K, C+1) = Σ_n w_nk X_nᵀ y_nk
+    reg = torch.eye(c + 1, dtype=torch.float64)
+    reg[c, c] = 0.0  # the bias is not shrunk
+    lam = ridge * lhs.diagonal(dim1=1, dim2=2)[:, :c].mean(dim=1).clamp_min(1e-12)  # (K,)
+    solution = torch.linalg.solve(lhs + lam[:, None, None] * reg, rhs)  # (K, C+1)
+    probe = nn.Conv2d(c, k, 1)
+    with torch.no_grad():
+        probe.weight.copy_(solution[:, :c, None, None].float())
+        probe.bias.copy_(solution[:, c].float())
+    return probe

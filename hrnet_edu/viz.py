@@ -131,7 +131,8 @@ def stage_overview(store: dict, index: int = 0, reduce: str = "mean", input_size
     """Every branch at every stage, side by side: rows = stages 1..4, columns = branches r.
 
     ``store`` holds captured "stage1" (N, 256, H/4, W/4) and/or "stage{s}" lists (see ``features``);
-    each panel is ``activation_map(...)[index]`` at the branch's native resolution.
+    each panel is ``activation_map(...)[index]`` at the branch's native resolution, or with
+    reduce="pca" the top three principal components of its channels as RGB (``features.pca_rgb``).
     Returns a figure with one axis per (stage, branch) present (empty grid cells removed).
     """
     rows = [("stage1", [store["stage1"]])] if "stage1" in store else []
@@ -143,9 +144,11 @@ def stage_overview(store: dict, index: int = 0, reduce: str = "mean", input_size
     for i, (name, outs) in enumerate(rows):
         for r, out in enumerate(outs):
             ax = fig.add_subplot(len(rows), ncols, i * ncols + r + 1, xticks=[], yticks=[])
-            ax.imshow(_numpy(F.activation_map(out[index], reduce)), cmap="magma", interpolation="nearest")
+            shown = F.pca_rgb(out[index]) if reduce == "pca" else F.activation_map(out[index], reduce)
+            ax.imshow(_numpy(shown), cmap="magma", interpolation="nearest")
             ax.set_title(F.describe(f"{name}.branch{r}", out, input_size), fontsize=7)
-    fig.suptitle(f"{reduce} activation of every branch at every stage", fontsize=9)
+    what = "PCA (RGB) of the channels" if reduce == "pca" else f"{reduce} activation"
+    fig.suptitle(f"{what} of every branch at every stage", fontsize=9)
     return fig
 
 

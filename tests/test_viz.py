@@ -108,3 +108,21 @@ def test_figures_are_built_headless_without_pyplot():
     fig = viz.shares_figure({"a": F.contribution_shares(contributions), "b": torch.eye(3)})
     assert [ax.get_title() for ax in fig.axes] == ["a", "b"]
     assert plt.get_fignums() == []  # nothing registered with pyplot, nothing to show
+
+
+def test_linear_probe_recovers_a_known_1x1_map_and_respects_weights():
+    g = torch.Generator().manual_seed(0)
+    fmap = torch.randn(6, 5, 8, 6, generator=g)  # (N, C, H, W)
+    true = torch.nn.Conv2d(5, 3, 1)
+    with torch.no_grad():
+        true.weight.copy_(torch.randn(3, 5, 1, 1, generator=g))
+        true.bias.copy_(torch.tensor([0.5, -1.0, 2.0]))
+        targets = true(fmap)
+    weights = torch.ones(6, 3)
+    weights[0, 1] = 0  # joint 1 of sample 0 is unlabelled: its (garbage) target must not matter
+    targets[0, 1] = 100.0
+    probe = F.fit_linear_probe(fmap, targets, weights, ridge=1e-9)
+    torch.testing.assert_close(probe.weight, true.weight, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(probe.bias, true.bias, atol=1e-4, rtol=1e-4)
+    unweighted = F.fit_linear_probe(fmap, targets, None, ridge=1e-9)
+    assert (unweighted.bias[1] - true.bias[1]).abs() > 0.1  # without the weight the garbage leaks in
