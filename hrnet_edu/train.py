@@ -1,0 +1,420 @@
+"""The training loop: Adam + step schedule on the weighted heatmap MSE (paper §4.1), on 1 or N GPUs.
+
+One epoch = one pass over the training crops: forward (N, 3, H, W) → heatmaps (N, K, H/4, W/4),
+loss against the Gaussian targets (``losses.py``), backward, Adam step; every ``val_every``
+epochs the network is evaluated with COCO AP (``evaluate.py``), and a checkpoint is written.
+
+What a reader should find here, in order: distributed set-up (torchrun), seeding, the data
+loaders, one epoch, validation, checkpoints, ``train`` (which ties them together) and the command
+line ``hrnet-edu train --config NAME [--out DIR] [--resume] [key=value ...]``.
+
+Reproducibility. At the start of every epoch the torch / numpy / python generators are seeded
+from (seed, epoch, rank): the data order and the augmentations of epoch e then do not depend on
+how many epochs this process has already run, which is what lets ``--resume`` continue a killed
+run bit for bit (on CPU with ``torch.use_deterministic_algorithms(True)``; cuDNN kernels are not
+bit-reproducible by default). The generator states are stored in the checkpoint too.
+
+Checkpoints (``out_dir/last.pt`` every epoch, ``out_dir/best.pt`` on a new best AP) are dicts
+``{"model", "optimizer", "scheduler", "scaler", "epoch", "best_ap", "config", "metrics", "rng"}``
+with ``epoch`` = the number of completed epochs, written atomically (temporary file, then
+``os.replace``) so that a run killed while saving never leaves a truncated checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
+
+from hrnet_edu.configs import PRESETS, TrainConfig, apply_overrides, get_config
+from hrnet_edu.losses import JointsMSELoss, JointsOHKMLoss
+
+AP_KEYS = ("ap", "ap50", "ap75", "ap_m", "ap_l", "ar", "ar50", "ar75", "ar_m", "ar_l")
+
+
+# ----------------------------------------------------------------------------- distributed set-up
+@dataclasses.dataclass(frozen=True)
+class DistInfo:
+    """Where this process stands in a torchrun job: rank r of world_size processes."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_type: str) -> tuple[DistInfo, bool]:
+    """Join the process group when launched by torchrun (env RANK / WORLD_SIZE), else single process.
+
+    Returns (info, created): ``created`` is True when this call initialised the group (and so
+    ``train`` must destroy it at the end). Backend: nccl on CUDA, gloo on CPU.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo(), False
+    created = not dist.is_initialized()
+    if created:
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+    local = int(os.environ.get("LOCAL_RANK", dist.get_rank()))
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local), created
+
+
+def resolve_device(name: str, info: DistInfo) -> torch.device:
+    """"auto" → cuda:local_rank when CUDA is available, else cpu."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if device.index is None:
+            device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+# ----------------------------------------------------------------------------- seeding
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (the global generator: data code may use it)
+    torch.manual_seed(seed)
+
+
+def get_rng_state() -> dict:
+    """The generator states, in types ``torch.load(weights_only=True)`` accepts."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
+    state = {
+        "python": random.getstate(),
+        "numpy": (name, keys.tolist(), int(pos), int(has_gauss), float(cached)),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))  # noqa: NPY002
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ----------------------------------------------------------------------------- data, model, loss
+def build_datasets(cfg: TrainConfig):
+    """(train_set, val_set): ``CocoKeypoints`` crops of ``cfg.input_size``, targets of ``cfg.sigma``."""
+    from hrnet_edu.data.coco import CocoKeypoints
+
+    common = dict(input_size=tuple(cfg.input_size), sigma=cfg.sigma, seed=cfg.seed)
+    train_set = CocoKeypoints(cfg.path(cfg.train_ann), cfg.path(cfg.train_images), train=True,
+                              augment=cfg.augment, **common)  # fmt: skip
+    val_set = CocoKeypoints(cfg.path(cfg.val_ann), cfg.path(cfg.val_images), train=False, augment=None,
+                            **common)  # fmt: skip
+    if cfg.max_train_images is not None:
+        train_set = Subset(train_set, range(min(cfg.max_train_images, len(train_set))))
+    return train_set, val_set
+
+
+def build_criterion(cfg: TrainConfig) -> torch.nn.Module:
+    """The heatmap loss named by ``cfg.loss``."""
+    return JointsOHKMLoss(topk=8) if cfg.loss == "ohkm" else JointsMSELoss(use_target_weight=True)
+
+
+def make_loader(dataset, cfg: TrainConfig, epoch: int, info: DistInfo, device: torch.device) -> DataLoader:
+    """Shuffled loader for one epoch; its order depends only on (seed, epoch), never on history."""
+    if info.world_size > 1:
+        sampler = DistributedSampler(dataset, info.world_size, info.rank, shuffle=True, seed=cfg.seed,
+                                     drop_last=True)  # fmt: skip
+        sampler.set_epoch(epoch)
+    else:
+        generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        sampler = RandomSampler(dataset, generator=generator)
+    n_batches = len(sampler) // cfg.batch_size
+    if n_batches == 0:
+        raise ValueError(
+            f"{len(sampler)} training instances per process is fewer than batch_size={cfg.batch_size}: "
+            "lower batch_size or use more data"
+        )
+    # drop_last: a last batch of 1 would break BatchNorm's batch statistics.
+    return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+                      num_workers=cfg.workers, pin_memory=device.type == "cuda",
+                      generator=torch.Generator().manual_seed(cfg.seed + epoch))  # fmt: skip
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain HRNet inside torch.compile and DistributedDataParallel wrappers."""
+    model = getattr(model, "_orig_mod", model)
+    return getattr(model, "module", model)
+
+
+# ----------------------------------------------------------------------------- one epoch
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite; the last good checkpoint is left untouched."""
+
+
+def train_one_epoch(model, loader, criterion, optimizer, scaler, cfg: TrainConfig, device, epoch: int,
+                    info: DistInfo, progress: bool) -> dict:  # fmt: skip
+    """One pass over ``loader``; returns the epoch's record (mean loss, grad norms, img/s, step losses).
+
+    Each step: heatmaps = model(images (N,3,H,W)) → (N,K,H/4,W/4); L = loss(heatmaps, target, w);
+    backward (scaled for fp16); ‖∇‖ measured after unscaling; Adam step. Raises TrainingDiverged
+    naming epoch and step when L is not finite (checked on the loss averaged over all ranks, so
+    every rank stops at the same step).
+    """
+    from tqdm.auto import tqdm
+
+    cuda = device.type == "cuda"
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
+    memory_format = torch.channels_last if (cuda and cfg.channels_last) else torch.contiguous_format
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.train()
+    losses, norms, steps = [], [], []
+    n_images, start = 0, time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+    for step, batch in enumerate(bar):
+        images = batch["image"].to(device, non_blocking=True, memory_format=memory_format)
+        target = batch["target"].to(device, non_blocking=True)
+        weight = batch["target_weight"].to(device, non_blocking=True)
+        use_amp = cuda and amp_dtype is not None
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=use_amp):
+            heatmaps = model(images)  # (N, K, H/4, W/4)
+        loss = criterion(heatmaps, target, weight)  # fp32 (the loss upcasts)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)  # so that the gradient norm is the true one under fp16
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm=float("inf"))
+        stats = torch.stack([loss.detach().float(), grad_norm.float()])
+        if info.world_size > 1:
+            dist.all_reduce(stats)
+            stats /= info.world_size
+        loss_value, norm_value = stats.tolist()
+        if not math.isfinite(loss_value):
+            raise TrainingDiverged(
+                f"loss became {loss_value} at epoch {epoch + 1}, step {step + 1} (of {len(loader)}); "
+                "training stopped, the last good checkpoint (if any) is kept"
+            )
+        scaler.step(optimizer)
+        scaler.update()
+        losses.append(loss_value)
+        norms.append(norm_value)
+        n_images += images.shape[0] * info.world_size
+        if step % cfg.log_every == 0 or step == len(loader) - 1:
+            steps.append({"kind": "step", "epoch": epoch + 1, "step": step + 1, "loss": loss_value,
+                          "grad_norm": norm_value, "lr": optimizer.param_groups[0]["lr"]})  # fmt: skip
+        if progress:
+            rate = n_images / (time.perf_counter() - start)
+            bar.set_postfix(loss=f"{loss_value:.2e}", lr=f"{optimizer.param_groups[0]['lr']:.1e}",
+                            img_s=f"{rate:.0f}")  # fmt: skip
+    if cuda:
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    return {
+        "kind": "epoch", "epoch": epoch + 1, "loss": float(np.mean(losses)),
+        "lr": optimizer.param_groups[0]["lr"],
+        "grad_norm_mean": float(np.mean(norms)), "grad_norm_max": float(np.max(norms)),
+        "images_per_s": n_images / seconds, "epoch_time_s": seconds, "steps": steps,
+    }  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- validation
+def validate(model, val_set, cfg: TrainConfig, device, info: DistInfo) -> dict | None:
+    """COCO keypoint AP/AR of ``model`` on ``val_set`` (flip test and decoding from ``cfg``).
+
+    Under torchrun every rank predicts its share of the crops; the predictions are gathered on
+    rank 0 (``all_gather_object``), which rescores, applies OKS-NMS and runs COCOeval. Returns
+    the ten numbers (``AP_KEYS``) on rank 0 and None on the other ranks.
+    """
+    from hrnet_edu import evaluate
+
+    model = unwrap(model)
+    was_training = model.training
+    model.eval()
+    kwargs = dict(batch_size=cfg.val_batch_size, flip=cfg.val_flip, decode=cfg.val_decode, device=device)
+    if info.world_size > 1:
+        shard = Subset(val_set, range(info.rank, len(val_set), info.world_size))
+        preds = evaluate.predict_dataset(model, shard, **kwargs)
+        gathered = [None] * info.world_size
+        dist.all_gather_object(gathered, preds)
+        merged = evaluate.merge_predictions(gathered) if info.is_main else None
+        stats = evaluate.evaluate_predictions(merged, val_set) if info.is_main else None
+    else:
+        preds = evaluate.predict_dataset(model, val_set, **kwargs)
+        stats = evaluate.evaluate_predictions(preds, val_set)
+    model.train(was_training)
+    if stats is None:
+        return None
+    return {k: float(getattr(stats, k)) for k in AP_KEYS}
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def save_checkpoint(state: dict, path: str) -> None:
+    """``torch.save(state, path)`` atomically: write ``path.tmp`` then ``os.replace`` it.
+
+    ``os.replace`` is atomic on POSIX and Windows, so readers (and a resumed run) see either the
+    old complete file or the new complete file, never a partial one.
+    """
+    tmp = f"{path}.tmp"
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_checkpoint_state(path: str, map_location="cpu") -> dict:
+    """A training checkpoint written by ``train`` (``torch.load(weights_only=True)``)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def _read_log(path: str, max_epoch: int) -> list[dict]:
+    """The records of ``log.jsonl`` up to ``max_epoch`` (a resumed run drops those of the lost epoch)."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return [r for r in records if r.get("epoch", 0) <= max_epoch]
+
+
+# ----------------------------------------------------------------------------- the run
+def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool | None = None) -> dict:
+    """Train ``cfg.model`` on ``cfg``'s data; write checkpoints and ``log.jsonl`` under ``out_dir``.
+
+    Args:
+        cfg: the run's configuration (``configs.get_config`` + ``apply_overrides``).
+        out_dir: where ``last.pt``, ``best.pt``, ``log.jsonl`` and ``config.json`` go.
+        resume: continue from ``out_dir/last.pt`` (model, optimizer, schedule, scaler, RNG, epoch).
+        progress: show a tqdm bar; None → only when stderr is a terminal (and on rank 0).
+
+    Returns a summary dict (epochs done, final loss, best and last AP, wall time, img/s, peak
+    GPU memory, history, and ``model``: the trained network itself) — on every rank, the AP
+    numbers only on rank 0.
+    """
+    from hrnet_edu.model import build_model
+
+    wanted = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    info, created_group = init_distributed(torch.device(wanted).type)
+    device = resolve_device(cfg.device, info)
+    cuda = device.type == "cuda"
+    if progress is None:
+        progress = sys.stderr.isatty()
+    progress = progress and info.is_main
+    os.makedirs(out_dir, exist_ok=True)
+    last_path, best_path = os.path.join(out_dir, "last.pt"), os.path.join(out_dir, "best.pt")
+    log_path = os.path.join(out_dir, "log.jsonl")
+
+    seed_everything(cfg.seed)  # the same initial weights on every rank
+    model = build_model(cfg.model).to(device)
+    if cuda and cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # lr_e = lr · factor^(number of steps ≤ e)   (MultiStepLR, stepped once per epoch)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.lr_steps), gamma=cfg.lr_factor)
+    scaler = torch.amp.GradScaler(device.type, enabled=cuda and cfg.amp == "fp16")
+    criterion = build_criterion(cfg)
+    start_epoch, best_ap, history = 0, -1.0, []
+    if resume:
+        state = load_checkpoint_state(last_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        start_epoch, best_ap, history = state["epoch"], state["best_ap"], list(state["metrics"])
+        set_rng_state(state["rng"])
+    if info.is_main:
+        records = _read_log(log_path, start_epoch) if resume else []
+        with open(log_path, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in records)
+        with open(os.path.join(out_dir, "config.json"), "w") as f:
+            json.dump(dataclasses.asdict(cfg), f, indent=1)
+
+    net = model
+    if info.world_size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
+    if cfg.compile:
+        net = torch.compile(net)
+    train_set, val_set = build_datasets(cfg)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    wall_start = time.perf_counter()
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            # Everything random in epoch e (order, augmentation) is a function of (seed, e, rank).
+            seed_everything(cfg.seed + 1000 * epoch + 7919 * info.rank)
+            getattr(train_set, "dataset", train_set).set_epoch(epoch)  # (a Subset holds it in .dataset)
+            loader = make_loader(train_set, cfg, epoch, info, device)
+            record = train_one_epoch(net, loader, criterion, optimizer, scaler, cfg, device, epoch, info,
+                                     progress)  # fmt: skip
+            scheduler.step()
+            if cfg.val_every and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs):
+                metrics = validate(net, val_set, cfg, device, info)
+                if metrics is not None:
+                    record["val"] = metrics
+            steps = record.pop("steps")
+            history.append(record)
+            if info.is_main:
+                new_best = "val" in record and record["val"]["ap"] > best_ap
+                best_ap = record["val"]["ap"] if new_best else best_ap
+                state = {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch + 1,
+                    "best_ap": best_ap, "config": dataclasses.asdict(cfg), "metrics": history,
+                    "rng": get_rng_state(),
+                }  # fmt: skip
+                with open(log_path, "a") as f:
+                    f.writelines(json.dumps(r) + "\n" for r in [*steps, record])
+                save_checkpoint(state, last_path)
+                if new_best:
+                    save_checkpoint(state, best_path)
+            if info.world_size > 1:
+                dist.barrier()  # no rank races ahead of rank 0's checkpoint
+    finally:
+        if created_group:
+            dist.destroy_process_group()
+    wall = time.perf_counter() - wall_start
+    done = history[start_epoch:] or history
+    last_val = next((r["val"] for r in reversed(history) if "val" in r), None)
+    return {
+        "config": cfg.name, "out_dir": out_dir, "epochs": len(history), "final_loss": history[-1]["loss"],
+        "best_ap": best_ap if best_ap >= 0 else None, "last_val": last_val, "wall_time_s": wall,
+        "images_per_s": float(np.mean([r["images_per_s"] for r in done])), "device": str(device),
+        "world_size": info.world_size,
+        "peak_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
+        "history": history, "model": model,
+    }  # fmt: skip
+
+
+def cli_main(argv: list[str]) -> int:
+    """``hrnet-edu train --config NAME [--out DIR] [--resume] [--no-progress] [key=value ...]``."""
+    parser = argparse.ArgumentParser(prog="hrnet-edu train", description="Train HRNet from a named config.")
+    parser.add_argument("--config", required=True, help="one of: " + ", ".join(PRESETS))
+    parser.add_argument("--out", default=None, help="output folder (default runs/<config>)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("overrides", nargs="*", help="key=value, e.g. epochs=3 model.width=8 lr_steps=2,3")
+    args = parser.parse_args(argv)
+    try:
+        cfg = apply_overrides(get_config(args.config), args.overrides)
+    except ValueError as e:
+        parser.error(str(e))
+    summary = train(cfg, args.out or os.path.join("runs", cfg.name), resume=args.resume,
+                    progress=False if args.no_progress else None)  # fmt: skip
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps({k: v for k, v in summary.items() if k not in ("history", "model")}, indent=1))
+    return 0
