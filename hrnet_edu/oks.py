@@ -26,8 +26,8 @@ from hrnet_edu.keypoints import SIGMAS
 # pycocotools adds this to every area so that an area of 0 does not divide by zero.
 EPS = np.spacing(1)
 
-# Bound on D·G·K elements per block of the OKS tensor (~32 MB of float64 per temporary).
-_BLOCK_ELEMENTS = 4_000_000
+# Bound on D·G·K elements per block of the OKS tensor (8 MB of float64 per temporary).
+_BLOCK_ELEMENTS = 1_000_000
 
 
 def _as_float_array(x, name: str, last_dims: tuple[int, ...]) -> np.ndarray:
@@ -110,9 +110,9 @@ def compute_oks(
             x1 = (boxes[g_idx, 0] + boxes[g_idx, 2] * 2)[None, :, None]
             y0 = (boxes[g_idx, 1] - boxes[g_idx, 3])[None, :, None]
             y1 = (boxes[g_idx, 1] + boxes[g_idx, 3] * 2)[None, :, None]
-            mask = np.ones((g_idx.size, K), dtype=bool)  # average over all K keypoints
+            mask = np.ones((g_idx.size, K))  # average over all K keypoints
         else:
-            mask = labelled[g_idx]  # average over the labelled keypoints only
+            mask = labelled[g_idx].astype(np.float64)  # average over the labelled keypoints only
         denom = areas[g_idx][None, :, None] + EPS  # (1, G', 1)
         for start in range(0, dt.shape[0], block):
             xb, yb = xd[start : start + block], yd[start : start + block]  # (B, 1, K)
@@ -122,10 +122,15 @@ def compute_oks(
             else:
                 dx = xb - g[None, :, :, 0]  # (B, G', K)
                 dy = yb - g[None, :, :, 1]
-            # e_i = d_i² / (2σ_i)² / (s² + eps) / 2   — same operation order as pycocotools
-            e = (dx**2 + dy**2) / variances / denom / 2
+            # e_i = d_i² / (2σ_i)² / (s² + eps) / 2   — pycocotools' operation order, done in place
+            e = np.square(dx, out=dx)
+            e += np.square(dy, out=dy)
+            e /= variances
+            e /= denom
+            e /= 2
             # OKS = Σ_i exp(−e_i) δ(v_i > 0) / Σ_i δ(v_i > 0)
-            oks[start : start + block, g_idx] = (np.exp(-e) * mask).sum(-1) / mask.sum(-1)
+            similarity = np.exp(np.negative(e, out=e), out=e)
+            oks[start : start + block, g_idx] = np.einsum("bgk,gk->bg", similarity, mask) / mask.sum(-1)
     return oks
 
 
