@@ -5,7 +5,7 @@ model with the reference's module names) and stores, for one forward pass, what 
 paper's Figure 1 computes. Names (s = stage 2..4, m = module in the stage, r = branch, 0 being the
 highest resolution — the paper's r is ours + 1)::
 
-    stem                           (N, 64, H/4, W/4)     the two stride-2 convolutions
+    stem                           (N, 64, H/4, W/4)     the two stride-2 convolutions (+BN, ReLU)
     stage1                         (N, 256, H/4, W/4)    stage 1 (layer1, four bottlenecks)
     stage{s}                       list of (N, C·2^r, H/2^(r+2), W/2^(r+2)), the stage's outputs
     stage{s}.module{m}.branch{r}   (N, C·2^r, ...)       branch r after its residual units
