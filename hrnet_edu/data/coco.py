@@ -1,0 +1,250 @@
+"""The top-down COCO keypoint dataset: one sample per person box.
+
+Works on any COCO-format person-keypoints file (COCO ``person_keypoints_{train,val}2017.json``
+or SynthPose). Each sample is the person's crop warped to the input size (H×W, e.g. 256×192),
+its Gaussian target heatmaps at a quarter of that size, and the metadata (image id, centre,
+scale, box score) needed to map predictions back to the image.
+
+Which persons become samples (the reference's ``_load_coco_keypoint_annotation_kernal``)
+---------------------------------------------------------------------------------------
+* crowd annotations are skipped; persons with no labelled keypoint are skipped — also for
+  evaluation with ground-truth boxes, as in the reference (COCOeval ignores them anyway);
+* boxes are clipped to the image: x1 = max(0, x), y1 = max(0, y),
+  x2 = min(W − 1, x1 + max(0, w − 1)), y2 = min(H − 1, y1 + max(0, h − 1)), box = (x1, y1, x2 − x1,
+  y2 − y1), kept if area > 0 and x2 ≥ x1 and y2 ≥ y1. We also drop boxes with w ≤ 0 or h ≤ 0
+  (the reference would keep a zero-width box and crop by its height alone);
+* visibility v = min(v, 1): an occluded but labelled joint is a training target.
+Everything skipped is counted in ``.num_skipped`` (reason → count).
+
+For evaluation with a detector, ``boxes`` is a COCO detection results file (a JSON list of
+``{"image_id", "category_id", "bbox", "score"}``); person boxes (category 1) with
+score ≥ ``box_score_threshold`` become samples, unclipped, as in the reference.
+
+Randomness: each sample draws from ``np.random.default_rng((seed, epoch, index))``, so a run is
+reproducible, ``DataLoader`` workers never share a stream, and ``set_epoch`` changes every draw
+(the epoch lives in shared memory, so it reaches persistent workers too).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from pycocotools.coco import COCO
+
+from ..geometry import box_to_center_scale
+from ..heatmaps import encode_heatmaps
+from ..keypoints import NUM_KEYPOINTS
+from .transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PAPER_AUGMENT,
+    AugmentConfig,
+    CropParams,
+    crop_matrix,
+    denormalize,
+    normalize,
+    sample_crop,
+    source_region,
+    transform_joints,
+    warp_image,
+)
+
+__all__ = ["CocoKeypoints", "IMAGENET_MEAN", "IMAGENET_STD", "denormalize", "load_image"]
+
+PERSON_CATEGORY = 1
+
+
+def load_image(path: str, what: str = "") -> np.ndarray:
+    """Decode an image file with Pillow → (H, W, 3) uint8 RGB (EXIF orientation ignored, as the
+    reference's ``IMREAD_IGNORE_ORIENTATION``). Raises FileNotFoundError / ValueError naming the file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"image file not found: {path}{what}")
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"cannot decode image {path}{what}: {err}") from err
+
+
+def _clean_box(bbox, area: float, width: int, height: int):
+    """The reference's box clipping; returns [x, y, w, h] or None for a degenerate box."""
+    x, y, w, h = (float(v) for v in bbox)
+    x1, y1 = max(0.0, x), max(0.0, y)
+    x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
+    y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
+    if area > 0 and x2 >= x1 and y2 >= y1 and w > 0 and h > 0:
+        return [x1, y1, x2 - x1, y2 - y1]
+    return None
+
+
+class CocoKeypoints(torch.utils.data.Dataset):
+    """Top-down person crops from a COCO keypoint file.
+
+    Args:
+        ann_file: COCO person-keypoints JSON; image_dir: folder of the images' ``file_name``.
+        input_size: (H, W) of the input crop, divisible by 4 (heatmaps are H/4 × W/4).
+        sigma: Gaussian σ of the targets in heatmap pixels.
+        train: apply ``augment`` (evaluation never augments).
+        augment: an AugmentConfig, or None for no augmentation.
+        boxes: "gt" for annotated boxes, or the path of a COCO person-detection results file.
+        box_score_threshold: detections scoring below this are dropped.
+        unbiased_targets: Gaussians centred on the sub-pixel keypoint (see ``heatmaps``).
+        seed: base seed of the augmentation.
+        raw: return the un-warped image region and its matrix instead of the finished sample
+            (for :class:`hrnet_edu.data.transforms.GpuBatchTransform`, which warps on the device).
+
+    A sample (``__getitem__``) is a dict of tensors: ``image`` (3, H, W) float32 normalized,
+    ``target`` (K, H/4, W/4) float32, ``target_weight`` (K,), ``joints`` (K, 3) float32 crop
+    coordinates + visibility, ``image_id`` int64, ``center`` (2,), ``scale`` (2,), ``rotation``
+    (), ``score`` () box score (1 for GT boxes), ``ann_id`` int64 (−1 for detections), ``area``
+    () = the crop area (200·s_x)·(200·s_y), which the reference uses for OKS-NMS.
+    """
+
+    def __init__(self, ann_file, image_dir, input_size=(256, 192), sigma=2.0, train=True,
+                 augment: AugmentConfig | None = PAPER_AUGMENT, boxes="gt", box_score_threshold=0.0,
+                 unbiased_targets=False, seed=0, raw=False):
+        h, w = (int(v) for v in input_size)
+        if h <= 0 or w <= 0 or h % 4 or w % 4:
+            raise ValueError(f"input_size (H, W) must be positive multiples of 4, got {input_size}")
+        if not os.path.isfile(ann_file):
+            raise FileNotFoundError(f"annotation file not found: {ann_file}")
+        self.ann_file, self.image_dir = str(ann_file), str(image_dir)
+        self.input_size, self.sigma, self.unbiased = (h, w), float(sigma), bool(unbiased_targets)
+        self.train, self.augment = bool(train), (augment if train else None)
+        self.seed, self.raw = int(seed), bool(raw)
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+            self.coco = COCO(self.ann_file)
+        self.image_ids = sorted(self.coco.getImgIds())
+        self.num_skipped: dict[str, int] = {}
+        rows = self._gt_rows() if boxes == "gt" else self._detection_rows(str(boxes), box_score_threshold)
+        self._image_id = np.array([r[0] for r in rows], dtype=np.int64)
+        self._ann_id = np.array([r[1] for r in rows], dtype=np.int64)
+        self._box = np.array([r[2] for r in rows], dtype=np.float64).reshape(-1, 4)
+        self._score = np.array([r[3] for r in rows], dtype=np.float32)
+        self._joints = np.array([r[4] for r in rows], dtype=np.float32).reshape(-1, NUM_KEYPOINTS, 3)
+        self._center, self._scale = box_to_center_scale(self._box, w / h)
+
+    # ---- building the sample list -------------------------------------------------------
+    def _skip(self, reason: str) -> None:
+        self.num_skipped[reason] = self.num_skipped.get(reason, 0) + 1
+
+    def _gt_rows(self) -> list:
+        rows = []
+        for ann in self.coco.loadAnns(self.coco.getAnnIds(imgIds=self.image_ids)):
+            aid = ann.get("id")
+            if ann.get("category_id") != PERSON_CATEGORY:
+                self._skip("not_person")
+                continue
+            if ann.get("iscrowd", 0):
+                self._skip("crowd")
+                continue
+            kps, bbox = ann.get("keypoints"), ann.get("bbox")
+            if kps is None or len(kps) != 3 * NUM_KEYPOINTS:
+                n = None if kps is None else len(kps)
+                raise ValueError(f"annotation id {aid} in {self.ann_file}: expected {3 * NUM_KEYPOINTS} "
+                                 f"keypoint numbers (x, y, v for {NUM_KEYPOINTS} joints), got {n}")
+            if bbox is None or len(bbox) != 4:
+                raise ValueError(f"annotation id {aid} in {self.ann_file}: bbox must be [x, y, w, h], "
+                                 f"got {bbox}")
+            img = self.coco.imgs[ann["image_id"]]
+            box = _clean_box(bbox, float(ann.get("area", 1.0)), img["width"], img["height"])
+            if box is None:
+                self._skip("degenerate_box")
+                continue
+            joints = np.asarray(kps, dtype=np.float64).reshape(NUM_KEYPOINTS, 3)
+            if joints.max() == 0:  # the reference: max(keypoints) == 0 → no labelled joint
+                self._skip("no_keypoints")
+                continue
+            # v = min(v, 1): occluded-but-labelled joints are targets too
+            joints[:, 2] = np.minimum(joints[:, 2], 1.0)
+            rows.append((ann["image_id"], aid, box, 1.0, joints))
+        return rows
+
+    def _detection_rows(self, path: str, threshold: float) -> list:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"detection results file not found: {path}")
+        with open(path) as f:
+            dets = json.load(f)
+        if not isinstance(dets, list) or not dets:
+            raise ValueError(f"{path}: expected a non-empty JSON list of detections "
+                             f"{{image_id, category_id, bbox, score}}, got {type(dets).__name__} of "
+                             f"length {len(dets) if isinstance(dets, list | dict) else '?'}")
+        rows, zero = [], np.zeros((NUM_KEYPOINTS, 3))
+        for i, det in enumerate(dets):
+            if not isinstance(det, dict) or not {"image_id", "category_id", "bbox", "score"} <= det.keys() \
+                    or len(det["bbox"]) != 4:
+                raise ValueError(f"{path}: detection #{i} is malformed (need image_id, category_id, "
+                                 f"bbox [x, y, w, h], score): {det}")
+            if det["image_id"] not in self.coco.imgs:
+                raise ValueError(f"{path}: detection #{i} has image_id {det['image_id']}, which is not "
+                                 f"an image of {self.ann_file}")
+            if det["category_id"] != PERSON_CATEGORY:
+                self._skip("not_person")
+            elif det["score"] < threshold:
+                self._skip("low_score")
+            elif det["bbox"][2] <= 0 or det["bbox"][3] <= 0:
+                self._skip("degenerate_box")
+            else:
+                rows.append((det["image_id"], -1, [float(v) for v in det["bbox"]], float(det["score"]), zero))
+        return rows
+
+    # ---- samples ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._image_id)
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the augmentation stream (call once per epoch, before iterating)."""
+        self._epoch.fill_(int(epoch))
+
+    def image_path(self, index: int) -> str:
+        return os.path.join(self.image_dir, self.coco.imgs[int(self._image_id[index])]["file_name"])
+
+    def crop_params(self, index: int, image_width: int) -> CropParams:
+        """The sample's crop: the box crop, randomly augmented when training."""
+        center, scale, joints = self._center[index], self._scale[index], self._joints[index]
+        if self.augment is None:
+            return CropParams(center, scale)
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        return sample_crop(rng, center, scale, joints[:, :2], joints[:, 2], image_width,
+                           self.input_size[1] / self.input_size[0], self.augment)
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):
+            raise IndexError(f"sample index {index} out of range for {len(self)} samples")
+        h, w = self.input_size
+        what = f" (image id {self._image_id[index]}, annotation id {self._ann_id[index]})"
+        image = load_image(self.image_path(index), what)
+        params = self.crop_params(index, image.shape[1])
+        matrix = crop_matrix(params, image.shape[1], (w, h))
+        joints = transform_joints(self._joints[index], matrix, params.flip, self.input_size)
+        (y0, y1, x0, x1), matrix = source_region(matrix, image.shape[:2], (w, h))
+        sample = {
+            "joints": torch.from_numpy(joints),
+            "image_id": torch.tensor(self._image_id[index], dtype=torch.int64),
+            "center": torch.tensor(params.center, dtype=torch.float32),
+            "scale": torch.tensor(params.scale, dtype=torch.float32),
+            "rotation": torch.tensor(params.rotation, dtype=torch.float32),
+            "score": torch.tensor(self._score[index], dtype=torch.float32),
+            "ann_id": torch.tensor(self._ann_id[index], dtype=torch.int64),
+            "area": torch.tensor(np.prod(params.scale * 200.0), dtype=torch.float32),
+        }
+        region = np.ascontiguousarray(image[y0:y1, x0:x1])
+        if self.raw:
+            return {**sample, "raw_image": torch.from_numpy(region), "matrix": torch.from_numpy(matrix)}
+        sample["image"] = normalize(warp_image(region, matrix, (w, h)))
+        # heatmap ↔ input: x_hm = x_in / 4 (the reference's mapping, see geometry)
+        target, weight = encode_heatmaps(joints[:, :2] / 4.0, joints[:, 2], (h // 4, w // 4), self.sigma,
+                                         unbiased=self.unbiased)
+        sample["target"], sample["target_weight"] = torch.from_numpy(target), torch.from_numpy(weight)
+        return sample
