@@ -1,0 +1,1 @@
+"""Data: the SynthPose generator and the COCO top-down pipeline."""
