@@ -1,0 +1,136 @@
+"""Multi-scale fusion: the exchange unit, and the transition that opens a new branch (paper Sec. 3).
+
+The exchange unit takes R inputs X_0 … X_{R−1} (branch r at resolution 1/2^(r+2), width C_r) and
+produces outputs Y_0 … Y_{R'−1} (R' = R, or 1 in the very last module of the network):
+
+    Y_i = ReLU( Σ_j a(X_j, i) )                                   (paper Eq. 1 followed by the ReLU)
+
+where the transform a(X_j, i) brings input j to the resolution and width of output i:
+
+- j = i: identity;
+- j > i (lower resolution in, "upsampling"): 1×1 conv C_j → C_i, BN, nearest upsampling ×2^(j−i);
+- j < i (higher resolution in, "downsampling"): i − j strided 3×3 convs (stride 2), each halving the
+  resolution; the intermediate ones keep C_j and are followed by BN + ReLU, the last goes to C_i
+  with BN and *no* ReLU (the ReLU comes after the sum).
+
+Branch indices: r = 0 is the highest resolution; the paper's r is ours + 1.
+``ExchangeUnit`` is a nested ``nn.ModuleList`` — row i (output), entry j (input) — laid out exactly
+as the reference's ``fuse_layers`` (identity entries are parameter-free ``nn.Identity`` where the
+reference stores ``None``), so the state-dict keys ``fuse_layers.{i}.{j}.{0,1}`` (upsampling) and
+``fuse_layers.{i}.{j}.{k}.{0,1}`` (k-th stride-2 conv of the chain) are the reference's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from hrnet_edu.blocks import batch_norm, conv1x1, conv3x3
+
+
+def upsample_transform(c_in: int, c_out: int, factor: int) -> nn.Sequential:
+    """a(X_j, i) for j > i: (N, C_j, H, W) → (N, C_i, H·f, W·f) with f = 2^(j−i).
+
+    The 1×1 conv aligns the widths *before* upsampling, so it runs on the small map (cheap).
+    Nearest upsampling copies each pixel into an f×f patch (no parameters, key index 2).
+    """
+    upsample = nn.Upsample(scale_factor=factor, mode="nearest")
+    return nn.Sequential(conv1x1(c_in, c_out), batch_norm(c_out), upsample)
+
+
+def downsample_transform(c_in: int, c_out: int, steps: int) -> nn.Sequential:
+    """a(X_j, i) for j < i: (N, C_j, H, W) → (N, C_i, H/2^s, W/2^s), s = i − j strided 3×3 convs.
+
+    Intermediate steps keep the input width C_j and have BN + ReLU; the last step goes to C_i and
+    ends with BN only, because the exchange unit applies the ReLU after summing all contributions.
+    """
+    chain = [nn.Sequential(conv3x3(c_in, c_in, stride=2), batch_norm(c_in), nn.ReLU(inplace=True))
+             for _ in range(steps - 1)]
+    chain.append(nn.Sequential(conv3x3(c_in, c_out, stride=2), batch_norm(c_out)))
+    return nn.Sequential(*chain)
+
+
+def make_transform(widths: Sequence[int], j: int, i: int) -> nn.Module:
+    """The transform a(·, i) applied to input branch j (widths[r] = C_r)."""
+    if j == i:
+        return nn.Identity()
+    if j > i:
+        return upsample_transform(widths[j], widths[i], 2 ** (j - i))
+    return downsample_transform(widths[j], widths[i], i - j)
+
+
+class ExchangeUnit(nn.ModuleList):
+    """Fuse R parallel representations: Y_i = ReLU(Σ_j a(X_j, i)) (the reference's ``fuse_layers``).
+
+    Shapes: xs = [X_0 … X_{R−1}], X_r (N, C_r, H/2^r, W/2^r) relative to branch 0's H×W →
+    [Y_0 … Y_{R'−1}] with Y_i of the same shape as X_i.
+    Args:
+        widths: C_r of every input branch.
+        num_outputs: R' outputs (default R); the last module of HRNet keeps only output 0.
+    ``self[i][j]`` is the transform a(·, i) applied to input j.
+    """
+
+    def __init__(self, widths: Sequence[int], num_outputs: int | None = None):
+        num_outputs = len(widths) if num_outputs is None else num_outputs
+        if not 1 <= num_outputs <= len(widths):
+            raise ValueError(f"num_outputs must be in 1..{len(widths)}, got {num_outputs}")
+        inputs = range(len(widths))
+        rows = [nn.ModuleList([make_transform(widths, j, i) for j in inputs]) for i in range(num_outputs)]
+        super().__init__(rows)
+
+    def contributions(self, xs: Sequence[Tensor]) -> list[list[Tensor]]:
+        """Each input's contribution to each output: result[i][j] = a(X_j, i), shape of Y_i.
+
+        These are exactly the terms ``forward`` sums, exposed for inspection and visualisation.
+        """
+        if len(xs) != len(self[0]):
+            raise ValueError(f"exchange unit expects {len(self[0])} inputs, got {len(xs)}")
+        return [[a(x) for a, x in zip(row, xs)] for row in self]
+
+    def forward(self, xs: Sequence[Tensor]) -> list[Tensor]:
+        if len(xs) != len(self[0]):
+            raise ValueError(f"exchange unit expects {len(self[0])} inputs, got {len(xs)}")
+        outputs = []
+        for row in self:
+            total = row[0](xs[0])
+            for a, x in zip(row[1:], xs[1:]):
+                # Sum out of place: row[j] may be the identity, and x must not be modified.
+                total = total + a(x)
+            # Y_i = ReLU(Σ_j a(X_j, i))
+            outputs.append(nn.functional.relu(total))
+        return outputs
+
+
+class Transition(nn.ModuleList):
+    """Between stages: adapt existing branches where the width changes, and open the new branch.
+
+    Shapes: [X_0 … X_{R−1}] → [X'_0 … X'_{R}] (one more branch). Entry r of the list:
+    - r < R and width unchanged: ``nn.Identity`` (the reference stores ``None``: no keys);
+    - r < R and width changes (only after stage 1, 256 → C): 3×3 conv stride 1 + BN + ReLU (keys r.{0,1});
+    - r = R (the new branch): a 3×3 stride-2 conv + BN + ReLU from the *lowest*-resolution input
+      X_{R−1}, wrapped in one more Sequential as in the reference (keys R.0.{0,1}).
+    Args:
+        widths_in: C_r of the R input branches.
+        widths_out: C_r of the R + 1 output branches.
+    """
+
+    def __init__(self, widths_in: Sequence[int], widths_out: Sequence[int]):
+        if len(widths_out) != len(widths_in) + 1:
+            raise ValueError(f"a transition adds exactly one branch: {list(widths_in)} → {list(widths_out)}")
+        layers: list[nn.Module] = []
+        for r, c_out in enumerate(widths_out):
+            if r < len(widths_in):
+                c_in = widths_in[r]
+                same = c_in == c_out
+                layers.append(nn.Identity() if same else nn.Sequential(
+                    conv3x3(c_in, c_out), batch_norm(c_out), nn.ReLU(inplace=True)))
+            else:
+                c_in = widths_in[-1]
+                layers.append(nn.Sequential(nn.Sequential(
+                    conv3x3(c_in, c_out, stride=2), batch_norm(c_out), nn.ReLU(inplace=True))))
+        super().__init__(layers)
+
+    def forward(self, xs: Sequence[Tensor]) -> list[Tensor]:
+        # The new (last) branch is computed from the lowest-resolution input X_{R−1}.
+        return [layer(xs[min(r, len(xs) - 1)]) for r, layer in enumerate(self)]

@@ -1,0 +1,213 @@
+"""The whole HRNet: the paper's parameter counts and multiply-adds, the reference's key names, loading."""
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from hrnet_edu.flops import count_macs, count_parameters, paper_gflops
+from hrnet_edu.model import (
+    W8,
+    W16,
+    W32,
+    W48,
+    HRNet,
+    HRNetConfig,
+    build_model,
+    hrnet_w32,
+    hrnet_w48,
+    load_reference_weights,
+)
+
+
+@pytest.fixture(scope="module")
+def w32():
+    return hrnet_w32()
+
+
+def _randomize(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Weights and BN statistics far from the init, so a wrong load cannot go unnoticed."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if t.is_floating_point():
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5 if "running_var" in name
+                        else torch.randn(t.shape, generator=g) * 0.1)
+    return model
+
+
+def _reference_keys(width: int, num_joints: int = 17) -> set[str]:
+    """The reference's state-dict key names, written from its construction rules (REFERENCE.md)."""
+    bn = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+    def conv_bn(prefix, conv="0", norm="1"):
+        return {f"{prefix}.{conv}.weight"} | {f"{prefix}.{norm}.{b}" for b in bn}
+
+    keys = {"conv1.weight", "conv2.weight", "final_layer.weight", "final_layer.bias"}
+    keys |= {f"bn{i}.{b}" for i in (1, 2) for b in bn}
+    for u in range(4):
+        for i in (1, 2, 3):
+            keys |= conv_bn(f"layer1.{u}", f"conv{i}", f"bn{i}")
+    keys |= conv_bn("layer1.0.downsample")
+    keys |= conv_bn("transition1.0") | conv_bn("transition1.1.0")
+    keys |= conv_bn("transition2.2.0") | conv_bn("transition3.3.0")
+    for s, modules in ((2, 1), (3, 4), (4, 3)):
+        for m in range(modules):
+            p = f"stage{s}.{m}"
+            for r in range(s):
+                for b in range(4):
+                    keys |= conv_bn(f"{p}.branches.{r}.{b}", "conv1", "bn1")
+                    keys |= conv_bn(f"{p}.branches.{r}.{b}", "conv2", "bn2")
+            outputs = 1 if (s, m) == (4, 2) else s
+            for i in range(outputs):
+                for j in range(s):
+                    if j > i:
+                        keys |= conv_bn(f"{p}.fuse_layers.{i}.{j}")
+                    for k in range(i - j):
+                        keys |= conv_bn(f"{p}.fuse_layers.{i}.{j}.{k}")
+    return keys
+
+
+def test_parameter_counts_equal_the_paper(w32):
+    assert count_parameters(w32) == 28_536_113
+    assert count_parameters(hrnet_w48()) == 63_595_745
+    assert count_parameters(hrnet_w32(num_joints=14)) == 28_536_113 - 3 * (32 + 1)
+
+
+def test_state_dict_keys_are_the_reference_keys(w32):
+    keys = set(w32.state_dict())
+    assert len(w32.state_dict()) == 1754
+    assert keys == _reference_keys(32)
+    for key in ("conv1.weight", "layer1.0.conv1.weight", "transition1.0.0.weight", "transition1.1.0.0.weight",
+                "stage2.0.branches.0.0.conv1.weight", "stage2.0.fuse_layers.0.1.0.weight",
+                "stage4.2.fuse_layers.0.3.1.running_var", "stage3.3.fuse_layers.2.0.1.0.weight",
+                "final_layer.weight", "final_layer.bias"):
+        assert key in keys
+    assert w32.state_dict()["transition3.3.0.0.weight"].shape == (256, 128, 3, 3)
+    assert w32.state_dict()["stage3.0.fuse_layers.0.2.0.weight"].shape == (32, 128, 1, 1)
+
+
+def test_w48_key_count():
+    with torch.device("meta"):
+        model = HRNet(W48)
+    assert len(model.state_dict()) == 1754
+    assert set(model.state_dict()) == _reference_keys(48)
+
+
+def test_reference_details(w32):
+    assert len(w32.stage4[2].fuse_layers) == 1 and len(w32.stage4[0].fuse_layers) == 4
+    assert [len(getattr(w32, f"stage{s}")) for s in (2, 3, 4)] == [1, 4, 3]
+    convs = [(n, m) for n, m in w32.named_modules() if isinstance(m, nn.Conv2d)]
+    assert [n for n, m in convs if m.bias is not None] == ["final_layer"]
+    norms = [m for m in w32.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert all(m.momentum == 0.1 for m in norms)
+    assert all(torch.all(m.weight == 1) and torch.all(m.bias == 0) for m in norms)
+    weights = torch.cat([m.weight.flatten() for _, m in convs])
+    assert abs(weights.std().item() - 0.001) < 0.00002 and abs(weights.mean().item()) < 1e-5
+    assert torch.all(w32.final_layer.bias == 0)
+
+
+@pytest.mark.parametrize(("cfg", "paper", "macs"), [(W32, 7.1, 7.645e9), (W48, 14.6, 15.69e9)])
+def test_multiply_adds_match_the_paper(cfg, paper, macs):
+    model = HRNet(cfg).to("meta")
+    measured = count_macs(model, (256, 192))
+    assert abs(measured - macs) / macs < 0.005
+    assert round(paper_gflops(measured), 1) == paper
+    # All operations are convolutions: the count scales with the number of pixels (384×288 row).
+    assert count_macs(model, (384, 288)) == measured * (384 * 288) // (256 * 192)
+
+
+@pytest.mark.parametrize("cfg", [W8, W16])
+@pytest.mark.parametrize("size", [(64, 64), (96, 64), (128, 96)])
+def test_output_shapes(cfg, size):
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, *size))
+        feats = model.forward_features(torch.randn(1, 3, *size))
+    assert out.shape == (2, cfg.num_joints, size[0] // 4, size[1] // 4)
+    assert [tuple(f.shape) for f in feats] == [(1, cfg.width, size[0] // 4, size[1] // 4)]
+
+
+def test_full_presets_shapes_on_meta():
+    for cfg in (W32, W48):
+        model = HRNet(dataclasses.replace(cfg, num_joints=5)).to("meta")
+        assert model(torch.empty(1, 3, 256, 192, device="meta")).shape == (1, 5, 64, 48)
+
+
+@pytest.mark.parametrize("size", [(250, 192), (256, 200), (16, 16)])
+def test_sizes_not_divisible_by_32_are_refused(size):
+    with pytest.raises(ValueError, match=f"{size[0]}×{size[1]}"):
+        build_model(W8)(torch.randn(1, 3, *size))
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        build_model(W8)(torch.randn(1, 1, 64, 64))
+
+
+@pytest.mark.parametrize("stages", [1, 2, 3, 4])
+def test_num_stages(stages):
+    cfg = dataclasses.replace(W8, num_stages=stages)
+    model = build_model(cfg).eval()
+    assert hasattr(model, f"stage{stages}") == (stages > 1) and not hasattr(model, f"stage{stages + 1}")
+    assert model.final_layer.in_channels == (cfg.stage1_planes * 4 if stages == 1 else cfg.width)
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 32)).shape == (1, 17, 16, 8)
+    with pytest.raises(ValueError, match="num_stages"):
+        HRNetConfig(num_stages=5)
+
+
+def test_gradients_reach_every_parameter():
+    model = _randomize(build_model(W8)).train()
+    out = model(torch.randn(2, 3, 64, 64))
+    (out**2).mean().backward()
+    dead = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert dead == []
+
+
+def test_eval_mode_is_deterministic_and_batch_independent():
+    model = _randomize(build_model(W16)).eval()
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        a, b, single = model(x), model(x), model(x[1:2])
+    assert torch.equal(a, b)
+    torch.testing.assert_close(single, a[1:2], rtol=1e-4, atol=1e-5)
+
+
+def test_checkpoint_round_trip_in_every_accepted_format(tmp_path):
+    source = _randomize(build_model(W8)).eval()
+    state = source.state_dict()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = source(x)
+    path = tmp_path / "pose_hrnet_w8.pth"
+    torch.save(state, path)
+    formats = [path, str(path), state, {"state_dict": state}, {"model": state, "epoch": 3},
+               {f"module.{k}": v for k, v in state.items()}]
+    for fmt in formats:
+        fresh = build_model(W8).eval()
+        assert load_reference_weights(fresh, fmt) is fresh
+        with torch.no_grad():
+            assert torch.equal(fresh(x), expected)
+
+
+def test_old_checkpoint_without_batch_counters_loads():
+    full = _randomize(build_model(W8)).state_dict()
+    state = {k: v for k, v in full.items() if "num_batches_tracked" not in k}
+    fresh = load_reference_weights(build_model(W8), state)
+    assert torch.equal(fresh.conv1.weight, state["conv1.weight"])
+
+
+def test_mismatched_checkpoints_are_refused_with_the_keys(tmp_path):
+    state = build_model(W8).state_dict()
+    shapes = r"mis-shaped \(\d+\)[\s\S]*conv2.weight: checkpoint \(16, 16, 3, 3\) vs model \(32, 32, 3, 3\)"
+    with pytest.raises(ValueError, match=shapes):
+        load_reference_weights(build_model(W16), state)
+    broken = dict(state)
+    del broken["final_layer.bias"]
+    broken["head.weight"] = torch.zeros(1)
+    keys = r"missing \(1\):\s+final_layer.bias[\s\S]*unexpected \(1\):\s+head.weight"
+    with pytest.raises(ValueError, match=keys):
+        load_reference_weights(build_model(W8), broken)
+    with pytest.raises(ValueError, match="not a state dict"):
+        load_reference_weights(build_model(W8), {"epoch": 3, "note": "hello"})
+    with pytest.raises(FileNotFoundError, match="nothing.pth"):
+        load_reference_weights(build_model(W8), tmp_path / "nothing.pth")
