@@ -49,7 +49,7 @@ class Raster:
     x0: int
     alpha: np.ndarray
     alpha_rim: np.ndarray
-    shade: np.ndarray
+    shade: np.ndarray | None
 
 
 def _bounds(points: np.ndarray, margin: float, size: int) -> tuple[int, int, int, int] | None:
@@ -75,7 +75,8 @@ def rasterize(shape: Shape, size: int) -> Raster | None:
     if box is None:
         return None
     x0, y0, x1, y1 = box
-    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+    # pixel-centre coordinates as a column and a row: numpy broadcasts them to (h, w)
+    ys, xs = np.arange(y0, y1, dtype=np.float64)[:, None], np.arange(x0, x1, dtype=np.float64)[None, :]
     if shape.kind == "limb":
         # t = projection of the pixel on the segment ab, clipped to it; r(t) = r_a + t (r_b − r_a)
         ab = b - a
@@ -99,11 +100,12 @@ def rasterize(shape: Shape, size: int) -> Raster | None:
         inward = ((verts.mean(0) - verts) * normals).sum(1) > 0
         normals[inward] *= -1
         dx, dy = xs[..., None] - verts[:, 0], ys[..., None] - verts[:, 1]
-        d, rel = (dx * normals[:, 0] + dy * normals[:, 1]).max(axis=-1), np.zeros_like(xs)
+        d, rel = (dx * normals[:, 0] + dy * normals[:, 1]).max(axis=-1), 0.0
+    d = np.broadcast_to(d, (y1 - y0, x1 - x0))
     alpha = np.clip(0.5 - d, 0.0, 1.0)
     alpha_rim = np.clip(0.5 + shape.outline - d, 0.0, 1.0) if shape.outline > 0 else alpha
     # tube shading: 1 on the limb's axis, 0.65 at its edge
-    shade = 1.0 - 0.35 * np.clip(rel, 0.0, 1.0) ** 2 if shape.shade else np.ones_like(alpha)
+    shade = 1.0 - 0.35 * np.clip(rel, 0.0, 1.0) ** 2 if shape.shade else None
     return Raster(y0, x0, alpha, alpha_rim, shade)
 
 
@@ -114,26 +116,28 @@ def composite(canvas: np.ndarray, shape: Shape, raster: Raster) -> None:
     color = np.asarray(shape.color, np.float64)
     if shape.outline > 0:
         region += (0.3 * color - region) * raster.alpha_rim[..., None]
-    region += (color * raster.shade[..., None] - region) * raster.alpha[..., None]
+    fill = color if raster.shade is None else color * raster.shade[..., None]
+    region += (fill - region) * raster.alpha[..., None]
 
 
-def draw(canvas: np.ndarray, shapes: list[Shape]) -> np.ndarray:
-    """Paint ``shapes`` in order onto ``canvas`` (S, S, 3); return their union mask (S, S) bool."""
-    size = canvas.shape[0]
-    mask = np.zeros((size, size), bool)
-    for shape in shapes:
-        raster = rasterize(shape, size)
-        if raster is None:
-            continue
+def rasterize_all(shapes: list[Shape], size: int) -> list[tuple[Shape, Raster]]:
+    """Rasterise ``shapes`` once (they are used twice: for the masks, then for painting)."""
+    return [(shape, raster) for shape in shapes if (raster := rasterize(shape, size)) is not None]
+
+
+def paint(canvas: np.ndarray, rasters: list[tuple[Shape, Raster]]) -> None:
+    """Paint rasterised shapes in order (back to front) onto ``canvas`` (S, S, 3) in place."""
+    for shape, raster in rasters:
         composite(canvas, shape, raster)
+
+
+def union_mask(rasters: list[tuple[Shape, Raster]], size: int) -> np.ndarray:
+    """The pixels (S, S) bool covered by any of the rasterised shapes (coverage > 0.5)."""
+    mask = np.zeros((size, size), bool)
+    for _, raster in rasters:
         h, w = raster.alpha.shape
         mask[raster.y0 : raster.y0 + h, raster.x0 : raster.x0 + w] |= raster.alpha_rim > 0.5
     return mask
-
-
-def shapes_mask(shapes: list[Shape], size: int) -> np.ndarray:
-    """The union mask (S, S) bool of ``shapes`` without painting them (for occlusion tests)."""
-    return draw(np.zeros((size, size, 3)), shapes)
 
 
 def random_color(rng: np.random.Generator, luma_range: tuple[float, float] = (0, 255)) -> tuple:
@@ -165,7 +169,7 @@ def background(rng: np.random.Generator, size: int) -> np.ndarray:
     stripe or checker pattern, then clutter: boxes, blobs, sticks and head-like discs, some of
     them limb-like on purpose so that the network must use context, not only "a tube is a limb".
     """
-    ys, xs = np.mgrid[0:size, 0:size] / size
+    ys, xs = np.arange(size)[:, None] / size, np.arange(size)[None, :] / size
     angle = rng.uniform(0, 2 * np.pi)
     ramp = np.clip((np.cos(angle) * (xs - 0.5) + np.sin(angle) * (ys - 0.5)) * 2 + 0.5, 0, 1)[..., None]
     c0 = np.array(muted(random_color(rng, (50, 210)), rng.uniform(0.2, 0.7)))
@@ -196,7 +200,7 @@ def background(rng: np.random.Generator, size: int) -> np.ndarray:
             clutter.append(Shape("limb", (c, b, w, w * rng.uniform(0.6, 1.2)), color, shade=True))
         else:  # head-like discs
             clutter.append(Shape("ellipse", (c, (r * 0.25, r * 0.3), 0.0), color))
-    draw(canvas, clutter)
+    paint(canvas, rasterize_all(clutter, size))
     return canvas
 
 

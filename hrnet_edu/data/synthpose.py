@@ -37,7 +37,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hrnet_edu.data.synth_render import LUMA, Figure, Shape, background, draw, figure_shapes, random_color
+from hrnet_edu.data.synth_render import (
+    LUMA,
+    Figure,
+    Shape,
+    background,
+    figure_shapes,
+    paint,
+    random_color,
+    rasterize_all,
+    union_mask,
+)  # fmt: skip
 from hrnet_edu.keypoints import NUM_KEYPOINTS, coco_person_category
 
 VERSION = "1.0"
@@ -177,8 +187,10 @@ def render_scene(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[
         people.append((fig, shapes))
     occluders = [_occluder(rng, people[rng.integers(len(people))][0]) for _ in range(rng.integers(1, 3))]
     occluders = occluders if rng.random() < 0.45 else []
-    masks = [draw(np.zeros((size, size, 3)), shapes) for _, shapes in people]
-    cover_base = draw(np.zeros((size, size, 3)), occluders)
+    people = [(fig, rasterize_all(shapes, size)) for fig, shapes in people]
+    occluders = rasterize_all(occluders, size)
+    masks = [union_mask(rasters, size) for _, rasters in people]
+    cover_base = union_mask(occluders, size)
     keep = list(range(len(people)))
     for _ in range(2):  # label, drop persons with too little left, label again without them
         persons = _label([people[i][0] for i in keep], [masks[i] for i in keep], cover_base, size)
@@ -186,8 +198,8 @@ def render_scene(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[
         ok = [(vi > 0).sum() >= 3 and (vi == 2).sum() >= 2 and p["area"] >= 30 for vi, p in zip(v, persons)]
         keep = [i for i, good in zip(keep, ok) if good]
     for i in keep:
-        draw(canvas, people[i][1])
-    draw(canvas, occluders)
+        paint(canvas, people[i][1])
+    paint(canvas, occluders)
     canvas = canvas * rng.uniform(0.85, 1.15) + rng.uniform(-15, 15)  # exposure
     if rng.random() < 0.5:
         canvas += rng.normal(0, rng.uniform(1, 5), canvas.shape)
@@ -205,7 +217,8 @@ def _label(figures: list[Figure], masks: list[np.ndarray], cover: np.ndarray, si
         col, row = np.clip(np.rint(xy), 0, size - 1).astype(int).T
         v = np.where(inside, np.where(cover[row, col] | (fig.face_state == 1), 1, 2), 0)
         keypoints = np.concatenate([np.where(v[:, None] > 0, xy, 0.0), v[:, None]], axis=1)
-        rows, cols = np.nonzero(mask)
+        # the mask's occupied rows and columns (cheaper than nonzero on the whole image)
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
         xs = np.concatenate([cols, np.floor(xy[v > 0, 0])])
         ys = np.concatenate([rows, np.floor(xy[v > 0, 1])])
         x0, y0 = (xs.min(), ys.min()) if len(xs) else (0.0, 0.0)  # empty: dropped by the caller
@@ -215,14 +228,13 @@ def _label(figures: list[Figure], masks: list[np.ndarray], cover: np.ndarray, si
     return out[::-1]
 
 
-def _image_task(task: tuple) -> tuple[dict, list[dict]]:
-    """Render image ``index`` of ``split``, save its JPEG, return its COCO image and annotations."""
-    seed, split, index, size, images_dir = task
+def make_image(seed: int, split: str, index: int, size: int) -> tuple[np.ndarray, dict, list[dict]]:
+    """Image ``index`` (0-based) of ``split``: pixels (S, S, 3) uint8, its COCO ``images`` entry and
+    its COCO ``annotations``. A pure function of its arguments (the seed of one image)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, SPLITS[split], index]))
     image, persons = render_scene(rng, size)
     image_id = index + 1 + (VAL_ID_OFFSET if split == "val" else 0)
-    file_name = f"{split}_{index + 1:06d}.jpg"
-    Image.fromarray(image).save(os.path.join(images_dir, file_name), quality=JPEG_QUALITY, optimize=True)
+    entry = {"id": image_id, "file_name": f"{split}_{index + 1:06d}.jpg", "width": size, "height": size}
     annotations = [
         {
             "id": image_id * 100 + k, "image_id": image_id, "category_id": 1, "iscrowd": 0,
@@ -233,7 +245,16 @@ def _image_task(task: tuple) -> tuple[dict, list[dict]]:
         }  # fmt: skip
         for k, p in enumerate(persons)
     ]
-    return {"id": image_id, "file_name": file_name, "width": size, "height": size}, annotations
+    return image, entry, annotations
+
+
+def _image_task(task: tuple) -> tuple[dict, list[dict]]:
+    """Worker: make one image, save its JPEG, return its COCO entry and annotations."""
+    seed, split, index, size, images_dir = task
+    image, entry, annotations = make_image(seed, split, index, size)
+    path = os.path.join(images_dir, entry["file_name"])
+    Image.fromarray(image).save(path, quality=JPEG_QUALITY, optimize=True)
+    return entry, annotations
 
 
 def _check_count(name: str, value) -> int:
