@@ -1,0 +1,327 @@
+"""From a checkpoint to COCO keypoint AP: the top-down test pipeline of the paper (§4.1, "Testing").
+
+For every person box (ground truth, or a person detector's box) the crop is run through the
+network, optionally together with its mirror image (flip test), the heatmaps are decoded to
+keypoints, mapped back to the image with the inverse crop transform, rescored, de-duplicated with
+OKS-NMS per image and evaluated with pycocotools::
+
+    crops (N, 3, H, W) ─ HRNet ─▶ heatmaps (N, K, H/4, W/4) ─ flip test ─▶ decode ─▶ (N, K, 2) heatmap px
+        ─ inverse crop transform ─▶ (N, K, 2) image px ─ rescore ─▶ OKS-NMS ─▶ results ─ COCOeval ─▶ AP
+
+This module is the one place where that chain is written; training (``train.validate``), the
+command line and notebook 08 all call it. ``predict_dataset`` returns plain numpy arrays, so that
+under torchrun each rank can predict its shard and rank 0 can ``merge_predictions`` them.
+
+Shapes: N person instances, K joints (17), H×W the input crop (heatmaps H/4 × W/4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from hrnet_edu import coco_eval
+from hrnet_edu.heatmaps import decode_heatmaps, flip_test_average, heatmap_to_image
+from hrnet_edu.oks import oks_nms
+
+PREDICTION_KEYS = ("indices", "image_ids", "ann_ids", "keypoints", "confidences", "box_scores", "areas")
+
+
+def _base(dataset):
+    """The dataset under any number of ``Subset`` wrappers (it holds ``.coco``, ``.sigma``)."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return dataset
+
+
+def _base_indices(dataset) -> np.ndarray:
+    """(N,) index of each of ``dataset``'s samples in the base dataset (through Subsets)."""
+    if isinstance(dataset, Subset):
+        return _base_indices(dataset.dataset)[np.asarray(dataset.indices, dtype=np.int64)]
+    return np.arange(len(dataset), dtype=np.int64)
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    param = next(iter(model.parameters()), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+@torch.inference_mode()
+def predict_heatmaps(model, images: torch.Tensor, flip: bool = True, flip_shift: bool = True) -> torch.Tensor:
+    """Heatmaps of a batch of crops, with the flip test.
+
+    Args:
+        model: maps (N, 3, H, W) → (N, K, H/4, W/4) (in eval mode; not changed here).
+        images: (N, 3, H, W) normalized crops on the model's device.
+        flip: also run the mirrored crops and average ``½ (H(x) + flip_back(H(mirror x)))``;
+            both go through the network in one batch of 2N.
+        flip_shift: the reference's one-column shift in ``flip_back`` (see ``heatmaps``).
+
+    Returns:
+        (N, K, H/4, W/4) float32 heatmaps.
+    """
+    if not flip:
+        return model(images).float()
+    n = images.shape[0]
+    # mirror x → W − 1 − x: reverse the columns of the crop
+    out = model(torch.cat([images, images.flip(-1)])).float()
+    return flip_test_average(out[:n], out[n:], shift=flip_shift)
+
+
+def predict_dataset(model, dataset, batch_size: int = 32, flip: bool = True, decode: str = "shift",
+                    device=None, progress: bool = False, flip_shift: bool = True, sigma: float | None = None,
+                    num_workers: int = 0, sampler=None) -> dict:
+    """Run ``model`` over every sample of ``dataset`` and return keypoints in image coordinates.
+
+    Args:
+        model: an HRNet (or anything mapping (N, 3, H, W) → (N, K, H/4, W/4)); put in eval mode
+            for the pass and restored afterwards.
+        dataset: ``CocoKeypoints`` (``train=False``), a ``Subset`` of one (e.g. a rank's shard),
+            or any map-style dataset of the same sample dicts.
+        batch_size: crops per forward pass (2× that with ``flip``).
+        flip: flip test. flip_shift: the reference's one-column shift in the flip test.
+        decode: "argmax", "shift" (the reference) or "dark".
+        device: where to run; the model is moved there. None: the model's current device.
+        progress: show a tqdm progress bar. num_workers: DataLoader workers.
+        sigma: target sigma for DARK decoding (default: the dataset's ``sigma``, else 2).
+        sampler: optional sampler over ``dataset`` (e.g. a ``DistributedSampler`` shard);
+            repeated indices (its padding) are dropped by ``merge_predictions``.
+
+    Returns:
+        dict of numpy arrays (the N predicted samples, in the loader's order):
+        ``indices`` (N,) int64 index in the base dataset, ``image_ids`` (N,) int64, ``ann_ids``
+        (N,) int64 (−1 for detections), ``keypoints`` (N, K, 2) float64 image pixels,
+        ``confidences`` (N, K) float32 heatmap maxima, ``box_scores`` (N,) float32,
+        ``areas`` (N,) float64 = (200·s_x)·(200·s_y), the crop area the reference uses in OKS-NMS.
+    """
+    device = torch.device(device) if device is not None else _model_device(model)
+    model.to(device)
+    if sigma is None:
+        sigma = float(getattr(_base(dataset), "sigma", 2.0))
+    base_indices = _base_indices(dataset)
+    if sampler is not None:
+        base_indices = base_indices[np.fromiter(iter(sampler), dtype=np.int64)]
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, sampler=sampler,
+                        num_workers=num_workers, pin_memory=device.type == "cuda")
+    if progress:
+        from tqdm.auto import tqdm
+
+        loader = tqdm(loader, desc="evaluate", unit="batch")
+    parts: dict[str, list] = {k: [] for k in PREDICTION_KEYS[1:]}
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in loader:
+            images = batch["image"].to(device, non_blocking=True)
+            heatmaps = predict_heatmaps(model, images, flip=flip, flip_shift=flip_shift)  # (N, K, h, w)
+            coords, conf = decode_heatmaps(heatmaps, method=decode, sigma=sigma)  # heatmap px, (N, K, 2)
+            # heatmap px → image px through the inverse crop transform (built for the heatmap size)
+            keypoints = heatmap_to_image(coords.cpu().numpy(), batch["center"].numpy(),
+                                         batch["scale"].numpy(), heatmaps.shape[-2:],
+                                         rotation=batch["rotation"].numpy())
+            parts["keypoints"].append(keypoints)
+            parts["confidences"].append(conf.cpu().numpy())
+            parts["image_ids"].append(batch["image_id"].numpy())
+            parts["ann_ids"].append(batch["ann_id"].numpy())
+            parts["box_scores"].append(batch["score"].numpy())
+            parts["areas"].append(batch["area"].numpy().astype(np.float64))
+    finally:
+        model.train(was_training)
+    k = getattr(getattr(model, "cfg", None), "num_joints", 17)
+    empty = {"keypoints": np.zeros((0, k, 2)), "confidences": np.zeros((0, k), np.float32)}
+    out = {name: np.concatenate(p) if p else empty.get(name, np.zeros(0)) for name, p in parts.items()}
+    out["indices"] = base_indices[: len(out["image_ids"])]
+    return {name: out[name] for name in PREDICTION_KEYS}
+
+
+def merge_predictions(parts: list[dict]) -> dict:
+    """Concatenate the ``predict_dataset`` outputs of several ranks into one, in base-dataset order.
+
+    Each sample is kept once (a ``DistributedSampler`` pads shards by repeating samples), so the
+    merged predictions equal those of a single-process pass.
+    """
+    merged = {k: np.concatenate([p[k] for p in parts]) for k in PREDICTION_KEYS}
+    _, first = np.unique(merged["indices"], return_index=True)  # sorted by index, first occurrence
+    return {k: v[first] for k, v in merged.items()}
+
+
+def predictions_to_results(preds: dict, nms_threshold: float | None = 0.9, rescore_threshold: float = 0.2,
+                           return_keep: bool = False):
+    """Rescore, apply OKS-NMS per image and build COCO results entries (the reference's ``evaluate``).
+
+    Args:
+        preds: a ``predict_dataset`` (or ``merge_predictions``) dict.
+        nms_threshold: OKS above which a pose of the same image is suppressed (0.9); None: no NMS.
+        rescore_threshold: keypoints with confidence above it enter the instance score (0.2).
+        return_keep: also return the (M,) indices into ``preds`` of the kept poses.
+
+    Returns:
+        list of M results entries (``coco_eval.make_results``), image by image; and ``keep``.
+    """
+    # score = box score × mean of the confidences > 0.2
+    scores = coco_eval.rescore(preds["box_scores"], preds["confidences"], threshold=rescore_threshold)
+    keep = []
+    image_ids = preds["image_ids"]
+    for image_id in np.unique(image_ids):
+        idx = np.flatnonzero(image_ids == image_id)
+        if nms_threshold is None:
+            keep.append(idx)
+            continue
+        # The reference's OKS-NMS uses the crop areas (200·s)² and all K keypoints.
+        keep.append(idx[oks_nms(preds["keypoints"][idx], scores[idx], preds["areas"][idx], nms_threshold)])
+    keep = np.concatenate(keep) if keep else np.zeros(0, dtype=np.int64)
+    results = coco_eval.make_results(image_ids[keep], preds["keypoints"][keep], preds["confidences"][keep],
+                                     scores[keep])
+    return (results, keep) if return_keep else results
+
+
+def evaluate_predictions(preds: dict, dataset_or_coco, nms_threshold: float | None = 0.9, results_path=None,
+                         img_ids=None) -> coco_eval.CocoKeypointStats:
+    """COCO keypoint AP/AR of predictions: rescoring, OKS-NMS, results file, COCOeval.
+
+    Args:
+        preds: a ``predict_dataset`` / ``merge_predictions`` dict.
+        dataset_or_coco: the dataset predicted (its ``.coco`` is the ground truth), a pycocotools
+            ``COCO`` or the path of an annotation file.
+        nms_threshold: see ``predictions_to_results``. results_path: also write the results JSON.
+        img_ids: images to evaluate (default: every image of the ground truth, as the reference).
+
+    Returns:
+        CocoKeypointStats (the ten numbers).
+    """
+    return _evaluate(preds, dataset_or_coco, nms_threshold, results_path, img_ids)[0]
+
+
+def _evaluate(preds, dataset_or_coco, nms_threshold, results_path, img_ids):
+    coco_gt = getattr(_base(dataset_or_coco), "coco", dataset_or_coco)
+    results = predictions_to_results(preds, nms_threshold)
+    if results_path is not None:
+        coco_eval.write_results(results, results_path)
+    return coco_eval.evaluate_keypoints(coco_gt, results, img_ids=img_ids), results
+
+
+def evaluate(model, dataset, flip: bool = True, decode: str = "shift", nms_threshold: float | None = 0.9,
+             results_path=None, batch_size: int = 32, device=None, progress: bool = False, img_ids=None,
+             **predict_kwargs):
+    """``predict_dataset`` + ``evaluate_predictions``: the whole test pipeline of the paper.
+
+    Returns:
+        (CocoKeypointStats, results): the ten COCO numbers and the results entries evaluated.
+    """
+    preds = predict_dataset(model, dataset, batch_size=batch_size, flip=flip, decode=decode, device=device,
+                            progress=progress, **predict_kwargs)
+    return _evaluate(preds, dataset, nms_threshold, results_path, img_ids)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def load_checkpoint(path, config=None, device="cpu"):
+    """A model ready for evaluation from one of our checkpoints or a reference ``.pth``.
+
+    Args:
+        path: ``train``'s ``best.pt`` / ``last.pt`` (a dict with "model" and "config"), or a plain
+            state dict such as the reference's published ``pose_hrnet_w32_256x192.pth``.
+        config: a ``TrainConfig`` or preset name. Required for plain state dicts (they do not say
+            which architecture they are); for our checkpoints it overrides the stored config.
+        device: where to put the model.
+
+    Returns:
+        (model in eval mode, TrainConfig).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: a plain state dict without ``config``, or weights of another architecture
+            than the config's (the message lists the missing / unexpected / mis-shaped keys).
+    """
+    from hrnet_edu.configs import config_from_dict, get_config
+    from hrnet_edu.model import build_model, load_reference_weights
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    ours = isinstance(state, dict) and isinstance(state.get("config"), dict) and "model" in state
+    if config is None:
+        if not ours:
+            raise ValueError(f"{path} holds weights without a config (like the reference's published "
+                             "pose_hrnet_*.pth): name the architecture with --config / config=")
+        cfg = config_from_dict(state["config"])
+    else:
+        cfg = get_config(config) if isinstance(config, str) else config
+    model = build_model(cfg.model)
+    try:
+        load_reference_weights(model, state)
+    except ValueError as err:
+        raise ValueError(f"checkpoint {path} is not an HRNet of config {cfg.name!r} "
+                         f"(model {cfg.model}):\n{err}") from None
+    return model.eval().to(device), cfg
+
+
+# ----------------------------------------------------------------------------- command line
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def cli_main(argv: list[str]) -> int:
+    """``hrnet-edu evaluate``: the ten COCO keypoint numbers of a checkpoint (or of a results file)."""
+    from hrnet_edu.configs import PRESETS, apply_overrides, get_config
+
+    parser = argparse.ArgumentParser(
+        prog="hrnet-edu evaluate", description="COCO keypoint AP of a checkpoint on the config's val split.",
+        epilog="example (paper, COCO val2017): hrnet-edu evaluate --config coco_w32_256x192 --checkpoint "
+               "pose_hrnet_w32_256x192.pth --boxes COCO_val2017_detections_AP_H_56_person.json "
+               "data_root=/data/coco")  # fmt: skip
+    parser.add_argument("--config", help="preset (" + ", ".join(PRESETS) + "); default: the checkpoint's")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--checkpoint", help="our .pt checkpoint or a reference .pth state dict")
+    what.add_argument("--results", help="evaluate an existing COCO results JSON instead of a model")
+    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True, help="flip test")
+    parser.add_argument("--decode", choices=("argmax", "shift", "dark"), default="shift")
+    parser.add_argument("--boxes", default="gt", help="'gt' or a COCO person-detection results JSON")
+    parser.add_argument("--out", help="write the COCO results JSON here")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
+    parser.add_argument("--nms-threshold", type=float, default=0.9)
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("overrides", nargs="*", help="config key=value, e.g. data_root=/data/coco")
+    args = parser.parse_args(argv)
+    try:
+        stats, settings = _run_cli(args, get_config, apply_overrides)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"hrnet-edu evaluate: error: {err}", file=sys.stderr)
+        return 2
+    print(settings)
+    print(stats)
+    return 0
+
+
+def _run_cli(args, get_config, apply_overrides):
+    from hrnet_edu.data.coco import CocoKeypoints
+
+    cfg = apply_overrides(get_config(args.config), args.overrides) if args.config else None
+    if args.results:
+        cfg = cfg or apply_overrides(get_config("synthpose_w16_cpu"), args.overrides)
+        stats = coco_eval.evaluate_keypoints(cfg.path(cfg.val_ann), args.results)
+        return stats, f"results {args.results} on {cfg.path(cfg.val_ann)}"
+    device = _resolve_device(args.device)
+    model, cfg = load_checkpoint(args.checkpoint, cfg, device=device)
+    if not args.config and args.overrides:  # overrides of the checkpoint's own config
+        cfg = apply_overrides(cfg, args.overrides)
+        model = load_checkpoint(args.checkpoint, cfg, device=device)[0]
+    dataset = CocoKeypoints(cfg.path(cfg.val_ann), cfg.path(cfg.val_images), input_size=cfg.input_size,
+                            sigma=cfg.sigma, train=False, augment=None, boxes=args.boxes)
+    stats, _ = evaluate(model, dataset, flip=args.flip, decode=args.decode, nms_threshold=args.nms_threshold,
+                        results_path=args.out, batch_size=args.batch_size, device=device,
+                        progress=not args.no_progress and sys.stderr.isatty(), num_workers=args.workers)
+    settings = (f"{cfg.name}: {len(dataset)} instances ({args.boxes} boxes), flip={args.flip}, "
+                f"decode={args.decode}, input {cfg.input_size[0]}x{cfg.input_size[1]}, device {device}"
+                + (f", results → {args.out}" if args.out else ""))
+    return stats, settings
+

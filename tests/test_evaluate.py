@@ -1,0 +1,281 @@
+"""evaluate: ground-truth heatmaps → AP 1 through the real pipeline, flip-test symmetry, sharding,
+OKS-NMS of duplicates, checkpoints (ours, the committed one, wrong architecture) and clear errors."""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, SAMPLES
+
+from hrnet_edu import coco_eval, evaluate
+from hrnet_edu.configs import synthpose_w16_cpu
+from hrnet_edu.data.coco import CocoKeypoints
+from hrnet_edu.heatmaps import encode_heatmaps
+from hrnet_edu.keypoints import FLIP_INDEX, FLIP_PAIRS
+from hrnet_edu.model import W8, build_model
+
+VAL_ANN = os.path.join(SAMPLES, "annotations", "person_keypoints_val.json")
+IMAGES = os.path.join(SAMPLES, "images")
+CHECKPOINT = os.path.join(REPO, "data_samples", "checkpoints", "synthpose_w16_cpu.pt")
+N_IMAGES = 12  # the first images of the val split: enough persons for a stable AP, fast on 2 cores
+needs_samples = pytest.mark.skipif(not os.path.isfile(VAL_ANN), reason="data_samples/synthpose not present")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Per-sample work is tiny: one intra-op thread is far faster on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def val_ann(tmp_path_factory):
+    """The SynthPose val annotations cut to the first N_IMAGES images (every person of each)."""
+    if not os.path.isfile(VAL_ANN):
+        pytest.skip("data_samples/synthpose not present")
+    with open(VAL_ANN) as f:
+        data = json.load(f)
+    keep = {im["id"] for im in sorted(data["images"], key=lambda im: im["id"])[:N_IMAGES]}
+    data["images"] = [im for im in data["images"] if im["id"] in keep]
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] in keep]
+    path = tmp_path_factory.mktemp("val") / "val.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def make_dataset(ann, input_size=(256, 192), **kw):
+    return CocoKeypoints(ann, IMAGES, input_size=input_size, sigma=2.0 * input_size[0] / 256, train=False,
+                         augment=None, **kw)
+
+
+class Oracle(torch.nn.Module):
+    """A stand-in "network" that returns the ground-truth target heatmaps of the crop it is shown.
+
+    It recognises a crop (or its mirror image) by a random projection of its pixels, and answers a
+    mirrored crop with the targets of the mirrored joints (x → W − 1 − x, left ↔ right), encoded
+    exactly as the dataset encodes targets: what a perfect network would predict.
+    """
+
+    def __init__(self, samples):
+        super().__init__()
+        images = torch.stack([s["image"] for s in samples])  # (N, 3, H, W)
+        joints = torch.stack([s["joints"] for s in samples])  # (N, K, 3) crop px
+        self.targets = torch.stack([s["target"] for s in samples])
+        mirrored = joints[:, FLIP_INDEX].clone()
+        mirrored[..., 0] = images.shape[-1] - 1 - mirrored[..., 0]
+        size, sigma = self.targets.shape[-2:], samples.sigma
+        self.targets_mirrored = encode_heatmaps(mirrored[..., :2] / 4, mirrored[..., 2], size, sigma)[0]
+        g = torch.Generator().manual_seed(0)
+        self.r = torch.randn(images[0].numel(), generator=g, dtype=torch.float64)
+        self.keys = images.flatten(1).double() @ self.r
+        self.keys_mirrored = images.flip(-1).flatten(1).double() @ self.r
+
+    def forward(self, x):
+        key = x.flatten(1).double() @ self.r
+        d, d_m = (key[:, None] - self.keys).abs(), (key[:, None] - self.keys_mirrored).abs()
+        assert torch.minimum(d.min(1).values, d_m.min(1).values).max() < 1e-6, "unknown crop"
+        mirrored = (d_m.min(1).values < d.min(1).values)[:, None, None, None]
+        return torch.where(mirrored, self.targets_mirrored[d_m.argmin(1)], self.targets[d.argmin(1)])
+
+
+class CachedSamples(list):
+    """The dataset's samples held in memory (decoded once for the whole module)."""
+
+    def __init__(self, dataset):
+        super().__init__(dataset[i] for i in range(len(dataset)))
+        self.sigma, self.coco = dataset.sigma, dataset.coco
+
+
+@pytest.fixture(scope="module")
+def samples(val_ann):
+    return CachedSamples(make_dataset(val_ann))
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_ground_truth_heatmaps_give_ap_1(samples, flip):
+    """Targets → decode → inverse crop → rescore → NMS → COCOeval: a perfect network scores AP ≥ 0.99."""
+    oracle = Oracle(samples)
+    stats, results = evaluate.evaluate(oracle, samples, flip=flip, decode="shift", batch_size=16)
+    assert len(results) == len(samples)
+    assert stats.ap >= 0.99 and stats.ar >= 0.99, stats
+    # Back-mapping itself: every labelled keypoint within one heatmap pixel (4 crop px) of the annotation.
+    preds = evaluate.predict_dataset(oracle, samples, flip=flip, decode="shift", batch_size=16)
+    for i, aid in enumerate(preds["ann_ids"]):
+        gt = np.asarray(samples.coco.anns[int(aid)]["keypoints"], np.float64).reshape(-1, 3)
+        err = np.linalg.norm(preds["keypoints"][i] - gt[:, :2], axis=1)[gt[:, 2] > 0]
+        hm_px = samples[i]["scale"][0].item() * 200 / 48  # image px per heatmap px
+        assert err.max() <= hm_px + 1e-6
+
+
+def test_sharded_predictions_merge_to_the_single_pass(samples):
+    """Under DDP each rank predicts a shard; the merged shards equal one pass over everything."""
+    oracle = Oracle(samples)
+    whole = evaluate.predict_dataset(oracle, samples, batch_size=7)
+    data = torch.utils.data
+    shards = [evaluate.predict_dataset(oracle, data.Subset(samples, range(r, len(samples), 3)), batch_size=5)
+              for r in range(3)]
+    samplers = [data.DistributedSampler(samples, 4, rank=r, shuffle=True, seed=1) for r in range(4)]
+    padded = [evaluate.predict_dataset(oracle, samples, batch_size=4, sampler=s) for s in samplers]
+    for parts in (shards, padded):
+        merged = evaluate.merge_predictions(parts)
+        assert merged.keys() == whole.keys()
+        for key in whole:
+            np.testing.assert_allclose(merged[key], whole[key], rtol=0, atol=1e-9, err_msg=key)
+    stats = evaluate.evaluate_predictions(evaluate.merge_predictions(padded), samples)
+    assert stats == evaluate.evaluate_predictions(whole, samples)
+
+
+def symmetric_samples(n=3, size=(128, 96)):
+    g = torch.Generator().manual_seed(1)
+    out = []
+    for i in range(n):
+        r = torch.randn(3, *size, generator=g)
+        out.append({"image": (r + r.flip(-1)) / 2,  # left-right symmetric: flip(x) == x exactly
+                    "center": torch.tensor([40.0 + 9 * i, 70.0]), "scale": torch.tensor([0.45, 0.6]),
+                    "rotation": torch.tensor(0.0), "score": torch.tensor(1.0), "image_id": torch.tensor(i),
+                    "ann_id": torch.tensor(i), "area": torch.tensor(0.45 * 0.6 * 200**2)})
+    return out
+
+
+class RandomHeatmaps(torch.nn.Module):
+    """A random convolution (not mirror-equivariant) → positive maps, zero in the two border columns
+    on each side, so that peaks never touch the columns the flip test's shift treats specially."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 17, 7, padding=3)
+
+    def forward(self, x):
+        h = torch.nn.functional.avg_pool2d(self.conv(x), 4).exp()  # (N, K, H/4, W/4), > 0
+        w = h.shape[-1]
+        inside = (torch.arange(w) >= 2) & (torch.arange(w) <= w - 2)
+        return h * inside
+
+
+@pytest.mark.parametrize("decode", ["argmax", "shift"])
+def test_flip_test_on_a_symmetric_input(decode):
+    """Flip test on a left-right symmetric crop: left and right joints come out as mirror images.
+
+    With flip(x) = x, the flip test averages A_l(j) = ½ (H_l(j) + H_r(W − j)) (mirror back, swap
+    sides, shift one column right), so A_l(j) = A_r(W − j): the pair is mirrored about x_hm = W/2,
+    which the inverse crop transform maps to the box centre c_x. Hence x_l + x_r = 2 c_x and y_l = y_r
+    for any network. Without the shift the mirror axis is x_hm = (W − 1)/2: x_l + x_r = 2 c_x − one
+    heatmap pixel. Without the flip test a network that is not mirror-equivariant breaks the symmetry.
+    """
+    torch.manual_seed(0)
+    model, data = RandomHeatmaps(), symmetric_samples()
+    left, right = np.array(FLIP_PAIRS).T
+    cx = np.stack([s["center"][0].item() for s in data])[:, None]
+    hm_px = 0.45 * 200 / 24  # image px per heatmap px (heatmap width 24)
+    for shift, offset in ((True, 0.0), (False, hm_px)):
+        kp = evaluate.predict_dataset(model, data, flip=True, flip_shift=shift, decode=decode)["keypoints"]
+        sums = kp[:, left, 0] + kp[:, right, 0]  # (N, 8) pairs
+        np.testing.assert_allclose(sums, np.broadcast_to(2 * cx - offset, sums.shape), atol=1e-9)
+        np.testing.assert_allclose(kp[:, left, 1], kp[:, right, 1], atol=1e-9)
+    kp = evaluate.predict_dataset(model, data, flip=False, decode=decode)["keypoints"]
+    assert np.abs(kp[:, left, 0] + kp[:, right, 0] - 2 * cx).max() > hm_px
+
+
+def test_oks_nms_removes_planted_duplicates(samples):
+    """Every pose duplicated with a lower score and sub-pixel noise: NMS keeps exactly the originals."""
+    preds = evaluate.predict_dataset(Oracle(samples), samples, flip=False)
+    n = len(preds["image_ids"])
+    rng = np.random.default_rng(0)
+    dup = {k: np.concatenate([v, v]) for k, v in preds.items()}
+    dup["keypoints"][n:] += rng.normal(0, 0.3, dup["keypoints"][n:].shape)
+    dup["box_scores"] = np.concatenate([preds["box_scores"], preds["box_scores"] * 0.5])
+    results, keep = evaluate.predictions_to_results(dup, nms_threshold=0.9, return_keep=True)
+    assert sorted(keep.tolist()) == list(range(n))
+    assert evaluate.evaluate_predictions(dup, samples).ap == evaluate.evaluate_predictions(preds, samples).ap
+    assert len(evaluate.predictions_to_results(dup, nms_threshold=None)) == 2 * n
+
+
+def save_w8_checkpoint(path, data_root=SAMPLES):
+    cfg = dataclasses.replace(synthpose_w16_cpu(), name="test_w8", model=W8, data_root=data_root)
+    torch.manual_seed(0)
+    model = build_model(W8).eval()
+    torch.save({"model": model.state_dict(), "config": dataclasses.asdict(cfg), "epoch": 0}, path)
+    return model, cfg
+
+
+def test_load_checkpoint_round_trip_and_wrong_architecture(tmp_path):
+    model, cfg = save_w8_checkpoint(tmp_path / "w8.pt")
+    loaded, loaded_cfg = evaluate.load_checkpoint(tmp_path / "w8.pt")
+    assert loaded_cfg == cfg and not loaded.training
+    x = torch.randn(2, 3, 128, 96)
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+    wrong = r"(?s)not an HRNet of config 'synthpose_w16_cpu'.*mis-shaped.*conv1"
+    with pytest.raises(ValueError, match=wrong):
+        evaluate.load_checkpoint(tmp_path / "w8.pt", config="synthpose_w16_cpu")
+    torch.save(model.state_dict(), tmp_path / "plain.pth")  # like the reference's published weights
+    with pytest.raises(ValueError, match="without a config"):
+        evaluate.load_checkpoint(tmp_path / "plain.pth")
+    plain, _ = evaluate.load_checkpoint(tmp_path / "plain.pth", config=cfg)
+    torch.testing.assert_close(plain(x), model(x), rtol=0, atol=0)
+    with pytest.raises(FileNotFoundError):
+        evaluate.load_checkpoint(tmp_path / "absent.pt")
+
+
+@pytest.mark.skipif(not os.path.isfile(CHECKPOINT), reason="the trained checkpoint "
+                    "data_samples/checkpoints/synthpose_w16_cpu.pt is not committed yet")
+def test_committed_checkpoint_reproduces_its_recorded_ap():
+    with open(CHECKPOINT.replace(".pt", ".json")) as f:
+        record = json.load(f)
+    model, cfg = evaluate.load_checkpoint(CHECKPOINT)
+    ds = CocoKeypoints(cfg.path(cfg.val_ann), cfg.path(cfg.val_images), input_size=cfg.input_size,
+                       sigma=cfg.sigma, train=False, augment=None)
+    stats, _ = evaluate.evaluate(model, ds, flip=cfg.val_flip, decode=cfg.val_decode, batch_size=32)
+    recorded = record["val"]["ap"] if "val" in record else record["ap"]
+    assert abs(stats.ap - recorded) <= 0.005, (stats.ap, recorded)
+
+
+@needs_samples
+def test_cli_evaluates_a_checkpoint_on_detections_and_writes_results(tmp_path, val_ann, capsys):
+    save_w8_checkpoint(tmp_path / "w8.pt")
+    with open(val_ann) as f:
+        gt = json.load(f)
+    dets = [{"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 0.9}
+            for a in gt["annotations"][:6]]
+    (tmp_path / "dets.json").write_text(json.dumps(dets))
+    out = tmp_path / "results.json"
+    rc = evaluate.cli_main(["--checkpoint", str(tmp_path / "w8.pt"), "--boxes", str(tmp_path / "dets.json"),
+                            "--out", str(out), "--workers", "0", "--device", "cpu", "--no-flip",
+                            f"val_ann={val_ann}"])
+    text = capsys.readouterr().out
+    assert rc == 0 and "6 instances" in text and "AP50" in text
+    results = json.loads(out.read_text())
+    assert 1 <= len(results) <= 6 and {r["image_id"] for r in results} <= {d["image_id"] for d in dets}
+    assert all(r["score"] <= 0.9 for r in results)  # box score × mean keypoint confidence
+    # The printed numbers are those of the written file.
+    stats = coco_eval.evaluate_keypoints(val_ann, str(out))
+    assert f"{stats.ap:5.3f}" in text
+
+
+@needs_samples
+def test_clear_errors_for_bad_results_and_detection_files(tmp_path, val_ann, capsys):
+    with open(val_ann) as f:
+        image_ids = [im["id"] for im in json.load(f)["images"]]
+    bad = [{"image_id": max(image_ids) + 1000, "category_id": 1, "keypoints": [0.0] * 51, "score": 1.0}]
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="unknown image id"):
+        coco_eval.evaluate_keypoints(val_ann, str(tmp_path / "bad.json"))
+    assert evaluate.cli_main(["--results", str(tmp_path / "bad.json"), f"val_ann={val_ann}",
+                              f"data_root={SAMPLES}"]) == 2
+    assert "unknown image id" in capsys.readouterr().err
+    save_w8_checkpoint(tmp_path / "w8.pt")
+    (tmp_path / "empty.json").write_text("[]")
+    unknown = [{"image_id": max(image_ids) + 1000, "category_id": 1, "bbox": [0, 0, 10, 20], "score": 1.0}]
+    (tmp_path / "unknown.json").write_text(json.dumps(unknown))
+    for dets, message in (("empty.json", "non-empty"), ("unknown.json", "not an image")):
+        assert evaluate.cli_main(["--checkpoint", str(tmp_path / "w8.pt"), "--boxes", str(tmp_path / dets),
+                                  "--device", "cpu", f"val_ann={val_ann}"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and dets in err
+    # A checkpoint that does not fit the named config: rc 2 and the key listing.
+    assert evaluate.cli_main(["--checkpoint", str(tmp_path / "w8.pt"), "--config", "synthpose_w16_cpu"]) == 2
+    assert "mis-shaped" in capsys.readouterr().err
