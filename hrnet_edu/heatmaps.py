@@ -181,11 +181,12 @@ def _dark_offset(heatmaps: torch.Tensor, px: torch.Tensor, py: torch.Tensor, sig
     g = g / g.sum()
     # Patch of side S = 2(2 + r) + 1 centred on the argmax, zero outside the map: (N, K, S, S).
     p = 2 + r
-    padded = F.pad(heatmaps, (p, p, p, p)).flatten(-2)
-    side = torch.arange(2 * p + 1, device=heatmaps.device)
-    rows = (py[..., None] + side)[..., :, None]  # in padded coordinates the patch starts at (py, px)
-    cols = (px[..., None] + side)[..., None, :]
-    patch = padded.gather(-1, (rows * (w + 2 * p) + cols).flatten(-2)).unflatten(-1, (2 * p + 1, 2 * p + 1))
+    side = torch.arange(-p, p + 1, device=heatmaps.device)
+    rows = (py[..., None] + side)[..., :, None]  # (N, K, S, 1)
+    cols = (px[..., None] + side)[..., None, :]  # (N, K, 1, S)
+    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    index = (rows.clamp(0, h - 1) * w + cols.clamp(0, w - 1)).flatten(-2)
+    patch = heatmaps.flatten(-2).gather(-1, index).unflatten(-1, (2 * p + 1, 2 * p + 1)) * inside
     # Separable Gaussian blur, "valid" part only: (N, K, S, S) → (N, K, 5, 5) around the argmax.
     blurred = patch.unfold(-1, 2 * r + 1, 1) @ g
     blurred = blurred.unfold(-2, 2 * r + 1, 1) @ g
@@ -203,14 +204,19 @@ def _dark_offset(heatmaps: torch.Tensor, px: torch.Tensor, py: torch.Tensor, sig
     dyy = 0.25 * (at(0, 2) - 2 * at(0, 0) + at(0, -2))
     dxy = 0.25 * (at(1, 1) - at(1, -1) - at(-1, 1) + at(-1, -1))
     det = dxx * dyy - dxy**2
-    # Only where all the stencil is on the map (2 ≤ px ≤ W − 3, DARK's condition) and the
-    # Hessian is invertible; elsewhere the argmax is kept.
-    ok = (px >= 2) & (px <= w - 3) & (py >= 2) & (py <= h - 3) & (det.abs() > 1e-12)
+    # Guards, each keeping the argmax where it fails: the stencil is on the map (2 ≤ px ≤ W − 3,
+    # DARK's condition); the Hessian is negative definite (d_xx < 0, det > 0), so the quadratic
+    # has a maximum to step to; and that maximum is within 1 px of the argmax in x and in y.
+    # DARK itself only asks det ≠ 0, which on a flat or noisy map steps to saddles hundreds of
+    # pixels away; on a heatmap with a clear peak the guards never trigger.
+    ok = (px >= 2) & (px <= w - 3) & (py >= 2) & (py <= h - 3) & (dxx < 0) & (det > 1e-12)
     safe_det = torch.where(ok, det, torch.ones_like(det))
     # offset = −ℋ⁻¹ ∇,  ℋ⁻¹ = [[d_yy, −d_xy], [−d_xy, d_xx]] / det ℋ
     off_x = -(dyy * dx - dxy * dy) / safe_det
     off_y = -(dxx * dy - dxy * dx) / safe_det
-    return torch.stack([off_x, off_y], dim=-1) * ok[..., None]
+    offset = torch.stack([off_x, off_y], dim=-1)
+    ok = ok & (offset.abs() <= 1.0).all(dim=-1)
+    return offset * ok[..., None]
 
 
 def decode_heatmaps(heatmaps, method: str = "shift", sigma: float = 2.0):
@@ -221,7 +227,8 @@ def decode_heatmaps(heatmaps, method: str = "shift", sigma: float = 2.0):
         method: "argmax" (integer peak), "shift" (the reference: a quarter pixel toward the
             higher neighbour in x and in y, only when 1 < px < W − 1 and 1 < py < H − 1), or
             "dark" (Zhang et al. 2020: smooth with a Gaussian of ``sigma``, take the log and
-            one second-order Taylor step from the argmax).
+            one second-order Taylor step from the argmax; the step is taken only toward a
+            maximum less than 1 px away, else the argmax is kept).
         sigma: the sigma of the training targets; used by "dark" only.
 
     Returns:
