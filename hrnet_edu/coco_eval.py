@@ -89,7 +89,8 @@ def make_results(image_ids, keypoints, confidences, scores, category_id: int = 1
     ]
 
 
-def _load_coco(coco_gt):
+def load_coco(coco_gt):
+    """A pycocotools ``COCO`` object from itself or from an annotation file path (quietly)."""
     from pycocotools.coco import COCO
 
     if isinstance(coco_gt, COCO):
@@ -101,6 +102,9 @@ def _load_coco(coco_gt):
         return COCO(path)
 
 
+_load_coco = load_coco  # the earlier private name, kept for callers that used it
+
+
 def validate_results(results, coco_gt) -> None:
     """Check results entries before pycocotools sees them; raise ValueError naming the entry.
 
@@ -108,7 +112,7 @@ def validate_results(results, coco_gt) -> None:
     and category_id known to ``coco_gt``; 3K keypoint numbers (K from the category, 17 for
     persons); all numbers finite.
     """
-    coco_gt = _load_coco(coco_gt)
+    coco_gt = load_coco(coco_gt)
     if not isinstance(results, list):
         raise ValueError(f"results must be a list of dicts, got {type(results).__name__}")
     image_ids = set(coco_gt.getImgIds())
@@ -213,7 +217,7 @@ def evaluate_keypoints(coco_gt, results, img_ids=None, verbose: bool = False) ->
     """
     from pycocotools.cocoeval import COCOeval
 
-    coco_gt = _load_coco(coco_gt)
+    coco_gt = load_coco(coco_gt)
     if not isinstance(results, list):
         path = os.fspath(results)
         if not os.path.isfile(path):
