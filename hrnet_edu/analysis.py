@@ -1,0 +1,197 @@
+"""Why a keypoint is wrong: the error taxonomy of Ronchi & Perona (ICCV 2017).
+
+"Benchmarking and Error Diagnosis in Multi-Instance Pose Estimation" sorts every predicted
+keypoint of a detection that matches a ground-truth person into one of five classes by its
+keypoint similarity (the per-keypoint term of OKS, see ``oks``)::
+
+    ks(p, g) = exp(−‖p − g‖² / (2 s² k²)),    k = 2σ_joint,  s² = the person's area
+
+computed against every candidate location of the same kind of joint in the image: the matched
+person's own joint, the matched person's mirrored joint (left ↔ right) and the same or mirrored
+joint of every other person. With ks* the best of them:
+
+* good      — ks* ≥ 0.85, at the person's own joint;
+* jitter    — 0.5 ≤ ks* < 0.85, at the person's own joint (right place, imprecise);
+* inversion — ks* ≥ 0.5 at the person's *mirrored* joint (a left/right confusion);
+* swap      — ks* ≥ 0.5 at a joint of *another* person (the network followed the wrong person);
+* miss      — ks* < 0.5: near no candidate at all.
+
+Detections are matched to ground truths with COCO's greedy rule at a loose OKS threshold (0.1,
+as in the authors' ``coco-analyze``), so that even badly wrong poses are diagnosed. Only labelled
+ground-truth joints are classified; crowd regions and persons without labelled keypoints are left
+out. Shapes: M matched pairs, K joints, G ground truths of one image, D detections of one image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from hrnet_edu import coco_eval
+from hrnet_edu.keypoints import FLIP_INDEX, KEYPOINT_NAMES, SIGMAS
+from hrnet_edu.oks import EPS, compute_oks, match_detections
+
+CATEGORIES = ("good", "jitter", "inversion", "swap", "miss")
+GOOD, JITTER, INVERSION, SWAP, MISS = range(5)
+UNLABELLED = -1  # label of a joint the ground truth does not annotate
+
+
+@dataclass(frozen=True)
+class ErrorTaxonomy:
+    """The taxonomy of every matched (detection, ground truth) pair.
+
+    Attributes:
+        labels: (M, K) int category index into ``CATEGORIES`` per pair and joint, −1 = unlabelled.
+        ks_own: (M, K) keypoint similarity to the person's own joint (0 where unlabelled).
+        ks_best: (M, K) the best similarity over all candidates (own, mirrored, other persons).
+        result_index: (M,) index of the detection in the results list.
+        image_ids, ann_ids: (M,) the image and the matched ground truth's annotation id.
+        oks: (M,) OKS of the pair; scores: (M,) the detection's score.
+        num_unmatched_results: detections matched to no ground truth (background false positives).
+        num_unmatched_gt: ground truths no detection matched (missed persons).
+    """
+
+    labels: np.ndarray
+    ks_own: np.ndarray
+    ks_best: np.ndarray
+    result_index: np.ndarray
+    image_ids: np.ndarray
+    ann_ids: np.ndarray
+    oks: np.ndarray
+    scores: np.ndarray
+    num_unmatched_results: int
+    num_unmatched_gt: int
+
+    def counts(self) -> np.ndarray:
+        """(K, 5) number of joints in each category (columns in ``CATEGORIES`` order)."""
+        return (self.labels[..., None] == np.arange(len(CATEGORIES))).sum(axis=0)
+
+    def shares(self) -> np.ndarray:
+        """(K, 5) fraction of the labelled joints of each keypoint type in each category."""
+        c = self.counts()
+        return c / np.maximum(c.sum(axis=1, keepdims=True), 1)
+
+    def overall(self) -> dict[str, float]:
+        """Share of all labelled joints in each category."""
+        c = self.counts().sum(axis=0)
+        return dict(zip(CATEGORIES, (c / max(c.sum(), 1)).tolist()))
+
+    def rows(self) -> list[dict]:
+        """One row per keypoint type (name, labelled count, share of each category) and "all"."""
+        c, s = self.counts(), self.shares()
+        rows = [{"keypoint": name, "n": int(c[k].sum()), **dict(zip(CATEGORIES, s[k].tolist()))}
+                for k, name in enumerate(KEYPOINT_NAMES[: len(c)])]
+        rows.append({"keypoint": "all", "n": int(c.sum()), **self.overall()})
+        return rows
+
+    def pairs_with(self, category: str) -> np.ndarray:
+        """Indices of the pairs with at least one joint of ``category``, most such joints first."""
+        n = (self.labels == CATEGORIES.index(category)).sum(axis=1)  # (M,)
+        order = np.argsort(-n, kind="stable")
+        return order[n[order] > 0]
+
+
+def _load_results(results, coco_gt) -> list[dict]:
+    if not isinstance(results, list):
+        path = os.fspath(results)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"results file not found: {path}")
+        with open(path) as f:
+            results = json.load(f)
+    coco_eval.validate_results(results, coco_gt)
+    return results
+
+
+def keypoint_similarity(points, candidates, areas, sigmas=SIGMAS) -> np.ndarray:
+    """ks between points and candidate locations, broadcast over leading dimensions.
+
+    Args:
+        points: (..., K, 2) detected joints. candidates: (..., K, 2) ground-truth joints.
+        areas: (...) the ground truths' areas s². sigmas: (K,) per-joint σ (COCO's).
+
+    Returns:
+        (..., K) ks = exp(−d² / (2σ)² / (s² + eps) / 2), pycocotools' expression.
+    """
+    d2 = ((np.asarray(points, np.float64) - np.asarray(candidates, np.float64)) ** 2).sum(-1)
+    # ks = exp(−d² / (2 s² k²)) with k = 2σ, written as pycocotools does
+    return np.exp(-d2 / (2 * np.asarray(sigmas)) ** 2 / (np.asarray(areas, np.float64)[..., None] + EPS) / 2)
+
+
+def _classify(dt: np.ndarray, gt: np.ndarray, areas: np.ndarray, own: np.ndarray, jitter_range, sigmas):
+    """Labels, own ks and best ks (each (D, K)) of D detections against the G persons of one image.
+
+    dt: (D, K, 2); gt: (G, K, 3); areas: (G,); own: (D,) index of each detection's matched person.
+    """
+    d, g = len(dt), len(gt)
+    # Candidates per person: its joints and its mirrored joints, (G, 2, K, 3)
+    cand = np.stack([gt, gt[:, FLIP_INDEX]], axis=1)
+    # Put each detection's own person first: rows [own, own mirrored, other persons…], (D, G)
+    order = np.argsort(np.arange(g)[None, :] != own[:, None], axis=1, kind="stable")
+    cand = cand[order]  # (D, G, 2, K, 3)
+    # ks of every detection joint to every candidate, (D, G, 2, K)
+    ks = keypoint_similarity(dt[:, None, None], cand[..., :2], areas[order][..., None], sigmas)
+    ks = np.where(cand[..., 2] > 0, ks, -1.0).reshape(d, 2 * g, -1)  # unlabelled candidates never win
+    best, where = ks.max(axis=1), ks.argmax(axis=1)  # (D, K); argmax takes the first (own) on ties
+    low, high = jitter_range
+    labels = np.select(
+        [best < low, where == 0, where == 1],
+        [MISS, np.where(best >= high, GOOD, JITTER), INVERSION],
+        default=SWAP,
+    )
+    labelled = gt[own, :, 2] > 0  # (D, K)
+    return np.where(labelled, labels, UNLABELLED), np.where(labelled, ks[:, 0], 0.0), np.maximum(best, 0.0)
+
+
+def error_taxonomy(coco_gt, results, match_threshold: float = 0.1, jitter_range=(0.5, 0.85),
+                   sigmas=SIGMAS) -> ErrorTaxonomy:
+    """Classify every joint of every matched detection as good / jitter / inversion / swap / miss.
+
+    Args:
+        coco_gt: pycocotools ``COCO`` or the path of the ground-truth annotation file.
+        results: COCO keypoint results (list of entries or the path of a results JSON).
+        match_threshold: OKS needed to match a detection to a person (greedy by score, per image).
+        jitter_range: (low, high) ks thresholds: below low a miss, at or above high good.
+        sigmas: (K,) per-joint σ.
+
+    Returns:
+        ErrorTaxonomy.
+    """
+    coco_gt = coco_eval._load_coco(coco_gt)
+    results = _load_results(results, coco_gt)
+    by_image: dict[int, list[int]] = {}
+    for i, r in enumerate(results):
+        by_image.setdefault(r["image_id"], []).append(i)
+    parts, unmatched_dt, unmatched_gt = [], 0, 0
+    for image_id in coco_gt.getImgIds():
+        anns = [a for a in coco_gt.loadAnns(coco_gt.getAnnIds(imgIds=image_id, iscrowd=False))
+                if np.any(np.asarray(a["keypoints"])[2::3] > 0)]
+        idx = np.asarray(by_image.get(image_id, []), dtype=np.int64)
+        if not anns or not len(idx):
+            unmatched_dt, unmatched_gt = unmatched_dt + len(idx), unmatched_gt + len(anns)
+            continue
+        gt = np.asarray([a["keypoints"] for a in anns], np.float64).reshape(len(anns), -1, 3)  # (G, K, 3)
+        areas = np.asarray([a["area"] for a in anns], np.float64)
+        dt = np.asarray([results[i]["keypoints"] for i in idx], np.float64).reshape(len(idx), -1, 3)
+        scores = np.asarray([results[i]["score"] for i in idx], np.float64)
+        oks = compute_oks(dt, gt, areas, np.asarray([a["bbox"] for a in anns], np.float64), sigmas=sigmas)
+        none = np.zeros(len(anns), dtype=bool)
+        matched, _ = match_detections(oks, scores, none, none, match_threshold)  # (D,) person or −1
+        m = np.flatnonzero(matched >= 0)
+        unmatched_dt += len(idx) - len(m)
+        unmatched_gt += len(anns) - len(m)
+        if not len(m):
+            continue
+        own = matched[m]
+        labels, ks_own, ks_best = _classify(dt[m, :, :2], gt, areas, own, jitter_range, np.asarray(sigmas))
+        parts.append((labels, ks_own, ks_best, idx[m], np.full(len(m), image_id),
+                      np.asarray([anns[j]["id"] for j in own]), oks[m, own], scores[m]))
+    k = len(sigmas)
+    shapes = [(0, k), (0, k), (0, k), (0,), (0,), (0,), (0,), (0,)]
+    cols = [np.concatenate(c) for c in zip(*parts)] if parts else [np.zeros(s) for s in shapes]
+    labels, ks_own, ks_best, ridx, img, ann, oks, sc = cols
+    as_int = np.int64
+    return ErrorTaxonomy(labels.astype(as_int), ks_own, ks_best, ridx.astype(as_int), img.astype(as_int),
+                         ann.astype(as_int), oks, sc, int(unmatched_dt), int(unmatched_gt))
