@@ -159,7 +159,7 @@ def error_taxonomy(coco_gt, results, match_threshold: float = 0.1, jitter_range=
     Returns:
         ErrorTaxonomy.
     """
-    coco_gt = coco_eval._load_coco(coco_gt)
+    coco_gt = coco_eval.load_coco(coco_gt)
     results = _load_results(results, coco_gt)
     by_image: dict[int, list[int]] = {}
     for i, r in enumerate(results):
