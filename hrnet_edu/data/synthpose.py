@@ -191,12 +191,12 @@ def render_scene(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[
     occluders = rasterize_all(occluders, size)
     masks = [union_mask(rasters, size) for _, rasters in people]
     cover_base = union_mask(occluders, size)
-    keep = list(range(len(people)))
-    for _ in range(2):  # label, drop persons with too little left, label again without them
-        persons = _label([people[i][0] for i in keep], [masks[i] for i in keep], cover_base, size)
-        v = [p["keypoints"][:, 2] for p in persons]
-        ok = [(vi > 0).sum() >= 3 and (vi == 2).sum() >= 2 and p["area"] >= 30 for vi, p in zip(v, persons)]
-        keep = [i for i, good in zip(keep, ok) if good]
+    # drop (and never draw) persons with too little left to label: < 3 labelled or < 2 seen
+    # joints, or < 30 px inside the image. Dropping only unhides the others, so they stay kept.
+    persons = _label([fig for fig, _ in people], masks, cover_base, size)
+    v = [p["keypoints"][:, 2] for p in persons]
+    keep = [i for i, (vi, p) in enumerate(zip(v, persons))
+            if (vi > 0).sum() >= 3 and (vi == 2).sum() >= 2 and p["area"] >= 30]  # fmt: skip
     for i in keep:
         paint(canvas, people[i][1])
     paint(canvas, occluders)
