@@ -46,7 +46,7 @@ def _base_indices(dataset) -> np.ndarray:
     return np.arange(len(dataset), dtype=np.int64)
 
 
-def _model_device(model: torch.nn.Module) -> torch.device:
+def model_device(model: torch.nn.Module) -> torch.device:
     param = next(iter(model.parameters()), None)
     return param.device if param is not None else torch.device("cpu")
 
@@ -99,7 +99,7 @@ def predict_dataset(model, dataset, batch_size: int = 32, flip: bool = True, dec
         ``confidences`` (N, K) float32 heatmap maxima, ``box_scores`` (N,) float32,
         ``areas`` (N,) float64 = (200·s_x)·(200·s_y), the crop area the reference uses in OKS-NMS.
     """
-    device = torch.device(device) if device is not None else _model_device(model)
+    device = torch.device(device) if device is not None else model_device(model)
     model.to(device)
     if sigma is None:
         sigma = float(getattr(_base(dataset), "sigma", 2.0))
@@ -262,7 +262,7 @@ def load_checkpoint(path, config=None, device="cpu"):
 
 
 # ----------------------------------------------------------------------------- command line
-def _resolve_device(name: str) -> torch.device:
+def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -310,7 +310,7 @@ def _run_cli(args, get_config, apply_overrides):
         cfg = cfg or apply_overrides(get_config("synthpose_w16_cpu"), args.overrides)
         stats = coco_eval.evaluate_keypoints(cfg.path(cfg.val_ann), args.results)
         return stats, f"results {args.results} on {cfg.path(cfg.val_ann)}"
-    device = _resolve_device(args.device)
+    device = resolve_device(args.device)
     model, cfg = load_checkpoint(args.checkpoint, cfg, device=device)
     if not args.config and args.overrides:  # overrides of the checkpoint's own config
         cfg = apply_overrides(cfg, args.overrides)

@@ -16,6 +16,8 @@ from hrnet_edu.data.coco import CocoKeypoints
 from hrnet_edu.heatmaps import encode_heatmaps
 from hrnet_edu.keypoints import FLIP_INDEX, FLIP_PAIRS
 from hrnet_edu.model import W8, build_model
+from hrnet_edu.predict import cli_main as predict_cli
+from hrnet_edu.predict import predict_image
 
 VAL_ANN = os.path.join(SAMPLES, "annotations", "person_keypoints_val.json")
 IMAGES = os.path.join(SAMPLES, "images")
@@ -279,3 +281,45 @@ def test_clear_errors_for_bad_results_and_detection_files(tmp_path, val_ann, cap
     # A checkpoint that does not fit the named config: rc 2 and the key listing.
     assert evaluate.cli_main(["--checkpoint", str(tmp_path / "w8.pt"), "--config", "synthpose_w16_cpu"]) == 2
     assert "mis-shaped" in capsys.readouterr().err
+
+
+class BrightSpot(torch.nn.Module):
+    """A "network" whose every heatmap is the crop's brightness pooled to a quarter resolution:
+    it points all K joints at the brightest spot of the crop."""
+
+    def forward(self, x):
+        h = torch.nn.functional.avg_pool2d(x.mean(1, keepdim=True), 4)  # (N, 1, H/4, W/4)
+        return (h - h.amin(dim=(-2, -1), keepdim=True)).expand(-1, 17, -1, -1)
+
+
+def test_predict_image_finds_a_planted_spot_with_and_without_box():
+    image = np.zeros((120, 160, 3), np.uint8)
+    image[70:73, 101:104] = 255  # a bright 3×3 spot centred on (102, 71)
+    for box, width in ((None, 160), ([80, 40, 50, 60], 50)):
+        kp, conf = predict_image(BrightSpot(), image, box, input_size=(128, 96), flip=False, decode="argmax")
+        scale_x = max(width, 0.75 * (120 if box is None else 60)) * 1.25  # crop width in image px
+        hm_px = scale_x / 24  # image px per heatmap px
+        assert kp.shape == (17, 2) and conf.shape == (17,)
+        assert np.abs(kp - [102, 71]).max() <= hm_px, (box, kp[0], hm_px)
+    with pytest.raises(ValueError, match="w, h > 0"):
+        predict_image(BrightSpot(), image, box=[0, 0, 0, 10])
+
+
+def test_predict_cli_draws_on_an_image_of_the_same_size(tmp_path, capsys):
+    from PIL import Image
+
+    image = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / "in.png")
+    save_w8_checkpoint(tmp_path / "w8.pt")
+    out = tmp_path / "out.png"
+    args = [str(tmp_path / "in.png"), "--checkpoint", str(tmp_path / "w8.pt"), "--out", str(out),
+            "--device", "cpu"]
+    assert predict_cli(args + ["--box", "10,5,60,80", "--box", "70,10,40,70"]) == 0
+    assert "person 1:" in capsys.readouterr().out
+    with Image.open(out) as drawn:
+        assert drawn.size == (128, 96)
+    assert predict_cli(args) == 0  # whole image as the box
+    assert predict_cli([str(tmp_path / "absent.png")] + args[1:]) == 2
+    assert "absent.png" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        predict_cli(args + ["--box", "1,2,3"])
