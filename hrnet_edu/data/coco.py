@@ -67,7 +67,7 @@ def load_image(path: str, what: str = "") -> np.ndarray:
         raise FileNotFoundError(f"image file not found: {path}{what}")
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.array(im.convert("RGB"))  # a writable copy (torch.from_numpy wants one)
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"cannot decode image {path}{what}: {err}") from err
 
@@ -210,6 +210,15 @@ class CocoKeypoints(torch.utils.data.Dataset):
     def image_path(self, index: int) -> str:
         return os.path.join(self.image_dir, self.coco.imgs[int(self._image_id[index])]["file_name"])
 
+    def record(self, index: int) -> dict:
+        """The sample's annotation before any crop (numpy): ``image_id``, ``ann_id``, ``box`` (4,)
+        clipped xywh, ``joints`` (K, 3) image coordinates + visibility in {0, 1}, ``center`` (2,),
+        ``scale`` (2,) of the box crop, ``score``, and the image ``path``."""
+        return {"image_id": int(self._image_id[index]), "ann_id": int(self._ann_id[index]),
+                "box": self._box[index].copy(), "joints": self._joints[index].copy(),
+                "center": self._center[index].copy(), "scale": self._scale[index].copy(),
+                "score": float(self._score[index]), "path": self.image_path(index)}
+
     def crop_params(self, index: int, image_width: int) -> CropParams:
         """The sample's crop: the box crop, randomly augmented when training."""
         center, scale, joints = self._center[index], self._scale[index], self._joints[index]
@@ -242,9 +251,9 @@ class CocoKeypoints(torch.utils.data.Dataset):
         region = np.ascontiguousarray(image[y0:y1, x0:x1])
         if self.raw:
             return {**sample, "raw_image": torch.from_numpy(region), "matrix": torch.from_numpy(matrix)}
-        sample["image"] = normalize(warp_image(region, matrix, (w, h)))
+        image = normalize(warp_image(region, matrix, (w, h)))
         # heatmap ↔ input: x_hm = x_in / 4 (the reference's mapping, see geometry)
         target, weight = encode_heatmaps(joints[:, :2] / 4.0, joints[:, 2], (h // 4, w // 4), self.sigma,
                                          unbiased=self.unbiased)
-        sample["target"], sample["target_weight"] = torch.from_numpy(target), torch.from_numpy(weight)
-        return sample
+        return {"image": image, "target": torch.from_numpy(target), "target_weight": torch.from_numpy(weight),
+                **sample}
