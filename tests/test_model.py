@@ -10,9 +10,6 @@ from hrnet_edu.flops import count_macs, count_parameters, paper_gflops
 from hrnet_edu.model import (
     W8,
     W16,
-    W32,
-    W48,
-    HRNet,
     HRNetConfig,
     build_model,
     hrnet_w32,
@@ -24,6 +21,11 @@ from hrnet_edu.model import (
 @pytest.fixture(scope="module")
 def w32():
     return hrnet_w32()
+
+
+@pytest.fixture(scope="module")
+def w48():
+    return hrnet_w48()
 
 
 def _randomize(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -69,9 +71,9 @@ def _reference_keys(width: int, num_joints: int = 17) -> set[str]:
     return keys
 
 
-def test_parameter_counts_equal_the_paper(w32):
+def test_parameter_counts_equal_the_paper(w32, w48):
     assert count_parameters(w32) == 28_536_113
-    assert count_parameters(hrnet_w48()) == 63_595_745
+    assert count_parameters(w48) == 63_595_745
     assert count_parameters(hrnet_w32(num_joints=14)) == 28_536_113 - 3 * (32 + 1)
 
 
@@ -88,11 +90,9 @@ def test_state_dict_keys_are_the_reference_keys(w32):
     assert w32.state_dict()["stage3.0.fuse_layers.0.2.0.weight"].shape == (32, 128, 1, 1)
 
 
-def test_w48_key_count():
-    with torch.device("meta"):
-        model = HRNet(W48)
-    assert len(model.state_dict()) == 1754
-    assert set(model.state_dict()) == _reference_keys(48)
+def test_w48_key_count(w48):
+    assert len(w48.state_dict()) == 1754
+    assert set(w48.state_dict()) == _reference_keys(48)
 
 
 def test_reference_details(w32):
@@ -108,18 +108,16 @@ def test_reference_details(w32):
     assert torch.all(w32.final_layer.bias == 0)
 
 
-@pytest.mark.parametrize(("cfg", "paper", "macs"), [(W32, 7.1, 7.645e9), (W48, 14.6, 15.69e9)])
-def test_multiply_adds_match_the_paper(cfg, paper, macs):
-    model = HRNet(cfg).to("meta")
+@pytest.mark.parametrize(("name", "paper", "macs"), [("w32", 7.1, 7.645e9), ("w48", 14.6, 15.69e9)])
+def test_multiply_adds_match_the_paper(name, paper, macs, request):
+    model = request.getfixturevalue(name)  # counted on a shape-only ("meta") copy
     measured = count_macs(model, (256, 192))
     assert abs(measured - macs) / macs < 0.005
     assert round(paper_gflops(measured), 1) == paper
-    # All operations are convolutions: the count scales with the number of pixels (384×288 row).
-    assert count_macs(model, (384, 288)) == measured * (384 * 288) // (256 * 192)
 
 
 @pytest.mark.parametrize("cfg", [W8, W16])
-@pytest.mark.parametrize("size", [(64, 64), (96, 64), (128, 96)])
+@pytest.mark.parametrize("size", [(32, 32), (64, 32), (96, 64)])
 def test_output_shapes(cfg, size):
     model = build_model(cfg).eval()
     with torch.no_grad():
@@ -129,10 +127,11 @@ def test_output_shapes(cfg, size):
     assert [tuple(f.shape) for f in feats] == [(1, cfg.width, size[0] // 4, size[1] // 4)]
 
 
-def test_full_presets_shapes_on_meta():
-    for cfg in (W32, W48):
-        model = HRNet(dataclasses.replace(cfg, num_joints=5)).to("meta")
-        assert model(torch.empty(1, 3, 256, 192, device="meta")).shape == (1, 5, 64, 48)
+def test_full_preset_shapes(w32, w48):
+    with torch.no_grad():
+        assert w32.eval()(torch.randn(1, 3, 64, 32)).shape == (1, 17, 16, 8)
+        assert [f.shape for f in w32.forward_features(torch.randn(1, 3, 32, 64))] == [(1, 32, 8, 16)]
+        assert w48.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 17, 8, 8)
 
 
 @pytest.mark.parametrize("size", [(250, 192), (256, 200), (16, 16)])
@@ -164,8 +163,8 @@ def test_gradients_reach_every_parameter():
 
 
 def test_eval_mode_is_deterministic_and_batch_independent():
-    model = _randomize(build_model(W16)).eval()
-    x = torch.randn(3, 3, 64, 64)
+    model = _randomize(build_model(W8)).eval()
+    x = torch.randn(3, 3, 64, 32)
     with torch.no_grad():
         a, b, single = model(x), model(x), model(x[1:2])
     assert torch.equal(a, b)
@@ -175,7 +174,7 @@ def test_eval_mode_is_deterministic_and_batch_independent():
 def test_checkpoint_round_trip_in_every_accepted_format(tmp_path):
     source = _randomize(build_model(W8)).eval()
     state = source.state_dict()
-    x = torch.randn(2, 3, 64, 64)
+    x = torch.randn(2, 3, 64, 32)
     with torch.no_grad():
         expected = source(x)
     path = tmp_path / "pose_hrnet_w8.pth"
