@@ -72,7 +72,7 @@ def dark_loop(heatmaps: np.ndarray, sigma: float) -> np.ndarray:
                 dxy *= 0.25
                 if dxx < 0 and dxx * dyy - dxy**2 > 0:  # as the library: only toward a maximum ...
                     offset = -np.linalg.solve(np.array([[dxx, dxy], [dxy, dyy]]), d)
-                    if np.abs(offset).max() <= 1.0:  # ... within a pixel
+                    if np.abs(offset).max() <= sigma:  # ... within sigma
                         coords[i, j] += offset
     return coords
 

@@ -206,16 +206,17 @@ def _dark_offset(heatmaps: torch.Tensor, px: torch.Tensor, py: torch.Tensor, sig
     det = dxx * dyy - dxy**2
     # Guards, each keeping the argmax where it fails: the stencil is on the map (2 ≤ px ≤ W − 3,
     # DARK's condition); the Hessian is negative definite (d_xx < 0, det > 0), so the quadratic
-    # has a maximum to step to; and that maximum is within 1 px of the argmax in x and in y.
-    # DARK itself only asks det ≠ 0, which on a flat or noisy map steps to saddles hundreds of
-    # pixels away; on a heatmap with a clear peak the guards never trigger.
+    # has a maximum to step to; and that maximum is within σ of the argmax in x and in y (a
+    # longer step means the Gaussian model does not describe this map). DARK itself only asks
+    # det ≠ 0, which on a flat or noisy map steps to saddles hundreds of pixels away; on a
+    # heatmap with a clear peak, even a noisy one, the guards do not trigger.
     ok = (px >= 2) & (px <= w - 3) & (py >= 2) & (py <= h - 3) & (dxx < 0) & (det > 1e-12)
     safe_det = torch.where(ok, det, torch.ones_like(det))
     # offset = −ℋ⁻¹ ∇,  ℋ⁻¹ = [[d_yy, −d_xy], [−d_xy, d_xx]] / det ℋ
     off_x = -(dyy * dx - dxy * dy) / safe_det
     off_y = -(dxx * dy - dxy * dx) / safe_det
     offset = torch.stack([off_x, off_y], dim=-1)
-    ok = ok & (offset.abs() <= 1.0).all(dim=-1)
+    ok = ok & (offset.abs() <= sigma).all(dim=-1)
     return offset * ok[..., None]
 
 
@@ -228,7 +229,7 @@ def decode_heatmaps(heatmaps, method: str = "shift", sigma: float = 2.0):
             higher neighbour in x and in y, only when 1 < px < W − 1 and 1 < py < H − 1), or
             "dark" (Zhang et al. 2020: smooth with a Gaussian of ``sigma``, take the log and
             one second-order Taylor step from the argmax; the step is taken only toward a
-            maximum less than 1 px away, else the argmax is kept).
+            maximum less than σ away in x and in y, else the argmax is kept).
         sigma: the sigma of the training targets; used by "dark" only.
 
     Returns:

@@ -156,7 +156,9 @@ md(r"""
 * **dark** (Zhang et al., CVPR 2020) — smooth the heatmap with a Gaussian of the target's σ, take
   the log (a Gaussian's log is a quadratic), and take one Newton step from the argmax:
   $\hat p = m - \mathcal H^{-1}\nabla$, with gradient ∇ and Hessian 𝓗 of the log-heatmap by
-  finite differences.
+  finite differences. The library only takes the step toward a *maximum* (𝓗 negative definite)
+  less than σ away; on a map without a clear peak (pure noise) DARK's step would otherwise land
+  on a saddle hundreds of pixels away.
 """)
 
 code(r"""
