@@ -73,6 +73,24 @@ def predict_heatmaps(model, images: torch.Tensor, flip: bool = True, flip_shift:
     return flip_test_average(out[:n], out[n:], shift=flip_shift)
 
 
+def heatmaps_to_keypoints(heatmaps, center, scale, rotation=0.0, decode: str = "shift", sigma: float = 2.0):
+    """Decode heatmaps and map the keypoints back to the image (the reference's ``get_final_preds``).
+
+    Args:
+        heatmaps: (N, K, h, w) tensor. center, scale: (N, 2) of the crops (scale in units of 200 px).
+        rotation: (N,) or scalar crop rotation in degrees. decode: "argmax", "shift" or "dark";
+        sigma: the targets' sigma (DARK only).
+
+    Returns:
+        keypoints (N, K, 2) float64 image pixels, confidences (N, K) float32 (numpy).
+    """
+    coords, conf = decode_heatmaps(heatmaps, method=decode, sigma=sigma)  # heatmap px, (N, K, 2)
+    # heatmap px → image px through the inverse crop transform (built for the heatmap size)
+    keypoints = heatmap_to_image(np.asarray(coords.cpu()), np.asarray(center), np.asarray(scale),
+                                 tuple(heatmaps.shape[-2:]), rotation=np.asarray(rotation))
+    return keypoints, np.asarray(conf.cpu())
+
+
 def predict_dataset(model, dataset, batch_size: int = 32, flip: bool = True, decode: str = "shift",
                     device=None, progress: bool = False, flip_shift: bool = True, sigma: float | None = None,
                     num_workers: int = 0, sampler=None) -> dict:
@@ -119,13 +137,10 @@ def predict_dataset(model, dataset, batch_size: int = 32, flip: bool = True, dec
         for batch in loader:
             images = batch["image"].to(device, non_blocking=True)
             heatmaps = predict_heatmaps(model, images, flip=flip, flip_shift=flip_shift)  # (N, K, h, w)
-            coords, conf = decode_heatmaps(heatmaps, method=decode, sigma=sigma)  # heatmap px, (N, K, 2)
-            # heatmap px → image px through the inverse crop transform (built for the heatmap size)
-            keypoints = heatmap_to_image(coords.cpu().numpy(), batch["center"].numpy(),
-                                         batch["scale"].numpy(), heatmaps.shape[-2:],
-                                         rotation=batch["rotation"].numpy())
+            keypoints, conf = heatmaps_to_keypoints(heatmaps, batch["center"], batch["scale"],
+                                                    batch["rotation"], decode, sigma)
             parts["keypoints"].append(keypoints)
-            parts["confidences"].append(conf.cpu().numpy())
+            parts["confidences"].append(conf)
             parts["image_ids"].append(batch["image_id"].numpy())
             parts["ann_ids"].append(batch["ann_id"].numpy())
             parts["box_scores"].append(batch["score"].numpy())

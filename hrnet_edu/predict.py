@@ -21,9 +21,14 @@ from matplotlib.patches import Rectangle
 
 from hrnet_edu.data.coco import load_image
 from hrnet_edu.data.transforms import normalize, warp_image
-from hrnet_edu.evaluate import load_checkpoint, model_device, predict_heatmaps, resolve_device
+from hrnet_edu.evaluate import (
+    heatmaps_to_keypoints,
+    load_checkpoint,
+    model_device,
+    predict_heatmaps,
+    resolve_device,
+)
 from hrnet_edu.geometry import box_to_center_scale, crop_transform
-from hrnet_edu.heatmaps import decode_heatmaps, heatmap_to_image
 from hrnet_edu.viz import draw_pose
 
 
@@ -57,9 +62,8 @@ def predict_image(model, image: np.ndarray, box=None, input_size=(256, 192), fli
         heatmaps = predict_heatmaps(model, crop[None].to(device), flip=flip)  # (1, K, H_in/4, W_in/4)
     finally:
         model.train(was_training)
-    coords, conf = decode_heatmaps(heatmaps, method=decode, sigma=sigma)
-    keypoints = heatmap_to_image(coords.cpu().numpy(), center[None], scale[None], heatmaps.shape[-2:])
-    return keypoints[0], conf[0].cpu().numpy()
+    keypoints, conf = heatmaps_to_keypoints(heatmaps, center[None], scale[None], 0.0, decode, sigma)
+    return keypoints[0], conf[0]
 
 
 def draw_predictions(image: np.ndarray, poses, boxes=None, threshold: float = 0.2) -> Figure:
