@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from hrnet_edu.baseline import RESNET50, SMALL, SimpleBaseline
 from hrnet_edu.flops import count_macs, count_parameters, paper_gflops
 from hrnet_edu.model import (
     W8,
@@ -210,3 +211,15 @@ def test_mismatched_checkpoints_are_refused_with_the_keys(tmp_path):
         load_reference_weights(build_model(W8), {"epoch": 3, "note": "hello"})
     with pytest.raises(FileNotFoundError, match="nothing.pth"):
         load_reference_weights(build_model(W8), tmp_path / "nothing.pth")
+
+
+def test_simple_baseline_matches_the_paper_and_hrnet_io():
+    # The paper's comparison row: SimpleBaseline ResNet-50, 34.0 M parameters.
+    assert round(count_parameters(SimpleBaseline(RESNET50)) / 1e6, 1) == 34.0
+    model = SimpleBaseline(SMALL).eval()
+    x = torch.randn(2, 3, 64, 32)
+    with torch.no_grad():
+        assert model.forward_features(x).shape == (2, SMALL.widths[3], 2, 1)  # 1/32
+        assert model(x).shape == build_model(W8).eval()(x).shape == (2, 17, 16, 8)  # same I/O as HRNet
+    with pytest.raises(ValueError, match="100×32"):
+        model(torch.randn(1, 3, 100, 32))
