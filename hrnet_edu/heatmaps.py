@@ -108,7 +108,7 @@ def encode_heatmaps(keypoints, visible, heatmap_size: tuple[int, int], sigma: fl
     sigma = _check_sigma(sigma)
     kp = _float(kp)
     labelled = vis.to(kp.device) > 0  # (N, K)
-    if not torch.isfinite(kp[labelled]).all():
+    if not (torch.isfinite(kp).all(dim=-1) | ~labelled).all():
         raise ValueError("keypoints of labelled joints (visible > 0) must be finite, found NaN or inf")
     kp = torch.where(labelled[..., None], kp, torch.zeros((), dtype=kp.dtype, device=kp.device))
 
