@@ -334,8 +334,12 @@ def heatmap_to_image(coords_hm, center, scale, heatmap_size: tuple[int, int], ro
         raise ValueError(f"coords_hm must have shape (N, K, 2), got {tuple(coords.shape)}")
     center = _to_torch(center)[0].detach().cpu().numpy()
     scale = _to_torch(scale)[0].detach().cpu().numpy()
-    if center.shape[-1] != 2 or scale.shape[-1] != 2:
-        raise ValueError(f"center and scale must have shape (N, 2), got {center.shape} and {scale.shape}")
+    batch = tuple(coords.shape[:-2])
+    if center.shape != batch + (2,) or scale.shape != batch + (2,):
+        raise ValueError(
+            f"center and scale must have shape {batch + (2,)} to match coords_hm {tuple(coords.shape)}, "
+            f"got {center.shape} and {scale.shape}"
+        )
     h, w = heatmap_size
     matrix = crop_transform(center, scale, output_size=(w, h), rotation=rotation, inverse=True)  # (N, 2, 3)
     out = transform_points(coords.detach().cpu().numpy(), matrix)

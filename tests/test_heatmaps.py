@@ -323,3 +323,5 @@ def test_heatmap_to_image_hand_computed():
     np.testing.assert_allclose(out_t.numpy(), geometry.transform_points(coords, m), atol=1e-4)
     with pytest.raises(ValueError, match="coords_hm"):
         heatmap_to_image(np.zeros((1, 17, 3)), center, scale, (H, W))
+    with pytest.raises(ValueError, match="center and scale"):
+        heatmap_to_image(np.zeros((2, 17, 2)), center, scale, (H, W))
