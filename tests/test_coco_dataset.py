@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 
 import numpy as np
 import pytest
@@ -100,6 +101,8 @@ def test_augmentation_is_seeded_per_epoch_and_index(tiny):
     ds = CocoKeypoints(*tiny, seed=3)
     a = ds[1]
     torch.testing.assert_close(ds[1]["image"], a["image"])
+    # picklable (spawned DataLoader workers): the copy draws the same sample
+    torch.testing.assert_close(pickle.loads(pickle.dumps(ds))[1]["image"], a["image"])
     ds.set_epoch(1)
     assert not torch.equal(ds[1]["image"], a["image"])
     assert ds.epoch == 1
@@ -211,3 +214,10 @@ def test_synthpose_sample_yields_consistent_samples():
     batch = torch.utils.data.default_collate([ds[i] for i in range(min(4, len(ds)))])
     assert batch["image"].shape[1:] == (3, 256, 192) and batch["target"].shape[1:] == (17, 64, 48)
     assert torch.isfinite(batch["image"]).all() and (batch["target_weight"] > 0).any()
+    train = CocoKeypoints(ann.replace("_val", "_train"), os.path.join(SAMPLES, "images"), train=True)
+    for i in range(8):  # augmented: every weighted joint's target peaks at μ = ⌊x_in/4 + ½⌋
+        s = train[i]
+        on = (s["target_weight"] > 0).numpy()
+        mu = np.minimum(np.floor(s["joints"].numpy()[on, :2] / 4 + 0.5), [47, 63])
+        flat = s["target"].numpy()[on].reshape(on.sum(), -1).argmax(1)
+        np.testing.assert_array_equal(np.stack([flat % 48, flat // 48], 1), mu)
