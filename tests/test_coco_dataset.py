@@ -195,6 +195,9 @@ def test_bad_inputs_give_clear_errors(tmp_path):
         CocoKeypoints(bad_file, image_dir)
     with pytest.raises(FileNotFoundError, match="nope.json"):
         CocoKeypoints(str(tmp_path / "nope.json"), image_dir)
+    (tmp_path / "broken.json").write_text('{"images": [')
+    with pytest.raises(ValueError, match=r"cannot read COCO annotations from .*broken\.json"):
+        CocoKeypoints(str(tmp_path / "broken.json"), image_dir)
     with pytest.raises(ValueError, match="multiples of 4"):
         CocoKeypoints(ann_file, image_dir, input_size=(255, 192))
 

@@ -119,8 +119,11 @@ class CocoKeypoints(torch.utils.data.Dataset):
         self.train, self.augment = bool(train), (augment if train else None)
         self.seed, self.raw = int(seed), bool(raw)
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-            self.coco = COCO(self.ann_file)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+                self.coco = COCO(self.ann_file)
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
+            raise ValueError(f"cannot read COCO annotations from {self.ann_file}: {err!r}") from err
         self.image_ids = sorted(self.coco.getImgIds())
         self.num_skipped: dict[str, int] = {}
         rows = self._gt_rows() if boxes == "gt" else self._detection_rows(str(boxes), box_score_threshold)
