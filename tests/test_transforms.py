@@ -116,7 +116,8 @@ def test_bright_dot_lands_where_the_matrix_says(seed):
     expected = transform_points(dot[None], m)[0]
     cy, cx = np.mgrid[0 : OUT[1], 0 : OUT[0]]
     centroid = np.array([(crop * cx).sum(), (crop * cy).sum()]) / crop.sum()
-    assert np.abs(centroid - expected).max() < 0.5, (centroid, expected)
+    # a half-pixel convention slip would show as an offset of ~0.5·k px; we measure < 0.02
+    assert np.abs(centroid - expected).max() < 0.1, (centroid, expected)
 
 
 def test_source_region_warp_equals_full_image_warp():
