@@ -1,0 +1,326 @@
+"""Build notebooks/04_multi_scale_fusion.ipynb.
+
+    python notebooks/build/04_multi_scale_fusion.py
+    cd notebooks && MPLBACKEND=Agg ../.venv/bin/jupyter nbconvert --to notebook --execute --inplace \
+        04_multi_scale_fusion.ipynb
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _nbtools import Builder  # noqa: E402
+
+nb = Builder()
+
+nb.md(r"""
+# 04 · Multi-scale fusion: the exchange unit
+
+After every multi-resolution block (notebook 03), HRNet lets its parallel branches exchange
+information. Output r of the **exchange unit** is the sum, over all inputs r', of input r' brought
+to the resolution and width of branch r, followed by a ReLU:
+
+$$Y_i = \mathrm{ReLU}\Big(\sum_j a(X_j, i)\Big)$$
+
+with the transform a(X_j, i):
+- **j = i**: identity;
+- **j > i** (coarser input, going *up*): a 1×1 convolution that changes the width C_j → C_i,
+  BatchNorm, then **nearest-neighbour upsampling** ×2^(j−i);
+- **j < i** (finer input, going *down*): i − j **3×3 convolutions with stride 2**; the
+  intermediate ones keep the width C_j and have BN + ReLU, the last one goes to C_i with BN only
+  (the ReLU comes after the sum).
+
+**What you will learn**
+- what a strided 3×3 convolution and a 1×1 conv + nearest upsampling do to a feature map, on a
+  real picture, with exact checks;
+- each input's contribution to each output of an exchange unit, computed with the library's
+  `ExchangeUnit.contributions` and checked against a from-scratch version;
+- how much each transform costs (parameters and multiply-adds) in HRNet-W32;
+- interactively, which input dominates which output.
+
+Notation: r = 0 is the highest-resolution branch (the paper's r is ours + 1); C_r the width of
+branch r; N batch, H×W size.
+""")
+
+nb.code(r"""
+%matplotlib inline
+import json
+from pathlib import Path
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from hrnet_edu.features import contribution_shares
+from hrnet_edu.flops import count_parameters
+from hrnet_edu.fusion import ExchangeUnit, downsample_transform, upsample_transform
+from hrnet_edu.model import W32, W8, build_model
+from hrnet_edu.notebook_utils import show_source
+from hrnet_edu.viz import contribution_figure
+
+torch.manual_seed(0)
+rng = np.random.default_rng(0)
+
+# The largest SynthPose figure, cropped to 256×192 (H×W) around its box and reduced to the 1/4
+# resolution of branch 0 (64×48). (Notebook 06 does this crop properly, with the affine warp.)
+REPO = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
+SAMPLES = REPO / "data_samples/synthpose"
+annotations = json.loads((SAMPLES / "annotations/person_keypoints_train.json").read_text())
+biggest = max(annotations["annotations"], key=lambda a: a["area"])
+file_name = next(im["file_name"] for im in annotations["images"] if im["id"] == biggest["image_id"])
+x, y, w, h = biggest["bbox"]
+cx, cy, half_h = x + w / 2, y + h / 2, max(h, w * 4 / 3) * 1.25 / 2  # a 4:3 (H:W) box, padded ×1.25
+box = (cx - half_h * 0.75, cy - half_h, cx + half_h * 0.75, cy + half_h)
+image = Image.open(SAMPLES / "images" / file_name).convert("L").crop(box).resize((192, 256), Image.BILINEAR)
+picture = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)  # (256, 192)
+x0 = F.avg_pool2d(picture[None, None], 4)  # (1, 1, 64, 48): a one-channel "feature map" of branch 0
+print("picture", tuple(picture.shape), "-> branch-0 map", tuple(x0.shape))
+""")
+
+nb.md(r"""
+## 1 · Going down: strided 3×3 convolutions
+
+A 3×3 convolution with stride 2 (padding 1) evaluates the kernel at every *second* pixel, so an
+H×W map becomes H/2 × W/2. What it keeps depends on the kernel. Two hand-set kernels make this
+visible (BatchNorm is left at its initial state, which is the identity up to ε):
+- a **centre tap** (1 in the middle, 0 elsewhere): plain subsampling, `x[::2, ::2]` — aliasing and all;
+- a **box filter** (1/9 everywhere): average, then subsample — a smoother, anti-aliased map.
+
+To go down two levels the exchange unit chains two such convolutions (with a ReLU between).
+In training the kernels are learned, and they can do both and more.
+""")
+
+nb.code(r"""
+def set_kernel(chain: nn.Sequential, kernel: torch.Tensor) -> nn.Sequential:
+    # Put the same 3×3 kernel into every stride-2 conv of a one-channel downsampling chain.
+    with torch.no_grad():
+        for step in chain:
+            step[0].weight.copy_(kernel.view(1, 1, 3, 3))
+    return chain.eval()
+
+
+centre = torch.zeros(3, 3); centre[1, 1] = 1.0
+box = torch.full((3, 3), 1 / 9)
+bn_scale = 1 / np.sqrt(1 + 1e-5)  # BN in eval mode at its initial state: x / sqrt(1 + ε)
+
+with torch.no_grad():
+    sub2 = set_kernel(downsample_transform(1, 1, steps=1), centre)(x0)
+    avg2 = set_kernel(downsample_transform(1, 1, steps=1), box)(x0)
+    sub4 = set_kernel(downsample_transform(1, 1, steps=2), centre)(x0)
+
+assert torch.allclose(sub2, x0[..., ::2, ::2] * bn_scale, atol=1e-6)
+assert torch.allclose(sub4, x0[..., ::4, ::4] * bn_scale**2, atol=1e-6)  # the picture is ≥ 0: the ReLU is inactive
+print("1 step :", tuple(x0.shape), "->", tuple(sub2.shape), "| centre tap == x[::2, ::2]")
+print("2 steps:", tuple(x0.shape), "->", tuple(sub4.shape), "| == x[::4, ::4]")
+
+fig, axes = plt.subplots(1, 4, figsize=(11, 3.4))
+for ax, (title, m) in zip(axes, [("branch 0 input (64×48)", x0), ("centre tap, stride 2 (32×24)", sub2),
+                                 ("box filter, stride 2 (32×24)", avg2), ("two centre taps (16×12)", sub4)]):
+    ax.imshow(m[0, 0], cmap="gray", interpolation="nearest"); ax.set_title(title, fontsize=9); ax.axis("off")
+""")
+
+nb.md(r"""
+## 2 · Going up: 1×1 convolution, then nearest-neighbour upsampling
+
+Upsampling has no parameters: nearest-neighbour copies every pixel into an f×f block
+(f = 2^(j−i)). The width is aligned *before* upsampling, by a 1×1 convolution on the small map,
+which is f² times cheaper than doing it after. With a 1×1 weight of 1 we see the pure upsampling:
+""")
+
+nb.code(r"""
+x2 = F.avg_pool2d(x0, 4)  # a branch-2 map, 16×12
+up = upsample_transform(1, 1, factor=4).eval()
+with torch.no_grad():
+    up[0].weight.fill_(1.0)
+    y = up(x2)
+expected = x2.repeat_interleave(4, dim=2).repeat_interleave(4, dim=3) * bn_scale  # each pixel → a 4×4 block
+assert torch.allclose(y, expected, atol=1e-6)
+print(tuple(x2.shape), "-> 1×1 conv -> BN -> nearest ×4 ->", tuple(y.shape), "| == repeat_interleave")
+
+fig, axes = plt.subplots(1, 2, figsize=(6, 3.4))
+axes[0].imshow(x2[0, 0], cmap="gray", interpolation="nearest"); axes[0].set_title("branch 2 (16×12)", fontsize=9)
+axes[1].imshow(y[0, 0], cmap="gray", interpolation="nearest"); axes[1].set_title("upsampled to branch 0 (64×48)", fontsize=9)
+for ax in axes:
+    ax.axis("off")
+""")
+
+nb.md(r"""
+## 3 · The exchange unit, input by input
+
+Now a whole exchange unit with three branches of widths (4, 8, 16), with random weights (the
+reference's N(0, 0.001²) initialisation would make every contribution but the identity nearly
+zero). Its inputs are the picture at 1/4, 1/8 and 1/16 resolution, each spread over C_r channels
+with random gains. `contributions(xs)[i][j]` returns a(X_j, i), the very terms `forward` sums.
+""")
+
+nb.code(r"""
+widths = (4, 8, 16)
+unit = ExchangeUnit(widths).eval()
+with torch.no_grad():
+    for m in unit.modules():
+        if isinstance(m, nn.Conv2d):  # He-like scale so every contribution is visible
+            m.weight.normal_(0, (2 / (m.in_channels * m.kernel_size[0] ** 2)) ** 0.5)
+gains = [torch.from_numpy(rng.normal(1.0, 0.5, size=(1, c, 1, 1)).astype(np.float32)) for c in widths]
+xs = [F.avg_pool2d(x0, 2**r) * g for r, g in enumerate(gains)]  # X_r: (1, C_r, 64/2^r, 48/2^r)
+
+with torch.no_grad():
+    parts = unit.contributions(xs)  # parts[i][j] = a(X_j, i)
+    ys = unit(xs)
+for i, row in enumerate(parts):
+    print(f"output {i}:", "  ".join(f"a(X_{j}, {i}) {tuple(p.shape[1:])}" for j, p in enumerate(row)),
+          f"-> Y_{i} {tuple(ys[i].shape[1:])}")
+""")
+
+nb.code(r"""
+# NBVAL_IGNORE_OUTPUT
+show_source(ExchangeUnit)
+""")
+
+nb.md(r"""
+### Check: the same unit from scratch
+
+Writing a(X_j, i) with plain tensor operations, using only the unit's weights, must give the
+library's contributions, and ReLU of their sum must give its outputs.
+""")
+
+nb.code(r"""
+def bn_eval(x, bn):
+    s = (1, -1, 1, 1)
+    return (x - bn.running_mean.view(s)) / torch.sqrt(bn.running_var.view(s) + bn.eps) * bn.weight.view(s) + bn.bias.view(s)
+
+
+def a_from_scratch(unit, xs, i, j):
+    x = xs[j]
+    if j == i:
+        return x
+    if j > i:  # 1×1 conv C_j → C_i, BN, nearest ×2^(j−i)
+        f = 2 ** (j - i)
+        z = bn_eval(torch.conv2d(x, unit[i][j][0].weight), unit[i][j][1])
+        return z.repeat_interleave(f, dim=2).repeat_interleave(f, dim=3)
+    for k in range(i - j):  # i − j stride-2 3×3 convs; ReLU after all but the last
+        x = bn_eval(torch.conv2d(x, unit[i][j][k][0].weight, stride=2, padding=1), unit[i][j][k][1])
+        x = torch.relu(x) if k < i - j - 1 else x
+    return x
+
+
+with torch.no_grad():
+    for i in range(3):
+        mine = [a_from_scratch(unit, xs, i, j) for j in range(3)]
+        assert all(torch.allclose(m, p, atol=1e-5) for m, p in zip(mine, parts[i]))
+        assert torch.allclose(torch.relu(sum(mine)), ys[i], atol=1e-5)  # Y_i = ReLU(Σ_j a(X_j, i))
+print("from scratch == library for all 9 contributions and 3 outputs")
+""")
+
+nb.md(r"""
+### Seeing the contributions
+
+Each panel shows the per-pixel size (RMS over channels) of one term a(X_j, i): rows are outputs,
+columns inputs, and the title gives the term's share of the output's total (`contribution_shares`:
+its norm over the sum of the norms). Upsampled terms are blocky, downsampled ones are coarse
+copies of the fine map.
+""")
+
+nb.code(r"""
+shares = contribution_shares(parts)
+print("share of input j (columns) in output i (rows):")
+print(np.round(shares.numpy(), 3))
+assert torch.allclose(shares.sum(dim=1), torch.ones(3, dtype=torch.float64))
+contribution_figure(parts, name="3-branch")
+""")
+
+nb.md(r"""
+### Interactive: pick an output branch
+
+Choose the output i; the row shows every input's contribution a(X_j, i), their sum, and the
+fused output after the ReLU.
+""")
+
+nb.code(r"""
+# NBVAL_IGNORE_OUTPUT
+def show_output(i=0):
+    row = parts[i]
+    total = sum(row)
+    panels = [(f"a(X_{j}, {i})", p) for j, p in enumerate(row)] + [("Σ_j a(X_j, i)", total), (f"Y_{i} = ReLU(Σ)", ys[i])]
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.3 * len(panels), 2.6))
+    for ax, (title, p) in zip(axes, panels):
+        ax.imshow(p[0].mean(dim=0), cmap="RdBu_r", interpolation="nearest")  # channel mean keeps the sign
+        ax.set_title(title, fontsize=9); ax.axis("off")
+    fig.suptitle(f"output branch {i} ({tuple(ys[i].shape[-2:])}): mean over channels", fontsize=10)
+    plt.show()
+
+
+widgets.interact(show_output, i=widgets.Dropdown(options=[0, 1, 2], value=0, description="output i"));
+""")
+
+nb.md(r"""
+## 4 · What each transform costs in HRNet-W32
+
+The last exchange unit of stage 4 has four branches of widths (32, 64, 128, 256) at 64×48 … 8×6
+for a 256×192 input (the very last module keeps only output 0; we build the full 4 × 4 unit to
+see all the terms). Parameters and multiply-adds of each a(·, i), measured with PyTorch's FLOP counter:
+""")
+
+nb.code(r"""
+w = W32.widths(4)
+full = ExchangeUnit(w).eval()
+xs32 = [torch.zeros(1, c, 64 // 2**r, 48 // 2**r) for r, c in enumerate(w)]
+params = np.zeros((4, 4), dtype=np.int64)
+macs = np.zeros((4, 4))
+for i in range(4):
+    for j in range(4):
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            full[i][j](xs32[j])
+        params[i, j] = count_parameters(full[i][j])
+        macs[i, j] = counter.get_total_flops() / 2 / 1e6
+print("parameters of a(X_j, i) (rows i = output, columns j = input):")
+print(params)
+print("multiply-adds (millions):")
+print(np.round(macs, 1))
+print(f"whole unit: {count_parameters(full):,d} parameters, {macs.sum():.1f} M multiply-adds")
+""")
+
+nb.md(r"""
+The identity terms (diagonal) are free; going up is cheap because the 1×1 conv runs on the small
+map; going down costs the most compute (12–14 M multiply-adds per term, whatever the distance:
+each strided conv halves the size but the widths double), and the chains into the coarsest branch
+(bottom row) carry most of the parameters because their last convolution is a 3×3 into a wide branch.
+
+## 5 · In the network
+
+In `HRNet`, `stage{s}.{m}.fuse_layers` is an `ExchangeUnit`: its entry `[i][j]` is a(·, i) for
+input j, stored under the reference implementation's keys (`fuse_layers.i.j.0` for the 1×1
+conv of an upsampling term, `fuse_layers.i.j.k.0` for the k-th strided conv of a chain). The
+feature-capture tool (notebook 09) records `stage{s}.module{m}.exchange.out{i}.from{j}` by
+calling this same `contributions` method.
+""")
+
+nb.code(r"""
+model = build_model(W8)
+unit_in_net = model.stage3[0].fuse_layers
+print(type(unit_in_net).__name__, "with", len(unit_in_net), "outputs ×", len(unit_in_net[0]), "inputs")
+print([k for k in model.state_dict() if k.startswith("stage3.0.fuse_layers.2.0.")])
+print("last module of stage 4 keeps outputs:", len(model.stage4[-1].fuse_layers))
+""")
+
+nb.md(r"""
+## Exercises
+
+1. **Bilinear instead of nearest.** Replace the `nn.Upsample` of every upsampling term by
+   bilinear interpolation (`mode="bilinear", align_corners=False`). Does the output change where
+   you expect? (Keys and parameters stay the same, so a trained checkpoint still loads — try it in
+   notebook 05 and measure how much the heatmaps move.)
+2. **Sum vs. concatenation.** Write an exchange unit that concatenates the contributions and mixes
+   them with a 1×1 convolution instead of summing. How many extra parameters and multiply-adds
+   does it cost for the stage-4 unit of HRNet-W32?
+3. **Who talks to whom after training.** Once you have a trained checkpoint (notebook 07), compute
+   `contribution_shares` for every exchange unit on a batch of validation crops. Do the
+   high-resolution outputs rely more on coarse inputs in early or late stages?
+""")
+
+if __name__ == "__main__":
+    nb.write("04_multi_scale_fusion.ipynb")
