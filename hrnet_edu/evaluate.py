@@ -190,6 +190,8 @@ def predictions_to_results(preds: dict, nms_threshold: float | None = 0.9, resco
         # The reference's OKS-NMS uses the crop areas (200·s)² and all K keypoints.
         keep.append(idx[oks_nms(preds["keypoints"][idx], scores[idx], preds["areas"][idx], nms_threshold)])
     keep = np.concatenate(keep) if keep else np.zeros(0, dtype=np.int64)
+    if not len(keep):  # no instance at all (e.g. every detection below the score threshold)
+        return ([], keep) if return_keep else []
     results = coco_eval.make_results(image_ids[keep], preds["keypoints"][keep], preds["confidences"][keep],
                                      scores[keep])
     return (results, keep) if return_keep else results

@@ -323,3 +323,12 @@ def test_predict_cli_draws_on_an_image_of_the_same_size(tmp_path, capsys):
     assert "absent.png" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         predict_cli(args + ["--box", "1,2,3"])
+
+
+def test_no_instances_give_zero_stats_not_a_crash(samples):
+    """E.g. a detection file whose boxes all fall below the score threshold."""
+    empty = torch.utils.data.Subset(samples, [])
+    preds = evaluate.predict_dataset(Oracle(samples), empty)
+    assert preds["keypoints"].shape == (0, 17, 2) and preds["confidences"].shape == (0, 17)
+    stats = evaluate.evaluate_predictions(preds, samples)
+    assert stats.empty and stats.ap == 0.0
