@@ -227,3 +227,32 @@ def test_committed_sample_regenerates_exactly(tmp_path):
         new = np.asarray(Image.open(os.path.join(summary["images_dir"], name)), dtype=float)
         old = np.asarray(Image.open(os.path.join(SAMPLES, "images", name)), dtype=float)
         assert np.abs(new - old).mean() < 1.0, name
+
+
+def test_label_rules_on_a_hand_made_scene():
+    """v = 0 outside the image or on the back of the head, v = 1 under an occluder, under a person
+    drawn later, or hidden by the own head; area = mask pixels; bbox = mask extent (pixel j → [j, j+1))."""
+    from types import SimpleNamespace
+
+    size = 32
+    joints = np.tile([10.0, 10.0], (NUM_KEYPOINTS, 1))
+    joints[3] = [40.0, 5.0]  # outside the image
+    joints[5] = [20.0, 20.0]  # under the occluder
+    joints[6] = [5.0, 25.0]  # under the person drawn in front
+    face_state = np.full(NUM_KEYPOINTS, 2)
+    face_state[0], face_state[1] = 0, 1  # nose on the back of the head, left eye behind the head
+    back = SimpleNamespace(joints=joints, face_state=face_state)
+    front = SimpleNamespace(joints=np.tile([28.0, 28.0], (NUM_KEYPOINTS, 1)),
+                            face_state=np.full(NUM_KEYPOINTS, 2))  # fmt: skip
+    mask_back = np.zeros((size, size), bool)
+    mask_back[8:27, 4:22] = True
+    mask_front = np.zeros((size, size), bool)
+    mask_front[24:32, 2:32] = True
+    cover = np.zeros((size, size), bool)
+    cover[19:22, 19:22] = True
+    labels = synthpose._label([back, front], [mask_back, mask_front], cover, size)
+    k = labels[0]["keypoints"]
+    assert k[3].tolist() == [0, 0, 0] and k[0].tolist() == [0, 0, 0]
+    assert k[5, 2] == 1 and k[6, 2] == 1 and k[1, 2] == 1 and k[2].tolist() == [10, 10, 2]
+    assert labels[0]["area"] == mask_back.sum() and labels[0]["bbox"] == [4.0, 8.0, 18.0, 19.0]
+    assert np.all(labels[1]["keypoints"][:, 2] == 2)  # nothing is in front of the front person
