@@ -43,6 +43,7 @@ Notation: N person instances, K = 17 joints, input crop H×W = 128×96, heatmaps
 """)
 
 code(r"""
+%matplotlib inline
 import json
 import os
 import time
