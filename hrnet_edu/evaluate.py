@@ -148,8 +148,10 @@ def predict_dataset(model, dataset, batch_size: int = 32, flip: bool = True, dec
     finally:
         model.train(was_training)
     k = getattr(getattr(model, "cfg", None), "num_joints", 17)
-    empty = {"keypoints": np.zeros((0, k, 2)), "confidences": np.zeros((0, k), np.float32)}
-    out = {name: np.concatenate(p) if p else empty.get(name, np.zeros(0)) for name, p in parts.items()}
+    empty = {"keypoints": np.zeros((0, k, 2)), "confidences": np.zeros((0, k), np.float32),
+             "image_ids": np.zeros(0, np.int64), "ann_ids": np.zeros(0, np.int64),
+             "box_scores": np.zeros(0, np.float32), "areas": np.zeros(0)}
+    out = {name: np.concatenate(p) if p else empty[name] for name, p in parts.items()}
     out["indices"] = base_indices[: len(out["image_ids"])]
     return {name: out[name] for name in PREDICTION_KEYS}
 
