@@ -131,7 +131,7 @@ def cli_main(argv: list[str]) -> int:
     for i, (keypoints, conf) in enumerate(poses):
         shown = conf > args.threshold
         print(f"person {i}: {shown.sum()} of {len(conf)} keypoints above {args.threshold} "
-              f"(mean confidence {conf.mean():.2f}, box centre of keypoints "
+              f"(mean confidence {conf.mean():.2f}, mean position "
               f"({keypoints[:, 0].mean():.1f}, {keypoints[:, 1].mean():.1f}))")
     print(f"wrote {args.out}")
     return 0
