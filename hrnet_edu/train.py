@@ -362,6 +362,12 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
             record = train_one_epoch(net, loader, criterion, optimizer, scaler, cfg, device, epoch, info,
                                      progress)  # fmt: skip
             scheduler.step()
+            if info.world_size > 1:
+                # Parameters agree on every rank (gradients are all-reduced) but BatchNorm running
+                # statistics are each rank's own since the last forward: take rank 0's everywhere,
+                # so that sharded validation and the checkpoint see one and the same network.
+                for buffer in model.buffers():
+                    dist.broadcast(buffer, src=0)
             if cfg.val_every and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs):
                 metrics = validate(net, val_set, cfg, device, info)
                 if metrics is not None:

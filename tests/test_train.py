@@ -1,0 +1,252 @@
+"""The trainer: configs and overrides, learning, bit-for-bit resume, NaN stop, atomic checkpoints, DDP.
+
+Every run here is a tiny HRNet (``model.W8``) on 64×32 crops of a few SynthPose images generated
+into a temporary folder, on CPU, so the whole file takes well under a minute on 2 cores.
+"""
+
+import dataclasses
+import os
+import socket
+
+import pytest
+import torch
+
+from hrnet_edu import train as train_mod
+from hrnet_edu.configs import (
+    PRESETS,
+    TrainConfig,
+    apply_overrides,
+    config_from_dict,
+    get_config,
+    synthpose_w16_cpu,
+)
+from hrnet_edu.model import W8, build_model
+from hrnet_edu.train import DistInfo, build_criterion, load_checkpoint_state, save_checkpoint, train
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    from hrnet_edu.data.synthpose import generate
+
+    root = tmp_path_factory.mktemp("synthpose")
+    generate(str(root), n_train=12, n_val=6, seed=0, image_size=128, workers=1)
+    return str(root)
+
+
+def tiny_config(root: str, **changes) -> TrainConfig:
+    cfg = apply_overrides(
+        synthpose_w16_cpu(),
+        [f"data_root={root}", "input_size=64,32", "sigma=1", "batch_size=4", "epochs=2", "val_every=0",
+         "max_train_images=12", "log_every=1", "device=cpu", "workers=0"],
+    )  # fmt: skip
+    return dataclasses.replace(cfg, model=W8, **changes)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from a second thread, and lose a lot on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def deterministic():
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(before)
+
+
+def _step_losses(out_dir: str) -> list[tuple[int, int, float]]:
+    import json
+
+    with open(os.path.join(out_dir, "log.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    return [(r["epoch"], r["step"], r["loss"]) for r in records if r["kind"] == "step"]
+
+
+# ----------------------------------------------------------------------------- configs
+def test_presets_follow_the_paper():
+    w32 = get_config("coco_w32_256x192")
+    assert (w32.lr, w32.lr_steps, w32.lr_factor, w32.epochs) == (1e-3, (170, 200), 0.1, 210)
+    assert w32.batch_size == 32
+    assert (w32.input_size, w32.heatmap_size, w32.sigma, w32.weight_decay) == ((256, 192), (64, 48), 2.0, 0.0)
+    assert w32.model.width == 32 and w32.train_images == "train2017"
+    w48 = get_config("coco_w48_384x288")
+    assert (w48.model.width, w48.input_size, w48.heatmap_size, w48.sigma) == (48, (384, 288), (96, 72), 3.0)
+    cpu = get_config("synthpose_w16_cpu")
+    assert cpu.device == "cpu" and cpu.amp == "none" and cpu.data_root == "data_samples/synthpose"
+    for name in PRESETS:  # every preset survives the checkpoint round trip asdict → config_from_dict
+        cfg = get_config(name)
+        assert config_from_dict(dataclasses.asdict(cfg)) == cfg
+    with pytest.raises(ValueError, match="unknown config 'w99'.*synthpose_w16_cpu"):
+        get_config("w99")
+
+
+def test_apply_overrides_parses_by_field_type():
+    cfg = get_config("synthpose_w16_cpu")
+    new = apply_overrides(cfg, ["epochs=3", "lr=5e-4", "lr_steps=2,3", "model.width=8", "amp=bf16",
+                                "compile=true", "max_train_images=none", "augment.flip_prob=0",
+                                "input_size=(64, 32)", "model.num_blocks=1,1,1"])  # fmt: skip
+    assert (new.epochs, new.lr, new.lr_steps, new.model.width, new.amp, new.compile) == (
+        3, 5e-4, (2, 3), 8, "bf16", True)  # fmt: skip
+    assert new.max_train_images is None and new.augment.flip_prob == 0.0 and new.input_size == (64, 32)
+    assert new.model.num_blocks == (1, 1, 1)
+    assert cfg.epochs != 3 and cfg.model.width == 16  # the original is untouched
+    assert apply_overrides(cfg, ["augment=none"]).augment is None
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("epoch=3", "unknown config key 'epoch'.*epochs"),
+        ("model.depth=3", "unknown config key 'model.depth'"),
+        ("epochs=three", "epochs='three': expected int"),
+        ("epochs=1.5", "expected int"),
+        ("compile=maybe", "expected a boolean"),
+        ("lr_steps=a,b", "expected int"),
+        ("input_size=64", "expected 2 comma-separated values"),
+        ("epochs", "not of the form key=value"),
+        ("amp=fp8", "amp must be"),
+        ("lr.x=1", "has no sub-fields"),
+    ],
+)
+def test_apply_overrides_errors(item, message):
+    with pytest.raises(ValueError, match=message):
+        apply_overrides(get_config("synthpose_w16_cpu"), [item])
+
+
+def test_cli_rejects_bad_override(capsys):
+    with pytest.raises(SystemExit) as exc:
+        train_mod.cli_main(["--config", "synthpose_w16_cpu", "--out", "/nonexistent", "bogus=1"])
+    assert exc.value.code == 2
+    assert "unknown config key 'bogus'" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- learning
+def test_a_few_hundred_steps_lower_the_loss(tiny_root):
+    """Over-fitting one fixed batch: the heatmap loss must fall well below its starting value."""
+    cfg = tiny_config(tiny_root, lr=2e-3)
+    train_set, _ = train_mod.build_datasets(cfg)
+    batch = torch.utils.data.default_collate([train_set[i] for i in range(2)])
+    torch.manual_seed(0)
+    model = build_model(cfg.model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    args = (build_criterion(cfg), optimizer, scaler, cfg, torch.device("cpu"), 0, DistInfo(), False)
+    record = train_mod.train_one_epoch(model, [batch] * 200, *args)
+    losses = [s["loss"] for s in record["steps"]]  # every step (log_every=1)
+    assert len(losses) == 200 and all(torch.isfinite(torch.tensor(losses)))
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    assert last < 0.3 * first, (first, last)
+
+
+# ----------------------------------------------------------------------------- checkpoints and resume
+class Killed(Exception):
+    """Stands for the process being killed (SIGKILL, a node failure) in the middle of an epoch."""
+
+
+def test_resume_after_a_kill_is_bit_for_bit(tiny_root, tmp_path, monkeypatch, deterministic):
+    cfg = tiny_config(tiny_root)
+    full = train(cfg, str(tmp_path / "full"), progress=False)
+
+    # Same run, killed during epoch 2 (step 2), then resumed from last.pt (end of epoch 1).
+    calls = {"n": 0}
+    real = train_mod.build_criterion
+
+    def killed_at_step_5(cfg):
+        loss = real(cfg)
+
+        def forward(*args):
+            calls["n"] += 1
+            if calls["n"] == 5:
+                raise Killed("killed")
+            return loss(*args)
+
+        return forward
+
+    monkeypatch.setattr(train_mod, "build_criterion", killed_at_step_5)
+    with pytest.raises(Killed):
+        train(cfg, str(tmp_path / "killed"), progress=False)
+    monkeypatch.setattr(train_mod, "build_criterion", real)
+    assert load_checkpoint_state(str(tmp_path / "killed" / "last.pt"))["epoch"] == 1
+    resumed = train(cfg, str(tmp_path / "killed"), resume=True, progress=False)
+
+    # every step's loss, exactly
+    assert _step_losses(str(tmp_path / "killed")) == _step_losses(str(tmp_path / "full"))
+    assert [r["loss"] for r in resumed["history"]] == [r["loss"] for r in full["history"]]
+    a, b = full["model"].state_dict(), resumed["model"].state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    state = load_checkpoint_state(str(tmp_path / "killed" / "last.pt"))
+    assert state["epoch"] == 2 and state["config"] == dataclasses.asdict(cfg)
+    assert set(state) >= {"model", "optimizer", "scheduler", "scaler", "epoch", "best_ap", "metrics", "rng"}
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_root, tmp_path, monkeypatch):
+    cfg = tiny_config(tiny_root)
+    real = train_mod.build_criterion
+    calls = {"n": 0}
+
+    def nan_in_epoch_2(cfg):
+        loss = real(cfg)
+
+        def forward(*args):
+            calls["n"] += 1
+            value = loss(*args)
+            return value * float("nan") if calls["n"] == 6 else value  # epoch 2, step 3
+
+        return forward
+
+    monkeypatch.setattr(train_mod, "build_criterion", nan_in_epoch_2)
+    with pytest.raises(FloatingPointError, match=r"loss became nan at epoch 2, step 3"):
+        train(cfg, str(tmp_path), progress=False)
+    state = load_checkpoint_state(str(tmp_path / "last.pt"))
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "last.pt", "log.jsonl"]  # no stray .tmp
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = str(tmp_path / "last.pt")
+    save_checkpoint({"epoch": 1, "w": torch.ones(3)}, path)
+    real_save = torch.save
+
+    def crash_half_way(obj, f, *args, **kwargs):
+        with open(f, "wb") as fh:
+            fh.write(b"partial")  # the start of a file, then the process "dies"
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash_half_way)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint({"epoch": 2, "w": torch.zeros(3)}, path)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert os.listdir(tmp_path) == ["last.pt"]
+    assert load_checkpoint_state(path)["epoch"] == 1  # the old complete file, never a partial one
+
+
+# ----------------------------------------------------------------------------- two processes (gloo)
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, root: str, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))  # fmt: skip
+    torch.set_num_threads(1)
+    summary = train(tiny_config(root, epochs=1), os.path.join(out, "run"), progress=False)
+    torch.save(summary["model"].state_dict(), os.path.join(out, f"rank{rank}.pt"))
+
+
+def test_two_process_gloo_run_ends_with_identical_parameters(tiny_root, tmp_path):
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), tiny_root, str(tmp_path)), nprocs=2)
+    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    torch.manual_seed(0)  # train() seeds with cfg.seed = 0 before building the model
+    init = build_model(W8).state_dict()
+    assert any(not torch.equal(a[k], init[k]) for k in a if a[k].is_floating_point())  # it did train
+    assert load_checkpoint_state(str(tmp_path / "run" / "last.pt"))["epoch"] == 1  # written by rank 0
