@@ -237,7 +237,7 @@ def _ddp_worker(rank: int, world: int, port: int, root: str, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))  # fmt: skip
     torch.set_num_threads(1)
-    summary = train(tiny_config(root, epochs=1), os.path.join(out, "run"), progress=False)
+    summary = train(tiny_config(root, epochs=1, val_every=1), os.path.join(out, "run"), progress=False)
     torch.save(summary["model"].state_dict(), os.path.join(out, f"rank{rank}.pt"))
 
 
@@ -249,4 +249,11 @@ def test_two_process_gloo_run_ends_with_identical_parameters(tiny_root, tmp_path
     torch.manual_seed(0)  # train() seeds with cfg.seed = 0 before building the model
     init = build_model(W8).state_dict()
     assert any(not torch.equal(a[k], init[k]) for k in a if a[k].is_floating_point())  # it did train
-    assert load_checkpoint_state(str(tmp_path / "run" / "last.pt"))["epoch"] == 1  # written by rank 0
+    state = load_checkpoint_state(str(tmp_path / "run" / "last.pt"))  # written by rank 0
+    assert state["epoch"] == 1
+    # Validation was sharded over the 2 ranks and gathered: it equals a single-process pass.
+    cfg = tiny_config(tiny_root, epochs=1, val_every=1)
+    model = build_model(W8)
+    model.load_state_dict(a)
+    single = train_mod.validate(model, train_mod.build_datasets(cfg)[1], cfg, torch.device("cpu"), DistInfo())
+    assert state["metrics"][0]["val"] == pytest.approx(single, abs=1e-12)
