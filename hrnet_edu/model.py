@@ -36,7 +36,7 @@ class HRNetConfig:
         width: C, the width of branch 0; branch r has width C·2^r.
         num_joints: K, the number of heatmaps.
         num_stages: how many stages to build (1–4); with fewer than 4 the head reads branch 0 of
-            the last built stage (stage 1: the 256-wide … 4P-wide output of ``layer1``).
+            the last built stage (with 1 stage: the 4P-wide output of ``layer1``, 256 in the paper).
         num_modules: HR modules in stages 2, 3, 4 (paper: 1, 4, 3).
         num_blocks: basic blocks per branch in every module of stages 2, 3, 4 (paper: 4, 4, 4).
         stem_width: width of the two stem convolutions (64).
@@ -54,6 +54,9 @@ class HRNetConfig:
     stage1_planes: int = 64
 
     def __post_init__(self):
+        # Configs come back from checkpoints and JSON with lists: store tuples so the config stays hashable.
+        object.__setattr__(self, "num_modules", tuple(self.num_modules))
+        object.__setattr__(self, "num_blocks", tuple(self.num_blocks))
         if not 1 <= self.num_stages <= 4:
             raise ValueError(f"num_stages must be 1..4, got {self.num_stages}")
         if len(self.num_modules) != 3 or len(self.num_blocks) != 3:

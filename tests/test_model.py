@@ -223,3 +223,10 @@ def test_simple_baseline_matches_the_paper_and_hrnet_io():
         assert model(x).shape == build_model(W8).eval()(x).shape == (2, 17, 16, 8)  # same I/O as HRNet
     with pytest.raises(ValueError, match="100×32"):
         model(torch.randn(1, 3, 100, 32))
+
+
+def test_config_round_trips_through_a_plain_dict():
+    # Training checkpoints store dataclasses.asdict(cfg); JSON turns tuples into lists.
+    plain = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(W16).items()}
+    restored = HRNetConfig(**plain)
+    assert restored == W16 and hash(restored) == hash(W16)
