@@ -42,9 +42,11 @@ Notation: N batch, K = 17 joints, C width, H×W input; branch r = 0 is the highe
 """)
 
 code(r"""
+%matplotlib inline
 import os
 import time
 
+import matplotlib
 import numpy as np
 import torch
 
@@ -59,6 +61,7 @@ from hrnet_edu.notebook_utils import show_source
 torch.manual_seed(0)
 rng = np.random.default_rng(0)
 torch.set_num_threads(2)
+matplotlib.rcParams["figure.dpi"] = 80  # keeps the stored notebook small
 
 CHECKPOINT = "../data_samples/checkpoints/synthpose_w16_cpu.pt"  # committed, trained on CPU
 # Published COCO weights (pose_hrnet_w32_256x192.pth), e.g. export HRNET_COCO_WEIGHTS=/path/to/it.
@@ -78,7 +81,7 @@ cfg = synthpose_w16_cpu()
 if os.path.exists(CHECKPOINT):
     from hrnet_edu.evaluate import load_checkpoint
 
-    model, loaded_cfg = load_checkpoint(CHECKPOINT)
+    model, cfg = load_checkpoint(CHECKPOINT)  # (model in eval mode, its TrainConfig)
     trained = True
 else:  # before the checkpoint exists the notebook still runs, on an untrained network
     torch.manual_seed(0)
@@ -293,7 +296,8 @@ rows_trained, probed = probe_table(model)
 elapsed = time.perf_counter() - t0
 print(f"{'features':8} {'C':>4} {'probe R²':>9} {'probe error px':>15} {'final head error px':>20}")
 for name, c, r2, err, head_err in rows_trained:
-    print(f"{name:8} {c:4d} {round(r2, 2) + 0.0:9.2f} {err:15.1f} {'(width differs)' if head_err is None else f'{head_err:.1f}':>20}")
+    head_text = "(width differs)" if head_err is None else f"{head_err:.1f}"
+    print(f"{name:8} {c:4d} {round(r2, 2) + 0.0:9.2f} {err:15.1f} {head_text:>20}")
 print(f"mean pose (no image): {mean_pose_error:.1f} px")
 """)
 
@@ -379,12 +383,10 @@ if COCO_WEIGHTS and os.path.exists(COCO_WEIGHTS):
 
     from hrnet_edu.data.transforms import normalize, warp_image
     from hrnet_edu.geometry import box_to_center_scale, crop_transform
-    from hrnet_edu.model import hrnet_w32, load_reference_weights
+    from hrnet_edu.evaluate import load_checkpoint
 
-    coco_model = hrnet_w32()
-    load_reference_weights(coco_model, COCO_WEIGHTS)
-    coco_model.eval()
-    photo = np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
+    coco_model, _ = load_checkpoint(COCO_WEIGHTS, config="coco_w32_256x192")  # a plain state dict
+    photo = np.array(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
     h_img, w_img = photo.shape[:2]
     center, scale = box_to_center_scale(np.array([0, 0, w_img, h_img]), aspect_ratio=192 / 256)
     matrix = crop_transform(center, scale, output_size=(192, 256))
