@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from . import features as F
-from .keypoints import KEYPOINT_COLORS, KEYPOINT_NAMES, LIMB_COLORS, SKELETON
+from hrnet_edu import features
+from hrnet_edu.keypoints import KEYPOINT_COLORS, KEYPOINT_NAMES, LIMB_COLORS, SKELETON
 
 
 def draw_pose(ax, keypoints, visible=None, *, radius=3.0, linewidth=2.0, alpha=1.0):
@@ -118,12 +118,12 @@ def feature_grid(fmap, name: str = "", *, input_size=None, channels=None, k: int
         The figure: one axis per channel titled "c<index>", the suptitle describing the map.
     """
     if channels is None:
-        channels = F.top_channels(fmap, k)[0].tolist()
+        channels = features.top_channels(fmap, k)[0].tolist()
     fig, axes = _figure(len(channels), ncols, size=1.5, height=1.5 * fmap.shape[-2] / fmap.shape[-1])
     for ax, c in zip(axes, channels):
         ax.imshow(_numpy(fmap[c]), cmap=cmap, interpolation="nearest")
         ax.set_title(f"c{c}", fontsize=7)
-    fig.suptitle(F.describe(name, fmap, input_size), fontsize=9)
+    fig.suptitle(features.describe(name, fmap, input_size), fontsize=9)
     return fig
 
 
@@ -144,9 +144,10 @@ def stage_overview(store: dict, index: int = 0, reduce: str = "mean", input_size
     for i, (name, outs) in enumerate(rows):
         for r, out in enumerate(outs):
             ax = fig.add_subplot(len(rows), ncols, i * ncols + r + 1, xticks=[], yticks=[])
-            shown = F.pca_rgb(out[index]) if reduce == "pca" else F.activation_map(out[index], reduce)
+            x = out[index]  # (C, h, w)
+            shown = features.pca_rgb(x) if reduce == "pca" else features.activation_map(x, reduce)
             ax.imshow(_numpy(shown), cmap="magma", interpolation="nearest")
-            ax.set_title(F.describe(f"{name}.branch{r}", out, input_size), fontsize=7)
+            ax.set_title(features.describe(f"{name}.branch{r}", out, input_size), fontsize=7)
     what = "PCA (RGB) of the channels" if reduce == "pca" else f"{reduce} activation"
     fig.suptitle(f"{what} of every branch at every stage", fontsize=9)
     return fig
@@ -158,13 +159,13 @@ def contribution_figure(contributions, name: str = "", index: int = 0) -> Figure
     contributions[i][j]: (N, C_i, H_i, W_i); each panel is the per-pixel RMS over channels of
     sample ``index``, titled with its share of output i (``features.contribution_shares``).
     """
-    shares = F.contribution_shares(contributions)
+    shares = features.contribution_shares(contributions)
     n_out, n_in = shares.shape
     fig = Figure(figsize=(2.0 * n_in, 2.1 * n_out + 0.3), layout="constrained")
     for i, row in enumerate(contributions):
         for j, c in enumerate(row):
             ax = fig.add_subplot(n_out, n_in, i * n_in + j + 1, xticks=[], yticks=[])
-            ax.imshow(_numpy(F.activation_map(c[index], "rms")), cmap="magma", interpolation="nearest")
+            ax.imshow(_numpy(features.activation_map(c[index], "rms")), cmap="magma", interpolation="nearest")
             ax.set_title(f"out {i} ← in {j}: {shares[i, j]:.2f}", fontsize=7)
     fig.suptitle(f"{name} exchange unit: RMS of each contribution (share of the output)", fontsize=9)
     return fig
@@ -206,13 +207,13 @@ def browser_figure(store: dict, crops, index: int, name: str, view="mean", keypo
         draw_pose(ax_in, _numpy(keypoints[index]), radius=1.5, linewidth=1.0)
     ax_in.set_title(f"input crop {crop.shape[0]}×{crop.shape[1]}", fontsize=8)
     if view == "pca":
-        ax_map.imshow(_numpy(F.pca_rgb(fmap)), interpolation="nearest")
+        ax_map.imshow(_numpy(features.pca_rgb(fmap)), interpolation="nearest")
     elif isinstance(view, str):
-        ax_map.imshow(_numpy(F.activation_map(fmap, view)), cmap="magma", interpolation="nearest")
+        ax_map.imshow(_numpy(features.activation_map(fmap, view)), cmap="magma", interpolation="nearest")
     else:
         ax_map.imshow(_numpy(fmap[int(view)]), cmap="magma", interpolation="nearest")
     what = view if isinstance(view, str) else f"channel {int(view)}"
-    ax_map.set_title(F.describe(name, fmap, crop.shape[:2]) + f"\n{what}", fontsize=7)
+    ax_map.set_title(features.describe(name, fmap, crop.shape[:2]) + f"\n{what}", fontsize=7)
     show_heatmap(ax_hm, _numpy(store["heatmaps"][index]).max(axis=0), crop)
     ax_hm.set_title("heatmaps (max over joints)", fontsize=8)
     return fig
@@ -235,11 +236,11 @@ def feature_browser(model, images, crops, keypoints=None):
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), F.capture(model, device="cpu") as store:
+        with torch.no_grad(), features.capture(model, device="cpu") as store:
             model(images)
     finally:
         model.train(was_training)
-    names = [n for n in F.layer_names(model) if n in store and isinstance(store[n], torch.Tensor)]
+    names = [n for n in features.layer_names(model) if n in store and isinstance(store[n], torch.Tensor)]
     stages = ["stem", "stage1"] + sorted({n.split(".")[0] for n in names if ".module" in n})
     w_image = widgets.IntSlider(0, 0, len(images) - 1, description="image")
     w_stage = widgets.Dropdown(options=stages, value=stages[-1], description="stage")

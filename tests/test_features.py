@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hrnet_edu import features as F
-from hrnet_edu import viz
+from hrnet_edu import features, viz
 from hrnet_edu.model import W8, W16, HRNet
 
 
@@ -26,9 +25,9 @@ def test_captured_shapes_follow_the_config(cfg, size):
     model = HRNet(cfg).eval()
     h, w = size
     x = torch.randn(2, 3, h, w)
-    with torch.no_grad(), F.capture(model) as feats:
+    with torch.no_grad(), features.capture(model) as feats:
         out = model(x)
-    assert set(feats) == set(F.layer_names(model))
+    assert set(feats) == set(features.layer_names(model))
     assert feats["stem"].shape == (2, cfg.stem_width, h // 4, w // 4)
     assert feats["stage1"].shape == (2, 4 * cfg.stage1_planes, h // 4, w // 4)  # bottleneck expansion 4
 
@@ -54,33 +53,33 @@ def test_captured_shapes_follow_the_config(cfg, size):
 
 def test_exchange_output_is_relu_of_the_sum_of_its_contributions(w8):
     x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad(), F.capture(w8) as feats:
+    with torch.no_grad(), features.capture(w8) as feats:
         w8(x)
     units = sorted({n.rsplit(".exchange", 1)[0] for n in feats if ".exchange" in n})
     assert len(units) == sum(len(getattr(w8, f"stage{s}")) for s in (2, 3, 4))
     for unit in units:
-        contributions = F.exchange_contributions(feats, unit)
+        contributions = features.exchange_contributions(feats, unit)
         for i, row in enumerate(contributions):
             # Y_i = ReLU(Σ_j a(X_j, i)), with a(X_i, i) = X_i (identity)
             fused = feats[f"{unit}.exchange.out{i}"]
             torch.testing.assert_close(fused, torch.relu(sum(row)), atol=1e-5, rtol=1e-5)
             torch.testing.assert_close(row[i], feats[f"{unit}.branch{i}"])
-        shares = F.contribution_shares(contributions)
+        shares = features.contribution_shares(contributions)
         np.testing.assert_allclose(shares.sum(-1).numpy(), 1.0, rtol=1e-12)
         assert torch.all(shares > 0)
 
 
 def test_hooks_are_removed_on_exit_and_on_exception(w8):
     assert _count_hooks(w8) == 0
-    with F.capture(w8) as feats:
+    with features.capture(w8) as feats:
         assert _count_hooks(w8) > 0
         w8(torch.randn(1, 3, 64, 64))
     assert _count_hooks(w8) == 0 and len(feats) > 0
-    with pytest.raises(RuntimeError, match="boom"), F.capture(w8, "stage3.*"):
+    with pytest.raises(RuntimeError, match="boom"), features.capture(w8, "stage3.*"):
         assert _count_hooks(w8) > 0
         raise RuntimeError("boom")
     assert _count_hooks(w8) == 0
-    with pytest.raises(ValueError, match="divisible by 32"), F.capture(w8):
+    with pytest.raises(ValueError, match="divisible by 32"), features.capture(w8):
         w8(torch.randn(1, 3, 60, 64))  # a failing forward (size not divisible by 32)
     assert _count_hooks(w8) == 0
 
@@ -89,27 +88,27 @@ def test_selected_names_only_and_outputs_unchanged(w8):
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         reference = w8(x)
-        with F.capture(w8, ["stage3.*.branch0", "heatmaps"], device="cpu") as feats:
+        with features.capture(w8, ["stage3.*.branch0", "heatmaps"], device="cpu") as feats:
             out = w8(x)
     expected = [f"stage3.module{m}.branch0" for m in range(len(w8.stage3))] + ["heatmaps"]
     assert sorted(feats) == sorted(expected)
     torch.testing.assert_close(out, reference, rtol=0, atol=0)
     # Captured tensors are detached copies even when autograd is on.
-    with F.capture(w8, "stem") as feats:
+    with features.capture(w8, "stem") as feats:
         w8(x).sum().backward()
     assert not feats["stem"].requires_grad and feats["stem"].device.type == "cpu"
 
 
 def test_unknown_name_lists_close_matches_and_how_to_list_all(w8):
-    names = F.layer_names(w8)
+    names = features.layer_names(w8)
     assert names[0] == "stem" and names[-1] == "heatmaps" and len(names) == len(set(names))
-    with pytest.raises(ValueError) as err, F.capture(w8, ["stem", "stage3.module0.branh1"]):
+    with pytest.raises(ValueError) as err, features.capture(w8, ["stem", "stage3.module0.branh1"]):
         pass
     message = str(err.value)
     assert "'stage3.module0.branh1'" in message and "stage3.module0.branch1" in message
     assert "layer_names(model)" in message
     with pytest.raises(ValueError, match="unknown layer name 'stage9.\\*'"):
-        F.capture(w8, "stage9.*").__enter__()
+        features.capture(w8, "stage9.*").__enter__()
     assert _count_hooks(w8) == 0
 
 

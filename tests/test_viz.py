@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from hrnet_edu import features as F
-from hrnet_edu import viz
+from hrnet_edu import features, viz
 from hrnet_edu.keypoints import KEYPOINT_NAMES, SKELETON
 
 
@@ -17,25 +16,25 @@ def fmap():
 
 def test_activation_map_matches_numpy(fmap):
     x = fmap.numpy()
-    np.testing.assert_allclose(F.activation_map(fmap, "mean").numpy(), x.mean(axis=1), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(F.activation_map(fmap, "max").numpy(), x.max(axis=1))
-    np.testing.assert_allclose(F.activation_map(fmap[0], "rms").numpy(), np.sqrt((x[0] ** 2).mean(axis=0)),
-                               rtol=1e-5)
+    amap = features.activation_map
+    np.testing.assert_allclose(amap(fmap, "mean").numpy(), x.mean(axis=1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(amap(fmap, "max").numpy(), x.max(axis=1))
+    np.testing.assert_allclose(amap(fmap[0], "rms").numpy(), np.sqrt((x[0] ** 2).mean(axis=0)), rtol=1e-5)
     with pytest.raises(ValueError, match="reduce"):
-        F.activation_map(fmap, "median")
+        features.activation_map(fmap, "median")
 
 
 def test_top_channels_are_the_most_active(fmap):
     fmap[:, 7] *= 10  # channel 7 dominates, then 3
     fmap[:, 3] *= 5
-    idx, score = F.top_channels(fmap, k=4)
+    idx, score = features.top_channels(fmap, k=4)
     expected = np.argsort(-np.abs(fmap.numpy()).mean(axis=(0, 2, 3)))[:4]
     assert idx.tolist() == expected.tolist() and idx[:2].tolist() == [7, 3]
     assert torch.all(score[:-1] >= score[1:])
 
 
 def test_channel_grid_tiles_normalised_channels(fmap):
-    grid = F.channel_grid(fmap[0], channels=[5, 0, 2], ncols=2, pad=1)
+    grid = features.channel_grid(fmap[0], channels=[5, 0, 2], ncols=2, pad=1)
     assert grid.shape == (2 * 9 - 1, 2 * 7 - 1)
     ch = fmap[0, 0].numpy()
     np.testing.assert_allclose(grid[0:8, 7:13], (ch - ch.min()) / (ch.max() - ch.min()), rtol=1e-5, atol=1e-6)
@@ -48,7 +47,7 @@ def test_pca_rgb_recovers_the_dominant_direction():
     pattern = torch.randn(10, 7, generator=g)  # (H, W) spatial pattern
     direction = torch.randn(16, generator=g)  # (C,) channel direction
     fmap = direction[:, None, None] * pattern + 0.01 * torch.randn(16, 10, 7, generator=g)
-    rgb = F.pca_rgb(fmap)
+    rgb = features.pca_rgb(fmap)
     assert rgb.shape == (10, 7, 3) and rgb.min() >= 0 and rgb.max() <= 1
     # Independent reference: the top eigenvector of the channel covariance (numpy eigh).
     pixels = fmap.permute(1, 2, 0).reshape(-1, 16).double().numpy()
@@ -57,26 +56,27 @@ def test_pca_rgb_recovers_the_dominant_direction():
     ref = (centred @ vecs[:, -1]).reshape(10, 7)
     assert abs(np.corrcoef(ref.ravel(), rgb[..., 0].numpy().ravel())[0, 1]) > 0.999
     # The sign convention makes colours reproducible: negating the features inverts the colours.
-    np.testing.assert_allclose(F.pca_rgb(-fmap).numpy(), 1 - rgb.numpy(), atol=1e-4)
-    assert F.pca_rgb(fmap.expand(3, -1, -1, -1)).shape == (3, 10, 7, 3)  # one basis for a batch
+    np.testing.assert_allclose(features.pca_rgb(-fmap).numpy(), 1 - rgb.numpy(), atol=1e-4)
+    assert features.pca_rgb(fmap.expand(3, -1, -1, -1)).shape == (3, 10, 7, 3)  # one basis for a batch
 
 
 def test_contribution_shares_are_norm_ratios_that_sum_to_one():
     a = torch.tensor([[1.0, 3.0], [2.0, 2.0], [0.5, 0.0]])  # per (output, input) constant values
     contributions = [[torch.full((2, 4, 3, 3), float(v)) for v in row] for row in a]
-    shares = F.contribution_shares(contributions)
+    shares = features.contribution_shares(contributions)
     np.testing.assert_allclose(shares.numpy(), (a / a.sum(1, keepdim=True)).numpy(), rtol=1e-12)
     rand = [[torch.randn(3, 4, 8 >> i, 8 >> i) for _ in range(3)] for i in range(3)]
-    per = F.contribution_shares(rand, per_sample=True)
+    per = features.contribution_shares(rand, per_sample=True)
     assert per.shape == (3, 3, 3)
     np.testing.assert_allclose(per.sum(-1).numpy(), 1.0, rtol=1e-12)
 
 
 def test_describe_names_stage_branch_width_and_stride():
     t = torch.zeros(1, 32, 32, 24)
-    title = F.describe("stage3.module0.branch1", t, (256, 192))
+    title = features.describe("stage3.module0.branch1", t, (256, 192))
     assert title == "stage 3 · module 0 · branch 1 (C=32, 32×24, 1/8)"
-    assert F.describe("stage4.module2.exchange.out0.from3") == "stage 4 · module 2 · exchange · out 0 ← in 3"
+    title = features.describe("stage4.module2.exchange.out0.from3")
+    assert title == "stage 4 · module 2 · exchange · out 0 ← in 3"
 
 
 def test_draw_pose_draws_only_visible_limbs():
@@ -105,7 +105,7 @@ def test_figures_are_built_headless_without_pyplot():
     contributions = [[torch.rand(1, 4, 8 >> i, 8 >> i) for _ in range(2)] for i in range(2)]
     fig = viz.contribution_figure(contributions, "stage2.module0")
     assert len(fig.axes) == 4 and fig.axes[1].get_title().startswith("out 0 ← in 1: ")
-    fig = viz.shares_figure({"a": F.contribution_shares(contributions), "b": torch.eye(3)})
+    fig = viz.shares_figure({"a": features.contribution_shares(contributions), "b": torch.eye(3)})
     assert [ax.get_title() for ax in fig.axes] == ["a", "b"]
     assert plt.get_fignums() == []  # nothing registered with pyplot, nothing to show
 
@@ -121,8 +121,8 @@ def test_linear_probe_recovers_a_known_1x1_map_and_respects_weights():
     weights = torch.ones(6, 3)
     weights[0, 1] = 0  # joint 1 of sample 0 is unlabelled: its (garbage) target must not matter
     targets[0, 1] = 100.0
-    probe = F.fit_linear_probe(fmap, targets, weights, ridge=1e-9)
+    probe = features.fit_linear_probe(fmap, targets, weights, ridge=1e-9)
     torch.testing.assert_close(probe.weight, true.weight, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(probe.bias, true.bias, atol=1e-4, rtol=1e-4)
-    unweighted = F.fit_linear_probe(fmap, targets, None, ridge=1e-9)
+    unweighted = features.fit_linear_probe(fmap, targets, None, ridge=1e-9)
     assert (unweighted.bias[1] - true.bias[1]).abs() > 0.1  # without the weight the garbage leaks in
