@@ -10,6 +10,8 @@ Heatmaps are drawn over the input crop with the reference's mapping x_in = 4 · 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import torch
 from matplotlib.figure import Figure
@@ -127,16 +129,32 @@ def feature_grid(fmap, name: str = "", *, input_size=None, channels=None, k: int
     return fig
 
 
+def _stage_rows(store: dict) -> list[tuple[str, list]]:
+    """(stage label, [branch maps]) for stages 1..4: the branches of each stage's last module
+    (after their residual units, before the exchange unit) when captured, else the stage outputs."""
+    rows = [("stage1", [store["stage1"]])] if "stage1" in store else []
+    for s in (2, 3, 4):
+        pattern = re.compile(rf"stage{s}\.module(\d+)\.branch0")
+        modules = [int(m.group(1)) for n in store if (m := pattern.fullmatch(n))]
+        if modules:
+            prefix = f"stage{s}.module{max(modules)}.branch"
+            rows.append((f"stage{s}", [store[f"{prefix}{r}"] for r in range(s) if f"{prefix}{r}" in store]))
+        elif f"stage{s}" in store:
+            rows.append((f"stage{s}", store[f"stage{s}"]))
+    return rows
+
+
 def stage_overview(store: dict, index: int = 0, reduce: str = "mean", input_size=None) -> Figure:
     """Every branch at every stage, side by side: rows = stages 1..4, columns = branches r.
 
-    ``store`` holds captured "stage1" (N, 256, H/4, W/4) and/or "stage{s}" lists (see ``features``);
-    each panel is ``activation_map(...)[index]`` at the branch's native resolution, or with
+    ``store`` holds captured features (see ``features.capture``): "stage1" (N, 4P, H/4, W/4), and for
+    s ≥ 2 the branch outputs "stage{s}.module{m}.branch{r}" of the stage's last module (all s
+    branches, also in stage 4 whose last exchange unit keeps branch 0 only), or else "stage{s}".
+    Each panel is ``activation_map(...)[index]`` at the branch's native resolution, or with
     reduce="pca" the top three principal components of its channels as RGB (``features.pca_rgb``).
     Returns a figure with one axis per (stage, branch) present (empty grid cells removed).
     """
-    rows = [("stage1", [store["stage1"]])] if "stage1" in store else []
-    rows += [(f"stage{s}", store[f"stage{s}"]) for s in (2, 3, 4) if f"stage{s}" in store]
+    rows = _stage_rows(store)
     if not rows:
         raise ValueError("store holds no 'stage1'..'stage4' entries; capture them first")
     ncols = max(len(outs) for _, outs in rows)
