@@ -146,6 +146,7 @@ def run_demo(out_dir: str, overrides: list[str], config: str = "synthpose_w16_cp
     with open(os.path.join(out_dir, "report.md"), "w") as f:
         f.write("\n".join(report))
     result = {"config": cfg.name, "overrides": list(overrides), "untrained": untrained, "trained": trained,
+              "val": trained, "wall_time_s": train_seconds,
               "train_seconds": train_seconds, "total_seconds": total_seconds, "device": device, "date": date,
               "command": command, "epochs": summary["epochs"], "eval": {"flip": cfg.val_flip,
               "decode": cfg.val_decode, "nms_threshold": 0.9, "boxes": "gt", "split": cfg.val_ann},

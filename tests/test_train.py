@@ -87,14 +87,14 @@ def test_presets_follow_the_paper():
 
 def test_apply_overrides_parses_by_field_type():
     cfg = get_config("synthpose_w16_cpu")
-    new = apply_overrides(cfg, ["epochs=3", "lr=5e-4", "lr_steps=2,3", "model.width=8", "amp=bf16",
+    new = apply_overrides(cfg, ["epochs=3", "lr=5e-4", "lr_steps=2,3", "model.width=12", "amp=bf16",
                                 "compile=true", "max_train_images=none", "augment.flip_prob=0",
                                 "input_size=(64, 32)", "model.num_blocks=1,1,1"])  # fmt: skip
     assert (new.epochs, new.lr, new.lr_steps, new.model.width, new.amp, new.compile) == (
-        3, 5e-4, (2, 3), 8, "bf16", True)  # fmt: skip
+        3, 5e-4, (2, 3), 12, "bf16", True)  # fmt: skip
     assert new.max_train_images is None and new.augment.flip_prob == 0.0 and new.input_size == (64, 32)
     assert new.model.num_blocks == (1, 1, 1)
-    assert cfg.epochs != 3 and cfg.model.width == 16  # the original is untouched
+    assert cfg.epochs != 3 and cfg.model.width == 8  # the original is untouched
     assert apply_overrides(cfg, ["augment=none"]).augment is None
 
 
