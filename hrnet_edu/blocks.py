@@ -76,8 +76,9 @@ class BasicBlock(nn.Module):
         shortcut = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        # x_out = ReLU(F(x) + shortcut(x))
-        return self.relu(out + shortcut)
+        # x_out = ReLU(F(x) + shortcut(x)); in place on F(x), a fresh tensor (saves memory traffic)
+        out += shortcut
+        return self.relu(out)
 
 
 class Bottleneck(nn.Module):
@@ -109,8 +110,9 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        # x_out = ReLU(F(x) + shortcut(x))
-        return self.relu(out + shortcut)
+        # x_out = ReLU(F(x) + shortcut(x)); in place on F(x), a fresh tensor
+        out += shortcut
+        return self.relu(out)
 
 
 def make_units(block: type[BasicBlock] | type[Bottleneck], c_in: int, c: int, num_units: int,

@@ -73,6 +73,8 @@ class ExchangeUnit(nn.ModuleList):
 
     def __init__(self, widths: Sequence[int], num_outputs: int | None = None):
         num_outputs = len(widths) if num_outputs is None else num_outputs
+        if len(widths) < 2:
+            raise ValueError(f"an exchange unit needs at least 2 branches, got widths {list(widths)}")
         if not 1 <= num_outputs <= len(widths):
             raise ValueError(f"num_outputs must be in 1..{len(widths)}, got {num_outputs}")
         inputs = range(len(widths))
@@ -93,12 +95,14 @@ class ExchangeUnit(nn.ModuleList):
             raise ValueError(f"exchange unit expects {len(self[0])} inputs, got {len(xs)}")
         outputs = []
         for row in self:
-            total = row[0](xs[0])
-            for a, x in zip(row[1:], xs[1:]):
-                # Sum out of place: row[j] may be the identity, and x must not be modified.
-                total = total + a(x)
+            terms = (a(x) for a, x in zip(row, xs))
+            # The first addition is out of place (a term may be an input itself, through the identity,
+            # and inputs must not change); the rest accumulate in place into that fresh tensor.
+            total = next(terms) + next(terms)
+            for term in terms:
+                total += term
             # Y_i = ReLU(Σ_j a(X_j, i))
-            outputs.append(nn.functional.relu(total))
+            outputs.append(total.relu_())
         return outputs
 
 

@@ -101,6 +101,8 @@ def test_wrong_number_of_inputs():
         unit([torch.randn(1, 4, 8, 8)])
     with pytest.raises(ValueError, match="num_outputs"):
         ExchangeUnit((4, 8), num_outputs=3)
+    with pytest.raises(ValueError, match="at least 2 branches"):
+        ExchangeUnit((4,))
 
 
 def test_transition_opens_branch_from_lowest_resolution():
