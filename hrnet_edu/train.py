@@ -243,7 +243,8 @@ def validate(model, val_set, cfg: TrainConfig, device, info: DistInfo) -> dict |
     model = unwrap(model)
     was_training = model.training
     model.eval()
-    kwargs = dict(batch_size=cfg.val_batch_size, flip=cfg.val_flip, decode=cfg.val_decode, device=device)
+    kwargs = dict(batch_size=cfg.val_batch_size, flip=cfg.val_flip, decode=cfg.val_decode, device=device,
+                  num_workers=cfg.workers)  # fmt: skip
     if info.world_size > 1:
         shard = Subset(val_set, range(info.rank, len(val_set), info.world_size))
         preds = evaluate.predict_dataset(model, shard, **kwargs)
