@@ -117,9 +117,9 @@ assert total_m == macs[""]
 """)
 
 nb.md(r"""
-Two things stand out. Stage 3 holds most of the compute (four modules with three branches), and
-stage 4 most of the parameters (its lowest branch has 256 channels: 9·256² weights per 3×3
-conv). And although branch 0 runs at the full 1/4 resolution through the whole network, it is
+Two things stand out. Stages 3 and 4 do three quarters of the compute (seven modules between
+them), and stage 4 alone holds almost three quarters of the parameters (its lowest branch has 256
+channels: 9·256² weights per 3×3 conv, for only 8×6 pixels). And although branch 0 runs at the full 1/4 resolution through the whole network, it is
 only 32 channels wide, so keeping high resolution costs far less than one might fear.
 
 The `HRNet` class builds stages 2–4 with **one loop over the config**; the stage names and the
