@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from hrnet_edu.baseline import RESNET50, SMALL, SimpleBaseline
-from hrnet_edu.flops import count_macs, count_parameters, paper_gflops
+from hrnet_edu.flops import count_macs, count_parameters, macs_by_module, paper_gflops
 from hrnet_edu.model import (
     W8,
     W16,
@@ -230,3 +230,14 @@ def test_config_round_trips_through_a_plain_dict():
     plain = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(W16).items()}
     restored = HRNetConfig(**plain)
     assert restored == W16 and hash(restored) == hash(W16)
+
+
+def test_macs_by_module_add_up_and_match_the_convolution_formula():
+    model = build_model(W8)
+    macs = macs_by_module(model, (64, 32))
+    children = [name for name, _ in model.named_children()]
+    assert sum(macs.get(name, 0) for name in children) == macs[""]
+    # conv1: 3 → 16 channels, 3×3 kernel, output 32×16: C_out·C_in·k²·H_out·W_out multiply-adds
+    assert macs["conv1"] == W8.stem_width * 3 * 9 * 32 * 16
+    # final_layer: 1×1, C → K on the 16×8 heatmap
+    assert macs["final_layer"] == W8.width * 17 * 16 * 8
