@@ -3,6 +3,8 @@
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# OpenMP threads busy-wait between ops; when the 2 cores are shared that slows forward passes 5-10x.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import matplotlib  # noqa: E402
 import pytest  # noqa: E402
