@@ -14,6 +14,8 @@ highest resolution — the paper's r is ours + 1)::
     stage{s}.module{m}.exchange.out{i}.from{j}  tensor   contribution a(X_j, i) of input j to output i
     heatmaps                       (N, K, H/4, W/4)      the final 1×1 head
 
+(64 and 256 are the paper's stem and stage-1 widths; the CPU presets W16/W8 use narrower ones.)
+
 Contributions are computed inside the hook by the exchange unit's own ``contributions`` method on
 the inputs it received, so they are exactly the terms its forward sums (no fusion re-implemented
 here). Captured tensors are detached copies (optionally moved to another device, e.g. the CPU).
