@@ -59,7 +59,9 @@ def loss_figure(log_path: str) -> Figure:
     val = [r for r in epochs if "val" in r]
     ax2.plot([r["epoch"] for r in val], [r["val"]["ap"] for r in val], "o-", label="AP")
     ax2.plot([r["epoch"] for r in val], [r["val"]["ap50"] for r in val], "s--", label="AP50")
-    ax2.set(xlabel="epoch", ylabel="COCO keypoint AP (val)", title="validation", ylim=(0, 1))
+    top = max([0.1] + [r["val"]["ap50"] for r in val])
+    ax2.set(xlabel="epoch", ylabel="COCO keypoint AP (val)", title="validation")
+    ax2.set_ylim(0, min(1.0, 1.15 * top))
     ax2.legend()
     return fig
 
