@@ -211,9 +211,9 @@ def test_load_checkpoint_round_trip_and_wrong_architecture(tmp_path):
     assert loaded_cfg == cfg and not loaded.training
     x = torch.randn(2, 3, 128, 96)
     torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
-    wrong = r"(?s)not an HRNet of config 'synthpose_w16_cpu'.*mis-shaped.*conv1"
+    wrong = r"(?s)not an HRNet of config 'synthpose_w32_256x192'.*mis-shaped.*conv1"
     with pytest.raises(ValueError, match=wrong):
-        evaluate.load_checkpoint(tmp_path / "w8.pt", config="synthpose_w16_cpu")
+        evaluate.load_checkpoint(tmp_path / "w8.pt", config="synthpose_w32_256x192")
     torch.save(model.state_dict(), tmp_path / "plain.pth")  # like the reference's published weights
     with pytest.raises(ValueError, match="without a config"):
         evaluate.load_checkpoint(tmp_path / "plain.pth")
@@ -279,7 +279,8 @@ def test_clear_errors_for_bad_results_and_detection_files(tmp_path, val_ann, cap
         err = capsys.readouterr().err
         assert message in err and dets in err
     # A checkpoint that does not fit the named config: rc 2 and the key listing.
-    assert evaluate.cli_main(["--checkpoint", str(tmp_path / "w8.pt"), "--config", "synthpose_w16_cpu"]) == 2
+    w32 = ["--config", "synthpose_w32_256x192"]
+    assert evaluate.cli_main(["--checkpoint", str(tmp_path / "w8.pt"), *w32]) == 2
     assert "mis-shaped" in capsys.readouterr().err
 
 
