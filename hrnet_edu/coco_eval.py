@@ -82,7 +82,8 @@ def make_results(image_ids, keypoints, confidences, scores, category_id: int = 1
             "expected image_ids (N,), keypoints (N, K, 2), confidences (N, K), scores (N,); got "
             f"{ids.shape}, {kpts.shape}, {conf.shape}, {sc.shape}"
         )
-    flat = np.concatenate([kpts, conf[..., None]], axis=2).reshape(n, -1)  # (N, 3K): x, y, c per joint
+    # (N, 3K): x, y, c per joint; an explicit width so that zero instances still reshape
+    flat = np.concatenate([kpts, conf[..., None]], axis=2).reshape(n, 3 * kpts.shape[1])
     return [
         {"image_id": int(i), "category_id": int(category_id), "keypoints": row.tolist(), "score": float(s)}
         for i, row, s in zip(ids.tolist(), flat, sc.tolist())
