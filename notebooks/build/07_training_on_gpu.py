@@ -385,8 +385,9 @@ with tempfile.TemporaryDirectory() as tmp:
             logs[name] = [json.loads(line)["loss"] for line in f if '"step"' in line]
 torch.use_deterministic_algorithms(False)
 a, b = straight["model"].state_dict(), resumed["model"].state_dict()
-print("epoch-2 step losses, straight:", [f"{x:.4e}" for x in logs["straight"][4:]])
-print("epoch-2 step losses, resumed: ", [f"{x:.4e}" for x in logs["killed"][4:]])
+# The loss values themselves depend on the CPU's thread count (summation order), so we print
+# what must hold on every machine: the resumed run repeats the uninterrupted one exactly.
+print("epoch-2 steps compared:", len(logs["straight"][4:]))
 print("identical losses:", logs["straight"] == logs["killed"],
       "| identical final weights:", all(torch.equal(a[k], b[k]) for k in a))
 assert logs["straight"] == logs["killed"] and all(torch.equal(a[k], b[k]) for k in a)
