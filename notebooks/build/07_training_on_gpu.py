@@ -7,20 +7,14 @@ On a GPU machine, ``benchmarks/gpu_run.sh`` executes it after generating ``data/
 full run's length is set by the environment variable ``HRNET_EDU_NB07_EPOCHS`` (default 20).
 """
 
+import sys
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _nbtools import Builder  # noqa: E402
 
-CELLS: list[tuple[str, str]] = []
-
-
-def md(text: str) -> None:
-    CELLS.append(("md", text.strip("\n")))
-
-
-def code(text: str) -> None:
-    CELLS.append(("code", text.strip("\n")))
+nb = Builder()
+md, code = nb.md, nb.code
 
 
 md(r"""
@@ -462,15 +456,5 @@ full run is reproduced with one command on a GPU machine: `bash benchmarks/gpu_r
 """)
 
 
-def build() -> nbformat.NotebookNode:
-    nb = new_notebook()
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
-    nb.metadata["language_info"] = {"name": "python"}
-    nb.cells = [new_markdown_cell(src) if kind == "md" else new_code_cell(src) for kind, src in CELLS]
-    return nb
-
-
 if __name__ == "__main__":
-    out = Path(__file__).resolve().parents[1] / "07_training_on_gpu.ipynb"
-    nbformat.write(build(), out)
-    print(f"wrote {out}")
+    nb.write("07_training_on_gpu.ipynb")

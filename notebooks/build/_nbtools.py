@@ -1,4 +1,4 @@
-"""Tiny helpers shared by the model notebooks' builders (03, 04, 05): collect cells, write the notebook."""
+"""Tiny helpers shared by the notebook builders: collect cells, write the notebook."""
 
 from pathlib import Path
 
