@@ -24,8 +24,6 @@ out. Shapes: M matched pairs, K joints, G ground truths of one image, D detectio
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,17 +92,6 @@ class ErrorTaxonomy:
         return order[n[order] > 0]
 
 
-def _load_results(results, coco_gt) -> list[dict]:
-    if not isinstance(results, list):
-        path = os.fspath(results)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"results file not found: {path}")
-        with open(path) as f:
-            results = json.load(f)
-    coco_eval.validate_results(results, coco_gt)
-    return results
-
-
 def keypoint_similarity(points, candidates, areas, sigmas=SIGMAS) -> np.ndarray:
     """ks between points and candidate locations, broadcast over leading dimensions.
 
@@ -160,7 +147,7 @@ def error_taxonomy(coco_gt, results, match_threshold: float = 0.1, jitter_range=
         ErrorTaxonomy.
     """
     coco_gt = coco_eval.load_coco(coco_gt)
-    results = _load_results(results, coco_gt)
+    results = coco_eval.load_results(results, coco_gt)
     by_image: dict[int, list[int]] = {}
     for i, r in enumerate(results):
         by_image.setdefault(r["image_id"], []).append(i)

@@ -201,6 +201,18 @@ class CocoKeypointStats:
         return f"{head}\n{vals}{extra}"
 
 
+def load_results(results, coco_gt) -> list[dict]:
+    """A results list, or the path of a COCO results JSON file, checked by :func:`validate_results`."""
+    if not isinstance(results, list):
+        path = os.fspath(results)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"results file not found: {path}")
+        with open(path) as f:
+            results = json.load(f)
+    validate_results(results, coco_gt)
+    return results
+
+
 def evaluate_keypoints(coco_gt, results, img_ids=None, verbose: bool = False) -> CocoKeypointStats:
     """Run pycocotools' COCOeval (iouType 'keypoints') and return the ten standard numbers.
 
@@ -219,13 +231,7 @@ def evaluate_keypoints(coco_gt, results, img_ids=None, verbose: bool = False) ->
     from pycocotools.cocoeval import COCOeval
 
     coco_gt = load_coco(coco_gt)
-    if not isinstance(results, list):
-        path = os.fspath(results)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"results file not found: {path}")
-        with open(path) as f:
-            results = json.load(f)
-    validate_results(results, coco_gt)
+    results = load_results(results, coco_gt)
     if img_ids is not None:
         img_ids = [int(i) for i in img_ids]
         results = [r for r in results if r["image_id"] in set(img_ids)]
