@@ -21,3 +21,14 @@ SAMPLES = os.path.join(REPO, "data_samples", "synthpose")
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for tests of tiny per-sample work (as in a DataLoader worker): a second
+    thread gains nothing there and costs a lot when the 2 cores are busy. Use it with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -17,13 +17,7 @@ from hrnet_edu.keypoints import coco_person_category
 IMG_W, IMG_H = 160, 120
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread, as in a DataLoader worker (per-sample work is small; far faster on a busy CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def person(ann_id, image_id, rng, box=(30, 10, 80, 100), **extra):

@@ -26,13 +26,7 @@ N_IMAGES = 12  # the first images of the val split: enough persons for a stable 
 needs_samples = pytest.mark.skipif(not os.path.isfile(VAL_ANN), reason="data_samples/synthpose not present")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Per-sample work is tiny: one intra-op thread is far faster on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
