@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # A CUDA-less machine gets the CPU build of torch first; on a GPU machine pip picks the CUDA build.
 TORCH_CPU_SPEC ?= torch==2.13.0
+# Extra pip arguments for that install, e.g. --index-url of PyTorch's CPU-only wheel index: from PyPI,
+# Linux wheels of torch are CUDA builds (this project's own machines carry the CPU build locally).
+TORCH_PIP_ARGS ?=
 
 .PHONY: setup test lint pytest nbval demo data lab clean
 
@@ -14,7 +17,7 @@ $(BIN)/hrnet-edu: pyproject.toml
 	    echo "GPU found: installing torch from the project's range"; \
 	else \
 	    echo "no GPU: installing the CPU build $(TORCH_CPU_SPEC) first"; \
-	    $(BIN)/python -m pip install --quiet "$(TORCH_CPU_SPEC)"; \
+	    $(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH_CPU_SPEC)"; \
 	fi
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (hrnet-edu)" >/dev/null
