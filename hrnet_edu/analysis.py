@@ -30,7 +30,7 @@ import numpy as np
 
 from hrnet_edu import coco_eval
 from hrnet_edu.keypoints import FLIP_INDEX, KEYPOINT_NAMES, SIGMAS
-from hrnet_edu.oks import EPS, compute_oks, match_detections
+from hrnet_edu.oks import compute_oks, keypoint_similarity, match_detections
 
 CATEGORIES = ("good", "jitter", "inversion", "swap", "miss")
 GOOD, JITTER, INVERSION, SWAP, MISS = range(5)
@@ -90,21 +90,6 @@ class ErrorTaxonomy:
         n = (self.labels == CATEGORIES.index(category)).sum(axis=1)  # (M,)
         order = np.argsort(-n, kind="stable")
         return order[n[order] > 0]
-
-
-def keypoint_similarity(points, candidates, areas, sigmas=SIGMAS) -> np.ndarray:
-    """ks between points and candidate locations, broadcast over leading dimensions.
-
-    Args:
-        points: (..., K, 2) detected joints. candidates: (..., K, 2) ground-truth joints.
-        areas: (...) the ground truths' areas s². sigmas: (K,) per-joint σ (COCO's).
-
-    Returns:
-        (..., K) ks = exp(−d² / (2σ)² / (s² + eps) / 2), pycocotools' expression.
-    """
-    d2 = ((np.asarray(points, np.float64) - np.asarray(candidates, np.float64)) ** 2).sum(-1)
-    # ks = exp(−d² / (2 s² k²)) with k = 2σ, written as pycocotools does
-    return np.exp(-d2 / (2 * np.asarray(sigmas)) ** 2 / (np.asarray(areas, np.float64)[..., None] + EPS) / 2)
 
 
 def _classify(dt: np.ndarray, gt: np.ndarray, areas: np.ndarray, own: np.ndarray, jitter_range, sigmas):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from hrnet_edu.heatmaps import decode_heatmaps
 from hrnet_edu.keypoints import NUM_KEYPOINTS
 
 
@@ -254,16 +255,6 @@ def evaluate_keypoints(coco_gt, results, img_ids=None, verbose: bool = False) ->
     return CocoKeypointStats(*(float(s) for s in coco_eval.stats[:10]), num_results=len(results))
 
 
-def _argmax_coords(heatmaps: np.ndarray) -> np.ndarray:
-    """(N, K, H, W) → (N, K, 2) integer (x, y) of each maximum, (0, 0) where the maximum is ≤ 0
-    (the reference's ``get_max_preds``)."""
-    n, k, _, w = heatmaps.shape
-    flat = heatmaps.reshape(n, k, -1)
-    idx = flat.argmax(axis=2)  # (N, K)
-    coords = np.stack([idx % w, idx // w], axis=-1).astype(np.float32)  # (N, K, 2) x, y
-    return coords * (flat.max(axis=2) > 0)[..., None]
-
-
 def pck_accuracy(pred_heatmaps, target_heatmaps, threshold: float = 0.5):
     """The reference's training-time accuracy (``accuracy()``): NOT the COCO metric.
 
@@ -288,7 +279,8 @@ def pck_accuracy(pred_heatmaps, target_heatmaps, threshold: float = 0.5):
     if pred.ndim != 4 or pred.shape != target.shape:
         raise ValueError(f"expected two (N, K, H, W) heatmap batches, got {pred.shape} and {target.shape}")
     h, w = pred.shape[2], pred.shape[3]
-    p, t = _argmax_coords(pred), _argmax_coords(target)  # (N, K, 2)
+    # integer argmax (x, y), (0, 0) where a map has no positive value: the reference's get_max_preds
+    p, t = (decode_heatmaps(x, method="argmax")[0].astype(np.float64) for x in (pred, target))  # (N, K, 2)
     norm = np.array([h, w], dtype=np.float64) / 10  # the reference divides (x, y) by (H, W)/10
     counted = (t[..., 0] > 1) & (t[..., 1] > 1)  # (N, K)
     # d = ‖p / norm − t / norm‖, in units of a tenth of the heatmap side

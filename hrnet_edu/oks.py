@@ -177,15 +177,27 @@ def match_detections(
     return matched, dt_ignore
 
 
+def keypoint_similarity(points, candidates, areas, sigmas=SIGMAS) -> np.ndarray:
+    """ks between points and candidate locations, broadcast over leading dimensions.
+
+    Args:
+        points: (..., K, 2) detected joints. candidates: (..., K, 2) ground-truth joints.
+        areas: (...) the ground truths' areas s². sigmas: (K,) per-joint σ (COCO's).
+
+    Returns:
+        (..., K) ks = exp(−d² / (2σ)² / (s² + eps) / 2), pycocotools' expression.
+    """
+    d2 = ((np.asarray(points, np.float64) - np.asarray(candidates, np.float64)) ** 2).sum(-1)
+    # ks = exp(−d² / (2 s² k²)) with k = 2σ, written as pycocotools does
+    return np.exp(-d2 / (2 * np.asarray(sigmas)) ** 2 / (np.asarray(areas, np.float64)[..., None] + EPS) / 2)
+
+
 def _pairwise_nms_oks(keypoints: np.ndarray, areas: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
     """(N, N) OKS between candidate poses as the reference's ``oks_iou``: all K keypoints count,
     and the scale is the mean of the two areas."""
-    variances = (sigmas * 2) ** 2
-    dx = keypoints[:, None, :, 0] - keypoints[None, :, :, 0]  # (N, N, K)
-    dy = keypoints[:, None, :, 1] - keypoints[None, :, :, 1]
-    # e = d² / (2σ)² / ((a_i + a_j) / 2 + eps) / 2
-    e = (dx**2 + dy**2) / variances / ((areas[:, None, None] + areas[None, :, None]) / 2 + EPS) / 2
-    return np.exp(-e).mean(-1)
+    mean_areas = (areas[:, None] + areas[None, :]) / 2  # (N, N)
+    pts = keypoints[..., :2]
+    return keypoint_similarity(pts[:, None], pts[None, :], mean_areas, sigmas).mean(-1)  # (N, N)
 
 
 def _check_nms_inputs(keypoints, scores, areas, sigmas):

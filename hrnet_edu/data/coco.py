@@ -37,7 +37,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from pycocotools.coco import COCO
 
-from ..geometry import box_to_center_scale
+from ..geometry import PIXEL_STD, box_to_center_scale
 from ..heatmaps import encode_heatmaps
 from ..keypoints import NUM_KEYPOINTS
 from .transforms import (
@@ -249,7 +249,7 @@ class CocoKeypoints(torch.utils.data.Dataset):
             "rotation": torch.tensor(params.rotation, dtype=torch.float32),
             "score": torch.tensor(self._score[index], dtype=torch.float32),
             "ann_id": torch.tensor(self._ann_id[index], dtype=torch.int64),
-            "area": torch.tensor(np.prod(params.scale * 200.0), dtype=torch.float32),
+            "area": torch.tensor(np.prod(params.scale * PIXEL_STD), dtype=torch.float32),
         }
         region = np.ascontiguousarray(image[y0:y1, x0:x1])
         if self.raw:
