@@ -64,6 +64,10 @@ class TrainConfig:
     lr: float = 1e-3
     lr_steps: tuple[int, ...] = (170, 200)
     lr_factor: float = 0.1
+    # "step": MultiStepLR on lr_steps (the paper); "cosine": per-step cosine decay to 0 over the run
+    lr_schedule: str = "step"
+    warmup_epochs: float = 0.0  # linear warm-up from 0 over this many epochs (per step; both schedules)
+    unbiased_targets: bool = False  # Gaussians centred on the sub-pixel keypoint (DARK), see heatmaps
     weight_decay: float = 0.0
     loss: str = "mse"  # "mse" (JointsMSELoss) or "ohkm" (JointsOHKMLoss, top 8 joints)
     # --- hardware
@@ -89,6 +93,10 @@ class TrainConfig:
             raise ValueError(f"loss must be 'mse' or 'ohkm', got {self.loss!r}")
         if self.batch_size < 1 or self.epochs < 1 or self.val_every < 0:
             raise ValueError("batch_size and epochs must be >= 1 and val_every >= 0 (0: never validate)")
+        if self.lr_schedule not in ("step", "cosine"):
+            raise ValueError(f"lr_schedule must be 'step' or 'cosine', got {self.lr_schedule!r}")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise ValueError(f"warmup_epochs must be in [0, epochs], got {self.warmup_epochs}")
         if list(self.lr_steps) != sorted(self.lr_steps):
             raise ValueError(f"lr_steps must be increasing, got {self.lr_steps}")
 

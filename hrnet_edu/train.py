@@ -119,7 +119,8 @@ def build_datasets(cfg: TrainConfig):
     """(train_set, val_set): ``CocoKeypoints`` crops of ``cfg.input_size``, targets of ``cfg.sigma``."""
     from hrnet_edu.data.coco import CocoKeypoints
 
-    common = dict(input_size=tuple(cfg.input_size), sigma=cfg.sigma, seed=cfg.seed)
+    common = dict(input_size=tuple(cfg.input_size), sigma=cfg.sigma, seed=cfg.seed,
+                  unbiased_targets=cfg.unbiased_targets)
     train_set = CocoKeypoints(cfg.path(cfg.train_ann), cfg.path(cfg.train_images), train=True,
                               augment=cfg.augment, **common)  # fmt: skip
     val_set = CocoKeypoints(cfg.path(cfg.val_ann), cfg.path(cfg.val_images), train=False, augment=None,
@@ -166,12 +167,29 @@ class TrainingDiverged(FloatingPointError):
     """The loss became NaN or infinite; the last good checkpoint is left untouched."""
 
 
+def learning_rate_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """lr_t / cfg.lr at optimizer step t (counted from 0 over the whole run).
+
+    Warm-up: × min(1, (t + 1) / T_w) with T_w = warmup_epochs · steps_per_epoch steps.
+    "step" (the paper): × factor^(number of lr_steps ≤ the epoch of t).
+    "cosine": × ½ (1 + cos(π t / T)), T = epochs · steps_per_epoch — decays to 0 at the end, which
+    on a short run gives the low-lr refinement that the paper's late ×0.1 steps give its long one.
+    """
+    warm_steps = cfg.warmup_epochs * steps_per_epoch
+    warm = min(1.0, (step + 1) / warm_steps) if warm_steps > 0 else 1.0
+    if cfg.lr_schedule == "cosine":
+        return warm * 0.5 * (1.0 + math.cos(math.pi * step / (cfg.epochs * steps_per_epoch)))
+    passed = sum(step // steps_per_epoch >= m for m in cfg.lr_steps)
+    return warm * cfg.lr_factor**passed
+
+
 def train_one_epoch(model, loader, criterion, optimizer, scaler, cfg: TrainConfig, device, epoch: int,
-                    info: DistInfo, progress: bool) -> dict:  # fmt: skip
+                    info: DistInfo, progress: bool, scheduler=None) -> dict:  # fmt: skip
     """One pass over ``loader``; returns the epoch's record (mean loss, grad norms, img/s, step losses).
 
     Each step: heatmaps = model(images (N,3,H,W)) → (N,K,H/4,W/4); L = loss(heatmaps, target, w);
-    backward (scaled for fp16); ‖∇‖ measured after unscaling; Adam step. Raises TrainingDiverged
+    backward (scaled for fp16); ‖∇‖ measured after unscaling; Adam step; ``scheduler.step()`` (the
+    learning rate is set per step, see ``learning_rate_factor``). Raises TrainingDiverged
     naming epoch and step when L is not finite (checked on the loss averaged over all ranks, so
     every rank stops at the same step).
     """
@@ -209,6 +227,8 @@ def train_one_epoch(model, loader, criterion, optimizer, scaler, cfg: TrainConfi
             )
         scaler.step(optimizer)
         scaler.update()
+        if scheduler is not None:
+            scheduler.step()
         losses.append(loss_value)
         norms.append(norm_value)
         n_images += images.shape[0] * info.world_size
@@ -324,9 +344,12 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
     model = build_model(cfg.model).to(device)
     if cuda and cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    train_set, val_set = build_datasets(cfg)  # before anything is written: bad data fails first
+    steps_per_epoch = len(make_loader(train_set, cfg, 0, info, device))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    # lr_e = lr · factor^(number of steps ≤ e)   (MultiStepLR, stepped once per epoch)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.lr_steps), gamma=cfg.lr_factor)
+    # lr_t = lr · learning_rate_factor(t), stepped after every optimizer step
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda t: learning_rate_factor(cfg, t, steps_per_epoch))
     scaler = torch.amp.GradScaler(device.type, enabled=cuda and cfg.amp == "fp16")
     criterion = build_criterion(cfg)
     start_epoch, best_ap, history = 0, -1.0, []
@@ -350,7 +373,6 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
     if cfg.compile:
         net = torch.compile(net)
-    train_set, val_set = build_datasets(cfg)
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     wall_start = time.perf_counter()
@@ -361,8 +383,7 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
             getattr(train_set, "dataset", train_set).set_epoch(epoch)  # (a Subset holds it in .dataset)
             loader = make_loader(train_set, cfg, epoch, info, device)
             record = train_one_epoch(net, loader, criterion, optimizer, scaler, cfg, device, epoch, info,
-                                     progress)  # fmt: skip
-            scheduler.step()
+                                     progress, scheduler)  # fmt: skip
             if info.world_size > 1:
                 # Parameters agree on every rank (gradients are all-reduced) but BatchNorm running
                 # statistics are each rank's own since the last forward: take rank 0's everywhere,

@@ -5,6 +5,7 @@ into a temporary folder, on CPU, so the whole file takes well under a minute on 
 """
 
 import dataclasses
+import math
 import os
 import socket
 
@@ -142,8 +143,28 @@ class Killed(Exception):
     """Stands for the process being killed (SIGKILL, a node failure) in the middle of an epoch."""
 
 
-def test_resume_after_a_kill_is_bit_for_bit(tiny_root, tmp_path, monkeypatch, deterministic):
-    cfg = tiny_config(tiny_root)
+def test_step_schedule_equals_multisteplr_and_cosine_ends_at_zero():
+    cfg = TrainConfig(epochs=10, lr=1.0, lr_steps=(4, 7), lr_factor=0.1)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    reference = torch.optim.lr_scheduler.MultiStepLR(opt, [4, 7], gamma=0.1)  # stepped once per epoch
+    for epoch in range(10):
+        for step in range(3):
+            ours = train_mod.learning_rate_factor(cfg, 3 * epoch + step, steps_per_epoch=3)
+            assert ours == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
+        opt.step()
+        reference.step()
+    cos = dataclasses.replace(cfg, lr_schedule="cosine", warmup_epochs=2)
+    factors = [train_mod.learning_rate_factor(cos, t, steps_per_epoch=5) for t in range(50)]
+    # linear warm-up over 10 steps, times ½(1 + cos(πt/T)); then falling monotonically towards 0
+    half_cos = [0.5 * (1 + math.cos(math.pi * t / 50)) for t in range(50)]
+    assert factors[:10] == pytest.approx([(t + 1) / 10 * half_cos[t] for t in range(10)], rel=1e-12)
+    assert factors[10:] == pytest.approx(half_cos[10:], rel=1e-12)
+    assert all(a >= b for a, b in zip(factors[9:], factors[10:])) and factors[-1] < 0.01
+
+
+@pytest.mark.parametrize("schedule", [[], ["lr_schedule=cosine", "warmup_epochs=1", "unbiased_targets=true"]])
+def test_resume_after_a_kill_is_bit_for_bit(tiny_root, tmp_path, monkeypatch, deterministic, schedule):
+    cfg = apply_overrides(tiny_config(tiny_root), schedule)
     full = train(cfg, str(tmp_path / "full"), progress=False)
 
     # Same run, killed during epoch 2 (step 2), then resumed from last.pt (end of epoch 1).
