@@ -210,6 +210,27 @@ def test_grayscale_images_decode_to_rgb(tmp_path):
     assert img.shape == (5, 7, 3) and img.dtype == np.uint8 and np.all(img == 200)
 
 
+def test_decoding_gives_pillows_pixels(tmp_path):
+    # OpenCV decodes; Pillow, an independent decoder, must give the same RGB pixels: JPEG at each
+    # chroma subsampling, and PNGs whose alpha channel or palette become plain RGB
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, 256, size=(37, 53, 3), dtype=np.uint8)
+    files = []
+    for sub in (0, 1, 2):
+        files.append(tmp_path / f"s{sub}.jpg")
+        Image.fromarray(pixels).save(files[-1], quality=90, subsampling=sub)
+    files.append(tmp_path / "rgba.png")
+    Image.fromarray(np.concatenate([pixels, pixels[..., :1]], 2), "RGBA").save(files[-1])
+    files.append(tmp_path / "palette.png")
+    Image.fromarray(pixels).convert("P").save(files[-1])
+    for path in files:
+        with Image.open(path) as im:
+            expected = np.array(im.convert("RGB"))
+        got = load_image(str(path))
+        assert got.flags.c_contiguous and got.flags.writeable
+        np.testing.assert_array_equal(got, expected, err_msg=str(path))
+
+
 @pytest.mark.skipif(not os.path.isdir(os.path.join(SAMPLES, "annotations")), reason="no SynthPose sample yet")
 def test_synthpose_sample_yields_consistent_samples():
     ann = os.path.join(SAMPLES, "annotations", "person_keypoints_val.json")
