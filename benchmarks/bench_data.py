@@ -15,7 +15,7 @@ computation done the reference implementation's way, the cost of each stage, and
    * ``ours``: ``CocoKeypoints`` (OpenCV decode, one OpenCV uint8 warp per sample, normalisation,
      targets and metadata once per batch in ``__getitems__``);
    * ``reference way``: :class:`ReferenceWay` — what the reference's ``JointsDataset`` does for a
-     sample: ``cv2.imread``, augmentation with the global-style ``np.random`` draws, the pixels
+     sample: its record deep-copied, ``cv2.imread``, augmentation with ``np.random`` draws, the pixels
      mirrored for a flip, a three-point ``cv2.getAffineTransform``, ``cv2.warpAffine`` of the
      whole image, the joints mapped one by one, ToTensor + Normalize, and a Gaussian patch pasted
      per joint (written here from its description; a sanity line checks it yields our samples).
@@ -33,6 +33,7 @@ computation done the reference implementation's way, the cost of each stage, and
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import time
 
@@ -93,6 +94,10 @@ class ReferenceWay(torch.utils.data.Dataset):
 
     def __init__(self, ours: CocoKeypoints, augment=True, seed=0):
         self.ours, self.augment = ours, augment
+        # the reference keeps one dict per person and deep-copies it for every sample
+        self.db = [{"image": ours.image_path(i), "center": ours._center[i], "scale": ours._scale[i],
+                    "joints_3d": ours._joints[i], "filename": "", "imgnum": 0, "score": float(ours._score[i])}
+                   for i in range(len(ours))]
         self.rng = np.random.RandomState(seed)  # noqa: NPY002 (the reference's np.random draws)
         self.mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
         self.std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
@@ -124,13 +129,13 @@ class ReferenceWay(torch.utils.data.Dataset):
         return target, weight
 
     def __getitem__(self, index: int) -> dict:
-        ds, rng = self.ours, self.rng
+        ds, rng, rec = self.ours, self.rng, copy.deepcopy(self.db[index])
         h, w = ds.input_size
-        image = cv2.imread(ds.image_path(index), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        image = cv2.imread(rec["image"], cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        joints = ds._joints[index][:, :2].astype(np.float64)
-        visible = ds._joints[index][:, 2].copy()
-        c, s, r = ds._center[index].copy(), ds._scale[index].copy(), 0.0
+        joints = rec["joints_3d"][:, :2].astype(np.float64)
+        visible = rec["joints_3d"][:, 2].copy()
+        c, s, r = rec["center"], rec["scale"], 0.0
         if self.augment:
             a = PAPER_AUGMENT
             if (visible > 0).sum() > a.half_body_min_joints and rng.rand() < a.half_body_prob:
@@ -160,7 +165,7 @@ class ReferenceWay(torch.utils.data.Dataset):
         return {"image": x, "target": torch.from_numpy(target), "target_weight": torch.from_numpy(weight),
                 "joints": np.concatenate([joints, visible[:, None]], 1).astype(np.float32),
                 "image_id": int(ds._image_id[index]), "center": c.astype(np.float32),
-                "scale": s.astype(np.float32), "rotation": r, "score": float(ds._score[index]),
+                "scale": s.astype(np.float32), "rotation": r, "score": rec["score"],
                 "ann_id": int(ds._ann_id[index]), "area": float(np.prod(s * PIXEL_STD))}
 
 
@@ -197,30 +202,34 @@ def loader(dataset, batch: int, workers: int = 0, **kw):
 
 
 def paired(ours: CocoKeypoints, ref: ReferenceWay, batch: int, batches: int) -> None:
-    """Alternate one batch of each pipeline (the order alternates too), so that the other load of a
-    shared machine falls on both alike; prints samples/s of each and the ratio."""
+    """Alternate one batch of each pipeline (the order alternates too; both loaders draw the same
+    indices), so that the other load of a shared machine falls on both alike. Prints samples per
+    second of this process's CPU time (``time.process_time``: what one core delivers, the time the
+    process waits for a core left out) and of wall-clock time, and their ratios."""
     sides = {"ours": loader(ours, batch), "reference way": loader(ref, batch)}
     iters = {name: iter(dl) for name, dl in sides.items()}
     for it in iters.values():  # one warm-up batch each
         next(it)
-    seconds = {name: [] for name in sides}
+    cpu, wall = ({name: [] for name in sides} for _ in range(2))
     for b in range(batches):
         for name in (list(sides) if b % 2 == 0 else list(sides)[::-1]):
-            start = time.perf_counter()
+            c0, w0 = time.process_time(), time.perf_counter()
             try:
                 next(iters[name])
             except StopIteration:
                 iters[name] = iter(sides[name])
                 next(iters[name])
-            seconds[name].append(time.perf_counter() - start)
-    rate = {name: batch * batches / sum(t) for name, t in seconds.items()}
-    per_batch = np.array(seconds["reference way"]) / np.array(seconds["ours"])
-    print(f"paired, 0 workers, batch {batch}, {batches} alternating batches each")
-    for name, r in rate.items():
-        print(f"  {name:14} {r:8.1f} samples/s   ({1e3 / r:.2f} ms per sample)")
-    print(f"  ours / reference way: {rate['ours'] / rate['reference way']:.2f}x "
-          f"(median of the per-batch ratios {np.median(per_batch):.2f}x, quartiles "
-          f"{np.percentile(per_batch, 25):.2f}–{np.percentile(per_batch, 75):.2f})")
+            cpu[name].append(time.process_time() - c0)
+            wall[name].append(time.perf_counter() - w0)
+    print(f"paired, 0 workers, batch {batch}, {batches} alternating batches each (samples/s)")
+    print(f"  {'':14} {'CPU time':>9} {'wall':>9}")
+    for name in sides:
+        print(f"  {name:14} {batch * batches / sum(cpu[name]):9.1f} {batch * batches / sum(wall[name]):9.1f}")
+    for what, t in (("CPU time", cpu), ("wall", wall)):
+        per_batch = np.array(t["reference way"]) / np.array(t["ours"])
+        print(f"  ours / reference way, {what:8}: {sum(t['reference way']) / sum(t['ours']):.2f}x "
+              f"(per batch: median {np.median(per_batch):.2f}x, quartiles "
+              f"{np.percentile(per_batch, 25):.2f}–{np.percentile(per_batch, 75):.2f})")
 
 
 def sanity(ours_eval: CocoKeypoints, n: int = 8) -> None:
@@ -306,7 +315,7 @@ def stages(ds: CocoKeypoints, batch: int, reps: int) -> None:
     print(f"stages on one {image.shape[1]}×{image.shape[0]} image, ms per sample (best of {reps}):")
     for name, t in ms.items():
         t = t / batch if "(/N)" in name else t
-        which = "pillow" if "Pillow AFFINE" in name else "cv2" if "OpenCV" in name else None
+        which = "pillow" if "Pillow AFFINE" in name else "cv2" if "OpenCV warp" in name else None
         note = f"   max |Δ| vs grid_sample inside: {diff[which]:.2f} levels" if which else ""
         print(f"  {name:34} {t:7.3f}{note}")
 
@@ -318,7 +327,7 @@ def main(argv=None) -> None:
     p.add_argument("--input", default="256x192", help="H x W of the crop")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--samples", type=int, default=256, help="samples timed per loader row")
-    p.add_argument("--batches", type=int, default=24, help="batches of each side in the paired run")
+    p.add_argument("--batches", type=int, default=48, help="batches of each side in the paired run")
     p.add_argument("--reps", type=int, default=30, help="repetitions of each stage")
     p.add_argument("--workers", type=int, nargs="*", default=[0, 2], help="loader rows (none: skip)")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads of the main process")

@@ -14,6 +14,7 @@ from hrnet_edu.data.transforms import (
     denormalize,
     half_body_box,
     normalize,
+    normalize_crop,
     sample_crop,
     source_region,
     transform_joints,
@@ -318,10 +319,17 @@ def test_opencv_warp_bright_dot_lands_where_the_matrix_says(seed):
     assert np.abs(centroid - expected).max() < 0.1, (centroid, expected)
 
 
-def test_normalize_reads_channels_last_uint8_as_one_pass():
+def test_both_normalizations_equal_the_formula_on_uint8_crops():
     crops = np.random.default_rng(23).integers(0, 256, size=(2, 8, 6, 3)).astype(np.uint8)
-    x = normalize(torch.from_numpy(crops).permute(0, 3, 1, 2))
-    assert x.is_contiguous() and x.dtype == torch.float32 and x.shape == (2, 3, 8, 6)
     mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
     expected = ((crops / 255.0 - mean) / std).transpose(0, 3, 1, 2)
+    # torch, on a channels-last view of the batch
+    x = normalize(torch.from_numpy(crops).permute(0, 3, 1, 2))
+    assert x.is_contiguous() and x.dtype == torch.float32 and x.shape == (2, 3, 8, 6)
     np.testing.assert_allclose(x.numpy(), expected, atol=1e-5)
+    # OpenCV, one crop at a time into a row of a batch
+    rows = np.full((2, 3, 8, 6), np.nan, np.float32)
+    for i in range(2):
+        assert np.shares_memory(normalize_crop(crops[i], out=rows[i]), rows)
+    np.testing.assert_allclose(rows, x.numpy(), atol=1e-6)
+    assert normalize_crop(crops[0]).dtype == np.float32

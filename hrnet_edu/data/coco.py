@@ -48,7 +48,7 @@ from .transforms import (
     CropParams,
     crop_matrix,
     denormalize,
-    normalize,
+    normalize_crop,
     sample_crop,
     source_region,
     transform_joints,
@@ -247,9 +247,9 @@ class CocoKeypoints(torch.utils.data.Dataset):
         """The samples of a list of indices; a ``DataLoader`` calls this with each batch's indices
         (also through a ``Subset``) and default-collates the list, so every loader takes this path.
 
-        Per sample: the decode, the augmentation draw, the matrix, the joints and one uint8 warp
-        (:func:`warp_crop`) written straight into a (N, H, W, 3) batch array. For the whole batch
-        at once: the normalisation (one pass from the uint8 crops), the target heatmaps and the
+        Per sample: the decode, the augmentation draw, the matrix, the joints, one uint8 warp
+        (:func:`warp_crop`) and its normalisation (:func:`normalize_crop`) straight into its row of
+        the (N, 3, H, W) image batch. For the whole batch at once: the target heatmaps and the
         metadata tensors — done per sample these are dozens of tiny tensor calls whose overhead
         costs more than their arithmetic. The returned samples are views into the batch tensors;
         collating copies them once, as it copies separately computed samples.
@@ -261,7 +261,8 @@ class CocoKeypoints(torch.utils.data.Dataset):
         idx = np.asarray(indices, dtype=np.int64)
         joints = np.empty((n, NUM_KEYPOINTS, 3), np.float32)
         center, scale, rotation = np.empty((n, 2)), np.empty((n, 2)), np.empty(n)
-        crops = None if self.raw else np.empty((n, h, w, 3), np.uint8)
+        if not self.raw:  # each crop is warped into ``crop``, then normalised into its row of ``images``
+            crop, images = np.empty((h, w, 3), np.uint8), torch.empty((n, 3, h, w), dtype=torch.float32)
         raw_image, raw_matrix = [], []
         for j, index in enumerate(indices):
             what = f" (image id {self._image_id[index]}, annotation id {self._ann_id[index]})"
@@ -275,11 +276,11 @@ class CocoKeypoints(torch.utils.data.Dataset):
                 raw_image.append(torch.from_numpy(np.ascontiguousarray(image[y0:y1, x0:x1])))
                 raw_matrix.append(torch.from_numpy(shifted))
             else:
-                warp_crop(image, matrix, (w, h), out=crops[j])
+                normalize_crop(warp_crop(image, matrix, (w, h), out=crop), out=images[j].numpy())
         batch = {}
         joints_t = torch.from_numpy(joints)
         if not self.raw:
-            batch["image"] = normalize(torch.from_numpy(crops).permute(0, 3, 1, 2))
+            batch["image"] = images
             # heatmap ↔ input: x_hm = x_in / 4 (the reference's mapping, see geometry)
             batch["target"], batch["target_weight"] = encode_heatmaps(
                 joints_t[..., :2] / 4.0, joints_t[..., 2], (h // 4, w // 4), self.sigma,
