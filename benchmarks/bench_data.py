@@ -10,10 +10,11 @@ computation done the reference implementation's way, the cost of each stage, and
 1. Paired, in one process on one intra-op thread, 0 workers, batch ``--batch``, default collate,
    the paper's augmentation and σ = 2 targets, the same annotations; ``--batches`` batches of each,
    alternating one batch of each side, so that a loaded machine slows both alike — compare the
-   ratio, not the absolute numbers:
+   ratio, not the absolute numbers. Rates are given per second of the process's CPU time (what one
+   core delivers) and per second of wall time:
 
-   * ``ours``: ``CocoKeypoints`` (OpenCV decode, one OpenCV uint8 warp per sample, normalisation,
-     targets and metadata once per batch in ``__getitems__``);
+   * ``ours``: ``CocoKeypoints`` (per sample an OpenCV decode, uint8 warp and normalisation into
+     the batch; targets and metadata once per batch, in ``__getitems__``);
    * ``reference way``: :class:`ReferenceWay` — what the reference's ``JointsDataset`` does for a
      sample: its record deep-copied, ``cv2.imread``, augmentation with ``np.random`` draws, the pixels
      mirrored for a flip, a three-point ``cv2.getAffineTransform``, ``cv2.warpAffine`` of the
@@ -21,8 +22,8 @@ computation done the reference implementation's way, the cost of each stage, and
      per joint (written here from its description; a sanity line checks it yields our samples).
 
 2. Stages, ms per sample (best of interleaved repetitions on one sample): two decoders, the
-   three warps (with the max difference against grid_sample away from the border), normalisation
-   and targets per sample against per batch.
+   three warps (with the max difference against grid_sample away from the border), torch's
+   normalisation per sample and per batch against OpenCV's per crop, targets per sample and per batch.
 
 3. For each ``--workers``: ``CocoKeypoints`` in a DataLoader, and the raw + batch-transform path
    (``CocoKeypoints(raw=True)``, ``gpu_collate``, ``GpuBatchTransform`` on ``--device``; without a
@@ -53,6 +54,7 @@ from hrnet_edu.data.transforms import (
     gpu_collate,
     half_body_box,
     normalize,
+    normalize_crop,
     source_region,
     transform_joints,
     warp_crop,
@@ -289,6 +291,7 @@ def stages(ds: CocoKeypoints, batch: int, reps: int) -> None:
     joints = transform_joints(ds._joints[0], matrix, params.flip, (h, w))
     crop = warp_crop(image, matrix, (w, h))
     crops = torch.from_numpy(np.repeat(crop[None], batch, 0))
+    row = np.empty((3, h, w), np.float32)
     jb = torch.from_numpy(np.repeat(joints[None], batch, 0))
     jt = torch.from_numpy(joints)
 
@@ -306,8 +309,9 @@ def stages(ds: CocoKeypoints, batch: int, reps: int) -> None:
         "warp: grid_sample (float)": lambda: warp_image(region, shifted, (w, h)),
         "warp: Pillow AFFINE (uint8)": lambda: pillow_affine(pil, matrix, (w, h)),
         "warp: OpenCV warp_crop (uint8)": lambda: warp_crop(image, matrix, (w, h)),
-        "normalize: per sample": lambda: normalize(crops[0].permute(2, 0, 1)),
-        f"normalize: batch of {batch} (/N)": lambda: normalize(crops.permute(0, 3, 1, 2)),
+        "normalize: torch, per sample": lambda: normalize(crops[0].permute(2, 0, 1)),
+        f"normalize: torch, batch of {batch} (/N)": lambda: normalize(crops.permute(0, 3, 1, 2)),
+        "normalize: OpenCV normalize_crop": lambda: normalize_crop(crop, out=row),
         "targets: per sample": lambda: encode_heatmaps(jt[:, :2] / 4, jt[:, 2], (h // 4, w // 4)),
         f"targets: batch of {batch} (/N)": lambda: encode_heatmaps(jb[..., :2] / 4, jb[..., 2],
                                                                    (h // 4, w // 4)),
@@ -317,7 +321,7 @@ def stages(ds: CocoKeypoints, batch: int, reps: int) -> None:
         t = t / batch if "(/N)" in name else t
         which = "pillow" if "Pillow AFFINE" in name else "cv2" if "OpenCV warp" in name else None
         note = f"   max |Δ| vs grid_sample inside: {diff[which]:.2f} levels" if which else ""
-        print(f"  {name:34} {t:7.3f}{note}")
+        print(f"  {name:36} {t:7.3f}{note}")
 
 
 def main(argv=None) -> None:
