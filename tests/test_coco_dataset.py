@@ -91,6 +91,25 @@ def test_sample_shapes_dtypes_and_default_collate_with_workers(tiny):
     assert batches[0]["image"].shape == (2, 3, 64, 48)
 
 
+def test_loaders_fetch_whole_batches_through_getitems(tiny):
+    # the trainer's DataLoader (over a Subset when max_train_images is set) must take the batched
+    # path, and a batch must equal its samples computed one at a time
+    calls = []
+
+    class Counting(CocoKeypoints):
+        def __getitems__(self, indices):
+            calls.append(list(indices))
+            return super().__getitems__(indices)
+
+    ds = Counting(*tiny, input_size=(64, 48), seed=2)
+    order = [3, 1, 2]
+    batch = next(iter(torch.utils.data.DataLoader(torch.utils.data.Subset(ds, order), batch_size=3)))
+    assert calls == [order]
+    for j, i in enumerate(order):
+        for key, value in ds[i].items():
+            assert torch.equal(batch[key][j], value), key
+
+
 def test_augmentation_is_seeded_per_epoch_and_index(tiny):
     ds = CocoKeypoints(*tiny, seed=3)
     a = ds[1]
