@@ -1,4 +1,5 @@
-"""Crops, warps and augmentation: round trips, an independent bilinear sampler, bright dots."""
+"""Crops, warps and augmentation: round trips, an independent bilinear sampler, bright dots, and the
+OpenCV uint8 warp against the grid_sample warp."""
 
 import numpy as np
 import pytest
@@ -13,10 +14,12 @@ from hrnet_edu.data.transforms import (
     denormalize,
     half_body_box,
     normalize,
+    normalize_crop,
     sample_crop,
     source_region,
     transform_joints,
     warp_batch,
+    warp_crop,
     warp_image,
 )
 from hrnet_edu.geometry import crop_transform, flip_points, transform_points
@@ -225,3 +228,108 @@ def test_normalize_denormalize_round_trip():
     x = normalize(image)
     assert x.dtype == torch.float32 and abs(float(x.mean())) < 2.5
     np.testing.assert_array_equal(denormalize(x), image.permute(1, 2, 0).numpy().astype(np.uint8))
+
+
+# ---- the OpenCV uint8 warp (warp_crop) against grid_sample (warp_image) ------------------------
+# OpenCV rounds the output to uint8 (≤ ½ level) and each sample position to 1/32 px (≤ 1/64 px
+# per axis), so |Δ| ≤ ½ + (|∂f/∂x| + |∂f/∂y|) / 64 levels, f the image's bilinear interpolant.
+def smooth_image(h=240, w=320):
+    """Smooth RGB uint8 test image: neighbouring pixels differ by ≤ 120/9 + 1 levels in x and
+    ≤ 120/13 + 1 in y (the +1 from rounding), so |Δ| ≤ ½ + (14.4 + 10.3) / 64 < 0.9."""
+    ys, xs = np.mgrid[0:h, 0:w]
+    return np.stack([127 + 120 * np.sin(xs / 9.0 + c) * np.cos(ys / 13.0 - c) for c in range(3)],
+                    -1).round().astype(np.uint8)
+
+
+def source_points(matrix, out_w, out_h):
+    """(H, W, 2): the image point M⁻¹ (u, v) each crop pixel samples."""
+    v, u = np.mgrid[0:out_h, 0:out_w]
+    src = transform_points(np.stack([u.ravel(), v.ravel()], 1), crop_inverse(matrix))
+    return src.reshape(out_h, out_w, 2)
+
+
+def test_opencv_warp_equals_grid_sample_warp_away_from_the_border():
+    rng = np.random.default_rng(20)
+    image = smooth_image()
+    worst = 0.0
+    for _ in range(12):
+        m = crop_matrix(random_params(rng), 320, OUT)
+        got = warp_crop(image, m, OUT)
+        assert got.dtype == np.uint8 and got.shape == (OUT[1], OUT[0], 3)
+        ref = warp_image(image, m, OUT).permute(1, 2, 0).numpy()
+        # where the whole 2×2 bilinear support is inside the image the zero border plays no part
+        src = source_points(m, *OUT)
+        inside = np.all((src >= 0) & (src <= np.array([320, 240]) - 1), axis=-1)
+        assert inside.mean() > 0.3
+        diff = np.abs(got - ref.astype(np.float64))[inside]
+        worst = max(worst, diff.max())
+        assert diff.mean() < 0.35  # mostly the uint8 rounding, mean ¼ level
+    assert worst < 0.9  # the bound above; we measure ~0.73
+
+
+def test_opencv_warp_border_blends_with_zero_like_grid_sample():
+    # a constant image c: bilinear with a zero border gives c · a_x · a_y, a the share of the
+    # 1-px support inside the image, a_x = clip(min(x + 1, W − x), 0, 1) — a 1-px ramp, not
+    # Pillow's hard cut at the pixel edge x = −½
+    c, h, w = 200.0, 60, 80
+    image = np.full((h, w, 3), int(c), np.uint8)
+    rng = np.random.default_rng(21)
+    for _ in range(6):
+        p = CropParams(rng.uniform([0, 0], [w, h]), np.full(2, rng.uniform(0.2, 0.5)),
+                       float(rng.uniform(-90, 90)))
+        m = crop_matrix(p, w, (48, 64))
+        src = source_points(m, 48, 64)
+        share = np.clip(np.minimum(src + 1, np.array([w, h]) - src), 0, 1).prod(-1)
+        got = warp_crop(image, m, (48, 64))[..., 0].astype(np.float64)
+        assert ((share > 0) & (share < 1)).sum() > 20  # the crop does cross the border
+        np.testing.assert_array_less(np.abs(got - c * share), 0.5 + 2 * c / 64)
+        np.testing.assert_array_equal(got[share == 1], c)
+        np.testing.assert_array_equal(got[share == 0], 0)
+
+
+def test_opencv_warp_identity_and_integer_shift_are_exact():
+    image = np.random.default_rng(22).integers(0, 256, size=(16, 12, 3)).astype(np.uint8)
+    np.testing.assert_array_equal(warp_crop(image, np.array([[1.0, 0, 0], [0, 1.0, 0]]), (12, 16)), image)
+    # p_crop = p_img + (2, −3): crop pixel (u, v) is image pixel (u − 2, v + 3), zero outside
+    out = np.empty((16, 12, 3), np.uint8)
+    got = warp_crop(image, np.array([[1.0, 0, 2], [0, 1.0, -3]]), (12, 16), out=out)
+    assert got is out or np.shares_memory(got, out)
+    np.testing.assert_array_equal(out[:13, 2:], image[3:, :10])
+    assert not out[13:].any() and not out[:, :2].any()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_opencv_warp_bright_dot_lands_where_the_matrix_says(seed):
+    rng = np.random.default_rng(30 + seed)
+    h, w = 240, 320
+    dot = rng.uniform([80, 60], [w - 80, h - 60])
+    ys, xs = np.mgrid[0:h, 0:w]
+    blob = np.exp(-((xs - dot[0]) ** 2 + (ys - dot[1]) ** 2) / (2 * 2.0**2))
+    image = np.repeat((255 * blob)[..., None], 3, axis=2).round().astype(np.uint8)
+    flip = bool(seed % 2)
+    centre = dot + rng.uniform(-20, 20, 2)
+    p = CropParams(flip_points(centre, w) if flip else centre, np.full(2, rng.uniform(0.5, 1.6)),
+                   float(rng.uniform(-90, 90)), flip)
+    m = crop_matrix(p, w, OUT)
+    crop = warp_crop(image, m, OUT)[..., 0].astype(np.float64)
+    expected = transform_points(dot[None], m)[0]
+    cy, cx = np.mgrid[0 : OUT[1], 0 : OUT[0]]
+    centroid = np.array([(crop * cx).sum(), (crop * cy).sum()]) / crop.sum()
+    # a half-pixel convention slip would be ~0.5·k px; uint8 rounding of the blob costs ~0.01
+    assert np.abs(centroid - expected).max() < 0.1, (centroid, expected)
+
+
+def test_both_normalizations_equal_the_formula_on_uint8_crops():
+    crops = np.random.default_rng(23).integers(0, 256, size=(2, 8, 6, 3)).astype(np.uint8)
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    expected = ((crops / 255.0 - mean) / std).transpose(0, 3, 1, 2)
+    # torch, on a channels-last view of the batch
+    x = normalize(torch.from_numpy(crops).permute(0, 3, 1, 2))
+    assert x.is_contiguous() and x.dtype == torch.float32 and x.shape == (2, 3, 8, 6)
+    np.testing.assert_allclose(x.numpy(), expected, atol=1e-5)
+    # OpenCV, one crop at a time into a row of a batch
+    rows = np.full((2, 3, 8, 6), np.nan, np.float32)
+    for i in range(2):
+        assert np.shares_memory(normalize_crop(crops[i], out=rows[i]), rows)
+    np.testing.assert_allclose(rows, x.numpy(), atol=1e-6)
+    assert normalize_crop(crops[0]).dtype == np.float32
