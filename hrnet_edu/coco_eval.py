@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import io
 import json
 import math
@@ -214,6 +215,20 @@ def load_results(results, coco_gt) -> list[dict]:
     return results
 
 
+@contextlib.contextmanager
+def _gc_paused():
+    """Python's cyclic garbage collector off for a block that builds ~10⁵ small containers (dicts,
+    lists, arrays) and no reference cycle: each automatic collection would walk every live
+    container again, about half of the time of loading 100k results."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def results_to_coco(coco_gt, results: list[dict]):
     """``coco_gt.loadRes(results)`` for keypoint results, with the per-entry box computed in numpy.
 
@@ -224,10 +239,16 @@ def results_to_coco(coco_gt, results: list[dict]):
     caller's list is not changed). Results that pycocotools would read as boxes, captions or
     segments (a "bbox", "caption" or "segmentation" field in the first entry) go to ``loadRes``.
     """
-    from pycocotools.coco import COCO
 
     if not results or any(f in results[0] for f in ("bbox", "caption", "segmentation")):
         return coco_gt.loadRes([dict(r) for r in results])
+    with _gc_paused():
+        return _keypoint_results_to_coco(coco_gt, results)
+
+
+def _keypoint_results_to_coco(coco_gt, results):
+    from pycocotools.coco import COCO
+
     kpts = np.array([r["keypoints"] for r in results], dtype=np.float64)  # (N, 3K)
     x, y = kpts[:, 0::3], kpts[:, 1::3]
     x0, x1, y0, y1 = x.min(axis=1), x.max(axis=1), y.min(axis=1), y.max(axis=1)
@@ -288,7 +309,8 @@ def _fast_cocoeval_class():
         def evaluate(self):
             self._per_image = {}  # (imgId, catId, area range, maxDet) → evaluateImg's dict
             try:
-                super().evaluate()  # pycocotools' own: _prepare, computeOks, evaluateImg for each
+                with _gc_paused():
+                    super().evaluate()  # pycocotools' own: _prepare, computeOks, evaluateImg for each
             finally:
                 self._per_image = {}
 
@@ -329,32 +351,36 @@ def _fast_cocoeval_class():
                 matched, dt_ignore = match_detections(np.asarray(ious)[:D], -np.arange(D, dtype=np.float64),
                                                       gt_ignore, [bool(g["iscrowd"]) for g in gt],
                                                       np.asarray(p.iouThrs))  # (A, T, D) each
+            hit = matched >= 0  # (A, T, D)
+            dt_matches = np.where(hit, gt_ids[np.maximum(matched, 0)] if G else 0.0, 0.0)
+            gt_matches = np.zeros((len(ranges), T, G))
+            a_idx, t_idx, d_idx = np.nonzero(hit)
+            gt_matches[a_idx, t_idx, matched[hit]] = dt_ids[d_idx]  # a crowd region keeps its last match
+            # unmatched detections outside the area range do not count as false positives
             dt_area = np.array([d["area"] for d in dt], dtype=np.float64)
+            outside = (dt_area < lo) | (dt_area > hi)  # (A, D)
+            dt_ignore = dt_ignore | ((dt_matches == 0) & outside[:, None, :])
+            dt_id_list, scores = [d["id"] for d in dt], [d["score"] for d in dt]
             out = []
             for a, r in enumerate(ranges):
-                hit = matched[a] >= 0  # (T, D)
-                dt_matches = np.where(hit, gt_ids[np.maximum(matched[a], 0)] if G else 0.0, 0.0)
-                gt_matches = np.zeros((T, G))
-                t_idx, d_idx = np.nonzero(hit)
-                gt_matches[t_idx, matched[a][hit]] = dt_ids[d_idx]  # a crowd region keeps its last match
-                # unmatched detections outside the area range do not count as false positives
-                outside = (dt_area < r[0]) | (dt_area > r[1])
-                ignored = dt_ignore[a] | ((dt_matches == 0) & outside[None, :])
                 # COCOeval lists the ground truths regular first (stable)
-                order = np.argsort(gt_ignore[a].astype(np.int64), kind="mergesort")
+                order = np.argsort(gt_ignore[a], kind="mergesort")
                 out.append({"image_id": imgId, "category_id": catId, "aRng": list(r), "maxDet": maxDet,
-                            "dtIds": [d["id"] for d in dt], "gtIds": [gt[i]["id"] for i in order],
-                            "dtMatches": dt_matches, "gtMatches": gt_matches[:, order],
-                            "dtScores": [d["score"] for d in dt],
-                            "gtIgnore": gt_ignore[a][order].astype(np.int64), "dtIgnore": ignored})
+                            "dtIds": dt_id_list, "gtIds": [gt[i]["id"] for i in order],
+                            "dtMatches": dt_matches[a], "gtMatches": gt_matches[a][:, order],
+                            "dtScores": scores, "gtIgnore": gt_ignore[a][order].astype(np.int64),
+                            "dtIgnore": dt_ignore[a]})
             return out
 
         def accumulate(self, p=None):
             if not self._ours():
                 return super().accumulate(p)
+            with _gc_paused():
+                self._accumulate(self.params if p is None else p)
+
+        def _accumulate(self, p):
             import datetime
 
-            p = self.params if p is None else p
             pe = self._paramsEval
             T, R, K, A, M = (len(p.iouThrs), len(p.recThrs), len(p.catIds), len(p.areaRng), len(p.maxDets))
             # −1: absent category / no ground truth in that area range (as pycocotools)

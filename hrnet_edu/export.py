@@ -198,6 +198,9 @@ class OnnxRunner:
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle worker threads sleep instead of spinning: on shared or busy cores spinning steals
+        # the time the other threads need (the same reason as OMP_WAIT_POLICY=PASSIVE for torch).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.path, self.cfg = path, cfg

@@ -183,19 +183,22 @@ def match_detections(
     np.put_along_axis(rank, np.lexsort((np.broadcast_to(np.arange(G), (D, G)), oks), axis=-1),
                       np.arange(G), axis=-1)
     S = t_s.shape[0]
+    # key of every ground truth for every detection and scenario, −1 where OKS < t: (D, S, G)
+    keys = np.where(oks[:, None, :] >= t_s, rank[:, None, :] + G * regular, -1)
     matched = np.full((S, D), -1, dtype=np.int64)
     free = np.ones((S, G), dtype=bool)  # not yet taken (crowd regions stay free)
     rows = np.arange(S)
     # Detections below the lowest threshold everywhere can match nothing: skip them.
-    can_match = (oks >= t.min()).any(axis=1) if G and T else np.zeros(D, dtype=bool)
+    can_match = (keys.max(axis=(1, 2)) >= 0) if G and S else np.zeros(D, dtype=bool)
     for d in np.argsort(-np.asarray(dt_scores, dtype=np.float64), kind="mergesort"):
         if not can_match[d]:
             continue
-        key = np.where((oks[d] >= t_s) & free, rank[d] + G * regular, -1)  # (S, G), −1: not a candidate
+        key = np.where(free, keys[d], -1)  # (S, G) free candidates only
         best = key.argmax(axis=1)  # (S,)
         found = key[rows, best] >= 0
-        matched[found, d] = best[found]
-        free[rows[found], best[found]] = crowd[best[found]]
+        matched[:, d] = np.where(found, best, -1)
+        # the matched ground truth is taken, unless it is a crowd region (no match: unchanged)
+        free[rows, best] &= crowd[best] | ~found
     dt_ignore = (matched >= 0) & ~regular[rows[:, None], np.maximum(matched, 0)]
     return matched.reshape(batch + (D,)), dt_ignore.reshape(batch + (D,))
 
