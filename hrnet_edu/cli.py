@@ -1,4 +1,4 @@
-"""The ``hrnet-edu`` command: ``synth``, ``train``, ``evaluate``, ``predict``, ``demo``.
+"""The ``hrnet-edu`` command: ``synth``, ``train``, ``evaluate``, ``predict``, ``export``, ``demo``.
 
 Each subcommand lives beside the code it runs (``cli_main(argv)`` in that module); this file
 only dispatches, importing lazily so that ``hrnet-edu synth`` does not pay for torch.
@@ -15,6 +15,7 @@ COMMANDS = {
     "train": ("hrnet_edu.train", "train HRNet from a named configuration"),
     "evaluate": ("hrnet_edu.evaluate", "COCO keypoint AP of a checkpoint"),
     "predict": ("hrnet_edu.predict", "draw predicted keypoints on one image"),
+    "export": ("hrnet_edu.export", "a checkpoint to ONNX (for --runtime onnx), checked against PyTorch"),
     "demo": ("hrnet_edu.demo", "the README's main job: train on SynthPose on CPU, evaluate, report"),
 }
 

@@ -308,17 +308,35 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
     parser.add_argument("--nms-threshold", type=float, default=0.9)
+    parser.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
+                        help="torch: eager PyTorch (the reference); onnx: ONNX Runtime on the CPU (the "
+                        "checkpoint is exported and checked first, or see --onnx; needs the deploy extra)")
+    parser.add_argument("--onnx", help="with --runtime onnx: an already exported .onnx of this checkpoint")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("overrides", nargs="*", help="config key=value, e.g. data_root=/data/coco")
     args = parser.parse_args(argv)
     try:
         stats, settings = _run_cli(args, get_config, apply_overrides)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, ImportError) as err:
         print(f"hrnet-edu evaluate: error: {err}", file=sys.stderr)
         return 2
     print(settings)
     print(stats)
     return 0
+
+
+def runtime_model(model, cfg, runtime: str, onnx_path=None, device="cpu"):
+    """The network the commands run: ``model`` itself (runtime "torch"), or for "onnx" an
+    ``export.OnnxRunner`` of it (ONNX Runtime, CPU only). Returns (network, device)."""
+    if runtime == "torch":
+        if onnx_path is not None:
+            raise ValueError("--onnx needs --runtime onnx")
+        return model, device
+    if torch.device(device).type != "cpu":
+        raise ValueError(f"--runtime onnx runs on the CPU only, got --device {device}")
+    from hrnet_edu.export import onnx_runner_for
+
+    return onnx_runner_for(model, cfg, onnx_path), torch.device("cpu")
 
 
 def _run_cli(args, get_config, apply_overrides):
@@ -329,18 +347,21 @@ def _run_cli(args, get_config, apply_overrides):
         cfg = cfg or apply_overrides(get_config("synthpose_w16_cpu"), args.overrides)
         stats = coco_eval.evaluate_keypoints(cfg.path(cfg.val_ann), args.results)
         return stats, f"results {args.results} on {cfg.path(cfg.val_ann)}"
-    device = resolve_device(args.device)
+    # ONNX Runtime runs on the CPU: "auto" means the CPU there
+    device = resolve_device("cpu" if args.runtime == "onnx" and args.device == "auto" else args.device)
     model, cfg = load_checkpoint(args.checkpoint, cfg, device=device)
     if not args.config and args.overrides:  # overrides of the checkpoint's own config
         cfg = apply_overrides(cfg, args.overrides)
         model = load_checkpoint(args.checkpoint, cfg, device=device)[0]
     dataset = CocoKeypoints(cfg.path(cfg.val_ann), cfg.path(cfg.val_images), input_size=cfg.input_size,
                             sigma=cfg.sigma, train=False, augment=None, boxes=args.boxes)
+    model, device = runtime_model(model, cfg, args.runtime, args.onnx, device)
     stats, _ = evaluate(model, dataset, flip=args.flip, decode=args.decode, nms_threshold=args.nms_threshold,
                         results_path=args.out, batch_size=args.batch_size, device=device,
                         progress=not args.no_progress and sys.stderr.isatty(), num_workers=args.workers)
     settings = (f"{cfg.name}: {len(dataset)} instances ({args.boxes} boxes), flip={args.flip}, "
-                f"decode={args.decode}, input {cfg.input_size[0]}x{cfg.input_size[1]}, device {device}"
+                f"decode={args.decode}, input {cfg.input_size[0]}x{cfg.input_size[1]}, device {device}, "
+                f"runtime {args.runtime}"
                 + (f", results → {args.out}" if args.out else ""))
     return stats, settings
 

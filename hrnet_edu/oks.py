@@ -135,9 +135,9 @@ def compute_oks(
 
 
 def match_detections(
-    oks: np.ndarray, dt_scores, gt_ignore, gt_iscrowd, threshold: float
+    oks: np.ndarray, dt_scores, gt_ignore, gt_iscrowd, threshold
 ) -> tuple[np.ndarray, np.ndarray]:
-    """COCO's greedy matching of one image at one OKS threshold (COCOeval.evaluateImg).
+    """COCO's greedy matching of one image (COCOeval.evaluateImg), at one or many thresholds.
 
     Detections are visited from the highest score down; each takes the still-free ground truth
     with the highest OKS ≥ threshold, preferring regular ground truths over ignored ones
@@ -145,36 +145,62 @@ def match_detections(
     used up: it can absorb any number of detections. A detection matched to an ignored ground
     truth counts neither as a true nor as a false positive.
 
+    COCOeval runs this for 10 thresholds × 3 area ranges (the range decides which ground truths
+    are ignored). These S independent matchings are run side by side here, one (S, G) step per
+    detection, because a Python loop per threshold, range, detection and ground truth is what
+    makes COCOeval slow.
+
     Args:
         oks: (D, G) OKS matrix (rows = detections in any order).
         dt_scores: (D,) detection scores.
-        gt_ignore: (G,) bool, ground truths that must not count (crowd, unlabelled, out of area range).
+        gt_ignore: (G,) or (A, G) bool, ground truths that must not count (crowd, unlabelled,
+            outside the area range), one row per area range.
         gt_iscrowd: (G,) bool, crowd regions (may be matched many times).
-        threshold: OKS threshold t (COCO uses 0.50, 0.55, …, 0.95).
+        threshold: OKS threshold t, a scalar or a (T,) array (COCO uses 0.50, 0.55, …, 0.95).
 
     Returns:
-        matched (D,) int64 index of the matched ground truth (−1 = unmatched), and
-        dt_ignore (D,) bool (matched to an ignored ground truth), both in the input row order.
+        matched: index of the matched ground truth (−1 = unmatched), and dt_ignore: bool (matched
+        to an ignored ground truth), in the input row order, of shape (D,) for a scalar threshold
+        and (G,) ignore flags, else [A,] [T,] D (the leading axes of gt_ignore, then threshold).
     """
     oks = np.asarray(oks, dtype=np.float64)
     D, G = oks.shape
-    gt_ignore = np.asarray(gt_ignore, dtype=bool).reshape(G)
+    ignore = np.asarray(gt_ignore, dtype=bool)
     crowd = np.asarray(gt_iscrowd, dtype=bool).reshape(G)
-    matched = np.full(D, -1, dtype=np.int64)
-    taken = np.zeros(G, dtype=bool)
+    thresholds = np.asarray(threshold, dtype=np.float64)
+    batch = ignore.shape[:-1] + thresholds.shape  # output shape without D
+    ignore = ignore.reshape(-1, G)  # (A, G)
+    A, T = ignore.shape[0], thresholds.size
     # COCO caps the threshold just below 1 so that a perfect OKS of 1 still matches.
-    t = min(threshold, 1 - 1e-10)
+    t = np.minimum(thresholds.reshape(-1), 1 - 1e-10)
+    # S = A·T scenarios (area range a, threshold t): s = a·T + t
+    t_s = np.tile(t, A)[:, None]  # (S, 1)
+    regular = np.repeat(~ignore, T, axis=0)  # (S, G)
+    # Preference key of each ground truth for detection d: regular before ignored, then higher
+    # OKS, then (pycocotools keeps the *last* of equal OKS) the higher index. ``rank[d, g]`` is g's
+    # position when row d is sorted by (OKS, index), so key = rank + G·regular has no ties.
+    rank = np.empty((D, G), dtype=np.int64)
+    np.put_along_axis(rank, np.lexsort((np.broadcast_to(np.arange(G), (D, G)), oks), axis=-1),
+                      np.arange(G), axis=-1)
+    S = t_s.shape[0]
+    # key of every ground truth for every detection and scenario, −1 where OKS < t: (D, S, G)
+    keys = np.where(oks[:, None, :] >= t_s, rank[:, None, :] + G * regular, -1)
+    matched = np.full((S, D), -1, dtype=np.int64)
+    free = np.ones((S, G), dtype=bool)  # not yet taken (crowd regions stay free)
+    rows = np.arange(S)
+    # Detections below the lowest threshold everywhere can match nothing: skip them.
+    can_match = (keys.max(axis=(1, 2)) >= 0) if G and S else np.zeros(D, dtype=bool)
     for d in np.argsort(-np.asarray(dt_scores, dtype=np.float64), kind="mergesort"):
-        free = ~taken | crowd
-        for pool in (free & ~gt_ignore, free & gt_ignore):  # regular ground truths first
-            cand = np.flatnonzero(pool & (oks[d] >= t))
-            if cand.size:
-                # pycocotools keeps the *last* of equally good candidates ("<" skips, "=" replaces)
-                best = cand[::-1][np.argmax(oks[d, cand[::-1]])]
-                matched[d], taken[best] = best, True
-                break
-    dt_ignore = (matched >= 0) & gt_ignore[np.maximum(matched, 0)]
-    return matched, dt_ignore
+        if not can_match[d]:
+            continue
+        key = np.where(free, keys[d], -1)  # (S, G) free candidates only
+        best = key.argmax(axis=1)  # (S,)
+        found = key[rows, best] >= 0
+        matched[:, d] = np.where(found, best, -1)
+        # the matched ground truth is taken, unless it is a crowd region (no match: unchanged)
+        free[rows, best] &= crowd[best] | ~found
+    dt_ignore = (matched >= 0) & ~regular[rows[:, None], np.maximum(matched, 0)]
+    return matched.reshape(batch + (D,)), dt_ignore.reshape(batch + (D,))
 
 
 def keypoint_similarity(points, candidates, areas, sigmas=SIGMAS) -> np.ndarray:

@@ -27,6 +27,7 @@ from hrnet_edu.evaluate import (
     model_device,
     predict_heatmaps,
     resolve_device,
+    runtime_model,
 )
 from hrnet_edu.geometry import box_to_center_scale, crop_transform
 from hrnet_edu.viz import draw_pose
@@ -116,15 +117,19 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--decode", choices=("argmax", "shift", "dark"), default="shift")
     parser.add_argument("--threshold", type=float, default=0.2, help="draw keypoints above this confidence")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
+                        help="torch: eager PyTorch (the reference); onnx: ONNX Runtime on the CPU")
+    parser.add_argument("--onnx", help="with --runtime onnx: an already exported .onnx of this checkpoint")
     args = parser.parse_args(argv)
     try:
-        device = resolve_device(args.device)
+        device = resolve_device("cpu" if args.runtime == "onnx" and args.device == "auto" else args.device)
         model, cfg = load_checkpoint(args.checkpoint, args.config, device=device)
+        model, device = runtime_model(model, cfg, args.runtime, args.onnx, device)
         image = load_image(args.image)
         boxes = args.box or [None]
         poses = [predict_image(model, image, box, cfg.input_size, args.flip, args.decode, cfg.sigma, device)
                  for box in boxes]
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, ImportError) as err:
         print(f"hrnet-edu predict: error: {err}", file=sys.stderr)
         return 2
     draw_predictions(image, poses, args.box, args.threshold).savefig(args.out, dpi=100)
