@@ -31,7 +31,7 @@ from hrnet_edu.configs import apply_overrides, get_config
 from hrnet_edu.train import train
 
 VAL = "data_samples/synthpose"
-PRESET = "synthpose_w16_cpu"
+PRESET = "synthpose_w16_128x96_cpu"
 # the study's starting point: W8 128×96 on the first 9,600 persons (≈ 5,000 images), 5 epochs
 BASE = ["batch_size=32", "lr=2e-3", "lr_schedule=cosine", "warmup_epochs=0.5", "sigma=2.0",
         "unbiased_targets=true", "val_decode=dark", "epochs=5", "max_train_images=9600"]

@@ -49,7 +49,7 @@ def timed(fn, repeat: int) -> float:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="synthpose_w16_cpu")
+    parser.add_argument("--config", default="synthpose_w16_128x96_cpu")
     parser.add_argument("--checkpoint", help="weights to load (default: a freshly initialised network)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=32)

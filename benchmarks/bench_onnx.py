@@ -1,8 +1,8 @@
 """ONNX Runtime vs eager PyTorch inference of one batch, interleaved in one run.
 
     .venv/bin/python benchmarks/bench_onnx.py                                  # HRNet-W32 256x192, batch 8
-    .venv/bin/python benchmarks/bench_onnx.py --config synthpose_w16_cpu \\
-        --checkpoint data_samples/checkpoints/synthpose_w16_cpu.pt              # the small CPU net
+    .venv/bin/python benchmarks/bench_onnx.py --config synthpose_w16_128x96_cpu \\
+        --checkpoint data_samples/checkpoints/synthpose_w16_128x96_cpu.pt              # the small CPU net
 
 The network (random-init unless --checkpoint) is exported with ``export.export_onnx`` (BN folded,
 checked on real validation crops), then eager PyTorch and ONNX Runtime run the same batch

@@ -1,14 +1,16 @@
-"""Training configurations: one frozen dataclass, four named presets, ``key=value`` overrides.
+"""Training configurations: one frozen dataclass, named presets, ``key=value`` overrides.
 
 The paper's COCO setting (§4.1): input 256×192 (or 384×288), heatmaps at 1/4 of the input,
-Gaussian targets of sigma 2 (3 at 384×288), Adam with learning rate 1e-3 divided by 10 at epochs
-170 and 200, 210 epochs, 32 images per GPU on 4 GPUs, no weight decay.
+Gaussian targets (the paper says a standard deviation of 1 pixel; the reference configuration uses
+sigma 2 heatmap px, 3 at 384×288, and so do we), Adam with learning rate 1e-3 divided by 10 at
+epochs 170 and 200, 210 epochs, 32 images per GPU on 4 GPUs, no weight decay.
 
 Presets (plain functions; ``PRESETS`` maps their names to them so the command line can find them):
 
 * ``synthpose_w32_256x192`` — the GPU default: HRNet-W32 on a SynthPose set made by
   ``hrnet-edu synth --out data/synthpose``; the paper's schedule compressed to a short run.
-* ``synthpose_w16_cpu`` — a few minutes on a laptop CPU on the bundled ``data_samples/synthpose``.
+* ``synthpose_w16_128x96_cpu`` — the CPU recipe: a small HRNet trained on 2 CPU cores in about an hour
+  and a half on 20,000 generated SynthPose images (``make data``).
 * ``coco_w32_256x192``, ``coco_w48_384x288`` — the paper's settings, for a user-supplied COCO folder
   holding ``annotations/person_keypoints_{train,val}2017.json``, ``train2017/`` and ``val2017/``.
 
@@ -49,6 +51,7 @@ class TrainConfig:
     model: hrnet_model.HRNetConfig = field(default_factory=lambda: hrnet_model.W32)
     # --- data
     data_root: str = "data/synthpose"
+    val_root: str | None = None  # where val_ann and val_images are; None: data_root
     train_ann: str = "annotations/person_keypoints_train.json"
     train_images: str = "images"
     val_ann: str = "annotations/person_keypoints_val.json"
@@ -73,6 +76,7 @@ class TrainConfig:
     # --- hardware
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
     workers: int = 4
+    cpu_threads: int = 0  # torch compute threads while training on a CPU; 0: torch's default
     amp: str = "bf16"
     channels_last: bool = True
     compile: bool = False
@@ -93,6 +97,8 @@ class TrainConfig:
             raise ValueError(f"loss must be 'mse' or 'ohkm', got {self.loss!r}")
         if self.batch_size < 1 or self.epochs < 1 or self.val_every < 0:
             raise ValueError("batch_size and epochs must be >= 1 and val_every >= 0 (0: never validate)")
+        if self.cpu_threads < 0:
+            raise ValueError(f"cpu_threads must be >= 0 (0: torch's default), got {self.cpu_threads}")
         if self.lr_schedule not in ("step", "cosine"):
             raise ValueError(f"lr_schedule must be 'step' or 'cosine', got {self.lr_schedule!r}")
         if not 0 <= self.warmup_epochs <= self.epochs:
@@ -105,21 +111,25 @@ class TrainConfig:
         """(H/4, W/4): the size of the predicted heatmaps."""
         return (self.input_size[0] // 4, self.input_size[1] // 4)
 
-    def path(self, name: str) -> str:
-        """``data_root/<name>``, with a relative ``data_root`` found from the cwd or the repo root."""
-        root = self.data_root
+    def path(self, name: str, root: str | None = None) -> str:
+        """``data_root/<name>`` (or ``root/<name>``), a relative root found from the cwd or the repo root."""
+        root = self.data_root if root is None else root
         if not os.path.isabs(root) and not os.path.exists(root):
             candidate = os.path.join(REPO_ROOT, root)
             root = candidate if os.path.exists(candidate) else root
         return os.path.join(root, name)
 
+    def val_path(self, name: str) -> str:
+        """``val_root/<name>``, or ``data_root/<name>`` when the config has no separate ``val_root``."""
+        return self.path(name, self.val_root)
+
 
 def synthpose_w32_256x192() -> TrainConfig:
     """HRNet-W32, 256×192, on a generated SynthPose set (``hrnet-edu synth --out data/synthpose``).
 
-    The paper's recipe (Adam 1e-3, ×0.1 twice, sigma 2, batch 32/GPU) with the 210-epoch schedule
-    compressed to 40 epochs: SynthPose figures are simpler than COCO people and 10k images of
-    them converge much sooner. Batch 64 fills one modern GPU better than 32.
+    The paper's recipe (Adam 1e-3, ×0.1 twice, batch 32/GPU; the reference's sigma 2) with the
+    210-epoch schedule compressed to 40 epochs: SynthPose figures are simpler than COCO people and
+    10k images of them converge much sooner. Batch 64 fills one modern GPU better than 32.
     """
     return TrainConfig(
         name="synthpose_w32_256x192", model=hrnet_model.W32, data_root="data/synthpose",
@@ -127,33 +137,33 @@ def synthpose_w32_256x192() -> TrainConfig:
     )  # fmt: skip
 
 
-def synthpose_w16_cpu() -> TrainConfig:
-    """A few minutes on 2 CPU cores, on the bundled ``data_samples/synthpose`` (951 training persons).
+def synthpose_w16_128x96_cpu() -> TrainConfig:
+    """The CPU recipe: ``model.W16_1UNIT`` at 128×96 on 20,000 generated SynthPose images, 2 cores.
 
-    Network: ``model.W8`` (the thinnest teaching HRNet: 4 stages, one module per stage, one residual
-    unit per branch, 0.19 M parameters). Measured on this project's CPU: one training step of 16
-    crops takes ~2.6× longer with ``model.W16`` than with W8. A heatmap network first sits on a
-    plateau where it predicts ~0 everywhere (the loss of an all-zero output) and only then starts
-    to localise joints; on a CPU budget the *number of steps* decides whether it gets past that,
-    so the smaller network wins. (The preset keeps its name; ``model.width=16`` etc. overrides it.)
+    Made with ``hrnet-edu synth --out data/synthpose_20k --train 20000 --val 0 --seed 0`` (``make data``,
+    37,476 persons) and validated on the bundled ``data_samples/synthpose`` val split. Chosen by the
+    learning-curve study ``benchmarks/bench_cpu_recipes.py`` (results in ``benchmarks/results/``):
 
-    Input 128×96 → heatmaps 32×24. Sigma is scaled with the heatmap: the paper's 2 px on 64×48 is
-    1 px on 32×24 for the same Gaussian relative to the person; we use 1.5 px, a little wider,
-    because on a short run a wider target gives more non-zero pixels per joint (a stronger
-    gradient off the plateau), while 1.5 px still covers only ~6 % of the heatmap width. Adam at
-    2e-3 (twice the paper's, for the short run) with one ×0.1 step near the end; no AMP, no compile.
+    * network: W16's widths with one module per stage and one residual unit per branch (0.74 M
+      parameters) learned more per CPU-minute than W8 (cheaper per crop, slower per crop seen), full
+      W16 or a one-unit W32 (better per crop, too slow per crop);
+    * data: distinct figures beat repeated ones — 20,000 generated images instead of the bundled 500;
+    * targets: σ = 2 heatmap px (twice the reference's σ = 2 on 64×48, relative to the person: more
+      non-zero target pixels, a stronger gradient off the all-zero plateau) centred on the sub-pixel
+      keypoint (``unbiased_targets``), decoded with DARK (``val_decode="dark"``);
+    * schedule: Adam, linear warm-up over 0.3 epoch, cosine decay to 0 (a short run gets its low-lr
+      refinement from the decay, where the paper's 210 epochs get it from the ×0.1 steps), batch 32;
+    * hardware: one compute thread and one data-loading worker (``OMP_NUM_THREADS=1``, ``workers=1``):
+      on 2 cores 267 vs 206 img/s for two compute threads (W8, measured 2026-12-02).
 
-    Measured (2026-11-25, the project's shared 2-core CPU): ``hrnet-edu demo`` (this preset, 40
-    epochs, 2 threads) took 5 min 42 s and reached val AP 0.136 / AP50 0.532 (untrained: 0.000).
-    The AP after 40 epochs varies between runs that differ only in thread count (0.045 with one
-    thread): the run is still leaving the plateau. 80 epochs (``epochs=80 lr_steps=70``) gave
-    AP 0.121 / AP50 0.570 — the committed ``data_samples/checkpoints/synthpose_w16_cpu.pt``.
+    Measured: see ``data_samples/checkpoints/synthpose_w16_128x96_cpu.json``.
     """
     return TrainConfig(
-        name="synthpose_w16_cpu", model=hrnet_model.W8, data_root="data_samples/synthpose",
-        input_size=(128, 96), sigma=1.5, batch_size=16, epochs=40, lr=2e-3, lr_steps=(34,),
-        device="cpu", workers=0, amp="none", channels_last=False, val_every=10, val_batch_size=32,
-        log_every=5,
+        name="synthpose_w16_128x96_cpu", model=hrnet_model.W16_1UNIT, data_root="data/synthpose_20k",
+        val_root="data_samples/synthpose", input_size=(128, 96), sigma=2.0, unbiased_targets=True,
+        batch_size=32, epochs=15, lr=2e-3, lr_schedule="cosine", warmup_epochs=0.3, lr_steps=(),
+        device="cpu", workers=1, cpu_threads=1, amp="none", channels_last=False, val_every=1,
+        val_decode="dark", val_batch_size=64, log_every=20,
     )  # fmt: skip
 
 
@@ -177,7 +187,7 @@ def coco_w48_384x288() -> TrainConfig:
 
 PRESETS = {
     "synthpose_w32_256x192": synthpose_w32_256x192,
-    "synthpose_w16_cpu": synthpose_w16_cpu,
+    "synthpose_w16_128x96_cpu": synthpose_w16_128x96_cpu,
     "coco_w32_256x192": coco_w32_256x192,
     "coco_w48_384x288": coco_w48_384x288,
 }

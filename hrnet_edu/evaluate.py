@@ -344,16 +344,17 @@ def _run_cli(args, get_config, apply_overrides):
 
     cfg = apply_overrides(get_config(args.config), args.overrides) if args.config else None
     if args.results:
-        cfg = cfg or apply_overrides(get_config("synthpose_w16_cpu"), args.overrides)
-        stats = coco_eval.evaluate_keypoints(cfg.path(cfg.val_ann), args.results)
-        return stats, f"results {args.results} on {cfg.path(cfg.val_ann)}"
+        cfg = cfg or apply_overrides(get_config("synthpose_w16_128x96_cpu"), args.overrides)
+        stats = coco_eval.evaluate_keypoints(cfg.val_path(cfg.val_ann), args.results)
+        return stats, f"results {args.results} on {cfg.val_path(cfg.val_ann)}"
     # ONNX Runtime runs on the CPU: "auto" means the CPU there
     device = resolve_device("cpu" if args.runtime == "onnx" and args.device == "auto" else args.device)
     model, cfg = load_checkpoint(args.checkpoint, cfg, device=device)
     if not args.config and args.overrides:  # overrides of the checkpoint's own config
         cfg = apply_overrides(cfg, args.overrides)
         model = load_checkpoint(args.checkpoint, cfg, device=device)[0]
-    dataset = CocoKeypoints(cfg.path(cfg.val_ann), cfg.path(cfg.val_images), input_size=cfg.input_size,
+    dataset = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images),
+                            input_size=cfg.input_size,
                             sigma=cfg.sigma, train=False, augment=None, boxes=args.boxes)
     model, device = runtime_model(model, cfg, args.runtime, args.onnx, device)
     stats, _ = evaluate(model, dataset, flip=args.flip, decode=args.decode, nms_threshold=args.nms_threshold,

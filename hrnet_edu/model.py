@@ -80,7 +80,12 @@ W16 = HRNetConfig(width=16, num_modules=(1, 1, 1), num_blocks=(2, 2, 2), stem_wi
                   stage1_planes=32)
 W8 = HRNetConfig(width=8, num_modules=(1, 1, 1), num_blocks=(1, 1, 1), stem_width=16, stage1_units=1,
                  stage1_planes=16)
-PRESETS = {"w32": W32, "w48": W48, "w16": W16, "w8": W8}
+# The network of the CPU recipe (configs.synthpose_w16_128x96_cpu): W16's widths with W8's depth —
+# one HR module per stage, one residual unit per branch, one stage-1 bottleneck, stem 32, 0.74 M
+# parameters. Per CPU-minute it learned faster than both W8 and W16 (benchmarks/bench_cpu_recipes.py).
+W16_1UNIT = HRNetConfig(width=16, num_modules=(1, 1, 1), num_blocks=(1, 1, 1), stem_width=32, stage1_units=1,
+                        stage1_planes=32)
+PRESETS = {"w32": W32, "w48": W48, "w16": W16, "w16_1unit": W16_1UNIT, "w8": W8}
 
 
 class HRModule(nn.Module):

@@ -123,7 +123,8 @@ def build_datasets(cfg: TrainConfig):
                   unbiased_targets=cfg.unbiased_targets)
     train_set = CocoKeypoints(cfg.path(cfg.train_ann), cfg.path(cfg.train_images), train=True,
                               augment=cfg.augment, **common)  # fmt: skip
-    val_set = CocoKeypoints(cfg.path(cfg.val_ann), cfg.path(cfg.val_images), train=False, augment=None,
+    val_set = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), train=False,
+                            augment=None,
                             **common)  # fmt: skip
     if cfg.max_train_images is not None:
         train_set = Subset(train_set, range(min(cfg.max_train_images, len(train_set))))
@@ -375,6 +376,9 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
         net = torch.compile(net)
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
+    threads_before = torch.get_num_threads()
+    if not cuda and cfg.cpu_threads:
+        torch.set_num_threads(cfg.cpu_threads)  # restored below: the caller's process keeps its setting
     wall_start = time.perf_counter()
     try:
         for epoch in range(start_epoch, cfg.epochs):
@@ -413,6 +417,7 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
             if info.world_size > 1:
                 dist.barrier()  # no rank races ahead of rank 0's checkpoint
     finally:
+        torch.set_num_threads(threads_before)
         if created_group:
             dist.destroy_process_group()
     wall = time.perf_counter() - wall_start

@@ -11,7 +11,7 @@ import torch
 from conftest import REPO, SAMPLES
 
 from hrnet_edu import coco_eval, evaluate
-from hrnet_edu.configs import synthpose_w16_cpu
+from hrnet_edu.configs import synthpose_w16_128x96_cpu
 from hrnet_edu.data.coco import CocoKeypoints
 from hrnet_edu.heatmaps import encode_heatmaps
 from hrnet_edu.keypoints import FLIP_INDEX, FLIP_PAIRS
@@ -21,7 +21,7 @@ from hrnet_edu.predict import predict_image
 
 VAL_ANN = os.path.join(SAMPLES, "annotations", "person_keypoints_val.json")
 IMAGES = os.path.join(SAMPLES, "images")
-CHECKPOINT = os.path.join(REPO, "data_samples", "checkpoints", "synthpose_w16_cpu.pt")
+CHECKPOINT = os.path.join(REPO, "data_samples", "checkpoints", "synthpose_w16_128x96_cpu.pt")
 N_IMAGES = 12  # the first images of the val split: enough persons for a stable AP, fast on 2 cores
 needs_samples = pytest.mark.skipif(not os.path.isfile(VAL_ANN), reason="data_samples/synthpose not present")
 
@@ -192,7 +192,7 @@ def test_oks_nms_removes_planted_duplicates(samples):
 
 
 def save_w8_checkpoint(path, data_root=SAMPLES):
-    cfg = dataclasses.replace(synthpose_w16_cpu(), name="test_w8", model=W8, data_root=data_root)
+    cfg = dataclasses.replace(synthpose_w16_128x96_cpu(), name="test_w8", model=W8, data_root=data_root)
     torch.manual_seed(0)
     model = build_model(W8).eval()
     torch.save({"model": model.state_dict(), "config": dataclasses.asdict(cfg), "epoch": 0}, path)
@@ -218,12 +218,12 @@ def test_load_checkpoint_round_trip_and_wrong_architecture(tmp_path):
 
 
 @pytest.mark.skipif(not os.path.isfile(CHECKPOINT), reason="the trained checkpoint "
-                    "data_samples/checkpoints/synthpose_w16_cpu.pt is not committed yet")
+                    "data_samples/checkpoints/synthpose_w16_128x96_cpu.pt is not committed yet")
 def test_committed_checkpoint_reproduces_its_recorded_ap():
     with open(CHECKPOINT.replace(".pt", ".json")) as f:
         record = json.load(f)
     model, cfg = evaluate.load_checkpoint(CHECKPOINT)
-    ds = CocoKeypoints(cfg.path(cfg.val_ann), cfg.path(cfg.val_images), input_size=cfg.input_size,
+    ds = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), input_size=cfg.input_size,
                        sigma=cfg.sigma, train=False, augment=None)
     stats, _ = evaluate.evaluate(model, ds, flip=cfg.val_flip, decode=cfg.val_decode, batch_size=32)
     recorded = record["val"]["ap"] if "val" in record else record["ap"]

@@ -11,7 +11,7 @@ from hrnet_edu import coco_eval, evaluate
 from hrnet_edu.export import fold_batchnorm
 from hrnet_edu.model import W8, build_model
 
-CHECKPOINT = os.path.join(REPO, "data_samples", "checkpoints", "synthpose_w16_cpu.pt")
+CHECKPOINT = os.path.join(REPO, "data_samples", "checkpoints", "synthpose_w16_128x96_cpu.pt")
 VAL_ANN = os.path.join(SAMPLES, "annotations", "person_keypoints_val.json")
 pytestmark = pytest.mark.usefixtures("one_thread")
 

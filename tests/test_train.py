@@ -19,7 +19,7 @@ from hrnet_edu.configs import (
     apply_overrides,
     config_from_dict,
     get_config,
-    synthpose_w16_cpu,
+    synthpose_w16_128x96_cpu,
 )
 from hrnet_edu.model import W8, build_model
 from hrnet_edu.train import DistInfo, build_criterion, load_checkpoint_state, save_checkpoint, train
@@ -36,8 +36,9 @@ def tiny_root(tmp_path_factory):
 
 def tiny_config(root: str, **changes) -> TrainConfig:
     cfg = apply_overrides(
-        synthpose_w16_cpu(),
-        [f"data_root={root}", "input_size=64,32", "sigma=1", "batch_size=4", "epochs=2", "val_every=0",
+        synthpose_w16_128x96_cpu(),
+        [f"data_root={root}", "val_root=none", "input_size=64,32", "sigma=1", "batch_size=4", "epochs=2",
+         "val_every=0",
          "max_train_images=12", "log_every=1", "device=cpu", "workers=0"],
     )  # fmt: skip
     return dataclasses.replace(cfg, model=W8, **changes)
@@ -71,17 +72,19 @@ def test_presets_follow_the_paper():
     assert w32.model.width == 32 and w32.train_images == "train2017"
     w48 = get_config("coco_w48_384x288")
     assert (w48.model.width, w48.input_size, w48.heatmap_size, w48.sigma) == (48, (384, 288), (96, 72), 3.0)
-    cpu = get_config("synthpose_w16_cpu")
-    assert cpu.device == "cpu" and cpu.amp == "none" and cpu.data_root == "data_samples/synthpose"
+    cpu = get_config("synthpose_w16_128x96_cpu")
+    assert cpu.device == "cpu" and cpu.amp == "none" and cpu.val_root == "data_samples/synthpose"
+    assert cpu.model.width == 16  # the name says what it builds: W16, 128×96
+    assert cpu.input_size == (128, 96) and cpu.heatmap_size == (32, 24)
     for name in PRESETS:  # every preset survives the checkpoint round trip asdict → config_from_dict
         cfg = get_config(name)
         assert config_from_dict(dataclasses.asdict(cfg)) == cfg
-    with pytest.raises(ValueError, match="unknown config 'w99'.*synthpose_w16_cpu"):
+    with pytest.raises(ValueError, match="unknown config 'w99'.*synthpose_w16_128x96_cpu"):
         get_config("w99")
 
 
 def test_apply_overrides_parses_by_field_type():
-    cfg = get_config("synthpose_w16_cpu")
+    cfg = get_config("synthpose_w16_128x96_cpu")
     new = apply_overrides(cfg, ["epochs=3", "lr=5e-4", "lr_steps=2,3", "model.width=12", "amp=bf16",
                                 "compile=true", "max_train_images=none", "augment.flip_prob=0",
                                 "input_size=(64, 32)", "model.num_blocks=1,1,1"])  # fmt: skip
@@ -89,7 +92,7 @@ def test_apply_overrides_parses_by_field_type():
         3, 5e-4, (2, 3), 12, "bf16", True)  # fmt: skip
     assert new.max_train_images is None and new.augment.flip_prob == 0.0 and new.input_size == (64, 32)
     assert new.model.num_blocks == (1, 1, 1)
-    assert cfg.epochs != 3 and cfg.model.width == 8  # the original is untouched
+    assert cfg.epochs != 3 and cfg.model.width == 16  # the original is untouched
     assert apply_overrides(cfg, ["augment=none"]).augment is None
 
 
@@ -110,12 +113,12 @@ def test_apply_overrides_parses_by_field_type():
 )
 def test_apply_overrides_errors(item, message):
     with pytest.raises(ValueError, match=message):
-        apply_overrides(get_config("synthpose_w16_cpu"), [item])
+        apply_overrides(get_config("synthpose_w16_128x96_cpu"), [item])
 
 
 def test_cli_rejects_bad_override(capsys):
     with pytest.raises(SystemExit) as exc:
-        train_mod.cli_main(["--config", "synthpose_w16_cpu", "--out", "/nonexistent", "bogus=1"])
+        train_mod.cli_main(["--config", "synthpose_w16_128x96_cpu", "--out", "/nonexistent", "bogus=1"])
     assert exc.value.code == 2
     assert "unknown config key 'bogus'" in capsys.readouterr().err
 
@@ -162,7 +165,8 @@ def test_step_schedule_equals_multisteplr_and_cosine_ends_at_zero():
     assert all(a >= b for a, b in zip(factors[9:], factors[10:])) and factors[-1] < 0.01
 
 
-@pytest.mark.parametrize("schedule", [[], ["lr_schedule=cosine", "warmup_epochs=1", "unbiased_targets=true"]])
+@pytest.mark.parametrize("schedule", [["lr_schedule=step", "lr_steps=1", "warmup_epochs=0"],
+                                      ["lr_schedule=cosine", "warmup_epochs=1", "unbiased_targets=true"]])
 def test_resume_after_a_kill_is_bit_for_bit(tiny_root, tmp_path, monkeypatch, deterministic, schedule):
     cfg = apply_overrides(tiny_config(tiny_root), schedule)
     full = train(cfg, str(tmp_path / "full"), progress=False)
