@@ -167,3 +167,61 @@ def error_taxonomy(coco_gt, results, match_threshold: float = 0.1, jitter_range=
     as_int = np.int64
     return ErrorTaxonomy(labels.astype(as_int), ks_own, ks_best, ridx.astype(as_int), img.astype(as_int),
                          ann.astype(as_int), oks, sc, int(unmatched_dt), int(unmatched_gt))
+
+
+# ----------------------------------------------------------------------------- error in the crop
+def crop_ground_truth(dataset) -> np.ndarray:
+    """Every person's ground truth in its own (unaugmented) input crop.
+
+    Args:
+        dataset: a ``CocoKeypoints`` (its boxes, centres and scales; no image is read).
+
+    Returns:
+        (N, K, 3): x, y in input-crop pixels and 1 where the joint is labelled (else 0, 0, 0).
+    """
+    from hrnet_edu.geometry import crop_transform, transform_points
+
+    h, w = dataset.input_size
+    matrix = crop_transform(dataset._center, dataset._scale, (w, h))  # (N, 2, 3)
+    joints = dataset._joints  # (N, K, 3) image px, v in {0, 1}
+    xy = transform_points(joints[..., :2], matrix)
+    labelled = joints[..., 2:] > 0
+    return np.concatenate([xy * labelled, labelled], axis=-1)
+
+
+def mean_pose(crop_joints: np.ndarray) -> np.ndarray:
+    """The pose that ignores the image: each joint's mean position over the labelled ones.
+
+    crop_joints: (N, K, 3) from :func:`crop_ground_truth`. Returns (K, 2) crop pixels.
+    """
+    labelled = crop_joints[..., 2:]
+    return (crop_joints[..., :2] * labelled).sum(0) / np.maximum(labelled.sum(0), 1)
+
+
+def joint_errors(predicted: np.ndarray, crop_joints: np.ndarray) -> np.ndarray:
+    """Mean distance of each joint to its ground truth, over the persons where it is labelled.
+
+    Args:
+        predicted: (N, K, 2) crop pixels, or (K, 2) for one pose predicted for everybody.
+        crop_joints: (N, K, 3) from :func:`crop_ground_truth`.
+
+    Returns:
+        (K,) mean Euclidean error in input-crop pixels (NaN for a joint never labelled).
+    """
+    labelled = crop_joints[..., 2] > 0
+    d = np.linalg.norm(np.broadcast_to(predicted, crop_joints[..., :2].shape) - crop_joints[..., :2], axis=-1)
+    with np.errstate(invalid="ignore"):
+        return (d * labelled).sum(0) / labelled.sum(0)
+
+
+def predictions_in_crop(preds: dict, dataset) -> np.ndarray:
+    """``evaluate.predict_dataset`` keypoints (image px) mapped into each person's input crop.
+
+    Returns (N, K, 2) crop pixels, in the order of ``preds["indices"]`` (the dataset's samples).
+    """
+    from hrnet_edu.geometry import crop_transform, transform_points
+
+    h, w = dataset.input_size
+    idx = np.asarray(preds["indices"])
+    matrix = crop_transform(dataset._center[idx], dataset._scale[idx], (w, h))  # (N, 2, 3)
+    return transform_points(preds["keypoints"], matrix)

@@ -59,6 +59,7 @@ class TrainConfig:
     input_size: tuple[int, int] = (256, 192)
     sigma: float = 2.0
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
+    init_from: str | None = None  # start from the weights of this checkpoint (fine-tuning), not from init
     max_train_images: int | None = None  # use only the first n training instances (smoke runs)
     max_val_images: int | None = None
     # --- optimisation (Adam + MultiStepLR, as the reference)

@@ -343,6 +343,8 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
 
     seed_everything(cfg.seed)  # the same initial weights on every rank
     model = build_model(cfg.model).to(device)
+    if cfg.init_from and not resume:  # fine-tuning: the weights only; optimizer and schedule start anew
+        model.load_state_dict(load_checkpoint_state(cfg.init_from, map_location=device)["model"])
     if cuda and cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_set, val_set = build_datasets(cfg)  # before anything is written: bad data fails first

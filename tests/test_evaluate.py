@@ -219,15 +219,32 @@ def test_load_checkpoint_round_trip_and_wrong_architecture(tmp_path):
 
 @pytest.mark.skipif(not os.path.isfile(CHECKPOINT), reason="the trained checkpoint "
                     "data_samples/checkpoints/synthpose_w16_128x96_cpu.pt is not committed yet")
-def test_committed_checkpoint_reproduces_its_recorded_ap():
+def test_committed_checkpoint_reproduces_its_record_and_meets_the_bars():
+    """The committed CPU network works: its recorded AP, AP ≥ 0.5, AP75 ≥ 0.4 on the bundled val split
+    (flip test, ground-truth boxes), ≤ 10 % left/right inversions, and every joint closer to the
+    truth than the mean pose of the bundled training split (a predictor that ignores the image)."""
+    from hrnet_edu import analysis
+
     with open(CHECKPOINT.replace(".pt", ".json")) as f:
         record = json.load(f)
     model, cfg = evaluate.load_checkpoint(CHECKPOINT)
     ds = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), input_size=cfg.input_size,
                        sigma=cfg.sigma, train=False, augment=None)
-    stats, _ = evaluate.evaluate(model, ds, flip=cfg.val_flip, decode=cfg.val_decode, batch_size=32)
-    recorded = record["val"]["ap"] if "val" in record else record["ap"]
-    assert abs(stats.ap - recorded) <= 0.005, (stats.ap, recorded)
+    preds = evaluate.predict_dataset(model, ds, batch_size=64, flip=cfg.val_flip, decode=cfg.val_decode)
+    stats = evaluate.evaluate_predictions(preds, ds)
+    for key in ("ap", "ap50", "ap75", "ar"):
+        assert abs(getattr(stats, key) - record["val"][key]) <= 0.005, (key, stats, record["val"])
+    assert stats.ap >= 0.50 and stats.ap75 >= 0.40, stats
+    taxonomy = analysis.error_taxonomy(ds.coco, evaluate.predictions_to_results(preds))
+    inversions = taxonomy.overall()["inversion"]
+    assert inversions <= 0.10, inversions
+    train = CocoKeypoints(os.path.join(SAMPLES, "annotations", "person_keypoints_train.json"),
+                          os.path.join(SAMPLES, "images"), input_size=cfg.input_size, train=False,
+                          augment=None)
+    gt = analysis.crop_ground_truth(ds)
+    network = analysis.joint_errors(analysis.predictions_in_crop(preds, ds), gt[preds["indices"]])
+    baseline = analysis.joint_errors(analysis.mean_pose(analysis.crop_ground_truth(train)), gt)
+    assert np.all(network < baseline), (network.round(1), baseline.round(1))
 
 
 @needs_samples

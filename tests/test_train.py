@@ -276,3 +276,23 @@ def test_two_process_gloo_run_ends_with_identical_parameters(tiny_root, tmp_path
     model.load_state_dict(a)
     single = train_mod.validate(model, train_mod.build_datasets(cfg)[1], cfg, torch.device("cpu"), DistInfo())
     assert state["metrics"][0]["val"] == pytest.approx(single, abs=1e-12)
+
+
+def test_init_from_starts_from_the_checkpoints_weights(tiny_root, tmp_path, monkeypatch):
+    cfg = tiny_config(tiny_root, epochs=1)
+    train(cfg, str(tmp_path / "first"), progress=False)
+    seen = {}
+    real = train_mod.train_one_epoch
+
+    def spy(model, *args, **kwargs):  # the weights the fine-tuning run starts its first epoch with
+        seen.setdefault("state", {k: v.clone() for k, v in train_mod.unwrap(model).state_dict().items()})
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "train_one_epoch", spy)
+    start = str(tmp_path / "first" / "last.pt")
+    train(dataclasses.replace(cfg, init_from=start), str(tmp_path / "tuned"), progress=False)
+    reference = load_checkpoint_state(start)["model"]
+    assert seen["state"].keys() == reference.keys()
+    assert all(torch.equal(seen["state"][k], reference[k]) for k in reference)
+    fresh = build_model(W8).state_dict()  # and not the seeded initial weights
+    assert not all(torch.equal(fresh[k], reference[k]) for k in reference)
