@@ -18,13 +18,14 @@ md, code = nb.md, nb.code
 
 
 md(r"""
-# 07 · Training HRNet on a GPU (and a smoke run on a CPU)
+# 07 · Training HRNet: the recipe, a CPU-hour, a smoke run (and the GPU run)
 
 The paper trains HRNet-W32 with **Adam** (learning rate 10⁻³, divided by 10 at epochs 170 and
 200, 210 epochs) on the **mean-squared error between predicted and target heatmaps**, 32 crops
 per GPU on 4 GPUs. This notebook runs that recipe with the library's trainer
 (`hrnet_edu.train.train`), end to end: configuration → data → loss → training → AP per epoch →
-predictions getting better → what changes for real COCO.
+predictions getting better → what changes for real COCO — and it shows what the same code reaches
+on the 2-core CPU this course is developed on: **what a CPU-hour buys**, measured.
 
 **What you will learn**
 - how a training configuration is written (`TrainConfig`, presets, `key=value` overrides);
@@ -34,12 +35,13 @@ predictions getting better → what changes for real COCO.
 - what the trainer adds on a GPU: mixed precision (bf16/fp16), channels-last, `torch.compile`,
   several GPUs with `torchrun`;
 - how checkpoints make a killed run resumable *bit for bit*;
-- how the loss and the validation AP evolve, and how the predictions improve epoch by epoch.
+- how the loss and the validation AP evolve, and how the predictions improve epoch by epoch;
+- which recipe trains a working network on 2 CPU cores, and how AP grows with CPU minutes.
 
 **Two modes.** With a CUDA GPU the full run trains HRNet-W32 256×192 on a SynthPose set of
 10,000 images (`hrnet-edu synth --out data/synthpose --train 10000 --val 1000`). Without one it
-runs a **smoke configuration** — a tiny network on a few hundred crops of the bundled sample, under a
-minute — with the same code. Cells whose output depends on the hardware (timings, losses of
+runs a **smoke configuration** — the CPU recipe's network, fine-tuned for about a minute on the
+bundled sample, starting from an early checkpoint of the recipe's own run — with the same code. Cells whose output depends on the hardware (timings, losses of
 the run) are marked `NBVAL_IGNORE_OUTPUT`; everything else is checked when the notebook is
 re-run as a test.
 """)
@@ -64,16 +66,18 @@ from hrnet_edu.demo import loss_figure
 from hrnet_edu.heatmaps import decode_heatmaps
 from hrnet_edu.losses import JointsMSELoss, JointsOHKMLoss
 from hrnet_edu.flops import count_parameters
-from hrnet_edu.model import W8, build_model
+from hrnet_edu.model import build_model
 from hrnet_edu.notebook_utils import show_source
 from hrnet_edu.train import DistInfo, build_criterion, build_datasets, load_checkpoint_state, train, train_one_epoch
 from hrnet_edu.viz import draw_pose
 
 torch.manual_seed(0)
 np.random.seed(0)
-plt.rcParams["figure.dpi"] = 64  # keeps the stored notebook small
+plt.rcParams["figure.dpi"] = 100
+torch.set_num_threads(1)  # the CPU recipe's setting: one compute thread, one data worker
 GPU = torch.cuda.is_available()
-CKPT = os.path.join("..", "data_samples", "checkpoints", "synthpose_w16_cpu.pt")
+CKPT = os.path.join("..", "data_samples", "checkpoints", "synthpose_w16_128x96_cpu.pt")
+EARLY_CKPT = CKPT.replace(".pt", "_epoch1.pt")  # the same run after its first of 15 epochs
 """)
 
 code(r"""
@@ -82,7 +86,7 @@ code(r"""
 device_name = torch.cuda.get_device_name(0) if GPU else f"CPU ({os.cpu_count()} cores, {platform.machine()})"
 print(f"device: {device_name}; torch {torch.__version__}; "
       f"run on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
-print("mode:", "FULL RUN (GPU)" if GPU else "SMOKE RUN (no GPU: tiny network, bundled sample, < 1 min)")
+print("mode:", "FULL RUN (GPU)" if GPU else "SMOKE RUN (no GPU: the CPU recipe fine-tuned ~1 min on the bundled sample)")
 """)
 
 md(r"""
@@ -90,18 +94,19 @@ md(r"""
 
 A run is described by one frozen dataclass, `TrainConfig`; four presets cover the cases of the
 course. The two COCO presets are the paper's settings; the SynthPose ones compress the schedule
-because SynthPose figures are simpler than COCO people. Any field can be changed without editing
+because SynthPose figures are simpler than COCO people, and the CPU one is the recipe of section 9. Any field can be changed without editing
 code: `apply_overrides(cfg, ["epochs=3", "model.width=8"])`, or on the command line
 `hrnet-edu train --config NAME epochs=3 model.width=8`.
 """)
 
 code(r"""
 def config_table(configs):
-    rows = [("preset", "model", "input", "heatmap", "σ", "batch", "epochs", "lr", "lr ×0.1 at", "amp", "data")]
+    rows = [("preset", "model", "input", "heatmap", "σ", "batch", "epochs", "lr", "schedule", "amp", "data")]
     for c in configs:
+        schedule = "cosine" if c.lr_schedule == "cosine" else "×0.1 at " + ",".join(map(str, c.lr_steps))
         rows.append((c.name, f"W{c.model.width}", "{}×{}".format(*c.input_size), "{}×{}".format(*c.heatmap_size),
-                     f"{c.sigma:g}", str(c.batch_size), str(c.epochs), f"{c.lr:g}",
-                     ",".join(map(str, c.lr_steps)), c.amp, c.data_root))
+                     f"{c.sigma:g}", str(c.batch_size), str(c.epochs), f"{c.lr:g}", schedule, c.amp,
+                     os.path.basename(c.data_root)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
@@ -110,16 +115,19 @@ config_table([get_config(name) for name in PRESETS])
 """)
 
 md(r"""
-The **smoke configuration** is the CPU preset made tiny: the `W8` network (one module per stage,
-one residual unit per branch), crops of 128×96, a few hundred training crops, three epochs. The
-**full configuration** is `synthpose_w32_256x192` — HRNet-W32, the paper's input size and sigma —
-shortened further for a lent GPU's few minutes.
+The **smoke configuration** is the CPU preset `synthpose_w16_128x96_cpu` made short: its network
+(`W16_1UNIT`: width 16, one module per stage, one residual unit per branch), crops of 128×96, the
+951 persons of the bundled sample, four epochs — starting (`init_from`) from the recipe's own run
+after its first epoch, so that a minute of training shows skeletons that visibly get better. The
+**full configuration** is `synthpose_w32_256x192` — HRNet-W32, the paper's input size and the
+reference's sigma — shortened further for a lent GPU's few minutes.
 """)
 
 code(r"""
-SMOKE = apply_overrides(get_config("synthpose_w16_cpu"), [
-    "epochs=3", "lr_steps=3", "max_train_images=256", "val_every=1", "batch_size=16", "log_every=2"])
-SMOKE = dataclasses.replace(SMOKE, name="smoke_w8_cpu", model=W8)
+SMOKE = apply_overrides(get_config("synthpose_w16_128x96_cpu"), [
+    "data_root=data_samples/synthpose", "epochs=4", "lr=1e-3", "lr_schedule=step", "lr_steps=3",
+    "warmup_epochs=0", "log_every=5", f"init_from={EARLY_CKPT}"])
+SMOKE = dataclasses.replace(SMOKE, name="smoke_w16_128x96_cpu")
 FULL_EPOCHS = int(os.environ.get("HRNET_EDU_NB07_EPOCHS", "20"))
 FULL = apply_overrides(get_config("synthpose_w32_256x192"), [
     f"epochs={FULL_EPOCHS}", f"lr_steps={int(FULL_EPOCHS * 0.75)},{int(FULL_EPOCHS * 0.9)}", "val_every=2"])
@@ -144,11 +152,11 @@ K target heatmaps and per-joint weights. Here is one batch of the smoke configur
 
 code(r"""
 train_set, val_set = build_datasets(SMOKE)
-train_set.dataset.set_epoch(0)
+train_set.set_epoch(0)
 batch = torch.utils.data.default_collate([train_set[i] for i in range(8)])
 for key in ("image", "target", "target_weight", "joints"):
     print(f"{key:14s} {tuple(batch[key].shape)}  {batch[key].dtype}")
-print(f"{len(train_set)} training crops (of {len(train_set.dataset)}), {len(val_set)} validation crops")
+print(f"{len(train_set)} training crops, {len(val_set)} validation crops")
 """)
 
 code(r"""
@@ -259,14 +267,18 @@ show_source(train_one_epoch)
 md(r"""
 ## 5 · The run
 
-`train(cfg, out_dir)` ties it together: Adam + `MultiStepLR`, one epoch at a time, validation
+`train(cfg, out_dir)` ties it together: Adam with a learning rate set at every step
+(`train.learning_rate_factor`: an optional linear warm-up, then the paper's ×0.1 steps or a cosine
+decay), one epoch at a time, validation
 (COCO AP with the flip test through `hrnet_edu.evaluate`) every `val_every` epochs, a checkpoint
 `last.pt` after every epoch and `best.pt` on a new best AP, one JSON line per logged step and per
 epoch in `log.jsonl`.
 
 To watch the predictions improve we train in **segments** — a few epochs, look, resume, look
 again. Resuming continues exactly where the checkpoint left off (section 6 proves it), so the
-segments add up to one uninterrupted run.
+segments add up to one uninterrupted run. (That needs a schedule that does not depend on the run's
+total length: the smoke run uses the step schedule, ×0.1 for its last epoch. A cosine schedule is
+stretched over `epochs`, so cutting a cosine run into segments of different `epochs` would change it.)
 """)
 
 code(r"""
@@ -293,7 +305,10 @@ import shutil
 shutil.rmtree(RUN_DIR, ignore_errors=True)
 snapshots, start = {}, time.perf_counter()
 torch.manual_seed(0)
-snapshots["epoch 0"] = predict_watch(build_model(RUN.model).to("cuda" if GPU else "cpu"))   # initial weights
+first = build_model(RUN.model).to("cuda" if GPU else "cpu")  # the initial weights, or the fine-tuning start
+if RUN.init_from:
+    first.load_state_dict(load_checkpoint_state(RUN.init_from)["model"])
+snapshots["start (recipe, epoch 1)" if RUN.init_from else "epoch 0"] = predict_watch(first)
 for i, end in enumerate(segments):
     summary = train(dataclasses.replace(RUN, epochs=end), RUN_DIR, resume=i > 0, progress=False)
     snapshots[f"epoch {end}"] = predict_watch(summary["model"])
@@ -324,17 +339,18 @@ for r in state["metrics"]:
 md(r"""
 ### Predictions improving over time
 
-Each row is one moment of the run (epoch 0 = the initial weights), each column one validation
-crop; the dots are the decoded heatmap maxima with confidence > 0.2. In smoke mode the last row
-is the checkpoint committed under `data_samples/checkpoints/` — the CPU preset trained for its
-full length (made with `hrnet-edu demo --export`), whose record says how well it does:
+Each row is one moment of the run (the first row: the weights it starts from — in smoke mode the
+recipe's run after its first epoch), each column one validation crop; the dots are the decoded
+heatmap maxima with confidence > 0.2. In smoke mode the last row is the checkpoint committed under
+`data_samples/checkpoints/` — the CPU recipe trained for its full length (section 9), whose record
+says how well it does:
 """)
 
 code(r"""
 with open(CKPT.replace(".pt", ".json")) as f:
     record = json.load(f)
-print(f"{record['config']} {' '.join(record['overrides'])}: {record['epochs']} epochs on {record['device']}")
-print("val AP (flip, shift decoding):", {k: round(v, 3) for k, v in record["val"].items()})
+print(f"{record['config']}: {record['epochs']} epochs on {record['device']}, {record['wall_time_s'] / 60:.0f} min")
+print(f"val AP (flip test, {record['eval']['decode']} decoding):", {k: round(v, 3) for k, v in record["val"].items()})
 """)
 
 code(r"""
@@ -422,9 +438,9 @@ print("augmentation:", coco.augment)
 
 md(r"""
 What does change is the scale: COCO train2017 has about 150,000 person instances, 15× a 10k
-SynthPose set, and the paper trains 210 epochs — about **50–60 hours for W32 on 4 P100 GPUs**
-(REFERENCE.md). Real people are also harder than SynthPose figures: occlusion by other people,
-clothing, truncation, motion blur; the paper's W32 reaches AP 0.744 on val2017 with detected boxes.
+SynthPose set, and the paper trains 210 epochs of it with 4 GPUs — about 30 million crops, 50×
+what the CPU recipe of section 9 sees. Real people are also harder than SynthPose figures:
+occlusion by other people, clothing, truncation, motion blur; the paper's W32 reaches AP 0.744 on val2017 with detected boxes.
 Practical points for a real run:
 
 - `workers` (data-loading processes) must keep up with the GPU: JPEG decoding and warping are on
@@ -435,13 +451,61 @@ Practical points for a real run:
   `hrnet-edu evaluate --config coco_w32_256x192 --checkpoint runs/coco_w32/best.pt --boxes DETECTIONS.json`.
 - The published checkpoints load into the same model (`model.load_reference_weights`), to fine-tune
   or to compare with.
+""")
 
+md(r"""
+## 9 · What a CPU-hour buys: the recipe behind the committed checkpoint
+
+No GPU was available to build this course, so the network that notebooks 08 and 09 open was
+trained on the same 2-core CPU. Which recipe gets the most out of a CPU-hour was measured, not
+guessed: `benchmarks/bench_cpu_recipes.py` trains candidate recipes for a few minutes each (one
+compute thread and one data worker, validation on the bundled 150 images after every epoch) and
+writes every validation to `benchmarks/results/cpu_recipes.csv`. The recipes differ from a common
+starting point — W8 at 128×96, 5 epochs of 9,600 generated persons, σ = 2 with sub-pixel targets and
+DARK decoding, cosine schedule — in one thing each: the network (W8, W16, W16 and W32 with one
+residual unit per branch), the input size, the learning rate, σ with the reference's targets and
+decoding, the batch size, or the data (the bundled 951 persons repeated instead of distinct ones).
+The chosen recipe, `synthpose_w16_128x96_cpu`, was then run once for 15 epochs on 37,476 generated
+persons; its per-epoch validation is in the checkpoint's JSON record.
+""")
+
+code(r"""
+import csv
+
+with open(os.path.join("..", "benchmarks", "results", "cpu_recipes.csv")) as f:
+    study = list(csv.DictReader(f))
+with open(os.path.join("..", "benchmarks", "results", "cpu_recipes.json")) as f:
+    print("study measured on:", json.load(f)["machine"])
+curves = {}
+for row in study:
+    curves.setdefault(row["recipe"], []).append(
+        (float(row["train_minutes"]), int(row["samples"]), float(row["ap"]), float(row["ap75"])))
+final = [(h["train_minutes"], h["samples"], h["ap"], h["ap75"]) for h in record["history"]]
+print(f"{'recipe':26} {'crops seen':>10} {'CPU min':>8} {'AP':>6} {'AP75':>6}")
+for name, points in [*curves.items(), (record["config"] + " (15 epochs)", final)]:
+    minutes, samples, ap, ap75 = points[-1]
+    print(f"{name:26} {samples:10,d} {minutes:8.1f} {ap:6.3f} {ap75:6.3f}")
+""")
+
+code(r"""
+fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+for ax, column, label in ((axes[0], 2, "AP"), (axes[1], 3, "AP75")):
+    for name, points in curves.items():
+        ax.plot([p[0] for p in points], [p[column] for p in points], "o-", ms=3, lw=1, label=name)
+    ax.plot([p[0] for p in final], [p[column] for p in final], "k.-", lw=2.5, label=record["config"])
+    ax.set(xscale="log", xlabel="training CPU minutes (validation excluded)", ylabel=f"val {label}",
+           title=f"{label} on the bundled val split", ylim=(0, 1))
+    ax.grid(alpha=0.3)
+axes[1].legend(fontsize=7, loc="upper left")
+""")
+
+md(r"""
 ## Where these outputs come from
 
 The outputs stored in this notebook were produced by the machine named in the second cell. If it
-says **SMOKE RUN**, no GPU was available when the notebook was last executed: the run above is the
-tiny CPU configuration, and its AP is that of a few seconds of training, not of HRNet-W32. The
-full run is reproduced with one command on a GPU machine: `bash benchmarks/gpu_run.sh`.
+says **SMOKE RUN**, no GPU was available when the notebook was last executed: the run of section 5
+is the CPU recipe's network fine-tuned for about a minute, and its AP is that of a small network
+on 128×96 crops, not of HRNet-W32. The full run is reproduced with one command on a GPU machine: `bash benchmarks/gpu_run.sh`.
 
 ## Exercises
 
@@ -451,7 +515,7 @@ full run is reproduced with one command on a GPU machine: `bash benchmarks/gpu_r
 2. **Hard keypoints.** Re-run section 5 with `loss=ohkm`. Which joints' AP changes most
    (`hrnet_edu.analysis`)? Why does the reference use OHKM only in some of its configurations?
 3. **Sigma.** Train the CPU preset with `sigma=1` and `sigma=2.5` (`hrnet-edu train --config
-   synthpose_w16_cpu sigma=1`). Which trains faster at the start, and which ends with the higher
+   synthpose_w16_128x96_cpu sigma=1 unbiased_targets=false val_decode=shift`). Which trains faster at the start, and which ends with the higher
    AP75? Relate it to the decoding error of notebook 01.
 """)
 

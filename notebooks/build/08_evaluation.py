@@ -50,7 +50,7 @@ from matplotlib.patches import Rectangle
 
 from hrnet_edu import analysis, evaluate, viz
 from hrnet_edu.analysis import CATEGORIES
-from hrnet_edu.configs import synthpose_w16_cpu
+from hrnet_edu.configs import synthpose_w16_128x96_cpu
 from hrnet_edu.data.coco import CocoKeypoints, load_image
 from hrnet_edu.data.transforms import denormalize
 from hrnet_edu.heatmaps import encode_heatmaps, flip_back, flip_test_average
@@ -63,7 +63,7 @@ torch.manual_seed(0)
 rng = np.random.default_rng(0)
 torch.set_num_threads(1)  # small batches: one thread is the fastest on a busy laptop CPU
 
-CHECKPOINT = "../data_samples/checkpoints/synthpose_w16_cpu.pt"  # trained on CPU, committed
+CHECKPOINT = "../data_samples/checkpoints/synthpose_w16_128x96_cpu.pt"  # trained on CPU, committed
 """)
 
 md(r"""
@@ -82,13 +82,13 @@ if os.path.exists(CHECKPOINT):
         record = json.load(f)
     print("trained checkpoint:", cfg.name)
 else:  # the structure of the notebook still works, the numbers are those of an untrained network
-    cfg, record = synthpose_w16_cpu(), None
+    cfg, record = synthpose_w16_128x96_cpu(), None
     model = build_model(cfg.model).eval()
     print("no trained checkpoint found: an UNTRAINED network (AP near 0)")
 print(f"width C = {cfg.model.width}, input {cfg.input_size[0]}x{cfg.input_size[1]}, sigma {cfg.sigma}, "
       f"{sum(p.numel() for p in model.parameters()):,} parameters")
 
-val = CocoKeypoints(cfg.path(cfg.val_ann), cfg.path(cfg.val_images), input_size=cfg.input_size,
+val = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), input_size=cfg.input_size,
                     sigma=cfg.sigma, train=False, augment=None)
 print(f"{len(val)} persons (ground-truth boxes) in {len(val.image_ids)} validation images; skipped: {val.num_skipped}")
 """)
@@ -180,7 +180,8 @@ show_source(evaluate.predict_dataset)
 
 code(r"""
 t0 = time.perf_counter()
-stats, results = evaluate.evaluate(model, val, flip=True, decode="shift", batch_size=32)
+stats, results = evaluate.evaluate(model, val, flip=True, decode=cfg.val_decode, batch_size=32)
+print(f"flip test, {cfg.val_decode} decoding (the checkpoint's validation setting)")
 seconds = time.perf_counter() - t0
 print(stats)
 if record is not None:
@@ -222,7 +223,7 @@ def variant(heatmaps, decode):
 
 
 flipped = flip_test_average(H, H_mirror, shift=True)
-preds, check = variant(flipped, "shift")
+preds, check = variant(flipped, cfg.val_decode)
 assert abs(check.ap - stats.ap) < 1e-9 and len(evaluate.predictions_to_results(preds)) == len(results)
 print("reusing the forward passes reproduces evaluate():", round(check.ap, 4) == round(stats.ap, 4))
 """)
@@ -334,6 +335,28 @@ display(fig)
 """)
 
 md(r"""
+### Better than ignoring the image?
+
+A yardstick for every joint: the **mean pose** — each joint's average position in the crop over
+the bundled *training* persons — predicted for every validation person without looking at the
+image. A network that has learned something must be closer to the truth than that, on every joint
+(errors in input-crop pixels of the 128×96 crop, over the labelled joints).
+""")
+
+code(r"""
+train_persons = CocoKeypoints(cfg.val_path(cfg.train_ann), cfg.val_path(cfg.train_images),
+                              input_size=cfg.input_size, train=False, augment=None)  # the bundled 951
+gt_crop = analysis.crop_ground_truth(val)  # (N, K, 3) crop px + labelled
+network_px = analysis.joint_errors(analysis.predictions_in_crop(preds, val), gt_crop[preds["indices"]])
+mean_pose_px = analysis.joint_errors(analysis.mean_pose(analysis.crop_ground_truth(train_persons)), gt_crop)
+print(f"{'keypoint':15} {'network px':>10} {'mean pose px':>12}")
+for name, a, b in zip(KEYPOINT_NAMES, network_px, mean_pose_px):
+    print(f"{name:15} {a:10.1f} {b:12.1f}")
+print("the network is closer than the mean pose on every joint:", bool(np.all(network_px < mean_pose_px)))
+print(f"left/right inversions: {100 * tax.overall()['inversion']:.1f} % of the labelled joints")
+""")
+
+md(r"""
 How to read it: a high **inversion** share means the network finds the limbs but not which side
 is which — SynthPose figures, like people seen from the back, look much the same mirrored, and a
 small, briefly trained network leans on the flip test and context to tell left from right.
@@ -429,7 +452,7 @@ md(r"""
 whole image), and draws the skeleton:
 
 ```bash
-hrnet-edu predict data_samples/synthpose/images/<file>.jpg --checkpoint data_samples/checkpoints/synthpose_w16_cpu.pt --out pose.png
+hrnet-edu predict data_samples/synthpose/images/<file>.jpg --checkpoint data_samples/checkpoints/synthpose_w16_128x96_cpu.pt --out pose.png
 ```
 
 The library function behind it:

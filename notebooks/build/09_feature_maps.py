@@ -24,8 +24,8 @@ and looks at what each part computes.
 **What you will learn**
 - how to capture any intermediate output *by name* with forward hooks, without editing the model
   (`hrnet_edu.features.capture`), and the naming scheme (stage *s*, module *m*, branch *r*);
-- what every branch looks like at every stage: the high-resolution branch stays sharp, the
-  low-resolution branches carry coarse context;
+- what every branch looks like at every stage: branch 0 keeps 1/4 of the input resolution from
+  stage 2 to stage 4, the low-resolution branches carry coarser maps;
 - how much each input branch contributes to each fused output of an exchange unit — as a table
   and as a picture — and that the unit's output is exactly $Y_i = \mathrm{ReLU}(\sum_j a(X_j, i))$;
 - how the heatmaps emerge stage by stage (an honest way to ask stage 2 for heatmaps: a linear probe);
@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from hrnet_edu import features, viz
-from hrnet_edu.configs import synthpose_w16_cpu
+from hrnet_edu.configs import synthpose_w16_128x96_cpu
 from hrnet_edu.data.coco import CocoKeypoints
 from hrnet_edu.data.transforms import denormalize
 from hrnet_edu.heatmaps import decode_heatmaps
@@ -57,7 +57,7 @@ rng = np.random.default_rng(0)
 torch.set_num_threads(2)
 matplotlib.rcParams["figure.dpi"] = 80  # keeps the stored notebook small
 
-CHECKPOINT = "../data_samples/checkpoints/synthpose_w16_cpu.pt"  # committed, trained on CPU
+CHECKPOINT = "../data_samples/checkpoints/synthpose_w16_128x96_cpu.pt"  # committed, trained on CPU
 # Published COCO weights (pose_hrnet_w32_256x192.pth), e.g. export HRNET_COCO_WEIGHTS=/path/to/it.
 COCO_WEIGHTS = os.environ.get("HRNET_COCO_WEIGHTS")  # None: the COCO section is skipped
 """)
@@ -65,13 +65,14 @@ COCO_WEIGHTS = os.environ.get("HRNET_COCO_WEIGHTS")  # None: the COCO section is
 md(r"""
 ## 1 · The trained model and a few SynthPose validation crops
 
-The committed checkpoint is the CPU configuration `synthpose_w16_cpu` (HRNet-W16, input 128×96,
-heatmaps 32×24) trained on the bundled SynthPose sample. We also build an **untrained** twin with
+The committed checkpoint is the CPU recipe `synthpose_w16_128x96_cpu` (HRNet with width C = 16, one
+module per stage and one residual unit per branch; input 128×96, heatmaps 32×24), trained for 15
+epochs on 20,000 generated SynthPose images (notebook 07, section 9). We also build an **untrained** twin with
 the same configuration (seeded), to compare with at the end.
 """)
 
 code(r"""
-cfg = synthpose_w16_cpu()
+cfg = synthpose_w16_128x96_cpu()
 if os.path.exists(CHECKPOINT):
     from hrnet_edu.evaluate import load_checkpoint
 
@@ -90,8 +91,8 @@ print("parameters:", sum(p.numel() for p in model.parameters()))
 """)
 
 code(r"""
-def load(split_ann, split_images):
-    return CocoKeypoints(cfg.path(split_ann), cfg.path(split_images), input_size=cfg.input_size,
+def load(split_ann, split_images):  # the bundled sample: its val split, and its train split for the probes
+    return CocoKeypoints(cfg.val_path(split_ann), cfg.val_path(split_images), input_size=cfg.input_size,
                          sigma=cfg.sigma, train=False, augment=None)
 
 
