@@ -1,4 +1,4 @@
-"""Drawing helpers: poses, heatmaps, feature maps and exchange-unit contributions (matplotlib).
+"""Drawing helpers: poses, heatmaps, feature maps, exchange-unit contributions and the network (matplotlib).
 
 Every function returns a ``matplotlib.figure.Figure`` built without pyplot (so nothing is shown or
 kept in pyplot's global list; a notebook displays the returned figure), except ``draw_pose``, which
@@ -14,10 +14,13 @@ import re
 
 import numpy as np
 import torch
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch, Rectangle
 
 from hrnet_edu import features
 from hrnet_edu.keypoints import KEYPOINT_COLORS, KEYPOINT_NAMES, LIMB_COLORS, SKELETON
+from hrnet_edu.model import HRNetConfig
 
 
 def draw_pose(ax, keypoints, visible=None, *, radius=3.0, linewidth=2.0, alpha=1.0):
@@ -63,24 +66,40 @@ def _numpy(x) -> np.ndarray:
     return x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
-def show_heatmap(ax, heatmap, image=None, *, stride: int = 4, alpha: float = 0.6, cmap: str = "jet"):
-    """Draw one (h, w) heatmap over an (H, W, 3) crop on ``ax``, aligned by x_in = stride · x_hm."""
+def show_heatmap(ax, heatmap, image=None, *, stride: int = 4, alpha: float = 0.8, cmap: str = "magma",
+                 vmin: float = 0.0, vmax: float | None = 1.0):
+    """Draw one (h, w) heatmap over an (H, W, 3) crop on ``ax``, aligned by x_in = stride · x_hm.
+
+    The colour scale is fixed to [vmin, vmax] (default [0, 1], the range of the targets) so that
+    panels drawn side by side can be compared and share one colorbar; ``vmax=None`` scales each map
+    to its own maximum. Over an image the opacity grows with the value (√ of the normalised value,
+    times ``alpha``): a perceptual colormap such as magma is black at 0, and a uniform alpha would
+    darken the whole crop, while this keeps the background visible and only the peaks coloured.
+
+    Returns:
+        The heatmap's ``AxesImage`` (pass it to ``fig.colorbar``).
+    """
     hm = _numpy(heatmap)
     h, w = hm.shape
+    if vmax is None:
+        vmax = max(vmin + 1e-6, float(hm.max()))
     if image is not None:
         ax.imshow(_numpy(image))
+        opacity = alpha * np.sqrt(np.clip((hm - vmin) / (vmax - vmin), 0.0, 1.0))
+    else:
+        opacity = None
     half = stride / 2
-    ax.imshow(hm, cmap=cmap, alpha=alpha if image is not None else 1.0, interpolation="bilinear",
-              extent=(-half, stride * w - half, stride * h - half, -half), vmin=0.0, vmax=max(1e-6, hm.max()))
+    im = ax.imshow(hm, cmap=cmap, alpha=opacity, interpolation="bilinear", vmin=vmin, vmax=vmax,
+                   extent=(-half, stride * w - half, stride * h - half, -half))
     if image is not None:
         ax.set_xlim(-0.5, image.shape[1] - 0.5)
         ax.set_ylim(image.shape[0] - 0.5, -0.5)
-    return ax
+    return im
 
 
 def overlay_heatmaps(image, heatmaps, joints=None, keypoints=None, *, stride: int = 4, ncols: int = 6,
-                     title: str | None = None) -> Figure:
-    """Heatmaps over the input crop.
+                     title: str | None = None, vmax: float | None = 1.0, colorbar: bool = True) -> Figure:
+    """Heatmaps over the input crop, on one shared colour scale.
 
     Args:
         image: (H, W, 3) crop (uint8 or floats in [0, 1]).
@@ -88,21 +107,28 @@ def overlay_heatmaps(image, heatmaps, joints=None, keypoints=None, *, stride: in
         joints: None → one panel with the maximum over the K joints; a list of joint indices →
             one panel per joint, titled with its name.
         keypoints: optional (K, 2|3) crop coordinates to draw as a skeleton (``draw_pose``).
+        vmax: top of the shared colour scale (default 1, the targets' peak); None: the largest
+            value over all panels.
+        colorbar: add one colorbar for all panels (an extra axis after the panels).
 
     Returns:
-        The figure (1 axis, or len(joints) axes).
+        The figure: the panels first (1 axis, or len(joints) axes), then the colorbar's axis.
     """
     hm = _numpy(heatmaps)
     panels = [(hm.max(axis=0), "max over joints")] if joints is None else [
         (hm[k], KEYPOINT_NAMES[k] if hm.shape[0] == len(KEYPOINT_NAMES) else f"joint {k}") for k in joints]
+    if vmax is None:
+        vmax = max(1e-6, max(float(p.max()) for p, _ in panels))
     fig, axes = _figure(len(panels), ncols, size=2.4, height=2.4 * image.shape[0] / image.shape[1])
     for ax, (panel, name) in zip(axes, panels):
-        show_heatmap(ax, panel, image, stride=stride)
+        im = show_heatmap(ax, panel, image, stride=stride, vmax=vmax)
         if keypoints is not None:
             draw_pose(ax, keypoints, radius=1.5, linewidth=1.0)
-        ax.set_title(name, fontsize=8)
+        ax.set_title(name, fontsize=9)
+    if colorbar:
+        fig.colorbar(im, ax=axes, shrink=0.8, label="heatmap value")
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=10)
     return fig
 
 
@@ -232,7 +258,8 @@ def browser_figure(store: dict, crops, index: int, name: str, view="mean", keypo
         ax_map.imshow(_numpy(fmap[int(view)]), cmap="magma", interpolation="nearest")
     what = view if isinstance(view, str) else f"channel {int(view)}"
     ax_map.set_title(features.describe(name, fmap, crop.shape[:2]) + f"\n{what}", fontsize=7)
-    show_heatmap(ax_hm, _numpy(store["heatmaps"][index]).max(axis=0), crop)
+    im = show_heatmap(ax_hm, _numpy(store["heatmaps"][index]).max(axis=0), crop, vmax=None)
+    fig.colorbar(im, ax=ax_hm, shrink=0.8)
     ax_hm.set_title("heatmaps (max over joints)", fontsize=8)
     return fig
 
@@ -314,3 +341,133 @@ def feature_browser(model, images, crops, keypoints=None):
         w.observe(refresh, names="value")
     refresh()
     return box
+
+
+def _box(ax, x0, x1, y, height, color, text, fontsize, gid):
+    """A labelled rectangle centred on row y, spanning x0..x1 (one unit of the HRNet drawing)."""
+    from matplotlib.colors import to_rgb
+
+    # white text on dark boxes, black on light ones (relative luminance of the fill)
+    text_color = "white" if np.dot(to_rgb(color), (0.2126, 0.7152, 0.0722)) < 0.45 else "black"
+    ax.add_patch(Rectangle((x0, y - height / 2), x1 - x0, height, facecolor=color, edgecolor="k",
+                           linewidth=0.6, zorder=3, gid=gid))
+    ax.text((x0 + x1) / 2, y, text, ha="center", va="center", fontsize=fontsize, color=text_color, zorder=4)
+
+
+def draw_hrnet(cfg: HRNetConfig, ax=None, input_size: tuple[int, int] | None = (256, 192),
+               title: str | None = None, unit: float = 0.5) -> Figure:
+    """Draw an HRNet as in the paper's Fig. 1, read from its config: parallel streams, stages, exchanges.
+
+    Rows are the branches r = 0 … num_stages − 1 (top: r = 0 at 1/4 of the input, width C; row r at
+    1/2^(r+2) with width C·2^r, from ``cfg.widths``). Left to right: the stem and stage 1 on row 0,
+    then for every stage s ≥ 2 a transition (the arrow that opens branch s − 1 from the lowest
+    one with a stride-2 3×3 conv) and ``cfg.num_modules[s − 2]`` HR modules, each drawn as one box
+    per branch (its ``num_blocks`` basic blocks) followed by an exchange unit: lines from every
+    input branch j to every output branch i ≠ j (red: down, strided 3×3 convs; green: up, 1×1 conv
+    + nearest). The network's very last exchange unit keeps output 0 only, as in the model.
+
+    Artists carry gids so the drawing can be checked: one ``LineCollection`` with gid "exchange" per
+    exchange unit, one line with gid "stream{r}" per branch, one arrow with gid "transition" per
+    transition.
+
+    Args:
+        cfg: any ``HRNetConfig`` (e.g. ``model.W32``: modules 1-4-3; ``model.W16_1UNIT``: 1-1-1).
+        ax: draw into this axis (its figure is returned); default a new figure sized to the net.
+        input_size: (H, W) of the input, for the branch sizes in the row labels; None: strides only.
+        title: axis title; default "HRNet-W{C}: modules …, … basic blocks per branch".
+        unit: inches per drawing unit when the figure is created here.
+
+    Returns:
+        The figure.
+    """
+    n_stages = cfg.num_stages
+    widths = cfg.widths(n_stages)  # (4P,) for a stage-1-only network, else (C, 2C, …)
+    colors = [_branch_color(r) for r in range(4)]
+    row_h, block_w, fuse_w = 0.56, 1.0, 0.7
+    y = [-r for r in range(n_stages)]  # row of branch r
+    pending = []  # artists to add once the axis exists (we need its extent first to size the figure)
+
+    def later(fn, *args, **kwargs):
+        pending.append((fn, args, kwargs))
+
+    x = 0.0
+    later(_box, x, x + 1.1, 0, row_h, "0.45", "stem\n2 × 3×3 /2", 7, "stem")
+    x += 1.4
+    stage1 = f"stage 1\n{cfg.stage1_units} × bottleneck\n{cfg.widths(1)[0]} ch"
+    later(_box, x, x + 1.8, 0, row_h, "0.3", stage1, 7, "stage1")
+    x += 1.8
+    opened = [0.0] + [None] * (n_stages - 1)  # x where each stream starts
+    stage_spans, exchanges, transitions = [], [], []
+    for s in range(2, n_stages + 1):
+        # transition: the new branch s−1 comes from the lowest-resolution branch s−2
+        transitions.append(((x + 0.1, y[s - 2]), (x + 0.7, y[s - 1])))
+        opened[s - 1] = x + 0.7
+        x += 0.9
+        start = x
+        n_modules, n_blocks = cfg.num_modules[s - 2], cfg.num_blocks[s - 2]
+        for m in range(n_modules):
+            for r in range(s):
+                later(_box, x, x + block_w, y[r], row_h, colors[r], f"{n_blocks}×BB", 7, f"block{s}.{m}.{r}")
+            x += block_w
+            outputs = [0] if (s == n_stages and m == n_modules - 1) else list(range(s))
+            exchanges.append((x, s, outputs))
+            x += fuse_w
+        stage_spans.append((s, start, x, n_modules))
+    last_exchange = exchanges[-1][0] if exchanges else x
+    x += 0.2
+    later(_box, x, x + 1.3, 0, row_h, "0.2", f"head\n1×1 → {cfg.num_joints}", 7, "head")
+    x_end = x + 1.3
+
+    if ax is None:
+        label_w = 2.9
+        size = (unit * (x_end + label_w + 0.3), 0.9 + unit * 1.6 * n_stages)
+        fig = Figure(figsize=size, layout="constrained")
+        ax = fig.add_subplot()
+    fig = ax.figure
+    for r in range(n_stages):
+        end = x_end - 1.3 if r == 0 else last_exchange + 0.05
+        ax.plot([opened[r], end], [y[r], y[r]], color=colors[r], linewidth=3, zorder=1, gid=f"stream{r}",
+                solid_capstyle="butt")
+        stride = 2 ** (r + 2)
+        size = f", {input_size[0] // stride}×{input_size[1] // stride}" if input_size else ""
+        ax.text(-0.25, y[r], f"branch {r}: C={widths[r]}\n1/{stride}{size}", ha="right", va="center",
+                fontsize=8)
+    for fn, args, kwargs in pending:
+        fn(ax, *args, **kwargs)
+    for start, end in transitions:
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=9, color="k", linewidth=1.2,
+                                     zorder=2, gid="transition"))
+    for x0, s, outputs in exchanges:
+        segments, seg_colors = [], []
+        for i in outputs:
+            for j in range(s):
+                if i != j:
+                    segments.append([(x0 + 0.08, y[j]), (x0 + fuse_w - 0.08, y[i])])
+                    seg_colors.append("tab:red" if j < i else "tab:green")
+        ax.add_collection(LineCollection(segments, colors=seg_colors, linewidths=0.9, zorder=2,
+                                         gid="exchange"))
+    top = 0.55
+    for s, start, end, n_modules in stage_spans:
+        ax.plot([start, end - 0.1], [top, top], color="k", linewidth=0.8)
+        ax.text((start + end) / 2, top + 0.08, f"stage {s}: {n_modules} module{'s' if n_modules > 1 else ''}",
+                ha="center", va="bottom", fontsize=8)
+    if exchanges:
+        ax.text(x_end, y[-1] - 0.55, "exchange: red = down (strided 3×3), green = up (1×1 + nearest)",
+                ha="right", va="top", fontsize=7)
+    ax.set_xlim(-2.9, x_end + 0.2)
+    ax.set_ylim(y[-1] - 0.95, top + 0.5)
+    ax.axis("off")
+    if title is None:
+        modules = "-".join(map(str, cfg.num_modules[: n_stages - 1]))
+        blocks = "-".join(map(str, cfg.num_blocks[: n_stages - 1]))
+        title = (f"HRNet-W{cfg.width}: {modules} modules in stages 2–{n_stages}, {blocks} basic blocks (BB) "
+                 "per branch" if n_stages > 1 else f"HRNet-W{cfg.width}, stage 1 only")
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
+def _branch_color(r: int):
+    """A fixed colour per branch (viridis, dark to light), the same in every drawing."""
+    from matplotlib import colormaps
+
+    return colormaps["viridis"](0.12 + 0.22 * r)

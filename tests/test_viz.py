@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from hrnet_edu import features, viz
+from hrnet_edu import features, model, viz
 from hrnet_edu.keypoints import KEYPOINT_NAMES, SKELETON
 
 
@@ -95,10 +95,12 @@ def test_figures_are_built_headless_without_pyplot():
     crop = np.zeros((64, 48, 3), np.uint8)
     heatmaps = torch.rand(17, 16, 12)
     fig = viz.overlay_heatmaps(crop, heatmaps, joints=[0, 5, 16], keypoints=np.full((17, 2), 20.0))
-    assert [ax.get_title() for ax in fig.axes] == [KEYPOINT_NAMES[k] for k in (0, 5, 16)]
+    assert [ax.get_title() for ax in fig.axes[:3]] == [KEYPOINT_NAMES[k] for k in (0, 5, 16)]
     # Heatmap pixel (i, j) is centred on crop pixel (4j, 4i): extent (−2, 4w−2, 4h−2, −2).
     assert fig.axes[0].images[1].get_extent() == [-2.0, 46.0, 62.0, -2.0]
-    assert len(viz.overlay_heatmaps(crop, heatmaps).axes) == 1
+    # One shared scale [0, 1] for every panel, shown by one colorbar (the 4th axis).
+    assert len(fig.axes) == 4 and all(ax.images[1].get_clim() == (0.0, 1.0) for ax in fig.axes[:3])
+    assert len(viz.overlay_heatmaps(crop, heatmaps, colorbar=False).axes) == 1
     grid = viz.feature_grid(torch.randn(20, 8, 6), "stage2.module0.branch1", input_size=(64, 48), k=6)
     assert len(grid.axes) == 6
     assert grid.get_suptitle() == "stage 2 · module 0 · branch 1 (C=20, 8×6, 1/8)"
@@ -126,3 +128,53 @@ def test_linear_probe_recovers_a_known_1x1_map_and_respects_weights():
     torch.testing.assert_close(probe.bias, true.bias, atol=1e-4, rtol=1e-4)
     unweighted = features.fit_linear_probe(fmap, targets, None, ridge=1e-9)
     assert (unweighted.bias[1] - true.bias[1]).abs() > 0.1  # without the weight the garbage leaks in
+
+
+@pytest.mark.parametrize("cfg", [model.W32, model.W16_1UNIT,
+                                 model.HRNetConfig(num_stages=3, num_modules=(2, 1, 5)),
+                                 model.HRNetConfig(width=8, num_stages=1)])
+def test_draw_hrnet_follows_the_config(cfg):
+    plt.close("all")
+    fig = viz.draw_hrnet(cfg)
+    ax = fig.axes[0]
+    n_exchange = sum(cfg.num_modules[: cfg.num_stages - 1])  # one exchange unit per HR module of stages 2..S
+    exchanges = [c for c in ax.collections if c.get_gid() == "exchange"]
+    assert len(exchanges) == n_exchange
+    streams = sorted(line.get_gid() for line in ax.lines if (line.get_gid() or "").startswith("stream"))
+    assert streams == [f"stream{r}" for r in range(cfg.num_stages)]
+    assert sum(p.get_gid() == "transition" for p in ax.patches) == cfg.num_stages - 1
+    # A module of stage s with s branches exchanges along s(s − 1) paths; the last one keeps output 0.
+    modules = [s for s in range(2, cfg.num_stages + 1) for _ in range(cfg.num_modules[s - 2])]
+    expected = [s * (s - 1) for s in modules[:-1]] + [modules[-1] - 1] if modules else []
+    assert [len(c.get_segments()) for c in exchanges] == expected
+    texts = " ".join(t.get_text() for t in ax.texts)
+    for r, width in enumerate(cfg.widths(cfg.num_stages)):
+        assert f"branch {r}: C={width}" in texts and f"1/{2 ** (r + 2)}" in texts
+    for s in range(2, cfg.num_stages + 1):
+        n = cfg.num_modules[s - 2]
+        assert f"stage {s}: {n} module" in texts
+    assert plt.get_fignums() == []
+
+
+def test_draw_hrnet_into_given_axes_side_by_side():
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    axes = fig.subplots(2, 1)
+    assert viz.draw_hrnet(model.W32, ax=axes[0]) is fig
+    assert viz.draw_hrnet(model.W16_1UNIT, ax=axes[1], title="CPU preset") is fig
+    assert axes[1].get_title() == "CPU preset"
+    assert sum(c.get_gid() == "exchange" for c in axes[0].collections) == 8  # 1 + 4 + 3
+    assert sum(c.get_gid() == "exchange" for c in axes[1].collections) == 3  # 1 + 1 + 1
+
+
+def test_notebook_helpers_bound_long_output():
+    from hrnet_edu import notebook_utils
+
+    html = notebook_utils.show_source(viz.draw_pose).data
+    assert html.startswith("<details>") and "max-height: 360px" in html and "hrnet_edu.viz.draw_pose" in html
+    keys = [f"stage{i}.0.fuse_layers.{i}.0.weight" for i in range(7)] + ["x" * 80]
+    text = notebook_utils.columns(keys, width=84, max_cell=40)  # cells of 40 + 2 spaces
+    lines = text.splitlines()
+    assert all(len(line) <= 84 for line in lines) and len(lines) == 4  # 2 columns of 4 rows
+    assert lines[0].split() == [keys[0], keys[4]] and lines[-1].split()[-1] == "x" * 39 + "…"

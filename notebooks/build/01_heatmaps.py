@@ -94,9 +94,9 @@ for name, t in (("reference", target_ref), ("unbiased", target_unb)):
 """)
 
 code(r"""
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
 for ax, t, title in ((axes[0], target_ref, "reference target (σ = 2)"), (axes[1], target_unb, "unbiased target (σ = 2)")):
-    ax.imshow(t[0], cmap="magma")
+    im = ax.imshow(t[0], cmap="magma", vmin=0, vmax=1)  # one scale for both targets
     ax.plot(*kp[0], "c+", ms=14, mew=2, label="keypoint")
     ax.set_xlim(15.5, 35.5); ax.set_ylim(45.5, 25.5); ax.set_title(title); ax.legend(loc="lower right")
 xs = np.arange(W)
@@ -104,7 +104,8 @@ axes[2].plot(xs, target_ref[0, 36], "o-", label="reference, row y = 36")
 axes[2].plot(xs, target_unb[0, 36], "s-", label="unbiased, row y = 36")
 axes[2].axvline(kp[0, 0], color="c", ls="--", label="true x = 25.325")
 axes[2].set_xlim(17, 34); axes[2].legend(fontsize=8); axes[2].set_title("a row through the peak")
-plt.tight_layout()
+fig.colorbar(im, ax=axes[:2], shrink=0.9, label="target value")
+plt.show()
 """)
 
 md(r"""
@@ -178,10 +179,13 @@ code(r"""
 noisy = torch.from_numpy(target_unb[None]) + 0.05 * torch.randn(1, 1, H, W)
 smooth = gaussian_blur(noisy, sigma=2.0)
 print(f"max before {noisy.max():.4f}, after {smooth.max():.4f}")
-fig, axes = plt.subplots(1, 2, figsize=(7, 3.5))
+fig, axes = plt.subplots(1, 2, figsize=(8, 3.8), layout="constrained")
+lo, hi = float(noisy.min()), float(noisy.max())  # the same scale for both, so the smoothing is visible
 for ax, img, title in ((axes[0], noisy, "noisy heatmap"), (axes[1], smooth, "smoothed (σ = 2)")):
-    ax.imshow(img[0, 0], cmap="magma"); ax.plot(*kp[0], "c+", ms=12, mew=2); ax.set_title(title)
-plt.tight_layout()
+    im = ax.imshow(img[0, 0], cmap="magma", vmin=lo, vmax=hi)
+    ax.plot(*kp[0], "c+", ms=12, mew=2); ax.set_title(title)
+fig.colorbar(im, ax=axes, shrink=0.9, label="value")
+plt.show()
 """)
 
 md(r"""
@@ -221,8 +225,8 @@ def draw(sigma=2.0, frac_x=0.3, frac_y=-0.2, unbiased=True, method="dark"):
     target, _ = encode_heatmaps(p, np.array([1]), (H, W), sigma, unbiased)
     decoded, conf = decode_heatmaps(target, method, sigma=sigma)
     err = STRIDE * np.linalg.norm(decoded[0] - p[0])
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.imshow(target[0], cmap="magma", vmin=0, vmax=1)
+    fig, ax = plt.subplots(figsize=(5.4, 4.5), layout="constrained")
+    fig.colorbar(ax.imshow(target[0], cmap="magma", vmin=0, vmax=1), ax=ax, shrink=0.85, label="target value")
     ax.plot(*p[0], "c+", ms=16, mew=2, label="true")
     ax.plot(*decoded[0], "wx", ms=12, mew=2, label=method)
     ax.set_xlim(24 - 10.5, 24 + 10.5); ax.set_ylim(32 + 10.5, 32 - 10.5); ax.legend(loc="lower right")
@@ -314,13 +318,14 @@ round trip says about them.
 """)
 
 code(r"""
-fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), layout="constrained")
 for ax, sigma in zip(axes, (1.0, 2.0, 3.0)):
     t, _ = encode_heatmaps(kp, np.array([1]), (H, W), sigma, unbiased=True)
-    ax.imshow(t[0], cmap="magma", vmin=0, vmax=1)
+    im = ax.imshow(t[0], cmap="magma", vmin=0, vmax=1)
     ax.set_xlim(12.5, 38.5); ax.set_ylim(48.5, 22.5)
     ax.set_title(f"σ = {sigma:g}: {np.count_nonzero(t)} px ≠ 0 ({100 * np.count_nonzero(t) / (H * W):.1f} %)")
-plt.tight_layout()
+fig.colorbar(im, ax=axes, shrink=0.9, label="target value")
+plt.show()
 print(f"{'sigma':>5} {'non-zero px':>12} {'sum of target':>14} {'argmax':>8} {'shift':>8} {'dark':>8} {'dark, noisy':>12}")
 for sigma in (1.0, 2.0):
     t, _ = encode_heatmaps(kp, np.array([1]), (H, W), sigma, unbiased=True)
@@ -333,8 +338,8 @@ The round trip cannot tell the two apart: noise-free, every decoder is as good w
 with σ = 2, and DARK is about as robust to noise with either. The difference is in *training*:
 with σ = 1 only 49 of 3,072 pixels per joint carry signal (1.6 %), against 169 (5.5 %) with
 σ = 2, so the MSE is dominated by the near-zero background and the gradient that pulls the
-peak to the right place comes from fewer pixels. The released configuration (and the numbers in
-the paper's tables, which were produced with it) use σ = 2; `hrnet_edu` follows the
+peak to the right place comes from fewer pixels. σ = 2 (heatmap pixels) is the reference
+configuration's value, not the paper's; `hrnet_edu` follows the
 configuration and makes σ a parameter (`TrainConfig.sigma`) so you can measure the effect of
 training with σ = 1 yourself (notebook 07).
 """)

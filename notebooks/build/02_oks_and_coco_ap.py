@@ -50,6 +50,7 @@ from pycocotools.cocoeval import COCOeval
 
 from hrnet_edu import viz
 from hrnet_edu.coco_eval import evaluate_keypoints, make_results, rescore, validate_results
+from hrnet_edu.geometry import PIXEL_STD, box_to_center_scale
 from hrnet_edu.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS as K, SIGMAS
 from hrnet_edu.notebook_utils import show_source
 from hrnet_edu.oks import compute_oks, match_detections, oks_nms, soft_oks_nms
@@ -207,12 +208,28 @@ md(r"""
 ## 3 · Explorer: move one predicted keypoint
 
 Pick a joint and drag it by (dx, dy) pixels from a *perfect* prediction of the person of section 1.
-The left panel shows the pose (moved joint in red), the right panel every keypoint's similarity
-(hatched bars: unlabelled joints, which do not count). Try the same 10 px on `left_eye` and on
-`left_hip`.
+The left panel shows the pose (moved joint in red), the right panel every keypoint's similarity.
+Every labelled joint has a grey outline up to 1 holding its bar; unlabelled joints do not count:
+they have no outline, only a grey × and "not labelled" at the axis. A labelled joint dragged far
+away keeps its (empty) outline with its value printed, even when the similarity is 0.00. Try the same 10 px on `left_eye` and on `left_hip`.
 """)
 
 code(r"""
+def similarity_bars(ax, similarity, j):
+    # Labelled joints: a filled bar inside an outline up to 1 (so a similarity of 0 still shows an
+    # empty box, with its value printed); unlabelled joints: no box, a grey × at the axis.
+    labelled = visibility > 0
+    idx = np.flatnonzero(labelled)
+    ax.bar(idx, np.ones(len(idx)), fill=False, edgecolor="0.55", linewidth=0.8)
+    ax.bar(idx, similarity[idx], color=["tab:red" if i == j else "tab:blue" for i in idx])
+    for i in idx[similarity[idx] < 0.1]:
+        ax.text(i, similarity[i] + 0.02, f"{similarity[i]:.2f}", ha="center", fontsize=8)
+    for i in np.flatnonzero(~labelled):
+        ax.plot(i, 0.03, "x", color="0.5", ms=8, mew=2)
+        ax.text(i, 0.09, "not labelled", rotation=90, ha="center", va="bottom", fontsize=8, color="0.4")
+    ax.set_xticks(range(K), KEYPOINT_NAMES, rotation=70, fontsize=9)
+
+
 def explore(joint="left_wrist", dx=8.0, dy=-6.0, show=True):
     j = KEYPOINT_NAMES.index(joint)
     moved = GT_XY.copy()
@@ -220,35 +237,43 @@ def explore(joint="left_wrist", dx=8.0, dy=-6.0, show=True):
     oks_value, similarity = oks_by_hand(moved, gt, area)
     assert np.isclose(oks_value, compute_oks(moved[None], gt[None], [area], box[None])[0, 0])
     if show:
-        fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1, 2.2]})
+        fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4.2), width_ratios=[1, 2.2], layout="constrained")
         viz.draw_pose(ax0, GT_XY, visibility, alpha=0.25)
         viz.draw_pose(ax0, moved, visibility)
         ax0.plot(*moved[j], "o", color="red", ms=9, mfc="none", mew=2)
         ax0.set(xlim=(0, 200), ylim=(400, 0), aspect="equal", title=f"{joint} moved by ({dx:+.0f}, {dy:+.0f}) px")
-        bars = ax1.bar(range(K), similarity, color=["tab:red" if i == j else "tab:blue" for i in range(K)])
-        for i in np.flatnonzero(visibility == 0):
-            bars[i].set_hatch("//")
-            bars[i].set_alpha(0.3)
-        ax1.set_xticks(range(K), KEYPOINT_NAMES, rotation=70, fontsize=8)
+        similarity_bars(ax1, similarity, j)
         ax1.set(ylim=(0, 1.05), ylabel="similarity", title=f"OKS = {oks_value:.4f}")
-        fig.tight_layout()
         plt.show()
     return oks_value, similarity[j]
 
 for joint in ("left_eye", "left_hip"):
     oks_value, s_j = explore(joint, dx=10.0, dy=0.0, show=False)
     print(f"{joint:9} moved 10 px: its similarity {s_j:.4f}, OKS {oks_value:.4f}")
-_ = explore("left_wrist", dx=8.0, dy=-6.0)
+_ = explore("left_wrist", dx=8.0, dy=-6.0)  # the widget's starting point, drawn once
+""")
+
+md(r"""
+An eye dragged 40 px away scores 0.00: its outline stays, empty, with the value printed — unlike
+the unlabelled joints:
+""")
+
+code(r"""
+oks_value, s_eye = explore("left_eye", dx=40.0, dy=0.0)
+print(f"left_eye moved 40 px: similarity {s_eye:.2e}, OKS {oks_value:.4f}")
 """)
 
 code(r"""
 # NBVAL_IGNORE_OUTPUT
+def explorer(joint, dx, dy):
+    explore(joint, dx, dy)  # draw only: the returned numbers would be printed under the figure
+
+
 widgets.interact(
-    explore,
-    joint=widgets.Dropdown(options=KEYPOINT_NAMES, value="left_eye"),
-    dx=widgets.FloatSlider(value=5.0, min=-40, max=40, step=1),
-    dy=widgets.FloatSlider(value=0.0, min=-40, max=40, step=1),
-    show=widgets.fixed(True),
+    explorer,
+    joint=widgets.Dropdown(options=KEYPOINT_NAMES, value="left_wrist"),
+    dx=widgets.FloatSlider(value=8.0, min=-40, max=40, step=1),
+    dy=widgets.FloatSlider(value=-6.0, min=-40, max=40, step=1),
 );
 """)
 
@@ -302,7 +327,7 @@ img_ids = sorted(coco.getImgIds())
 anns = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=img_ids)) if a["num_keypoints"] > 0 and not a["iscrowd"]]
 print(f"{len(img_ids)} images, {len(coco.getAnnIds())} annotations, {len(anns)} labelled persons")
 
-ids, kpts, conf, box_scores, box_areas = [], [], [], [], []
+ids, kpts, conf, box_scores, boxes = [], [], [], [], []
 for a in anns:
     if rng.random() < 0.05:
         continue  # a missed person
@@ -316,8 +341,8 @@ for a in anns:
         kpts.append(xy + rng.normal(size=(K, 2)) * 2.0 * copy_index)
         conf.append(c * (0.9 if copy_index else 1.0))
         box_scores.append(1.0)
-        box_areas.append(a["bbox"][2] * a["bbox"][3])
-ids, kpts, conf, box_scores, box_areas = map(np.array, (ids, kpts, conf, box_scores, box_areas))
+        boxes.append(a["bbox"])
+ids, kpts, conf, box_scores, boxes = map(np.array, (ids, kpts, conf, box_scores, boxes))
 scores = rescore(box_scores, conf, threshold=0.2)
 results = make_results(ids, kpts, conf, scores)
 validate_results(results, coco)  # raises a clear ValueError naming the entry if anything is off
@@ -446,14 +471,22 @@ plt.show()
 md(r"""
 Stricter thresholds cut the curve short: a prediction with 10 % error on a person is a true positive
 at OKS 0.5 and a false positive at 0.9. Finally, what do duplicates cost, and what does OKS-NMS win
-back? (OKS-NMS runs per image; like the reference we use the box area as the scale.)
+back? OKS-NMS runs per image. Like the reference (and `evaluate.predictions_to_results`, which
+passes the dataset's crop areas), the s² of each pose is the area of its **crop**,
+(200·s_x)·(200·s_y) — the box grown to the input's 3:4 aspect ratio, then ×1.25 in width and height
+(`geometry.box_to_center_scale`) — not the box area; between two poses the OKS uses the mean of
+their two areas.
 """)
 
 code(r"""
+_, crop_scale = box_to_center_scale(boxes, aspect_ratio=192 / 256)  # (N, 2) in units of 200 px
+crop_areas = np.prod(crop_scale * PIXEL_STD, axis=1)
+print(f"crop area / box area: median {np.median(crop_areas / (boxes[:, 2] * boxes[:, 3])):.2f}"
+      f" (≥ 1.25² = {1.25**2:.4f}: the padding, times the growth to 3:4)")
 keep_all = []
 for img in np.unique(ids):
     rows = np.flatnonzero(ids == img)
-    keep_all += rows[oks_nms(kpts[rows], scores[rows], box_areas[rows], threshold=0.9)].tolist()
+    keep_all += rows[oks_nms(kpts[rows], scores[rows], crop_areas[rows], threshold=0.9)].tolist()
 keep_all = sorted(keep_all)
 without_nms = evaluate_keypoints(coco, results)
 with_nms = evaluate_keypoints(coco, [results[i] for i in keep_all])

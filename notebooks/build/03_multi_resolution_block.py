@@ -29,7 +29,7 @@ how large each branch is, what it costs, and how far each branch "sees".
 - a measured table of shapes, parameters and multiply-adds per branch (a surprise: every branch
   costs the same compute, but the parameters grow 4× per branch);
 - the receptive field of each branch, computed analytically and measured with gradients;
-- a drawing of the block.
+- a drawing of the block, and of where it sits in the whole network.
 
 Notation: N batch, C width, H×W size, r branch with **r = 0 the highest resolution** (the paper
 counts from 1: its branch r is our r − 1). Input crops are 256×192 (H×W) as in the paper.
@@ -47,7 +47,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from hrnet_edu.blocks import BasicBlock, Bottleneck, MultiResolutionBlock
 from hrnet_edu.flops import count_parameters
 from hrnet_edu.model import W32
-from hrnet_edu.notebook_utils import show_source
+from hrnet_edu.notebook_utils import columns, show_source
+from hrnet_edu.viz import draw_hrnet
 
 torch.manual_seed(0)
 rng = np.random.default_rng(0)
@@ -226,8 +227,10 @@ def draw_multi_resolution_block(widths, num_blocks=4, input_size=(INPUT_H, INPUT
         hh, ww = input_size[0] // 2 ** (r + 2), input_size[1] // 2 ** (r + 2)
         for b in range(num_blocks):
             ax.add_patch(Rectangle((1.2 + b * 1.6, y - h / 2), 1.1, h, color=colors[r], alpha=0.85))
-            if h > 0.5:  # a basic block = two 3×3 convolutions
-                ax.text(1.75 + b * 1.6, y, "3×3\n3×3", ha="center", va="center", fontsize=7, color="white")
+            # a basic block = two 3×3 convolutions; on one line where the box is too flat for two
+            label, size = ("3×3\n3×3", 8) if h > 0.5 else ("3×3 · 3×3", 7)
+            ink = "white" if colors[r][:3] @ np.array([0.2126, 0.7152, 0.0722]) < 0.45 else "black"  # legible on light boxes
+            ax.text(1.75 + b * 1.6, y, label, ha="center", va="center", fontsize=size, color=ink)
             if b:
                 ax.add_patch(FancyArrowPatch((b * 1.6 + 0.7, y), (1.2 + b * 1.6, y), arrowstyle="->", mutation_scale=10))
         ax.add_patch(FancyArrowPatch((0.4, y), (1.2, y), arrowstyle="->", mutation_scale=10))
@@ -246,6 +249,17 @@ fig = draw_multi_resolution_block(widths)
 """)
 
 nb.md(r"""
+In the whole network (the paper's Fig. 1, drawn from the config by `hrnet_edu.viz.draw_hrnet`) the
+block above is one column of four boxes ("4×BB") in stage 4; every stage s ≥ 2 repeats such
+blocks, each followed by an exchange unit (the crossing lines, notebook 04), and a transition (the
+black arrow) opens the next, coarser branch. Row labels give the width C·2^r and the resolution:
+""")
+
+nb.code(r"""
+draw_hrnet(W32)
+""")
+
+nb.md(r"""
 ## 5 · The same block inside HRNet
 
 In the network, `stage{s}.{m}.branches` *is* a `MultiResolutionBlock`; its branch r is
@@ -254,7 +268,8 @@ implementation's names, so its checkpoints load directly (notebook 05).
 """)
 
 nb.code(r"""
-print("keys of branch 1, unit 0:", [k for k in mrb.state_dict() if k.startswith("1.0.")])
+print("keys of branch 1, unit 0:")
+print(columns([k for k in mrb.state_dict() if k.startswith("1.0.")], width=100))
 print("parameters of the whole stage-4 block:", f"{count_parameters(mrb):,d}")
 assert count_parameters(mrb) == sum(4 * (2 * 9 * c * c + 2 * 2 * c) for c in widths)  # convs + BN γ, β
 """)

@@ -59,9 +59,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from hrnet_edu.features import contribution_shares
 from hrnet_edu.flops import count_parameters
 from hrnet_edu.fusion import ExchangeUnit, downsample_transform, upsample_transform
-from hrnet_edu.model import W32, W8, build_model
-from hrnet_edu.notebook_utils import show_source
-from hrnet_edu.viz import contribution_figure
+from hrnet_edu.model import W32, W8, HRNet, build_model
+from hrnet_edu.notebook_utils import columns, show_source
+from hrnet_edu.viz import contribution_figure, draw_hrnet
 
 torch.manual_seed(0)
 rng = np.random.default_rng(0)
@@ -237,23 +237,32 @@ nb.md(r"""
 ### Interactive: pick an output branch
 
 Choose the output i; the row shows every input's contribution a(X_j, i), their sum, and the
-fused output after the ReLU.
+fused output after the ReLU, all on one colour scale (symmetric about 0, so blue is negative and
+red positive everywhere). Drawn once here for output 0, then as a widget.
+""")
+
+nb.code(r"""
+def show_output(i=0):
+    row = parts[i]
+    panels = [(f"a(X_{j}, {i})", p) for j, p in enumerate(row)] + [("Σ_j a(X_j, i)", sum(row)),
+                                                                   (f"Y_{i} = ReLU(Σ)", ys[i])]
+    maps = [p[0].mean(dim=0) for _, p in panels]  # the channel mean keeps the sign
+    lim = max(float(m.abs().max()) for m in maps)
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels) + 0.8, 2.9), layout="constrained")
+    for ax, (title, _), m in zip(axes, panels, maps):
+        im = ax.imshow(m, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+        ax.set_title(title, fontsize=10); ax.axis("off")
+    fig.colorbar(im, ax=axes, shrink=0.85, label="mean over channels")
+    h, w = ys[i].shape[-2:]
+    fig.suptitle(f"output branch {i} at {h}×{w}", fontsize=11)
+    plt.show()
+
+
+show_output(0)
 """)
 
 nb.code(r"""
 # NBVAL_IGNORE_OUTPUT
-def show_output(i=0):
-    row = parts[i]
-    total = sum(row)
-    panels = [(f"a(X_{j}, {i})", p) for j, p in enumerate(row)] + [("Σ_j a(X_j, i)", total), (f"Y_{i} = ReLU(Σ)", ys[i])]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.3 * len(panels), 2.6))
-    for ax, (title, p) in zip(axes, panels):
-        ax.imshow(p[0].mean(dim=0), cmap="RdBu_r", interpolation="nearest")  # channel mean keeps the sign
-        ax.set_title(title, fontsize=9); ax.axis("off")
-    fig.suptitle(f"output branch {i} ({tuple(ys[i].shape[-2:])}): mean over channels", fontsize=10)
-    plt.show()
-
-
 widgets.interact(show_output, i=widgets.Dropdown(options=[0, 1, 2], value=0, description="output i"));
 """)
 
@@ -285,10 +294,40 @@ print(f"whole unit: {count_parameters(full):,d} parameters, {macs.sum():.1f} M m
 """)
 
 nb.md(r"""
+The same numbers by hand: a 1×1 conv costs C_j·C_i per pixel of the small input map; step k of a
+chain (k = 0, 1, …) writes 1/4^(k+1) of input j's pixels with 9·C_in·C_out multiply-adds each,
+where C_in = C_j throughout and C_out = C_j except in the last step (C_i).
+""")
+
+nb.code(r"""
+def analytic_macs(i, j, area0=64 * 48):
+    area = area0 / 4**j  # pixels of input j
+    if j == i:
+        return 0.0
+    if j > i:
+        return w[j] * w[i] * area
+    steps = i - j
+    return sum(9 * w[j] * (w[i] if k == steps - 1 else w[j]) * area / 4 ** (k + 1) for k in range(steps))
+
+
+steps_macs = {(i, j): [9 * w[j] * (w[i] if k == i - j - 1 else w[j]) * 64 * 48 / 4**j / 4 ** (k + 1) / 1e6
+                       for k in range(i - j)] for i in range(4) for j in range(i)}
+assert np.allclose([[analytic_macs(i, j) / 1e6 for j in range(4)] for i in range(4)], macs)
+print("measured == analytic for all 16 terms")
+for (i, j), per_step in steps_macs.items():
+    print(f"a(X_{j}, {i}): steps " + " + ".join(f"{m:.2f}" for m in per_step) + f" = {sum(per_step):.2f} M")
+""")
+
+nb.md(r"""
 The identity terms (diagonal) are free; going up is cheap because the 1×1 conv runs on the small
-map; going down costs the most compute (12–14 M multiply-adds per term, whatever the distance:
-each strided conv halves the size but the widths double), and the chains into the coarsest branch
-(bottom row) carry most of the parameters because their last convolution is a 3×3 into a wide branch.
+map; going down costs the most compute, 12.4–14.2 M multiply-adds per term whatever the distance.
+The reason is the **first** strided conv of a chain: it keeps the input width C_j and writes a
+quarter of input j's pixels, 9·C_j²·H_jW_j/4 = 7.08 M for *every* j, since C_j doubles from branch
+to branch while H_jW_j is quartered. A one-step chain (which widens to C_i = 2C_j at once) costs
+twice that, 14.16 M. In a longer chain the intermediate convs keep the width C_j on maps 4× smaller
+at each step, so they add little (1.77 M), and only the last one widens to C_i (7.08 M for two
+steps, 3.54 M for three). The chains into the coarsest branch (bottom row) carry most of the
+parameters because their last convolution is a 3×3 into a wide branch (9·C_j·C_i weights).
 
 ## 5 · In the network
 
@@ -303,8 +342,24 @@ nb.code(r"""
 model = build_model(W8)
 unit_in_net = model.stage3[0].fuse_layers
 print(type(unit_in_net).__name__, "with", len(unit_in_net), "outputs ×", len(unit_in_net[0]), "inputs")
-print([k for k in model.state_dict() if k.startswith("stage3.0.fuse_layers.2.0.")])
+print("keys of a(X_0, 2), the two-step chain 0 → 2:")
+print(columns([k for k in model.state_dict() if k.startswith("stage3.0.fuse_layers.2.0.")], width=100))
 print("last module of stage 4 keeps outputs:", len(model.stage4[-1].fuse_layers))
+""")
+
+nb.md(r"""
+In the drawing of the whole network (the paper's Fig. 1, `hrnet_edu.viz.draw_hrnet`), every
+bundle of crossing lines is one exchange unit: HRNet-W32 has one per HR module, 1 + 4 + 3 = 8,
+and the last one keeps output 0 only (the branch the head reads).
+""")
+
+nb.code(r"""
+with torch.device("meta"):  # shapes only: no memory, no initialisation time
+    w32 = HRNet(W32)
+units = [m for m in w32.modules() if isinstance(m, ExchangeUnit)]
+print(f"exchange units in HRNet-W32: {len(units)} = {' + '.join(map(str, W32.num_modules))};"
+      f" outputs of the last one: {len(units[-1])}")
+draw_hrnet(W32)
 """)
 
 nb.md(r"""

@@ -58,8 +58,9 @@ from torch import nn
 from hrnet_edu.baseline import RESNET50, SMALL, SimpleBaseline
 from hrnet_edu.features import capture
 from hrnet_edu.flops import count_macs, count_parameters, macs_by_module, paper_gflops
-from hrnet_edu.model import W8, W32, W48, HRNet, build_model, load_reference_weights
-from hrnet_edu.notebook_utils import show_source
+from hrnet_edu.model import W8, W16_1UNIT, W32, W48, HRNet, build_model, load_reference_weights
+from hrnet_edu.notebook_utils import columns, show_source
+from hrnet_edu.viz import draw_hrnet
 
 torch.manual_seed(0)
 INPUT = (256, 192)
@@ -68,6 +69,25 @@ INPUT = (256, 192)
 nb.md(r"""
 ## 1 · Growing the network
 
+First the picture. `hrnet_edu.viz.draw_hrnet` draws any `HRNetConfig` as in the paper's Fig. 1,
+reading stages, modules, blocks and widths from the config: rows are the branches (width C·2^r
+at 1/2^(r+2) of the input), boxes the residual units of one HR module, crossing lines its
+exchange unit, black arrows the transitions. Above, the paper's HRNet-W32 (1, 4, 3 modules in
+stages 2–4, 4 basic blocks per branch); below, on the same horizontal scale, the CPU preset
+`W16_1UNIT` of the CPU training recipe (1, 1, 1 modules, 1 basic block per branch; the recipe feeds
+it 128×96 crops, hence the smaller branch sizes): the same four streams, one module per stage.
+""")
+
+nb.code(r"""
+fig, (ax_w32, ax_cpu) = plt.subplots(2, 1, figsize=(13, 7.4), layout="constrained")
+draw_hrnet(W32, ax=ax_w32, title="HRNet-W32 (the paper): 1-4-3 modules, 4 basic blocks per branch")
+draw_hrnet(W16_1UNIT, ax=ax_cpu, input_size=(128, 96),
+           title="W16_1UNIT (CPU preset, 128×96 input): 1-1-1 modules, 1 basic block per branch")
+ax_cpu.set_xlim(ax_w32.get_xlim())  # same scale: the CPU net is as wide (4 streams) but much shallower
+plt.show()
+""")
+
+nb.md(r"""
 `HRNetConfig.num_stages` builds only the first s stages; the head then reads branch 0 of the last
 built stage. Every version maps a 256×192 crop to 64×48 heatmaps — what changes is how many
 resolutions the network has worked at before it answers.
@@ -254,7 +274,9 @@ strictly. Without the real file at hand, we round-trip a state dict saved in the
 
 nb.code(r"""
 keys = list(w32.state_dict())  # the key names of HRNet-W32 (shapes only: w32 lives on "meta")
-print(len(keys), "entries, e.g.", keys[:3], "…", [k for k in keys if "fuse_layers" in k][:2], "…", keys[-2:])
+fuse = [k for k in keys if "fuse_layers" in k]
+print(f"{len(keys)} entries, among them (first 3, first 3 of an exchange unit, last 3):")
+print(columns(keys[:3] + fuse[:3] + keys[-3:], width=100))
 
 # The round trip on the small W8 (a 114 MB W32 file would take a while to write on a busy machine).
 source = build_model(W8)
@@ -289,7 +311,6 @@ Pick a width C and a number of stages to see the size and cost of the resulting 
 """)
 
 nb.code(r"""
-# NBVAL_IGNORE_OUTPUT
 def describe(width=8, stages=4):
     cfg = dataclasses.replace(W32, width=width, num_stages=stages)
     model = HRNet(cfg).to("meta")
@@ -298,6 +319,11 @@ def describe(width=8, stages=4):
           f"{m / 1e9:.2f} G multiply-adds = {paper_gflops(m):.2f} paper GFLOPs at 256×192")
 
 
+describe(8, 4)  # the widget's default, printed once so it is readable without a kernel
+""")
+
+nb.code(r"""
+# NBVAL_IGNORE_OUTPUT
 widgets.interact(describe, width=widgets.Dropdown(options=[8, 16, 32, 48, 64], value=8),
                  stages=widgets.IntSlider(min=1, max=4, value=4));
 """)
