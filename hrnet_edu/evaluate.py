@@ -405,9 +405,15 @@ def _run_cli(args, get_config, apply_overrides):
         raise InputError(f"nothing to evaluate: no instances in {ann} ({args.boxes} boxes; skipped: "
                          f"{_skip_note(dataset.num_skipped)})")
     model, device = runtime_model(model, cfg, args.runtime, args.onnx, device)
+    # images left out by --skip-bad-images are left out of the evaluation too (their persons
+    # would count as missed); the settings line says how many
+    img_ids = None
+    if dataset.unreadable_image_ids:
+        img_ids = sorted(set(dataset.image_ids) - set(dataset.unreadable_image_ids))
     stats, _ = evaluate(model, dataset, flip=args.flip, decode=args.decode, nms_threshold=args.nms_threshold,
                         results_path=args.out, batch_size=args.batch_size, device=device,
-                        progress=not args.no_progress and sys.stderr.isatty(), num_workers=args.workers)
+                        progress=not args.no_progress and sys.stderr.isatty(), num_workers=args.workers,
+                        img_ids=img_ids)
     settings = (f"{cfg.name}: {len(dataset)} instances ({args.boxes} boxes) of {ann}, skipped: "
                 f"{_skip_note(dataset.num_skipped)}; flip={args.flip}, "
                 f"decode={args.decode}, input {cfg.input_size[0]}x{cfg.input_size[1]}, device {device}, "

@@ -195,16 +195,19 @@ def load_checkpoint_file(path) -> object:
         raise InputError(f"not a checkpoint: {path} (a folder)")
     if os.path.getsize(path) == 0:
         raise InputError(f"not a checkpoint: {path} (empty file)")
+    with open(path, "rb") as f:
+        zipped = f.read(4) == b"PK\x03\x04"  # torch.save's format is a zip archive
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (MemoryError, KeyboardInterrupt):
         raise
     except Exception as err:  # torch raises anything from IndexError to RuntimeError here
         text = str(err)
-        if "Weights only load failed" in text:
-            reason = "it holds Python objects besides tensors and plain containers; refused, as loading " \
-                     "them could run code"
-        elif "zip archive" in text or "central directory" in text:
+        if "Unsupported global" in text:
+            name = text.split("Unsupported global: GLOBAL ", 1)[1].split()[0] if "GLOBAL " in text else "?"
+            reason = f"it holds Python objects ({name}) besides tensors and plain containers; refused, as " \
+                     "loading them could run code"
+        elif zipped or "zip archive" in text or "central directory" in text:
             reason = "truncated or corrupted: not a complete PyTorch zip archive"
         else:
             reason = f"not a PyTorch checkpoint file: {type(err).__name__}"

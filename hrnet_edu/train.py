@@ -576,7 +576,7 @@ def cli_main(argv: list[str]) -> int:
                         help="leave out missing / unreadable images (counted) instead of stopping")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", help="key=value, e.g. epochs=3 model.width=8 lr_steps=2,3")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # options after overrides too (--overwrite, --resume)
     try:
         base = get_config(args.config)
     except ValueError as e:

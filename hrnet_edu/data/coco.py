@@ -152,6 +152,7 @@ class CocoKeypoints(torch.utils.data.Dataset):
         self.coco, _ = read_ground_truth(self.ann_file)
         self.image_ids = sorted(self.coco.getImgIds())
         self.num_skipped: dict[str, int] = {}
+        self.unreadable_image_ids: list[int] = []  # left out by check_images(skip_unreadable=True)
         rows = self._gt_rows() if boxes == "gt" else self._detection_rows(str(boxes), box_score_threshold)
         self._image_id = np.array([r[0] for r in rows], dtype=np.int64)
         self._ann_id = np.array([r[1] for r in rows], dtype=np.int64)
@@ -259,6 +260,7 @@ class CocoKeypoints(torch.utils.data.Dataset):
             warnings.warn(f"left out {int(drop.sum())} samples of {len(bad)} unreadable images of "
                           f"{self.ann_file}, e.g. {first_bad}", stacklevel=2)
         self.image_report = report
+        self.unreadable_image_ids = sorted(bad) if skip_unreadable else []
         return report
 
     # ---- samples ------------------------------------------------------------------------

@@ -8,13 +8,15 @@ annotation id — for anything malformed:
 
 * the file: a JSON object with lists ``images`` and ``annotations`` (and ``categories``);
 * images: an integer ``id`` (unique), a ``file_name``, a positive ``width`` and ``height``;
-* annotations: an integer ``id`` (unique) and an ``image_id`` that is one of the images;
+* annotations: an integer ``id`` (unique), an ``image_id`` that is one of the images, an integer
+  ``category_id``;
 * person annotations (category 1), crowd regions included (COCOeval reads their keypoints too):
   ``keypoints`` = 3·17 finite numbers, visibility in {0, 1, 2}, every labelled joint (v > 0)
   inside its image up to ``LABEL_MARGIN``; ``bbox`` = 4 finite numbers; ``area`` ≥ 0 and
   ``iscrowd`` 0/1 where present; ``num_keypoints``, where present, = the number of v > 0.
-* for evaluation also ``area`` and ``num_keypoints`` (COCOeval's area ranges and its "ignore
-  persons without keypoints" rule read them), and at least one person to evaluate.
+* for evaluation also ``iscrowd``, ``area`` and ``num_keypoints`` (COCOeval's area ranges and its "ignore
+  persons without keypoints" rule read them), the person category in ``categories``, and at
+  least one person to evaluate.
 
 What the reference skips instead of failing on (crowd regions, persons without a labelled
 joint, degenerate boxes, other categories) is not an error here: the callers skip and count it.
@@ -86,8 +88,14 @@ def check_ground_truth(data, path: str, for_eval: bool = False) -> dict[str, int
     for key in ("images", "annotations"):
         if not isinstance(data.get(key), list):
             raise InputError(f"{path}: '{key}' must be a list, got {type(data.get(key)).__name__}")
-    if not isinstance(data.get("categories", []), list):
-        raise InputError(f"{path}: 'categories' must be a list")
+    categories = data.get("categories", [])
+    if not isinstance(categories, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("id"), int) and not isinstance(c["id"], bool)
+            for c in categories):
+        raise InputError(f"{path}: 'categories' must be a list of objects with an integer 'id'")
+    if for_eval and PERSON_CATEGORY not in {c["id"] for c in categories}:
+        # COCOeval evaluates the categories listed here: without the person, nothing is evaluated
+        raise InputError(f"{path}: 'categories' has no person category (id {PERSON_CATEGORY})")
     sizes = {}
     for n, image in enumerate(data["images"]):
         _check_image(image, n, path)
@@ -110,9 +118,14 @@ def check_ground_truth(data, path: str, for_eval: bool = False) -> dict[str, int
         image_id = ann.get("image_id")
         if isinstance(image_id, bool) or image_id not in sizes:
             raise InputError(f"{where}: image_id {image_id!r} is not in 'images'")
-        if ann.get("category_id") != PERSON_CATEGORY:
+        category = ann.get("category_id")
+        if not isinstance(category, int) or isinstance(category, bool):  # pycocotools indexes by it
+            raise InputError(f"{where}: needs an integer category_id, got {category!r}")
+        if category != PERSON_CATEGORY:
             counts["not_person"] += 1
             continue
+        if for_eval and "iscrowd" not in ann:
+            raise InputError(f"{where}: no 'iscrowd' (COCOeval needs it)")
         crowd = ann.get("iscrowd", 0)
         if crowd not in (0, 1) or isinstance(crowd, float):
             raise InputError(f"{where}: iscrowd must be 0 or 1, got {crowd!r}")
