@@ -120,11 +120,10 @@ class RunLock:
 
 
 def check_run_folder(out_dir: str, resume: bool, overwrite: bool) -> None:
-    """InputError unless ``out_dir`` can take this run; reads only, writes nothing."""
+    """InputError unless ``out_dir`` can take this run; reads only, writes nothing (``overwrite`` has
+    no effect with ``resume``)."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise InputError(f"--out {out_dir} exists and is not a folder")
-    if resume and overwrite:
-        raise InputError("--resume and --overwrite exclude each other: continue the run, or replace it")
     present = [name for name in RUN_FILES if os.path.exists(os.path.join(out_dir, name))]
     if resume and "last.pt" not in present:
         raise InputError(f"cannot resume: no last.pt in {out_dir} (start without --resume)")

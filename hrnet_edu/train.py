@@ -391,7 +391,7 @@ def _apply_changes(cfg: TrainConfig, optimizer, scheduler, steps_per_epoch: int)
 
 
 def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool | None = None,
-          overwrite: bool = False, apply_changes: bool = False, skip_bad_images: bool = False) -> dict:
+          overwrite: bool = True, apply_changes: bool = True, skip_bad_images: bool = False) -> dict:
     """Train ``cfg.model`` on ``cfg``'s data; write checkpoints and ``log.jsonl`` under ``out_dir``.
 
     Args:
@@ -400,10 +400,15 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
         resume: continue from ``out_dir/last.pt`` (model, optimizer, schedule, scaler, RNG, epoch).
         progress: show a tqdm bar; None → only when stderr is a terminal (and on rank 0).
         overwrite: start afresh in a folder that holds a run (its files are replaced only once
-            the new run has started: data read, model built).
+            the new run has started: data read, model built; its old best.pt goes too). False:
+            refuse such a folder (``hrnet-edu train`` without ``--overwrite``).
         apply_changes: with ``resume``, ``cfg`` may differ from the stored config: the changes
-            are applied (the lr and weight decay into the restored optimizer) and logged as a
-            "config_change" record. Without it such a resume is refused, listing the keys.
+            are applied (a new lr or weight decay also into the restored optimizer) and logged
+            as a "config_change" record. False: such a resume is refused, listing the keys
+            (``hrnet-edu train --resume`` without ``--apply-changes``).
+
+    The defaults suit a caller that passes the config it wants (a notebook extending a run
+    epoch by epoch, ``demo``); the command line passes False for both unless asked.
         skip_bad_images: leave out missing / unreadable images (counted) instead of stopping.
 
     Returns a summary dict (epochs done, final loss, best and last AP, wall time, img/s, peak
@@ -477,7 +482,7 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
         scaler.load_state_dict(state["scaler"])
         start_epoch, best_ap, history = state["epoch"], state["best_ap"], list(state["metrics"])
         set_rng_state(state["rng"])
-        if changes:
+        if "lr" in changes or "weight_decay" in changes:
             _apply_changes(cfg, optimizer, scheduler, steps_per_epoch)
         if best_ap >= 0 and not os.path.exists(best_path):
             # (a run of an earlier version killed while writing its first best.pt): the next
@@ -577,6 +582,8 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", help="key=value, e.g. epochs=3 model.width=8 lr_steps=2,3")
     args = parser.parse_intermixed_args(argv)  # options after overrides too (--overwrite, --resume)
+    if args.resume and args.overwrite:
+        parser.error("--resume and --overwrite exclude each other: continue the run, or replace it")
     try:
         base = get_config(args.config)
     except ValueError as e:

@@ -354,7 +354,7 @@ def test_a_folder_holding_a_run_is_refused_untouched_unless_overwrite(tmp_path, 
     assert set(before) == {"best.pt", "config.json", "last.pt", "log.jsonl"}  # no lock, no .tmp left
     holds = r"holds a run \(last\.pt, best\.pt, log\.jsonl, config\.json\).*--overwrite"
     with pytest.raises(InputError, match=holds):
-        train(tiny_config(tiny_root, epochs=1, lr=5e-3), str(out), progress=False)
+        train(tiny_config(tiny_root, epochs=1, lr=5e-3), str(out), overwrite=False, progress=False)
     assert snapshot(out) == before  # nothing truncated or rewritten
     # the command: a typo in data_root with --overwrite fails on the data before replacing anything
     argv = ["train", "--config", "synthpose_w16_128x96_cpu", "--out", str(out), "--no-progress",
@@ -468,6 +468,9 @@ def test_resume_refuses_changed_overrides_or_applies_and_logs_them(tmp_path, tin
     err = capsys.readouterr().err
     assert "differs from the run's" in err and "epochs: 1 -> 2" in err and "lr: 0.002 -> 1000000000.0" in err
     assert snapshot(out) == before
+    with pytest.raises(SystemExit) as exc:
+        main([*resume, "--overwrite"])
+    assert exc.value.code == 2 and "exclude each other" in capsys.readouterr().err
     # the stored config is the default on resume: no overrides, nothing to refuse (and nothing to do)
     assert main([*resume]) == 0
     capsys.readouterr()
@@ -604,3 +607,14 @@ def test_synth_into_an_impossible_folder_is_one_line(capsys):
     assert main(["synth", "--out", "/proc/x", "--train", "1", "--val", "0", "--workers", "1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot create the output folder '/proc/x'" in err
+
+
+def test_the_python_api_applies_and_logs_changes_as_a_notebook_extends_a_run(tmp_path, tiny_root):
+    """``train(cfg, out, resume=True)`` with more epochs (notebook 07's chunked run): applied, logged."""
+    cfg = tiny_config(tiny_root, val_every=0)
+    train(dataclasses.replace(cfg, epochs=1), str(tmp_path), progress=False)
+    summary = train(cfg, str(tmp_path), resume=True, progress=False)
+    assert summary["epochs"] == 2 and summary["config_changes"] == {"epochs": [1, 2]}
+    with pytest.raises(InputError, match=r"differs from the run's .*epochs: 2 -> 3"):
+        train(dataclasses.replace(cfg, epochs=3), str(tmp_path), resume=True, apply_changes=False,
+              progress=False)
