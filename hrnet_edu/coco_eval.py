@@ -93,16 +93,38 @@ def make_results(image_ids, keypoints, confidences, scores, category_id: int = 1
 
 
 def load_coco(coco_gt):
-    """A pycocotools ``COCO`` object from itself or from an annotation file path (quietly)."""
+    """A pycocotools ``COCO`` object from itself or from an annotation file path (quietly).
+
+    A file is checked as it is read (``data.ground_truth.read_ground_truth`` for evaluation): NaN or
+    non-numeric keypoints, visibility outside {0, 1, 2}, labelled joints far outside the image,
+    unknown image ids, images without a size, missing ``area`` / ``num_keypoints`` or no person to
+    evaluate raise InputError naming the file and the annotation id — never a metric on bad data.
+    The counts of ignored persons are in ``coco.hrnet_edu_checked["counts"]``.
+    """
     from pycocotools.coco import COCO
+
+    from hrnet_edu.data.ground_truth import read_ground_truth
 
     if isinstance(coco_gt, COCO):
         return coco_gt
     path = os.fspath(coco_gt)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"ground-truth annotation file not found: {path}")
-    with contextlib.redirect_stdout(io.StringIO()):  # COCO() prints "loading annotations…"
-        return COCO(path)
+    return read_ground_truth(path, for_eval=True)[0]
+
+
+def _check_something_to_evaluate(coco_gt, img_ids) -> None:
+    """COCOeval gives ten zeros (or −1s) when no person counts: refuse instead of reporting them."""
+    wanted = None if img_ids is None else set(img_ids)
+    for ann in coco_gt.dataset.get("annotations", []):
+        if (ann.get("category_id") == 1 and not ann.get("iscrowd", 0) and ann.get("num_keypoints", 0) > 0
+                and (wanted is None or ann.get("image_id") in wanted)):
+            return
+    source = getattr(coco_gt, "hrnet_edu_checked", {}).get("path", "the ground truth")
+    scope = "" if img_ids is None else f" among the {len(wanted)} images asked for"
+    from hrnet_edu.errors import InputError
+
+    raise InputError(f"{source}: no person with a labelled keypoint to evaluate{scope}")
 
 
 _load_coco = load_coco  # the earlier private name, kept for callers that used it
@@ -460,9 +482,11 @@ def evaluate_keypoints(coco_gt, results, img_ids=None, verbose: bool = False,
     from pycocotools.cocoeval import COCOeval
 
     coco_gt = load_coco(coco_gt)
-    results = load_results(results, coco_gt)
     if img_ids is not None:
         img_ids = [int(i) for i in img_ids]
+    _check_something_to_evaluate(coco_gt, img_ids)
+    results = load_results(results, coco_gt)
+    if img_ids is not None:
         results = [r for r in results if r["image_id"] in set(img_ids)]
     if not results:
         note = "no results to evaluate: every number is 0"

@@ -24,7 +24,9 @@ repository root, so a notebook running inside ``notebooks/`` finds ``data_sample
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -106,6 +108,28 @@ class TrainConfig:
             raise ValueError(f"warmup_epochs must be in [0, epochs], got {self.warmup_epochs}")
         if list(self.lr_steps) != sorted(self.lr_steps):
             raise ValueError(f"lr_steps must be increasing, got {self.lr_steps}")
+        # values that otherwise fail deep inside a run (a ZeroDivisionError at the first step for
+        # log_every=0, torch's device-string error) or train silently on nonsense (lr <= 0)
+        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if not (math.isfinite(self.lr_factor) and self.lr_factor > 0):
+            raise ValueError(f"lr_factor must be a positive number, got {self.lr_factor!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not (math.isfinite(self.sigma) and self.sigma > 0):
+            raise ValueError(f"sigma must be a positive number of heatmap pixels, got {self.sigma!r}")
+        if self.log_every < 1:
+            raise ValueError(f"log_every must be >= 1 (steps between log records), got {self.log_every}")
+        if self.workers < 0 or self.val_batch_size < 1:
+            raise ValueError(f"workers must be >= 0 and val_batch_size >= 1, got {self.workers}, "
+                             f"{self.val_batch_size}")
+        for key in ("max_train_images", "max_val_images"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1 or none, got {getattr(self, key)}")
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(self.device)):
+            raise ValueError(f"device must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
+        if self.val_decode not in ("argmax", "shift", "dark"):
+            raise ValueError(f"val_decode must be 'argmax', 'shift' or 'dark', got {self.val_decode!r}")
 
     @property
     def heatmap_size(self) -> tuple[int, int]:

@@ -26,6 +26,8 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from hrnet_edu import coco_eval
+from hrnet_edu.cli import command
+from hrnet_edu.errors import InputError
 from hrnet_edu.heatmaps import decode_heatmaps, flip_test_average, heatmap_to_image
 from hrnet_edu.oks import oks_nms
 
@@ -258,11 +260,12 @@ def load_checkpoint(path, config=None, device="cpu"):
     """
     from hrnet_edu.configs import config_from_dict, get_config
     from hrnet_edu.model import build_model, load_reference_weights
+    from hrnet_edu.runfolder import load_checkpoint_file
 
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_checkpoint_file(path)  # "not a checkpoint: PATH (reason)" for anything unreadable
+    if not isinstance(state, dict):
+        raise InputError(f"not a checkpoint: {path} (holds a {type(state).__name__}, not a state dict)")
     ours = isinstance(state, dict) and isinstance(state.get("config"), dict) and "model" in state
     if config is None:
         if not ours:
@@ -275,18 +278,31 @@ def load_checkpoint(path, config=None, device="cpu"):
     try:
         load_reference_weights(model, state)
     except ValueError as err:
-        raise ValueError(f"checkpoint {path} is not an HRNet of config {cfg.name!r} "
-                         f"(model {cfg.model}):\n{err}") from None
+        # first line: the verdict with the counts ("missing: none, unexpected: none, mis-shaped
+        # (236)"); then load_reference_weights' listing of the keys
+        counts = [line.strip().rstrip(":") for line in str(err).splitlines()
+                  if line.startswith("  ") and not line.startswith("    ")]
+        raise InputError(f"checkpoint {path} is not an HRNet of config {cfg.name!r} (model {cfg.model}): "
+                         f"{', '.join(counts)}\n{err}") from None
     return model.eval().to(device), cfg
 
 
 # ----------------------------------------------------------------------------- command line
 def resolve_device(name: str) -> torch.device:
+    """"auto" (cuda when available), "cpu", "cuda", "cuda:N", ...; InputError for anything else or for
+    CUDA where there is none (torch would fail later, at the first tensor moved there)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"unknown device {name!r} (auto, cpu, cuda, cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {name} but CUDA is not available here (use cpu or auto)")
+    return device
 
 
+@command("hrnet-edu evaluate")
 def cli_main(argv: list[str]) -> int:
     """``hrnet-edu evaluate``: the ten COCO keypoint numbers of a checkpoint (or of a results file)."""
     from hrnet_edu.configs import PRESETS, apply_overrides, get_config
@@ -303,6 +319,12 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True, help="flip test")
     parser.add_argument("--decode", choices=("argmax", "shift", "dark"), default="shift")
     parser.add_argument("--boxes", default="gt", help="'gt' or a COCO person-detection results JSON")
+    parser.add_argument("--ann", help="ground-truth COCO keypoint file to evaluate on (e.g. COCO's "
+                        "person_keypoints_val2017.json); default: the config's val_ann")
+    parser.add_argument("--images", help="folder of --ann's images (e.g. COCO's val2017/); default: the "
+                        "config's val_images")
+    parser.add_argument("--skip-bad-images", action="store_true",
+                        help="leave out missing / unreadable images (counted) instead of stopping")
     parser.add_argument("--out", help="write the COCO results JSON here")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
@@ -315,11 +337,9 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("overrides", nargs="*", help="config key=value, e.g. data_root=/data/coco")
     args = parser.parse_args(argv)
-    try:
-        stats, settings = _run_cli(args, get_config, apply_overrides)
-    except (ValueError, FileNotFoundError, ImportError) as err:
-        print(f"hrnet-edu evaluate: error: {err}", file=sys.stderr)
-        return 2
+    if args.batch_size < 1 or args.workers < 0:
+        parser.error("--batch-size must be >= 1 and --workers >= 0")
+    stats, settings = _run_cli(args, get_config, apply_overrides)
     print(settings)
     print(stats)
     return 0
@@ -339,28 +359,63 @@ def runtime_model(model, cfg, runtime: str, onnx_path=None, device="cpu"):
     return onnx_runner_for(model, cfg, onnx_path), torch.device("cpu")
 
 
+def _check_output_file(path, what: str = "--out") -> None:
+    """Refuse an output path that cannot be a file before the work, not after it."""
+    if path is None:
+        return
+    if os.path.isdir(path) or path.endswith(("/", os.sep)):
+        raise InputError(f"{what} {path} is a folder; give a file name")
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(parent) and not os.path.isdir(parent):
+        raise InputError(f"{what} {path}: {parent} is not a folder")
+
+
+def _skip_note(counts: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+
+
 def _run_cli(args, get_config, apply_overrides):
     from hrnet_edu.data.coco import CocoKeypoints
 
+    _check_output_file(args.out)
     cfg = apply_overrides(get_config(args.config), args.overrides) if args.config else None
     if args.results:
         cfg = cfg or apply_overrides(get_config("synthpose_w16_128x96_cpu"), args.overrides)
-        stats = coco_eval.evaluate_keypoints(cfg.val_path(cfg.val_ann), args.results)
-        return stats, f"results {args.results} on {cfg.val_path(cfg.val_ann)}"
+        ann = args.ann or cfg.val_path(cfg.val_ann)
+        coco_gt = coco_eval.load_coco(ann)
+        stats = coco_eval.evaluate_keypoints(coco_gt, args.results)
+        ignored = _skip_note(coco_gt.hrnet_edu_checked["counts"])
+        return stats, f"results {args.results} on {ann} (ground truth not evaluated: {ignored})"
+    if (args.ann is None) != (args.images is None):
+        raise InputError("--ann and --images go together: the annotation file and its image folder")
     # ONNX Runtime runs on the CPU: "auto" means the CPU there
     device = resolve_device("cpu" if args.runtime == "onnx" and args.device == "auto" else args.device)
     model, cfg = load_checkpoint(args.checkpoint, cfg, device=device)
     if not args.config and args.overrides:  # overrides of the checkpoint's own config
         cfg = apply_overrides(cfg, args.overrides)
         model = load_checkpoint(args.checkpoint, cfg, device=device)[0]
-    dataset = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images),
-                            input_size=cfg.input_size,
+    # --ann/--images: any COCO-format set, whatever file names the checkpoint's config was trained with
+    ann, images = args.ann, args.images
+    if ann is None:
+        ann, images = cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images)
+    dataset = CocoKeypoints(ann, images, input_size=cfg.input_size,
                             sigma=cfg.sigma, train=False, augment=None, boxes=args.boxes)
+    dataset.check_images(args.skip_bad_images)  # every image's header, before the long part
+    if len(dataset) == 0:
+        raise InputError(f"nothing to evaluate: no instances in {ann} ({args.boxes} boxes; skipped: "
+                         f"{_skip_note(dataset.num_skipped)})")
     model, device = runtime_model(model, cfg, args.runtime, args.onnx, device)
+    # images left out by --skip-bad-images are left out of the evaluation too (their persons
+    # would count as missed); the settings line says how many
+    img_ids = None
+    if dataset.unreadable_image_ids:
+        img_ids = sorted(set(dataset.image_ids) - set(dataset.unreadable_image_ids))
     stats, _ = evaluate(model, dataset, flip=args.flip, decode=args.decode, nms_threshold=args.nms_threshold,
                         results_path=args.out, batch_size=args.batch_size, device=device,
-                        progress=not args.no_progress and sys.stderr.isatty(), num_workers=args.workers)
-    settings = (f"{cfg.name}: {len(dataset)} instances ({args.boxes} boxes), flip={args.flip}, "
+                        progress=not args.no_progress and sys.stderr.isatty(), num_workers=args.workers,
+                        img_ids=img_ids)
+    settings = (f"{cfg.name}: {len(dataset)} instances ({args.boxes} boxes) of {ann}, skipped: "
+                f"{_skip_note(dataset.num_skipped)}; flip={args.flip}, "
                 f"decode={args.decode}, input {cfg.input_size[0]}x{cfg.input_size[1]}, device {device}, "
                 f"runtime {args.runtime}"
                 + (f", results → {args.out}" if args.out else ""))

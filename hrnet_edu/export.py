@@ -29,13 +29,14 @@ import argparse
 import copy
 import logging
 import os
-import sys
 import tempfile
 import warnings
 
 import numpy as np
 import torch
 from torch import nn
+
+from hrnet_edu.cli import command
 
 INPUT_NAME, OUTPUT_NAME = "images", "heatmaps"
 DEFAULT_ATOL = 1e-4  # max |heatmap difference| ONNX Runtime vs eager PyTorch accepted by the export
@@ -240,6 +241,7 @@ def onnx_runner_for(model: nn.Module, cfg, onnx_path=None, check_crops: int = 8)
     return OnnxRunner(path, cfg=cfg.model)
 
 
+@command("hrnet-edu export")
 def cli_main(argv: list[str]) -> int:
     """``hrnet-edu export --checkpoint PATH [--config NAME] --out model.onnx [key=value ...]``."""
     parser = argparse.ArgumentParser(prog="hrnet-edu export", description="Export a checkpoint to ONNX "
@@ -254,16 +256,12 @@ def cli_main(argv: list[str]) -> int:
     from hrnet_edu.configs import apply_overrides, get_config
     from hrnet_edu.evaluate import load_checkpoint
 
-    try:
-        cfg = apply_overrides(get_config(args.config), args.overrides) if args.config else None
-        model, cfg = load_checkpoint(args.checkpoint, cfg)
-        if not args.config and args.overrides:
-            cfg = apply_overrides(cfg, args.overrides)
-        crops = sample_crops(cfg, args.check_crops)
-        diff = export_onnx(model, args.out, crops, atol=args.atol)
-    except (ValueError, FileNotFoundError, ImportError) as err:
-        print(f"hrnet-edu export: error: {err}", file=sys.stderr)
-        return 2
+    cfg = apply_overrides(get_config(args.config), args.overrides) if args.config else None
+    model, cfg = load_checkpoint(args.checkpoint, cfg)
+    if not args.config and args.overrides:
+        cfg = apply_overrides(cfg, args.overrides)
+    crops = sample_crops(cfg, args.check_crops)
+    diff = export_onnx(model, args.out, crops, atol=args.atol)
     print(f"wrote {args.out}: {cfg.name}, input (N, 3, {cfg.input_size[0]}, {cfg.input_size[1]}), "
           f"max |ONNX Runtime − PyTorch| = {diff:.1e} on {len(crops)} validation crops")
     return 0

@@ -12,16 +12,19 @@ Shapes: K joints; images (H, W, 3) uint8 RGB; crops (1, 3, H_in, W_in).
 from __future__ import annotations
 
 import argparse
-import sys
+import os
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from hrnet_edu.cli import command
 from hrnet_edu.data.coco import load_image
 from hrnet_edu.data.transforms import normalize, warp_image
+from hrnet_edu.errors import InputError
 from hrnet_edu.evaluate import (
+    _check_output_file,
     heatmaps_to_keypoints,
     load_checkpoint,
     model_device,
@@ -52,6 +55,10 @@ def predict_image(model, image: np.ndarray, box=None, input_size=(256, 192), fli
     box = np.asarray([0, 0, image.shape[1], image.shape[0]] if box is None else box, dtype=np.float64)
     if box.shape != (4,) or not np.isfinite(box).all() or box[2] <= 0 or box[3] <= 0:
         raise ValueError(f"box must be [x, y, w, h] with w, h > 0, got {box.tolist()}")
+    height, width = image.shape[:2]
+    if box[0] >= width or box[1] >= height or box[0] + box[2] <= 0 or box[1] + box[3] <= 0:
+        # the crop would be all padding: a pose "predicted" from nothing
+        raise InputError(f"box {box.tolist()} lies entirely outside the image ({width}x{height} pixels)")
     h_in, w_in = input_size
     center, scale = box_to_center_scale(box, w_in / h_in)
     # image → crop: the box centre to the crop's middle, 200·s_x image px to W_in crop px
@@ -103,6 +110,7 @@ def _parse_box(text: str) -> list[float]:
     return box
 
 
+@command("hrnet-edu predict")
 def cli_main(argv: list[str]) -> int:
     """``hrnet-edu predict IMAGE [--box x,y,w,h ...] --checkpoint PATH [--config NAME] --out FILE.png``."""
     parser = argparse.ArgumentParser(prog="hrnet-edu predict",
@@ -121,17 +129,17 @@ def cli_main(argv: list[str]) -> int:
                         help="torch: eager PyTorch (the reference); onnx: ONNX Runtime on the CPU")
     parser.add_argument("--onnx", help="with --runtime onnx: an already exported .onnx of this checkpoint")
     args = parser.parse_args(argv)
-    try:
-        device = resolve_device("cpu" if args.runtime == "onnx" and args.device == "auto" else args.device)
-        model, cfg = load_checkpoint(args.checkpoint, args.config, device=device)
-        model, device = runtime_model(model, cfg, args.runtime, args.onnx, device)
-        image = load_image(args.image)
-        boxes = args.box or [None]
-        poses = [predict_image(model, image, box, cfg.input_size, args.flip, args.decode, cfg.sigma, device)
-                 for box in boxes]
-    except (ValueError, FileNotFoundError, ImportError) as err:
-        print(f"hrnet-edu predict: error: {err}", file=sys.stderr)
-        return 2
+    _check_output_file(args.out)
+    root, ext = os.path.splitext(os.path.basename(args.out))
+    if not root or not ext:  # "dir/" or "dir/.png" would write a hidden file
+        raise InputError(f"--out {args.out}: give an image file name such as pose.png")
+    device = resolve_device("cpu" if args.runtime == "onnx" and args.device == "auto" else args.device)
+    model, cfg = load_checkpoint(args.checkpoint, args.config, device=device)
+    model, device = runtime_model(model, cfg, args.runtime, args.onnx, device)
+    image = load_image(args.image)
+    boxes = args.box or [None]
+    poses = [predict_image(model, image, box, cfg.input_size, args.flip, args.decode, cfg.sigma, device)
+             for box in boxes]
     draw_predictions(image, poses, args.box, args.threshold).savefig(args.out, dpi=100)
     for i, (keypoints, conf) in enumerate(poses):
         shown = conf > args.threshold

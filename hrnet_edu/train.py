@@ -18,6 +18,12 @@ Checkpoints (``out_dir/last.pt`` every epoch, ``out_dir/best.pt`` on a new best 
 ``{"model", "optimizer", "scheduler", "scaler", "epoch", "best_ap", "config", "metrics", "rng"}``
 with ``epoch`` = the number of completed epochs, written atomically (temporary file, then
 ``os.replace``) so that a run killed while saving never leaves a truncated checkpoint.
+
+The run folder (``runfolder.py``): one run at a time (a lock naming the holder's PID); a folder
+holding a run is reused only with ``--resume`` (its own config; overrides that change it need
+``--apply-changes``, which logs them) or ``--overwrite``; every file — checkpoints, ``log.jsonl``,
+``config.json`` — is replaced atomically, ``best.pt`` before ``last.pt``, so a kill at any moment
+leaves loadable files that agree with each other.
 """
 
 from __future__ import annotations
@@ -36,8 +42,18 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 
-from hrnet_edu.configs import PRESETS, TrainConfig, apply_overrides, get_config
+from hrnet_edu.cli import command
+from hrnet_edu.configs import PRESETS, TrainConfig, _tuplify, apply_overrides, config_from_dict, get_config
+from hrnet_edu.errors import InputError
 from hrnet_edu.losses import JointsMSELoss, JointsOHKMLoss
+from hrnet_edu.runfolder import (
+    RunLock,
+    atomic_write,
+    atomic_write_text,
+    check_run_folder,
+    clean_stale_temporaries,
+    load_checkpoint_file,
+)
 
 AP_KEYS = ("ap", "ap50", "ap75", "ap_m", "ap_l", "ar", "ar50", "ar75", "ar_m", "ar_l")
 
@@ -77,6 +93,8 @@ def resolve_device(name: str, info: DistInfo) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device={name} but CUDA is not available here (device=cpu or auto)")
     if device.type == "cuda":
         if device.index is None:
             device = torch.device("cuda", info.local_rank)
@@ -115,8 +133,13 @@ def set_rng_state(state: dict) -> None:
 
 
 # ----------------------------------------------------------------------------- data, model, loss
-def build_datasets(cfg: TrainConfig):
-    """(train_set, val_set): ``CocoKeypoints`` crops of ``cfg.input_size``, targets of ``cfg.sigma``."""
+def build_datasets(cfg: TrainConfig, check_images: bool = False, skip_unreadable: bool = False):
+    """(train_set, val_set): ``CocoKeypoints`` crops of ``cfg.input_size``, targets of ``cfg.sigma``.
+
+    ``check_images``: the pre-flight check of every image file (``CocoKeypoints.check_images``);
+    ``skip_unreadable``: leave out (and count) the samples of missing or unreadable images instead of
+    stopping. InputError for an empty training set (or validation set, when validating).
+    """
     from hrnet_edu.data.coco import CocoKeypoints
 
     common = dict(input_size=tuple(cfg.input_size), sigma=cfg.sigma, seed=cfg.seed,
@@ -126,6 +149,17 @@ def build_datasets(cfg: TrainConfig):
     val_set = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), train=False,
                             augment=None,
                             **common)  # fmt: skip
+    if check_images:
+        # every image's header now, not the first missing file an hour into the run
+        train_set.check_images(skip_unreadable)
+        if cfg.val_every:
+            val_set.check_images(skip_unreadable)
+    if len(train_set) == 0:
+        raise InputError(f"no training samples in {train_set.ann_file} "
+                         f"({len(train_set.image_ids)} images; skipped: {train_set.num_skipped or 'none'})")
+    if cfg.val_every and len(val_set) == 0:
+        raise InputError(f"no validation samples in {val_set.ann_file} "
+                         f"({len(val_set.image_ids)} images; skipped: {val_set.num_skipped or 'none'})")
     if cfg.max_train_images is not None:
         train_set = Subset(train_set, range(min(cfg.max_train_images, len(train_set))))
     return train_set, val_set
@@ -284,25 +318,47 @@ def validate(model, val_set, cfg: TrainConfig, device, info: DistInfo) -> dict |
 
 # ----------------------------------------------------------------------------- checkpoints
 def save_checkpoint(state: dict, path: str) -> None:
-    """``torch.save(state, path)`` atomically: write ``path.tmp`` then ``os.replace`` it.
+    """``torch.save(state, path)`` atomically: write ``path.<pid>.tmp``, fsync, then ``os.replace`` it.
 
     ``os.replace`` is atomic on POSIX and Windows, so readers (and a resumed run) see either the
-    old complete file or the new complete file, never a partial one.
+    old complete file or the new complete file, never a partial one (``runfolder.atomic_write``).
     """
-    tmp = f"{path}.tmp"
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "best_ap", "config", "metrics",
+                   "rng")
 
 
 def load_checkpoint_state(path: str, map_location="cpu") -> dict:
-    """A training checkpoint written by ``train`` (``torch.load(weights_only=True)``)."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """A training checkpoint written by ``train`` (``torch.load(weights_only=True)``).
+
+    FileNotFoundError for no file; InputError "not a checkpoint: PATH (reason)" for anything else
+    that is not one of ours (random bytes, an empty or truncated file, a plain state dict).
+    """
+    state = load_checkpoint_file(path)
+    if not isinstance(state, dict):
+        raise InputError(f"not a checkpoint: {path} (holds a {type(state).__name__}, not a dict)")
+    if map_location != "cpu":
+        state["model"] = {k: v.to(map_location) for k, v in state["model"].items()}
+    return state
+
+
+def _flatten(data, prefix: str = "") -> dict:
+    """{"model.width": 32, ...}: nested config dicts as dotted keys, lists as tuples."""
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = _tuplify(value)
+    return out
+
+
+def config_changes(stored: dict, cfg: TrainConfig) -> dict[str, tuple]:
+    """{dotted key: (stored value, new value)} for every value ``cfg`` changes in a stored config."""
+    old, new = _flatten(stored), _flatten(dataclasses.asdict(cfg))
+    return {k: (old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)}
 
 
 def _read_log(path: str, max_epoch: int) -> list[dict]:
@@ -314,8 +370,28 @@ def _read_log(path: str, max_epoch: int) -> list[dict]:
     return [r for r in records if r.get("epoch", 0) <= max_epoch]
 
 
-# ----------------------------------------------------------------------------- the run
-def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool | None = None) -> dict:
+def _write_log(path: str, records: list[dict]) -> None:
+    # the whole log, atomically: a kill never leaves half a line, and nothing is appended to a
+    # log that a checkpoint does not match (a few MB for the paper's 210 epochs)
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+
+
+def _apply_changes(cfg: TrainConfig, optimizer, scheduler, steps_per_epoch: int) -> None:
+    """Make the restored optimizer follow ``cfg`` where it stores its own copy of a value (the lr, the
+    weight decay): otherwise a resumed run would keep the old ones whatever the config says."""
+    for group in optimizer.param_groups:
+        group["initial_lr"] = cfg.lr
+        group["weight_decay"] = cfg.weight_decay
+    scheduler.base_lrs = [cfg.lr] * len(optimizer.param_groups)
+    # LambdaLR's last_epoch counts the optimizer steps done: the lr of the next step is lr · factor(it)
+    factor = learning_rate_factor(cfg, scheduler.last_epoch, steps_per_epoch)
+    for group in optimizer.param_groups:
+        group["lr"] = cfg.lr * factor
+    scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
+
+
+def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool | None = None,
+          overwrite: bool = True, apply_changes: bool = True, skip_bad_images: bool = False) -> dict:
     """Train ``cfg.model`` on ``cfg``'s data; write checkpoints and ``log.jsonl`` under ``out_dir``.
 
     Args:
@@ -323,21 +399,53 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
         out_dir: where ``last.pt``, ``best.pt``, ``log.jsonl`` and ``config.json`` go.
         resume: continue from ``out_dir/last.pt`` (model, optimizer, schedule, scaler, RNG, epoch).
         progress: show a tqdm bar; None → only when stderr is a terminal (and on rank 0).
+        overwrite: start afresh in a folder that holds a run (its files are replaced only once
+            the new run has started: data read, model built; its old best.pt goes too). False:
+            refuse such a folder (``hrnet-edu train`` without ``--overwrite``).
+        apply_changes: with ``resume``, ``cfg`` may differ from the stored config: the changes
+            are applied (a new lr or weight decay also into the restored optimizer) and logged
+            as a "config_change" record. False: such a resume is refused, listing the keys
+            (``hrnet-edu train --resume`` without ``--apply-changes``).
+
+    The defaults suit a caller that passes the config it wants (a notebook extending a run
+    epoch by epoch, ``demo``); the command line passes False for both unless asked.
+        skip_bad_images: leave out missing / unreadable images (counted) instead of stopping.
 
     Returns a summary dict (epochs done, final loss, best and last AP, wall time, img/s, peak
-    GPU memory, history, and ``model``: the trained network itself) — on every rank, the AP
-    numbers only on rank 0.
+    GPU memory, skipped samples, history, and ``model``: the trained network itself) — on every
+    rank, the AP numbers only on rank 0.
+
+    The folder is locked for the run (``runfolder.RunLock``): a second run into it is refused.
     """
     from hrnet_edu.model import build_model
 
+    check_run_folder(out_dir, resume, overwrite)  # before anything is built or written
     wanted = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     info, created_group = init_distributed(torch.device(wanted).type)
+    lock = None
+    threads_before = torch.get_num_threads()
+    try:
+        if info.is_main:
+            os.makedirs(out_dir, exist_ok=True)
+            lock = RunLock(out_dir).acquire()
+            check_run_folder(out_dir, resume, overwrite)  # again, now that no other run can change it
+            clean_stale_temporaries(out_dir)
+        return _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images, info,
+                             build_model)
+    finally:
+        torch.set_num_threads(threads_before)
+        if lock is not None:
+            lock.release()
+        if created_group:
+            dist.destroy_process_group()
+
+
+def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images, info, build_model) -> dict:
     device = resolve_device(cfg.device, info)
     cuda = device.type == "cuda"
     if progress is None:
         progress = sys.stderr.isatty()
     progress = progress and info.is_main
-    os.makedirs(out_dir, exist_ok=True)
     last_path, best_path = os.path.join(out_dir, "last.pt"), os.path.join(out_dir, "best.pt")
     log_path = os.path.join(out_dir, "log.jsonl")
 
@@ -347,7 +455,10 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
         model.load_state_dict(load_checkpoint_state(cfg.init_from, map_location=device)["model"])
     if cuda and cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    train_set, val_set = build_datasets(cfg)  # before anything is written: bad data fails first
+    # before anything is written: bad data fails first
+    train_set, val_set = build_datasets(cfg, check_images=True, skip_unreadable=skip_bad_images)
+    skipped = {"train": dict(getattr(train_set, "dataset", train_set).num_skipped),
+               "val": dict(val_set.num_skipped)}
     steps_per_epoch = len(make_loader(train_set, cfg, 0, info, device))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # lr_t = lr · learning_rate_factor(t), stepped after every optimizer step
@@ -355,21 +466,46 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
         optimizer, lambda t: learning_rate_factor(cfg, t, steps_per_epoch))
     scaler = torch.amp.GradScaler(device.type, enabled=cuda and cfg.amp == "fp16")
     criterion = build_criterion(cfg)
-    start_epoch, best_ap, history = 0, -1.0, []
+    start_epoch, best_ap, history, changes = 0, -1.0, [], {}
     if resume:
         state = load_checkpoint_state(last_path)
+        missing = [k for k in CHECKPOINT_KEYS if k not in state]
+        if missing:
+            raise InputError(f"not a checkpoint: {last_path} (not a training checkpoint of hrnet-edu: no "
+                             f"{', '.join(missing)})")
+        changes = config_changes(state["config"], cfg)
+        if changes and not apply_changes:
+            listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items())
+            raise InputError(f"--resume with a config that differs from the run's in {out_dir} ({listed}): "
+                             "drop those overrides, or pass --apply-changes to apply them")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         start_epoch, best_ap, history = state["epoch"], state["best_ap"], list(state["metrics"])
         set_rng_state(state["rng"])
+        if "lr" in changes or "weight_decay" in changes:
+            _apply_changes(cfg, optimizer, scheduler, steps_per_epoch)
+        if best_ap >= 0 and not os.path.exists(best_path):
+            # (a run of an earlier version killed while writing its first best.pt): the next
+            # validation writes one, rather than the run ending without any
+            print(f"hrnet-edu train: warning: {best_path} is missing although the run had a best AP "
+                  f"{best_ap:.4f}; the next validation writes a new one", file=sys.stderr)
+            best_ap = -1.0
+    log_records = []
     if info.is_main:
-        records = _read_log(log_path, start_epoch) if resume else []
-        with open(log_path, "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in records)
-        with open(os.path.join(out_dir, "config.json"), "w") as f:
-            json.dump(dataclasses.asdict(cfg), f, indent=1)
+        # The run has really started (data read, model built, checkpoint restored): only now is
+        # anything of an earlier run in this folder replaced.
+        log_records = _read_log(log_path, start_epoch) if resume else []
+        if changes:
+            log_records.append({"kind": "config_change", "epoch": start_epoch,
+                                "changes": {k: list(v) for k, v in changes.items()}})
+        if not resume:
+            for stale in (last_path, best_path):  # --overwrite: the old run's weights go with its log
+                if os.path.exists(stale):
+                    os.remove(stale)
+        _write_log(log_path, log_records)
+        atomic_write_text(os.path.join(out_dir, "config.json"), json.dumps(dataclasses.asdict(cfg), indent=1))
 
     net = model
     if info.world_size > 1:
@@ -378,50 +514,47 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
         net = torch.compile(net)
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
-    threads_before = torch.get_num_threads()
     if not cuda and cfg.cpu_threads:
-        torch.set_num_threads(cfg.cpu_threads)  # restored below: the caller's process keeps its setting
+        torch.set_num_threads(cfg.cpu_threads)  # restored by ``train``: the caller keeps its setting
     wall_start = time.perf_counter()
-    try:
-        for epoch in range(start_epoch, cfg.epochs):
-            # Everything random in epoch e (order, augmentation) is a function of (seed, e, rank).
-            seed_everything(cfg.seed + 1000 * epoch + 7919 * info.rank)
-            getattr(train_set, "dataset", train_set).set_epoch(epoch)  # (a Subset holds it in .dataset)
-            loader = make_loader(train_set, cfg, epoch, info, device)
-            record = train_one_epoch(net, loader, criterion, optimizer, scaler, cfg, device, epoch, info,
-                                     progress, scheduler)  # fmt: skip
-            if info.world_size > 1:
-                # Parameters agree on every rank (gradients are all-reduced) but BatchNorm running
-                # statistics are each rank's own since the last forward: take rank 0's everywhere,
-                # so that sharded validation and the checkpoint see one and the same network.
-                for buffer in model.buffers():
-                    dist.broadcast(buffer, src=0)
-            if cfg.val_every and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs):
-                metrics = validate(net, val_set, cfg, device, info)
-                if metrics is not None:
-                    record["val"] = metrics
-            steps = record.pop("steps")
-            history.append(record)
-            if info.is_main:
-                new_best = "val" in record and record["val"]["ap"] > best_ap
-                best_ap = record["val"]["ap"] if new_best else best_ap
-                state = {
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch + 1,
-                    "best_ap": best_ap, "config": dataclasses.asdict(cfg), "metrics": history,
-                    "rng": get_rng_state(),
-                }  # fmt: skip
-                with open(log_path, "a") as f:
-                    f.writelines(json.dumps(r) + "\n" for r in [*steps, record])
-                save_checkpoint(state, last_path)
-                if new_best:
-                    save_checkpoint(state, best_path)
-            if info.world_size > 1:
-                dist.barrier()  # no rank races ahead of rank 0's checkpoint
-    finally:
-        torch.set_num_threads(threads_before)
-        if created_group:
-            dist.destroy_process_group()
+    for epoch in range(start_epoch, cfg.epochs):
+        # Everything random in epoch e (order, augmentation) is a function of (seed, e, rank).
+        seed_everything(cfg.seed + 1000 * epoch + 7919 * info.rank)
+        getattr(train_set, "dataset", train_set).set_epoch(epoch)  # (a Subset holds it in .dataset)
+        loader = make_loader(train_set, cfg, epoch, info, device)
+        record = train_one_epoch(net, loader, criterion, optimizer, scaler, cfg, device, epoch, info,
+                                 progress, scheduler)  # fmt: skip
+        if info.world_size > 1:
+            # Parameters agree on every rank (gradients are all-reduced) but BatchNorm running
+            # statistics are each rank's own since the last forward: take rank 0's everywhere,
+            # so that sharded validation and the checkpoint see one and the same network.
+            for buffer in model.buffers():
+                dist.broadcast(buffer, src=0)
+        if cfg.val_every and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs):
+            metrics = validate(net, val_set, cfg, device, info)
+            if metrics is not None:
+                record["val"] = metrics
+        steps = record.pop("steps")
+        history.append(record)
+        if info.is_main:
+            new_best = "val" in record and record["val"]["ap"] > best_ap
+            best_ap = record["val"]["ap"] if new_best else best_ap
+            state = {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch + 1,
+                "best_ap": best_ap, "config": dataclasses.asdict(cfg), "metrics": history,
+                "rng": get_rng_state(),
+            }  # fmt: skip
+            # Order: the log (a resume drops records past last.pt's epoch), best.pt, and last.pt
+            # last — a kill before last.pt is replaced repeats this epoch, best.pt included, so a
+            # last.pt never records a best AP whose best.pt was not written.
+            log_records.extend([*steps, record])
+            _write_log(log_path, log_records)
+            if new_best:
+                save_checkpoint(state, best_path)
+            save_checkpoint(state, last_path)
+        if info.world_size > 1:
+            dist.barrier()  # no rank races ahead of rank 0's checkpoint
     wall = time.perf_counter() - wall_start
     done = history[start_epoch:] or history
     last_val = next((r["val"] for r in reversed(history) if "val" in r), None)
@@ -431,25 +564,50 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
         "images_per_s": float(np.mean([r["images_per_s"] for r in done])), "device": str(device),
         "world_size": info.world_size,
         "peak_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
+        "skipped": skipped, "config_changes": {k: list(v) for k, v in changes.items()},
         "history": history, "model": model,
     }  # fmt: skip
 
 
+@command("hrnet-edu train")
 def cli_main(argv: list[str]) -> int:
-    """``hrnet-edu train --config NAME [--out DIR] [--resume] [--no-progress] [key=value ...]``."""
+    """``hrnet-edu train --config NAME [--out DIR] [--resume | --overwrite] [key=value ...]``."""
     parser = argparse.ArgumentParser(prog="hrnet-edu train", description="Train HRNet from a named config.")
     parser.add_argument("--config", required=True, help="one of: " + ", ".join(PRESETS))
     parser.add_argument("--out", default=None, help="output folder (default runs/<config>)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt, with its config")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh in a folder holding a run")
+    parser.add_argument("--apply-changes", action="store_true",
+                        help="with --resume: apply overrides that change the run's config (logged)")
+    parser.add_argument("--skip-bad-images", action="store_true",
+                        help="leave out missing / unreadable images (counted) instead of stopping")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", help="key=value, e.g. epochs=3 model.width=8 lr_steps=2,3")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # options after overrides too (--overwrite, --resume)
+    if args.resume and args.overwrite:
+        parser.error("--resume and --overwrite exclude each other: continue the run, or replace it")
     try:
-        cfg = apply_overrides(get_config(args.config), args.overrides)
+        base = get_config(args.config)
     except ValueError as e:
         parser.error(str(e))
-    summary = train(cfg, args.out or os.path.join("runs", cfg.name), resume=args.resume,
-                    progress=False if args.no_progress else None)  # fmt: skip
+    out_dir = args.out or os.path.join("runs", base.name)
+    if args.resume:
+        # a resumed run continues with its own config; overrides change it only with --apply-changes
+        check_run_folder(out_dir, resume=True, overwrite=args.overwrite)
+        last = os.path.join(out_dir, "last.pt")
+        stored = load_checkpoint_state(last).get("config")
+        if not isinstance(stored, dict):
+            raise InputError(f"not a checkpoint: {last} (no training config in it)")
+        if stored.get("name") != base.name:
+            raise InputError(f"--config {args.config}, but the run in {out_dir} is {stored.get('name')!r}")
+        base = config_from_dict(stored)
+    try:
+        cfg = apply_overrides(base, args.overrides)
+    except ValueError as e:
+        parser.error(str(e))
+    summary = train(cfg, out_dir, resume=args.resume, progress=False if args.no_progress else None,
+                    overwrite=args.overwrite, apply_changes=args.apply_changes,
+                    skip_bad_images=args.skip_bad_images)  # fmt: skip
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({k: v for k, v in summary.items() if k not in ("history", "model")}, indent=1))
     return 0

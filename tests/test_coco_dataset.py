@@ -52,8 +52,11 @@ def tiny(tmp_path_factory):
     rng = np.random.default_rng(0)
     anns = [person(1, 1, rng), person(2, 1, rng, box=(100, 40, 80, 100)),  # runs off the right edge
             person(3, 2, rng, box=(0, 0, 60, 120)), person(4, 3, rng),
-            person(5, 3, rng, iscrowd=1), person(6, 2, rng, keypoints=[0] * 51),
-            person(7, 3, rng, box=(40, 40, 0, 30)), person(8, 2, rng, box=(200, 10, 30, 30))]
+            person(5, 3, rng, iscrowd=1), person(6, 2, rng, keypoints=[0] * 51, num_keypoints=0),
+            person(7, 3, rng, box=(40, 40, 0, 30)),
+            # a box entirely right of the image; its joints unlabelled, as labelled ones that far
+            # outside the image are an error (test_bad_input)
+            person(8, 2, rng, box=(200, 10, 30, 30), keypoints=[0] * 51, num_keypoints=0)]
     return write_coco(tmp_path_factory.mktemp("tiny"), anns)
 
 

@@ -14,7 +14,10 @@ Which persons become samples (the reference's ``_load_coco_keypoint_annotation_k
   y2 − y1), kept if area > 0 and x2 ≥ x1 and y2 ≥ y1. We also drop boxes with w ≤ 0 or h ≤ 0
   (the reference would keep a zero-width box and crop by its height alone);
 * visibility v = min(v, 1): an occluded but labelled joint is a training target.
-Everything skipped is counted in ``.num_skipped`` (reason → count).
+Everything skipped is counted in ``.num_skipped`` (reason → count). Malformed ground truth (NaN or
+non-numeric keypoints, visibility outside {0, 1, 2}, labelled joints far outside the image, unknown
+image ids, images without a size) is an error naming the file and the id (``ground_truth``), and
+``check_images`` looks at every image file's header before a long run.
 
 For evaluation with a detector, ``boxes`` is a COCO detection results file (a JSON list of
 ``{"image_id", "category_id", "bbox", "score"}``); person boxes (category 1) with
@@ -27,19 +30,19 @@ reproducible, ``DataLoader`` workers never share a stream, and ``set_epoch`` cha
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
+import warnings
 
 import cv2
 import numpy as np
 import torch
-from pycocotools.coco import COCO
 
+from ..errors import InputError
 from ..geometry import PIXEL_STD, box_to_center_scale
 from ..heatmaps import encode_heatmaps
 from ..keypoints import NUM_KEYPOINTS
+from .ground_truth import PERSON_CATEGORY, read_ground_truth
 from .transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -57,7 +60,6 @@ from .transforms import (
 
 __all__ = ["CocoKeypoints", "IMAGENET_MEAN", "IMAGENET_STD", "denormalize", "load_image"]
 
-PERSON_CATEGORY = 1
 _DECODE_FLAGS = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
 
 
@@ -78,7 +80,25 @@ def load_image(path: str, what: str = "") -> np.ndarray:
         raise ValueError(f"cannot decode image {path}{what}: {err}") from err
     if image is None:
         raise ValueError(f"cannot decode image {path}{what}: not a complete image file OpenCV can read")
+    # IMREAD_COLOR_RGB without IMREAD_ANYDEPTH converts 16-bit PNG/TIFF to 8 bit by value >> 8 (so
+    # 65535 → 255, tested); anything else would be normalised on the wrong scale, so refuse it
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"cannot use image {path}{what}: decoded to {image.dtype} {image.shape}, "
+                         "expected 8-bit RGB")
     return image
+
+
+def image_header(path: str) -> tuple[tuple[int, int] | None, str]:
+    """((width, height), "") of an image file from its header alone (no decoding), or (None, reason)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not os.path.isfile(path):
+        return None, "missing"
+    try:
+        with Image.open(path) as im:  # reads the header only
+            return im.size, ""
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        return None, f"unreadable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
 
 
 def _clean_box(bbox, area: float, width: int, height: int):
@@ -128,13 +148,11 @@ class CocoKeypoints(torch.utils.data.Dataset):
         self.train, self.augment = bool(train), (augment if train else None)
         self.seed, self.raw = int(seed), bool(raw)
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-                self.coco = COCO(self.ann_file)
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
-            raise ValueError(f"cannot read COCO annotations from {self.ann_file}: {err!r}") from err
+        # checked once here: malformed keypoints, images or ids are an InputError naming the file
+        self.coco, _ = read_ground_truth(self.ann_file)
         self.image_ids = sorted(self.coco.getImgIds())
         self.num_skipped: dict[str, int] = {}
+        self.unreadable_image_ids: list[int] = []  # left out by check_images(skip_unreadable=True)
         rows = self._gt_rows() if boxes == "gt" else self._detection_rows(str(boxes), box_score_threshold)
         self._image_id = np.array([r[0] for r in rows], dtype=np.int64)
         self._ann_id = np.array([r[1] for r in rows], dtype=np.int64)
@@ -157,14 +175,8 @@ class CocoKeypoints(torch.utils.data.Dataset):
             if ann.get("iscrowd", 0):
                 self._skip("crowd")
                 continue
-            kps, bbox = ann.get("keypoints"), ann.get("bbox")
-            if kps is None or len(kps) != 3 * NUM_KEYPOINTS:
-                n = None if kps is None else len(kps)
-                raise ValueError(f"annotation id {aid} in {self.ann_file}: expected {3 * NUM_KEYPOINTS} "
-                                 f"keypoint numbers (x, y, v for {NUM_KEYPOINTS} joints), got {n}")
-            if bbox is None or len(bbox) != 4:
-                raise ValueError(f"annotation id {aid} in {self.ann_file}: bbox must be [x, y, w, h], "
-                                 f"got {bbox}")
+            # keypoints (51 finite numbers, v in {0, 1, 2}) and bbox were checked by read_ground_truth
+            kps, bbox = ann["keypoints"], ann["bbox"]
             img = self.coco.imgs[ann["image_id"]]
             box = _clean_box(bbox, float(ann.get("area", 1.0)), img["width"], img["height"])
             if box is None:
@@ -206,6 +218,50 @@ class CocoKeypoints(torch.utils.data.Dataset):
             else:
                 rows.append((det["image_id"], -1, [float(v) for v in det["bbox"]], float(det["score"]), zero))
         return rows
+
+    def check_images(self, skip_unreadable: bool = False) -> dict[str, int]:
+        """Pre-flight check of every image the samples use, from the file headers (fast: no decoding).
+
+        A missing or unreadable image raises InputError naming the first (and how many) — before a
+        long run, not when it is reached — unless ``skip_unreadable``: then its samples are dropped
+        and counted in ``num_skipped`` ("missing_image", "unreadable_image"). An image whose real
+        size differs from its JSON width/height is counted ("size_mismatch") with a warning: boxes
+        are clipped to the JSON's size. Returns {"images", "missing", "unreadable", "size_mismatch"}.
+        """
+        report = {"images": 0, "missing": 0, "unreadable": 0, "size_mismatch": 0}
+        bad, first_bad, first_mismatch = set(), None, None
+        for image_id in np.unique(self._image_id).tolist():
+            info = self.coco.imgs[image_id]
+            path = os.path.join(self.image_dir, info["file_name"])
+            size, reason = image_header(path)
+            report["images"] += 1
+            if size is None:
+                report["missing" if reason == "missing" else "unreadable"] += 1
+                bad.add(image_id)
+                first_bad = first_bad or f"{path} (image id {image_id}): {reason}"
+            elif size != (info["width"], info["height"]):
+                report["size_mismatch"] += 1
+                first_mismatch = first_mismatch or (f"{path} is {size[0]}x{size[1]}, the JSON says "
+                                                    f"{info['width']}x{info['height']}")
+        if report["size_mismatch"]:
+            warnings.warn(f"{report['size_mismatch']} of {report['images']} images of {self.ann_file} differ "
+                          f"in size from their JSON width/height, e.g. {first_mismatch}", stacklevel=2)
+        if bad and not skip_unreadable:
+            raise InputError(f"{len(bad)} of {report['images']} images of {self.ann_file} cannot be read, "
+                             f"e.g. {first_bad} (--skip-bad-images leaves them out)")
+        if bad:
+            drop = np.isin(self._image_id, list(bad))
+            for image_id in self._image_id[drop].tolist():
+                path = os.path.join(self.image_dir, self.coco.imgs[image_id]["file_name"])
+                self._skip("missing_image" if not os.path.isfile(path) else "unreadable_image")
+            keep = ~drop
+            for name in ("_image_id", "_ann_id", "_box", "_score", "_joints", "_center", "_scale"):
+                setattr(self, name, getattr(self, name)[keep])
+            warnings.warn(f"left out {int(drop.sum())} samples of {len(bad)} unreadable images of "
+                          f"{self.ann_file}, e.g. {first_bad}", stacklevel=2)
+        self.image_report = report
+        self.unreadable_image_ids = sorted(bad) if skip_unreadable else []
+        return report
 
     # ---- samples ------------------------------------------------------------------------
     def __len__(self) -> int:

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from hrnet_edu.cli import command
 from hrnet_edu.data.synth_render import (
     LUMA,
     Figure,
@@ -299,8 +300,12 @@ def generate(
     n_train, n_val, seed, image_size = int(n_train), int(n_val), int(seed), int(image_size)
     out = Path(out_dir)
     images_dir, ann_dir = out / "images", out / "annotations"
-    images_dir.mkdir(parents=True, exist_ok=True)
-    ann_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        images_dir.mkdir(parents=True, exist_ok=True)
+        ann_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # e.g. /proc/x, a read-only disk: say which folder, in one line
+        raise ValueError(f"SynthPose: cannot create the output folder {str(out)!r}: "
+                         f"{err.strerror or err}") from None
     counts = {"train": n_train, "val": n_val}
     tasks = [(seed, split, i, image_size, str(images_dir)) for split in SPLITS for i in range(counts[split])]
     workers = min(workers or os.cpu_count() or 1, len(tasks))
@@ -340,6 +345,7 @@ def generate(
     return summary
 
 
+@command("hrnet-edu synth")
 def cli_main(argv: list[str]) -> int:
     """``hrnet-edu synth --out DIR --train N --val M --seed S [--size 256] [--workers W]``."""
     parser = argparse.ArgumentParser(prog="hrnet-edu synth", description=__doc__.split("\n")[0])

@@ -1,0 +1,222 @@
+"""Reading a COCO person-keypoints ground-truth file, checked once, for training and evaluation alike.
+
+pycocotools' ``COCO(path)`` indexes whatever the JSON holds: NaN keypoints, visibility −1, joints
+far outside the image or annotations of images that do not exist all go through, and then give
+a loss of 0 or an AP of 1.000 without a word. ``read_ground_truth`` checks the file first and
+raises :class:`~hrnet_edu.errors.InputError` — one line naming the file and the image or
+annotation id — for anything malformed:
+
+* the file: a JSON object with lists ``images`` and ``annotations`` (and ``categories``);
+* images: an integer ``id`` (unique), a ``file_name``, a positive ``width`` and ``height``;
+* annotations: an integer ``id`` (unique), an ``image_id`` that is one of the images, an integer
+  ``category_id``;
+* person annotations (category 1), crowd regions included (COCOeval reads their keypoints too):
+  ``keypoints`` = 3·17 finite numbers, visibility in {0, 1, 2}, every labelled joint (v > 0)
+  inside its image up to ``LABEL_MARGIN``; ``bbox`` = 4 finite numbers; ``area`` ≥ 0 and
+  ``iscrowd`` 0/1 where present; ``num_keypoints``, where present, = the number of v > 0.
+* for evaluation also ``iscrowd``, ``area`` and ``num_keypoints`` (COCOeval's area ranges and its "ignore
+  persons without keypoints" rule read them), the person category in ``categories``, and at
+  least one person to evaluate.
+
+What the reference skips instead of failing on (crowd regions, persons without a labelled
+joint, degenerate boxes, other categories) is not an error here: the callers skip and count it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import numbers
+import os
+
+import numpy as np
+
+from hrnet_edu.errors import InputError
+from hrnet_edu.keypoints import NUM_KEYPOINTS
+
+PERSON_CATEGORY = 1
+# A labelled joint may lie this fraction of the image's width (height) beyond its border:
+# annotators click at the very edge and resized images round; farther out means wrong
+# coordinates or a wrong image size.
+LABEL_MARGIN = 0.1
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _finite_number(value) -> bool:
+    return _is_number(value) and math.isfinite(value)
+
+
+def _check_image(image, n: int, path: str) -> None:
+    if not isinstance(image, dict):
+        raise InputError(f"{path}: images[{n}] must be an object, got {type(image).__name__}")
+    iid = image.get("id")
+    if not isinstance(iid, int) or isinstance(iid, bool):
+        raise InputError(f"{path}: images[{n}] needs an integer 'id', got {iid!r}")
+    if not isinstance(image.get("file_name"), str) or not image["file_name"]:
+        raise InputError(f"image id {iid} in {path}: no 'file_name'")
+    for key in ("width", "height"):
+        if key not in image:
+            raise InputError(f"image id {iid} in {path}: no '{key}' (every image needs its width and height "
+                             "in pixels)")
+        if not _finite_number(image[key]) or image[key] <= 0:
+            raise InputError(f"image id {iid} in {path}: '{key}' must be a positive number, "
+                             f"got {image[key]!r}")
+
+
+def _bad_keypoint(kps, aid, path: str) -> InputError:
+    """The error for the first non-numeric or non-finite keypoint number of one annotation."""
+    for i, value in enumerate(kps):
+        if not _finite_number(value):
+            what = "not a number" if not _is_number(value) else "not finite"
+            return InputError(f"annotation id {aid} in {path}: keypoint number {i} (joint {i // 3}) is "
+                              f"{value!r}, {what}")
+    return InputError(f"annotation id {aid} in {path}: keypoints are not numbers")
+
+
+def check_ground_truth(data, path: str, for_eval: bool = False) -> dict[str, int]:
+    """Check a parsed COCO keypoint file (see the module docstring); raise InputError or return the
+    counts of person annotations the reference does not learn from / evaluate: ``crowd``,
+    ``no_keypoints`` (no joint labelled), ``not_person`` (another category)."""
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a COCO JSON object with 'images' and 'annotations', "
+                         f"got {type(data).__name__}")
+    for key in ("images", "annotations"):
+        if not isinstance(data.get(key), list):
+            raise InputError(f"{path}: '{key}' must be a list, got {type(data.get(key)).__name__}")
+    categories = data.get("categories", [])
+    if not isinstance(categories, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("id"), int) and not isinstance(c["id"], bool)
+            for c in categories):
+        raise InputError(f"{path}: 'categories' must be a list of objects with an integer 'id'")
+    if for_eval and PERSON_CATEGORY not in {c["id"] for c in categories}:
+        # COCOeval evaluates the categories listed here: without the person, nothing is evaluated
+        raise InputError(f"{path}: 'categories' has no person category (id {PERSON_CATEGORY})")
+    sizes = {}
+    for n, image in enumerate(data["images"]):
+        _check_image(image, n, path)
+        if image["id"] in sizes:
+            raise InputError(f"image id {image['id']} in {path}: the id appears twice in 'images'")
+        sizes[image["id"]] = (float(image["width"]), float(image["height"]))
+
+    counts = {"crowd": 0, "no_keypoints": 0, "not_person": 0}
+    seen, persons, kps_rows = set(), [], []
+    for n, ann in enumerate(data["annotations"]):
+        if not isinstance(ann, dict):
+            raise InputError(f"{path}: annotations[{n}] must be an object, got {type(ann).__name__}")
+        aid = ann.get("id")
+        if not isinstance(aid, int) or isinstance(aid, bool):
+            raise InputError(f"{path}: annotations[{n}] needs an integer 'id', got {aid!r}")
+        if aid in seen:
+            raise InputError(f"annotation id {aid} in {path}: the id appears twice")
+        seen.add(aid)
+        where = f"annotation id {aid} in {path}"
+        image_id = ann.get("image_id")
+        if isinstance(image_id, bool) or image_id not in sizes:
+            raise InputError(f"{where}: image_id {image_id!r} is not in 'images'")
+        category = ann.get("category_id")
+        if not isinstance(category, int) or isinstance(category, bool):  # pycocotools indexes by it
+            raise InputError(f"{where}: needs an integer category_id, got {category!r}")
+        if category != PERSON_CATEGORY:
+            counts["not_person"] += 1
+            continue
+        if for_eval and "iscrowd" not in ann:
+            raise InputError(f"{where}: no 'iscrowd' (COCOeval needs it)")
+        crowd = ann.get("iscrowd", 0)
+        if crowd not in (0, 1) or isinstance(crowd, float):
+            raise InputError(f"{where}: iscrowd must be 0 or 1, got {crowd!r}")
+        kps, bbox = ann.get("keypoints"), ann.get("bbox")
+        if not isinstance(kps, list) or len(kps) != 3 * NUM_KEYPOINTS:
+            got = len(kps) if isinstance(kps, list) else type(kps).__name__
+            raise InputError(f"{where}: expected {3 * NUM_KEYPOINTS} keypoint numbers (x, y, v for "
+                             f"{NUM_KEYPOINTS} joints), got {got}")
+        if not isinstance(bbox, list) or len(bbox) != 4 or not all(_finite_number(v) for v in bbox):
+            raise InputError(f"{where}: bbox must be [x, y, w, h] of 4 finite numbers, got {bbox!r}")
+        for key in ("area", "num_keypoints"):
+            if key not in ann:
+                if for_eval:
+                    raise InputError(f"{where}: no '{key}' (COCOeval needs it)")
+                continue
+            value = ann[key]
+            if not _finite_number(value) or value < 0 or (key == "num_keypoints" and value != int(value)):
+                raise InputError(f"{where}: {key} must be a non-negative number, got {value!r}")
+        persons.append(ann)
+        kps_rows.append(kps)
+
+    if persons:
+        # one array for all persons (COCO train has 150k): the checks below are vectorised, and
+        # only a file that fails one is walked again to name the first bad annotation
+        try:
+            table = np.array(kps_rows)
+        except (ValueError, TypeError):  # ragged: a keypoint number is itself a list
+            table = np.array([], dtype=object)
+        if table.dtype.kind not in "iufb":
+            for ann in persons:
+                if not all(_finite_number(v) for v in ann["keypoints"]):
+                    raise _bad_keypoint(ann["keypoints"], ann["id"], path)
+        table = table.astype(np.float64).reshape(len(persons), NUM_KEYPOINTS, 3)
+        bad = ~np.isfinite(table).all(axis=(1, 2))
+        if bad.any():
+            ann = persons[int(np.flatnonzero(bad)[0])]
+            raise _bad_keypoint(ann["keypoints"], ann["id"], path)
+        v = table[..., 2]
+        bad = ~np.isin(v, (0, 1, 2)).all(axis=1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            joint = int(np.flatnonzero(~np.isin(v[i], (0, 1, 2)))[0])
+            raise InputError(f"annotation id {persons[i]['id']} in {path}: visibility of joint {joint} is "
+                             f"{v[i, joint]:g}, not 0 (not labelled), 1 (occluded) or 2 (visible)")
+        wh = np.array([sizes[a["image_id"]] for a in persons])[:, None, :]  # (P, 1, 2)
+        outside = (v > 0)[..., None] & ((table[..., :2] < -LABEL_MARGIN * wh)
+                                        | (table[..., :2] > (1 + LABEL_MARGIN) * wh))
+        bad = outside.any(axis=(1, 2))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            joint = int(np.flatnonzero(outside[i].any(axis=1))[0])
+            w, h = wh[i, 0]
+            raise InputError(f"annotation id {persons[i]['id']} in {path}: labelled joint {joint} at "
+                             f"({table[i, joint, 0]:g}, {table[i, joint, 1]:g}) lies far outside its image "
+                             f"(id {persons[i]['image_id']}, {w:g}x{h:g})")
+        labelled = (v > 0).sum(axis=1)
+        for ann, n_labelled in zip(persons, labelled.tolist()):
+            if "num_keypoints" in ann and ann["num_keypoints"] != n_labelled:
+                raise InputError(f"annotation id {ann['id']} in {path}: num_keypoints is "
+                                 f"{ann['num_keypoints']} but {n_labelled} joints are labelled (v > 0)")
+        for ann, n_labelled in zip(persons, labelled.tolist()):
+            if ann.get("iscrowd", 0):
+                counts["crowd"] += 1
+            elif n_labelled == 0:
+                counts["no_keypoints"] += 1
+    if for_eval and len(persons) - counts["crowd"] - counts["no_keypoints"] == 0:
+        raise InputError(f"{path}: no person with a labelled keypoint to evaluate ({len(data['images'])} "
+                         f"images, {len(persons)} person annotations: {counts['crowd']} crowd, "
+                         f"{counts['no_keypoints']} without keypoints)")
+    return counts
+
+
+def read_ground_truth(path, for_eval: bool = False):
+    """(pycocotools ``COCO``, counts) of a checked COCO keypoint file (see ``check_ground_truth``).
+
+    Raises FileNotFoundError for a missing file and InputError for anything malformed.
+    """
+    from pycocotools.coco import COCO
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"annotation file not found: {path}")
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read COCO annotations from {path}: {err}") from None
+    counts = check_ground_truth(data, path, for_eval=for_eval)
+    coco = COCO()
+    coco.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+        coco.createIndex()
+    coco.hrnet_edu_checked = {"path": path, "for_eval": for_eval, "counts": counts}
+    return coco, counts
