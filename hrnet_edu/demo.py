@@ -34,7 +34,7 @@ AP_NAMES = ("AP", "AP50", "AP75", "AP_M", "AP_L", "AR", "AR50", "AR75", "AR_M", 
 DEMO_CONFIG = "synthpose_w16_128x96_cpu"
 DEMO_DATA, DEMO_IMAGES = "data/synthpose_demo", 4000
 # the recipe's schedule compressed to a few CPU minutes; validated once, at the end
-DEMO_OVERRIDES = [f"data_root={DEMO_DATA}", "epochs=6", "warmup_epochs=0.3", "val_every=6"]
+DEMO_OVERRIDES = [f"data_root={DEMO_DATA}", "epochs=5", "warmup_epochs=0.3", "val_every=5"]
 
 
 def ensure_demo_data(root: str = DEMO_DATA, n_images: int = DEMO_IMAGES) -> str:

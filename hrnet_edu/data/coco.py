@@ -188,6 +188,9 @@ class CocoKeypoints(torch.utils.data.Dataset):
                 continue
             # v = min(v, 1): occluded-but-labelled joints are targets too
             joints[:, 2] = np.minimum(joints[:, 2], 1.0)
+            # an unlabelled joint has no position (COCO writes 0, 0, 0): whatever numbers it holds
+            # are never used, so they must not reach the float32 tables either
+            joints[joints[:, 2] == 0] = 0.0
             rows.append((ann["image_id"], aid, box, 1.0, joints))
         return rows
 
