@@ -125,8 +125,8 @@ reference's sigma — shortened further for a lent GPU's few minutes.
 
 code(r"""
 SMOKE = apply_overrides(get_config("synthpose_w16_128x96_cpu"), [
-    "data_root=data_samples/synthpose", "epochs=4", "lr=1e-3", "lr_schedule=step", "lr_steps=3",
-    "warmup_epochs=0", "log_every=5", f"init_from={EARLY_CKPT}"])
+    "data_root=data_samples/synthpose", "epochs=4", "lr=3e-4", "lr_schedule=step", "lr_steps=3",
+    "warmup_epochs=0.5", "log_every=5", f"init_from={EARLY_CKPT}"])
 SMOKE = dataclasses.replace(SMOKE, name="smoke_w16_128x96_cpu")
 FULL_EPOCHS = int(os.environ.get("HRNET_EDU_NB07_EPOCHS", "20"))
 FULL = apply_overrides(get_config("synthpose_w32_256x192"), [
