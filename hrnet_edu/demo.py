@@ -151,7 +151,9 @@ def run_demo(out_dir: str, overrides: list[str], config: str = DEMO_CONFIG, expo
     total_seconds = time.perf_counter() - start_all
     loss_figure(os.path.join(out_dir, "run", "log.jsonl")).savefig(os.path.join(out_dir, "loss.png"), dpi=100)
     predictions_figure(val_set, preds).savefig(os.path.join(out_dir, "predictions.png"), dpi=100)
-    device = f"CPU ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})"
+    threads = cfg.cpu_threads or torch.get_num_threads()  # what training ran with (train restores the rest)
+    device = f"CPU ({threads} compute thread(s) + {cfg.workers} data worker(s), " \
+             f"{platform.processor() or platform.machine()})"
     cli = sys.argv[1:2] == ["demo"]
     command = "hrnet-edu demo " + " ".join(sys.argv[2:]) if cli else f"run_demo({overrides})"
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -97,7 +97,7 @@ def sample_crops(cfg, n: int = 8) -> torch.Tensor:
     """
     from hrnet_edu.data.coco import CocoKeypoints
 
-    ann, images = cfg.path(cfg.val_ann), cfg.path(cfg.val_images)
+    ann, images = cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images)
     if not os.path.isfile(ann):
         raise FileNotFoundError(f"validation annotations not found: {ann} (the export checks the ONNX "
                                 "graph on real crops; set data_root=..., e.g. data_samples/synthpose)")

@@ -215,7 +215,7 @@ print(f"predicting all zeros would give {JointsMSELoss()(torch.zeros_like(target
 md(r"""
 The untrained network's output is almost zero (the reference initialises every convolution with
 N(0, 0.001)), so its loss is almost that of predicting all zeros: the loss starts at
-½ · mean(w²h²), set by the Gaussian targets alone — about 10⁻³ here. A network that has learned
+½ · mean(w²h²), set by the Gaussian targets alone — about 6·10⁻³ here. A network that has learned
 nothing but "output zero" sits there; progress is measured by how far below it training goes.
 
 ## 4 · One training step, by hand
@@ -496,7 +496,7 @@ for ax, column, label in ((axes[0], 2, "AP"), (axes[1], 3, "AP75")):
     ax.set(xscale="log", xlabel="training CPU minutes (validation excluded)", ylabel=f"val {label}",
            title=f"{label} on the bundled val split", ylim=(0, 1))
     ax.grid(alpha=0.3)
-axes[1].legend(fontsize=7, loc="upper left")
+_ = axes[1].legend(fontsize=7, loc="upper left")
 """)
 
 md(r"""
@@ -507,7 +507,7 @@ minutes, so differences of a few AP points are within their noise):
   (`w16_1unit`) is ahead of the cheaper W8 (`base`, which saw 2.5× more crops in that time), of
   full W16 (two units per branch and two stage-1 bottlenecks) and of a one-unit W32: a wider network
   learns more per crop, a deeper or wider one costs more per crop than it gains.
-- **The input size.** At 256×192 a W8 costs about four times as much per crop and is still near
+- **The input size.** At 256×192 a W8 costs three to four times as much per crop and is still near
   AP 0 after three minutes (`w8_256x192`): on a CPU budget, resolution is bought last.
 - **The learning rate.** Adam at 5·10⁻³ is behind 2·10⁻³ (`w16_1unit_lr5e-3`).
 - **σ and sub-pixel targets.** The reference's integer-centred targets with σ = 1.5 and the ¼-pixel
@@ -516,8 +516,9 @@ minutes, so differences of a few AP points are within their noise):
 - **The data.** The same number of crops drawn from the bundled 951 persons (20 passes) instead of
   9,600 distinct persons (2 passes) ends far lower (`w16_1unit_data951`): distinct figures teach
   more than repeated ones, which is why the recipe trains on 20,000 generated images.
-- **The long run.** The chosen recipe is ahead of every short run after its first epoch and keeps
-  climbing for all 15 epochs (the black curve); its final AP and AP75 are the committed checkpoint's.
+- **The long run.** The chosen recipe is ahead of every short run after its first epoch and is still
+  climbing, more and more slowly, in its last epochs (the black curve): a longer run would buy a
+  little more. Its final AP and AP75 are the committed checkpoint's.
 """)
 
 md(r"""
