@@ -67,7 +67,8 @@ def main(argv=None) -> dict:
         model, cfg = evaluate.load_checkpoint(args.checkpoint, cfg, device=device)
     else:
         model = build_model(cfg.model).to(device).eval()
-    dataset = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), input_size=cfg.input_size,
+    dataset = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images),
+                            input_size=cfg.input_size,
                             sigma=cfg.sigma, train=False, augment=None)
     n = min(args.max_instances, len(dataset))
     subset = torch.utils.data.Subset(dataset, range(n))

@@ -91,7 +91,8 @@ def test_cli_export_and_onnx_evaluation_give_the_eager_ap(tmp_path, capsys):
     assert main(["export", "--checkpoint", CHECKPOINT, "--out", str(tmp_path / "m.onnx")]) == 0
     assert "max |ONNX Runtime − PyTorch|" in capsys.readouterr().out
     model, cfg = evaluate.load_checkpoint(CHECKPOINT)
-    dataset = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), input_size=cfg.input_size,
+    dataset = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images),
+                            input_size=cfg.input_size,
                             sigma=cfg.sigma, train=False, augment=None)
     eager = evaluate.predict_dataset(model, dataset, batch_size=64)
     ours = evaluate.predict_dataset(OnnxRunner(tmp_path / "m.onnx", cfg=cfg.model), dataset, batch_size=64)
