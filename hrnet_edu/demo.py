@@ -28,6 +28,7 @@ import torch
 from matplotlib.figure import Figure
 
 from hrnet_edu.configs import TrainConfig, apply_overrides, get_config
+from hrnet_edu.runfolder import atomic_write
 from hrnet_edu.train import AP_KEYS, build_datasets, load_checkpoint_state, train
 
 AP_NAMES = ("AP", "AP50", "AP75", "AP_M", "AP_L", "AR", "AR50", "AR75", "AR_M", "AR_L")
@@ -117,7 +118,8 @@ def export_weights(checkpoint: str, path: str, record: dict) -> None:
     """Write ``path`` = {"model": fp32 state dict, "config"} and ``path`` with .json = ``record``."""
     state = load_checkpoint_state(checkpoint)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    torch.save({"model": state["model"], "config": state["config"]}, path)
+    # atomic, like every checkpoint the trainer writes: a kill leaves the previous file or none
+    atomic_write(path, lambda tmp: torch.save({"model": state["model"], "config": state["config"]}, tmp))
     with open(os.path.splitext(path)[0] + ".json", "w") as f:
         json.dump(record, f, indent=1)
 
