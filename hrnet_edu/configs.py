@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from hrnet_edu import model as hrnet_model
+from hrnet_edu.baseline import BaselineConfig
 from hrnet_edu.data.transforms import AugmentConfig
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,7 +51,8 @@ class TrainConfig:
     """
 
     name: str = "custom"
-    model: hrnet_model.HRNetConfig = field(default_factory=lambda: hrnet_model.W32)
+    # an HRNet, or the high-to-low SimpleBaseline (baseline.BaselineConfig) for comparisons
+    model: hrnet_model.HRNetConfig | BaselineConfig = field(default_factory=lambda: hrnet_model.W32)
     # --- data
     data_root: str = "data/synthpose"
     val_root: str | None = None  # where val_ann and val_images are; None: data_root
@@ -132,9 +134,14 @@ class TrainConfig:
             raise ValueError(f"val_decode must be 'argmax', 'shift' or 'dark', got {self.val_decode!r}")
 
     @property
+    def heatmap_stride(self) -> int:
+        """Input pixels per heatmap pixel: the model's output stride (4 in HRNet and the paper)."""
+        return self.model.output_stride
+
+    @property
     def heatmap_size(self) -> tuple[int, int]:
-        """(H/4, W/4): the size of the predicted heatmaps."""
-        return (self.input_size[0] // 4, self.input_size[1] // 4)
+        """(H/4, W/4) (H/s, W/s at ``heatmap_stride`` s): the size of the predicted heatmaps."""
+        return (self.input_size[0] // self.heatmap_stride, self.input_size[1] // self.heatmap_stride)
 
     def path(self, name: str, root: str | None = None) -> str:
         """``data_root/<name>`` (or ``root/<name>``), a relative root found from the cwd or the repo root."""
@@ -313,7 +320,9 @@ def _from_dict(cls, data: dict):
         value, hint = data[f.name], hints[f.name]
         sub = [a for a in (typing.get_args(hint) or (hint,)) if dataclasses.is_dataclass(a)]
         if sub and isinstance(value, dict):
-            value = _from_dict(sub[0], value)
+            # a union of configs (model: HRNetConfig | BaselineConfig): the first whose fields hold every key
+            fits = [a for a in sub if set(value) <= {f.name for f in dataclasses.fields(a)}]
+            value = _from_dict((fits or sub)[0], value)
         elif isinstance(value, list | tuple):
             value = _tuplify(value)
         kwargs[f.name] = value

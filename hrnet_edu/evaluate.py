@@ -399,7 +399,8 @@ def _run_cli(args, get_config, apply_overrides):
     if ann is None:
         ann, images = cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images)
     dataset = CocoKeypoints(ann, images, input_size=cfg.input_size,
-                            sigma=cfg.sigma, train=False, augment=None, boxes=args.boxes)
+                            sigma=cfg.sigma, heatmap_stride=cfg.heatmap_stride, train=False, augment=None,
+                            boxes=args.boxes)
     dataset.check_images(args.skip_bad_images)  # every image's header, before the long part
     if len(dataset) == 0:
         raise InputError(f"nothing to evaluate: no instances in {ann} ({args.boxes} boxes; skipped: "

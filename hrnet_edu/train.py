@@ -143,7 +143,7 @@ def build_datasets(cfg: TrainConfig, check_images: bool = False, skip_unreadable
     from hrnet_edu.data.coco import CocoKeypoints
 
     common = dict(input_size=tuple(cfg.input_size), sigma=cfg.sigma, seed=cfg.seed,
-                  unbiased_targets=cfg.unbiased_targets)
+                  unbiased_targets=cfg.unbiased_targets, heatmap_stride=cfg.heatmap_stride)
     train_set = CocoKeypoints(cfg.path(cfg.train_ann), cfg.path(cfg.train_images), train=True,
                               augment=cfg.augment, **common)  # fmt: skip
     val_set = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), train=False,
