@@ -47,7 +47,8 @@ class TrainConfig:
     Shapes: the network sees (N, 3, H, W) crops with ``input_size = (H, W)`` and predicts
     (N, K, H/4, W/4) heatmaps; ``sigma`` is the target Gaussian's standard deviation in heatmap px.
     ``batch_size`` is per process (per GPU): the effective batch is batch_size × world size.
-    ``amp`` is one of "none", "bf16", "fp16" and, like ``channels_last``, only acts on CUDA.
+    ``amp`` is one of "none", "bf16", "fp16" and, like ``channels_last``, only acts on CUDA; on a CPU,
+    ``cpu_bf16`` turns on bf16 autocast.
     """
 
     name: str = "custom"
@@ -82,6 +83,9 @@ class TrainConfig:
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
     workers: int = 4
     cpu_threads: int = 0  # torch compute threads while training on a CPU; 0: torch's default
+    # bf16 autocast of the forward pass when training on a CPU (the loss stays fp32); pays on CPUs
+    # with native bf16 (AVX512-BF16, AMX): benchmarks/bench_cpu_train_step.py
+    cpu_bf16: bool = False
     amp: str = "bf16"
     channels_last: bool = True
     compile: bool = False
