@@ -26,7 +26,7 @@ $(BIN)/hrnet-edu: pyproject.toml
 setup: $(BIN)/hrnet-edu
 
 lint: setup
-	$(BIN)/ruff check hrnet_edu tests benchmarks
+	$(BIN)/ruff check hrnet_edu tests benchmarks notebooks
 
 pytest: setup
 	$(BIN)/python -m pytest -q tests
@@ -34,9 +34,10 @@ pytest: setup
 nbval: setup
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q --nbval notebooks
 
-# The one test command of the README: lint, library tests, and every notebook as a regression test.
+# The one test command of the README: lint (library and notebook cells), library tests (with the
+# notebook pairs' check), and every notebook as a regression test.
 test: setup
-	$(BIN)/ruff check hrnet_edu tests benchmarks
+	$(BIN)/ruff check hrnet_edu tests benchmarks notebooks
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q tests --nbval notebooks
 
 # The CPU recipe's training set (37,476 persons; val is the bundled data_samples/synthpose split).

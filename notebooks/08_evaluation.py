@@ -1,43 +1,40 @@
-"""Build notebooks/08_evaluation.ipynb (run from the repository root or from notebooks/).
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-    python notebooks/build/08_evaluation.py
-    cd notebooks && MPLBACKEND=Agg ../.venv/bin/jupyter nbconvert --to notebook --execute --inplace 08_evaluation.ipynb
-"""
+# %% [markdown]
+# # 08 · Evaluation: from a checkpoint to COCO AP
+#
+# A pose network is judged the way the paper judges it (§4.1): run it on every person box of the
+# validation images, turn heatmaps into keypoints in *image* coordinates, score every pose, remove
+# duplicates, and let `pycocotools` compute the COCO keypoint AP from the Object Keypoint Similarity
+# (OKS, notebook 02). This notebook runs that whole chain on the committed CPU checkpoint and the
+# SynthPose validation sample, then takes the result apart.
+#
+# **What you will learn**
+# - the test pipeline, step by step: crop → heatmaps → **flip test** → decoding → inverse crop
+#   transform → rescoring → **OKS-NMS** → COCOeval (`hrnet_edu.evaluate`);
+# - what the flip test, its one-column shift, the quarter-pixel shift and DARK each add — measured,
+#   and what a *perfect* network would score at this heatmap resolution;
+# - why OKS-NMS is needed when boxes come from a detector;
+# - **why** keypoints are wrong: the error taxonomy of Ronchi & Perona (ICCV 2017) — jitter,
+#   inversion (left/right), swap (another person), miss (`hrnet_edu.analysis`);
+# - the exact command for the paper's COCO numbers with the published weights.
+#
+# Notation: N person instances, K = 17 joints, input crop H×W = 128×96, heatmaps h×w = 32×24 (¼).
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _nbtools import Builder  # noqa: E402
-
-nb = Builder()
-md, code = nb.md, nb.code
-
-
-md(r"""
-# 08 · Evaluation: from a checkpoint to COCO AP
-
-A pose network is judged the way the paper judges it (§4.1): run it on every person box of the
-validation images, turn heatmaps into keypoints in *image* coordinates, score every pose, remove
-duplicates, and let `pycocotools` compute the COCO keypoint AP from the Object Keypoint Similarity
-(OKS, notebook 02). This notebook runs that whole chain on the committed CPU checkpoint and the
-SynthPose validation sample, then takes the result apart.
-
-**What you will learn**
-- the test pipeline, step by step: crop → heatmaps → **flip test** → decoding → inverse crop
-  transform → rescoring → **OKS-NMS** → COCOeval (`hrnet_edu.evaluate`);
-- what the flip test, its one-column shift, the quarter-pixel shift and DARK each add — measured,
-  and what a *perfect* network would score at this heatmap resolution;
-- why OKS-NMS is needed when boxes come from a detector;
-- **why** keypoints are wrong: the error taxonomy of Ronchi & Perona (ICCV 2017) — jitter,
-  inversion (left/right), swap (another person), miss (`hrnet_edu.analysis`);
-- the exact command for the paper's COCO numbers with the published weights.
-
-Notation: N person instances, K = 17 joints, input crop H×W = 128×96, heatmaps h×w = 32×24 (¼).
-""")
-
-code(r"""
-%matplotlib inline
+# %%
+# %matplotlib inline
 import json
 import os
 import time
@@ -64,18 +61,16 @@ rng = np.random.default_rng(0)
 torch.set_num_threads(1)  # small batches: one thread is the fastest on a busy laptop CPU
 
 CHECKPOINT = "../data_samples/checkpoints/synthpose_w16_128x96_cpu.pt"  # trained on CPU, committed
-""")
 
-md(r"""
-## 1 · The model and the validation set
+# %% [markdown]
+# ## 1 · The model and the validation set
+#
+# `evaluate.load_checkpoint` reads one of our training checkpoints (weights **and** the configuration
+# they were trained with) or, given a config, a plain state dict such as the reference's published
+# `pose_hrnet_w32_256x192.pth`. A checkpoint that does not fit the architecture is refused with the
+# list of missing / unexpected / mis-shaped keys.
 
-`evaluate.load_checkpoint` reads one of our training checkpoints (weights **and** the configuration
-they were trained with) or, given a config, a plain state dict such as the reference's published
-`pose_hrnet_w32_256x192.pth`. A checkpoint that does not fit the architecture is refused with the
-list of missing / unexpected / mis-shaped keys.
-""")
-
-code(r"""
+# %%
 if os.path.exists(CHECKPOINT):
     model, cfg = evaluate.load_checkpoint(CHECKPOINT)
     with open(CHECKPOINT.replace(".pt", ".json")) as f:
@@ -91,19 +86,17 @@ print(f"width C = {cfg.model.width}, input {cfg.input_size[0]}x{cfg.input_size[1
 val = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), input_size=cfg.input_size,
                     sigma=cfg.sigma, train=False, augment=None)
 print(f"{len(val)} persons (ground-truth boxes) in {len(val.image_ids)} validation images; skipped: {val.num_skipped}")
-""")
 
-md(r"""
-## 2 · The pipeline on one person
+# %% [markdown]
+# ## 2 · The pipeline on one person
+#
+# For every box the dataset cuts out a crop of 128×96 (the box grown to the 3:4 aspect ratio and
+# padded by 1.25). The network predicts one heatmap per joint. The **flip test** runs the mirrored
+# crop too, mirrors its heatmaps back (swapping left and right channels) and averages. The peak is
+# decoded (argmax + a quarter pixel toward the higher neighbour) and mapped back to the image with
+# the *inverse* crop transform. Below: the left wrist of the largest person.
 
-For every box the dataset cuts out a crop of 128×96 (the box grown to the 3:4 aspect ratio and
-padded by 1.25). The network predicts one heatmap per joint. The **flip test** runs the mirrored
-crop too, mirrors its heatmaps back (swapping left and right channels) and averages. The peak is
-decoded (argmax + a quarter pixel toward the higher neighbour) and mapped back to the image with
-the *inverse* crop transform. Below: the left wrist of the largest person.
-""")
-
-code(r"""
+# %%
 samples = [val[i] for i in range(len(val))]  # decoded once, reused below
 crops = torch.stack([s["image"] for s in samples])  # (N, 3, 128, 96)
 center = np.stack([s["center"].numpy() for s in samples])  # (N, 2) image px
@@ -112,9 +105,8 @@ with torch.inference_mode():  # the two forward passes every flip-test variant b
     H = torch.cat([model(crops[i:i + 32]) for i in range(0, len(crops), 32)])  # (N, K, 32, 24)
     H_mirror = torch.cat([model(crops[i:i + 32].flip(-1)) for i in range(0, len(crops), 32)])
 print("crops", tuple(crops.shape), "-> heatmaps", tuple(H.shape))
-""")
 
-code(r"""
+# %%
 i0, k0 = int(np.argmax([s["area"] for s in samples])), KEYPOINT_NAMES.index("left_wrist")
 image0 = load_image(val.image_path(i0))
 crop0 = denormalize(crops[i0])
@@ -140,18 +132,16 @@ axes[5].set_title("keypoints in the image")
 for ax in axes:
     ax.set_xticks([]); ax.set_yticks([])
 display(fig)
-""")
 
-md(r"""
-### Check: the back-mapping written out by hand
+# %% [markdown]
+# ### Check: the back-mapping written out by hand
+#
+# The inverse crop transform is a scaling about the box centre: heatmap pixel x maps to
+# $x_\text{img} = c_x + (x - w/2)\cdot 200\,s_x / w$ (and the same in y with the same factor, as the
+# crop is isotropic). With the reference's decoding — argmax, then ¼ pixel toward the higher
+# neighbour — this must equal the library for every joint.
 
-The inverse crop transform is a scaling about the box centre: heatmap pixel x maps to
-$x_\text{img} = c_x + (x - w/2)\cdot 200\,s_x / w$ (and the same in y with the same factor, as the
-crop is isotropic). With the reference's decoding — argmax, then ¼ pixel toward the higher
-neighbour — this must equal the library for every joint.
-""")
-
-code(r"""
+# %%
 hm = averaged[0].numpy()  # (K, h, w)
 K, h, w = hm.shape
 py, px = np.unravel_index(hm.reshape(K, -1).argmax(1), (h, w))
@@ -164,21 +154,18 @@ pixel = 200 * scale[i0, 0] / w  # image px per heatmap px
 by_hand = np.stack([center[i0, 0] + (x - w / 2) * pixel, center[i0, 1] + (y - h / 2) * pixel], axis=1)
 np.testing.assert_allclose(by_hand, kp0[0], atol=1e-4)  # float32 centre and scale
 print(f"one heatmap pixel = {pixel:.2f} image pixels here; by-hand keypoints == library: True")
-""")
 
-md(r"""
-## 3 · The COCO numbers
+# %% [markdown]
+# ## 3 · The COCO numbers
+#
+# `evaluate.evaluate` is the whole chain in one call (the same function the training loop uses for
+# validation, also across GPUs: each rank predicts its shard, `merge_predictions` joins them).
 
-`evaluate.evaluate` is the whole chain in one call (the same function the training loop uses for
-validation, also across GPUs: each rank predicts its shard, `merge_predictions` joins them).
-""")
-
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 show_source(evaluate.predict_dataset)
-""")
 
-code(r"""
+# %%
 t0 = time.perf_counter()
 stats, results = evaluate.evaluate(model, val, flip=True, decode=cfg.val_decode, batch_size=32)
 print(f"flip test, {cfg.val_decode} decoding (the checkpoint's validation setting)")
@@ -188,28 +175,25 @@ if record is not None:
     recorded = record.get("val", record).get("ap", record.get("best_ap"))
     print(f"AP recorded with the checkpoint: {recorded:.4f}; here: {stats.ap:.4f}")
     assert abs(stats.ap - recorded) <= 0.005
-""")
 
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 print(f"{len(val)} persons in {seconds:.1f} s on CPU = {len(val) / seconds:.0f} persons/s "
       "(flip test: 2 forward passes each; image decoding included)")
-""")
 
-md(r"""
-## 4 · What the flip test and the decoding add (measured)
+# %% [markdown]
+# ## 4 · What the flip test and the decoding add (measured)
+#
+# All variants below reuse the two forward passes of section 2 (`H` for the crops, `H_mirror` for
+# their mirror images); only the post-processing changes. First a check that this reuse is exactly
+# what `evaluate.evaluate` computed.
+#
+# The last row is a **perfect network**: the ground-truth target heatmaps themselves, decoded the
+# same way. On 32×24 heatmaps one pixel is 4 input pixels, and the reference's targets are centred
+# on the nearest grid point, so even perfect heatmaps lose AP to quantisation — a ceiling for this
+# resolution.
 
-All variants below reuse the two forward passes of section 2 (`H` for the crops, `H_mirror` for
-their mirror images); only the post-processing changes. First a check that this reuse is exactly
-what `evaluate.evaluate` computed.
-
-The last row is a **perfect network**: the ground-truth target heatmaps themselves, decoded the
-same way. On 32×24 heatmaps one pixel is 4 input pixels, and the reference's targets are centred
-on the nearest grid point, so even perfect heatmaps lose AP to quantisation — a ceiling for this
-resolution.
-""")
-
-code(r"""
+# %%
 meta = {"indices": np.arange(len(samples)), "image_ids": np.array([int(s["image_id"]) for s in samples]),
         "ann_ids": np.array([int(s["ann_id"]) for s in samples]),
         "box_scores": np.array([float(s["score"]) for s in samples]),
@@ -226,9 +210,8 @@ flipped = flip_test_average(H, H_mirror, shift=True)
 preds, check = variant(flipped, cfg.val_decode)
 assert abs(check.ap - stats.ap) < 1e-9 and len(evaluate.predictions_to_results(preds)) == len(results)
 print("reusing the forward passes reproduces evaluate():", round(check.ap, 4) == round(stats.ap, 4))
-""")
 
-code(r"""
+# %%
 targets = torch.stack([s["target"] for s in samples])  # (N, K, 32, 24) ground-truth heatmaps
 joints = torch.stack([s["joints"] for s in samples])  # (N, K, 3) crop px
 # the same Gaussians centred on the exact sub-pixel joint (DARK's unbiased targets)
@@ -246,39 +229,36 @@ for name, decode, heatmaps in rows:
     s = variant(heatmaps, decode)[1]
     table[name, decode] = s
     print(f"{name:24} {decode:7} {s.ap:6.3f} {s.ap50:6.3f} {s.ap75:6.3f} {s.ar:6.3f}")
-""")
 
-md(r"""
-Reading the table (the four combinations of flip × {shift, DARK} are rows 2–3 and 6–7):
+# %% [markdown]
+# Reading the table (the four combinations of flip × {shift, DARK} are rows 2–3 and 6–7):
+#
+# - **flip test**: averaging with the mirrored prediction cancels part of the network's noise;
+# - the **one-column shift** in `flip_back`: with the heatmap ↔ input map $x_\text{in} = 4x_\text{hm}$,
+#   a mirrored prediction comes back 0.75 heatmap px too far left; the reference shifts it one
+#   column right (users who removed the shift on COCO lost 2 AP);
+# - **quarter-pixel shift vs DARK**: both refine the integer argmax; DARK fits a Gaussian to the
+#   log-heatmap, which needs a smooth, well-trained peak;
+# - **perfect heatmaps** show the quantisation ceiling of 32×24 heatmaps with the reference's
+#   integer-centred targets: their neighbours are symmetric, so the quarter-pixel shift never moves
+#   anything. Gaussians centred on the exact sub-pixel joint (`unbiased=True`, notebook 01) carry the
+#   sub-pixel position in their shape, and DARK reads it back.
 
-- **flip test**: averaging with the mirrored prediction cancels part of the network's noise;
-- the **one-column shift** in `flip_back`: with the heatmap ↔ input map $x_\text{in} = 4x_\text{hm}$,
-  a mirrored prediction comes back 0.75 heatmap px too far left; the reference shifts it one
-  column right (users who removed the shift on COCO lost 2 AP);
-- **quarter-pixel shift vs DARK**: both refine the integer argmax; DARK fits a Gaussian to the
-  log-heatmap, which needs a smooth, well-trained peak;
-- **perfect heatmaps** show the quantisation ceiling of 32×24 heatmaps with the reference's
-  integer-centred targets: their neighbours are symmetric, so the quarter-pixel shift never moves
-  anything. Gaussians centred on the exact sub-pixel joint (`unbiased=True`, notebook 01) carry the
-  sub-pixel position in their shape, and DARK reads it back.
-""")
+# %% [markdown]
+# ## 5 · OKS-NMS removes duplicates
+#
+# With ground-truth boxes every person is predicted once. A person *detector* often returns two
+# boxes for one person, and two nearly identical poses then reach COCOeval: the second is a false
+# positive. The reference therefore runs greedy OKS-NMS per image (threshold 0.9, areas = crop area
+# $(200 s_x)(200 s_y)$). We plant a duplicate of every pose (keypoints moved by ≈0.3 px, score × 0.8)
+# and let NMS clean up.
+#
+# Two details show in the table: even on ground-truth boxes NMS may merge two real, overlapping
+# persons whose predicted poses came out nearly identical (first two rows); and for a small person a
+# copy moved by 1 px is already *not* the same pose at 0.9 — the eyes' σ is 0.025, and the OKS of
+# such a copy falls near the threshold (try it).
 
-md(r"""
-## 5 · OKS-NMS removes duplicates
-
-With ground-truth boxes every person is predicted once. A person *detector* often returns two
-boxes for one person, and two nearly identical poses then reach COCOeval: the second is a false
-positive. The reference therefore runs greedy OKS-NMS per image (threshold 0.9, areas = crop area
-$(200 s_x)(200 s_y)$). We plant a duplicate of every pose (keypoints moved by ≈0.3 px, score × 0.8)
-and let NMS clean up.
-
-Two details show in the table: even on ground-truth boxes NMS may merge two real, overlapping
-persons whose predicted poses came out nearly identical (first two rows); and for a small person a
-copy moved by 1 px is already *not* the same pose at 0.9 — the eyes' σ is 0.025, and the OKS of
-such a copy falls near the threshold (try it).
-""")
-
-code(r"""
+# %%
 n = len(preds["image_ids"])
 duplicated = {k: np.concatenate([v, v]) for k, v in preds.items()}
 duplicated["keypoints"][n:] += rng.normal(0, 0.3, size=duplicated["keypoints"][n:].shape)
@@ -293,33 +273,29 @@ for label, p, thr in (("original, no NMS", preds, None), ("original, OKS-NMS 0.9
     print(f"{label:28} {len(res):6d} {s.ap:6.3f} {s.ar:6.3f}")
 same = sorted(kept["with duplicates, OKS-NMS 0.9"].tolist()) == sorted(kept["original, OKS-NMS 0.9"].tolist())
 print("NMS removes every planted duplicate and keeps the same poses as without them:", same)
-""")
 
-md(r"""
-## 6 · Why keypoints are wrong: the error taxonomy
+# %% [markdown]
+# ## 6 · Why keypoints are wrong: the error taxonomy
+#
+# Ronchi & Perona classify each predicted joint of a matched person by its keypoint similarity
+# $ks = \exp(-d^2 / 2s^2k^2)$ to every plausible target: its own joint, the mirrored joint of the
+# same person, and the same joints of other people. **good** ks ≥ 0.85 at its own joint;
+# **jitter** 0.5 ≤ ks < 0.85 there; **inversion** ks ≥ 0.5 at the mirrored joint (left ↔ right);
+# **swap** ks ≥ 0.5 at another person; **miss** nothing within ks 0.5.
 
-Ronchi & Perona classify each predicted joint of a matched person by its keypoint similarity
-$ks = \exp(-d^2 / 2s^2k^2)$ to every plausible target: its own joint, the mirrored joint of the
-same person, and the same joints of other people. **good** ks ≥ 0.85 at its own joint;
-**jitter** 0.5 ≤ ks < 0.85 there; **inversion** ks ≥ 0.5 at the mirrored joint (left ↔ right);
-**swap** ks ≥ 0.5 at another person; **miss** nothing within ks 0.5.
-""")
-
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 show_source(analysis._classify)
-""")
 
-code(r"""
+# %%
 tax = analysis.error_taxonomy(val.coco, results)
 print(f"{len(tax.labels)} matched persons; {tax.num_unmatched_results} unmatched predictions, "
       f"{tax.num_unmatched_gt} persons without a prediction")
 print(f"{'keypoint':15} {'n':>4} " + " ".join(f"{c:>9}" for c in CATEGORIES))
 for row in tax.rows():
     print(f"{row['keypoint']:15} {row['n']:4d} " + " ".join(f"{100 * row[c]:8.1f}%" for c in CATEGORIES))
-""")
 
-code(r"""
+# %%
 shares = tax.shares()
 fig = Figure(figsize=(11, 3.6), layout="constrained")
 ax = fig.add_subplot()
@@ -332,18 +308,16 @@ ax.invert_yaxis()
 ax.set_xlabel("share of labelled joints")
 ax.legend(ncols=5, loc="lower center", bbox_to_anchor=(0.5, 1.0))
 display(fig)
-""")
 
-md(r"""
-### Better than ignoring the image?
+# %% [markdown]
+# ### Better than ignoring the image?
+#
+# A yardstick for every joint: the **mean pose** — each joint's average position in the crop over
+# the bundled *training* persons — predicted for every validation person without looking at the
+# image. A network that has learned something must be closer to the truth than that, on every joint
+# (errors in input-crop pixels of the 128×96 crop, over the labelled joints).
 
-A yardstick for every joint: the **mean pose** — each joint's average position in the crop over
-the bundled *training* persons — predicted for every validation person without looking at the
-image. A network that has learned something must be closer to the truth than that, on every joint
-(errors in input-crop pixels of the 128×96 crop, over the labelled joints).
-""")
-
-code(r"""
+# %%
 train_persons = CocoKeypoints(cfg.val_path(cfg.train_ann), cfg.val_path(cfg.train_images),
                               input_size=cfg.input_size, train=False, augment=None)  # the bundled 951
 gt_crop = analysis.crop_ground_truth(val)  # (N, K, 3) crop px + labelled
@@ -354,22 +328,21 @@ for name, a, b in zip(KEYPOINT_NAMES, network_px, mean_pose_px):
     print(f"{name:15} {a:10.1f} {b:12.1f}")
 print("the network is closer than the mean pose on every joint:", bool(np.all(network_px < mean_pose_px)))
 print(f"left/right inversions: {100 * tax.overall()['inversion']:.1f} % of the labelled joints")
-""")
 
-md(r"""
-How to read it: a high **inversion** share means the network finds the limbs but not which side
-is which — SynthPose figures, like people seen from the back, look much the same mirrored, and a
-small, briefly trained network leans on the flip test and context to tell left from right.
-**Jitter** is what more resolution or better decoding (section 4) fixes; **miss** is what more
-training fixes; **swap** grows with crowding (overlapping figures).
 
-### Examples of each error type
+# %% [markdown]
+# How to read it: a high **inversion** share means the network finds the limbs but not which side
+# is which — SynthPose figures, like people seen from the back, look much the same mirrored, and a
+# small, briefly trained network leans on the flip test and context to tell left from right.
+# **Jitter** is what more resolution or better decoding (section 4) fixes; **miss** is what more
+# training fixes; **swap** grows with crowding (overlapping figures).
+#
+# ### Examples of each error type
+#
+# For each type, the matched person with the most joints of that type: ground truth as white dots,
+# the prediction as a skeleton, and a red line from each wrong joint to where it should have been.
 
-For each type, the matched person with the most joints of that type: ground truth as white dots,
-the prediction as a skeleton, and a red line from each wrong joint to where it should have been.
-""")
-
-code(r"""
+# %%
 def person_view(ax, j, highlight=None, pad=15):
     image_id, ann_id, r = tax.image_ids[j], tax.ann_ids[j], tax.result_index[j]
     ann = val.coco.anns[int(ann_id)]
@@ -400,15 +373,13 @@ for ax, name in zip(axes, ("jitter", "inversion", "swap", "miss")):
         ax.set_axis_off()
 display(fig)
 print({name: len(tax.pairs_with(name)) for name in CATEGORIES[1:]}, "persons with at least one such joint")
-""")
 
-md(r"""
-## 7 · The best and the worst predictions
+# %% [markdown]
+# ## 7 · The best and the worst predictions
+#
+# Sorted by the OKS of each matched person with its ground truth.
 
-Sorted by the OKS of each matched person with its ground truth.
-""")
-
-code(r"""
+# %%
 order = np.argsort(-tax.oks, kind="stable")
 fig = Figure(figsize=(14, 3.6), layout="constrained")
 axes = fig.subplots(1, 8)
@@ -417,15 +388,13 @@ for ax, j, tag in zip(axes, [*order[:4], *order[-4:]], ["best"] * 4 + ["worst"] 
     ax.set_title(f"{tag}: OKS {tax.oks[j]:.2f}", fontsize=9)
 display(fig)
 print("OKS best 4:", np.round(tax.oks[order[:4]], 3), " worst 4:", np.round(tax.oks[order[-4:]], 3))
-""")
 
-md(r"""
-### Explore
+# %% [markdown]
+# ### Explore
+#
+# Slide through the matched persons (sorted from worst to best OKS) and see which joints fail.
 
-Slide through the matched persons (sorted from worst to best OKS) and see which joints fail.
-""")
-
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 import ipywidgets as widgets
 
@@ -443,22 +412,20 @@ def show(rank=0):
 
 
 _ = widgets.interact(show, rank=widgets.IntSlider(0, 0, len(worst_first) - 1, description="rank"))
-""")
 
-md(r"""
-## 8 · One image from the command line
+# %% [markdown]
+# ## 8 · One image from the command line
+#
+# `hrnet-edu predict` runs the same chain on a single image, for one or several `--box x,y,w,h` (or the
+# whole image), and draws the skeleton:
+#
+# ```bash
+# hrnet-edu predict data_samples/synthpose/images/<file>.jpg --checkpoint data_samples/checkpoints/synthpose_w16_128x96_cpu.pt --out pose.png
+# ```
+#
+# The library function behind it:
 
-`hrnet-edu predict` runs the same chain on a single image, for one or several `--box x,y,w,h` (or the
-whole image), and draws the skeleton:
-
-```bash
-hrnet-edu predict data_samples/synthpose/images/<file>.jpg --checkpoint data_samples/checkpoints/synthpose_w16_128x96_cpu.pt --out pose.png
-```
-
-The library function behind it:
-""")
-
-code(r"""
+# %%
 from hrnet_edu.predict import draw_predictions
 
 image_id = int(samples[i0]["image_id"])
@@ -466,57 +433,50 @@ boxes = [a["bbox"] for a in val.coco.loadAnns(val.coco.getAnnIds(imgIds=image_id
 poses = [predict_image(model, image0, box=b, input_size=cfg.input_size, sigma=cfg.sigma) for b in boxes]
 display(draw_predictions(image0, poses, boxes))
 print(f"{len(boxes)} boxes; keypoints above 0.2 per person:", [int((c > 0.2).sum()) for _, c in poses])
-""")
 
-md(r"""
-## 9 · The paper's numbers on real COCO (NOT reproduced here)
+# %% [markdown]
+# ## 9 · The paper's numbers on real COCO (NOT reproduced here)
+#
+# With the published weights and COCO val2017 (not bundled: 1 GB of images), one command reproduces
+# the paper's table. It needs the person detections the paper used (detector AP 56.4 on val2017,
+# `COCO_val2017_detections_AP_H_56_person.json`, distributed with the reference implementation):
+#
+# ```bash
+# # data_root holds annotations/person_keypoints_val2017.json and val2017/
+# hrnet-edu evaluate --config coco_w32_256x192 --checkpoint pose_hrnet_w32_256x192.pth \
+#     --boxes COCO_val2017_detections_AP_H_56_person.json --flip --decode shift data_root=/data/coco
+# hrnet-edu evaluate --config coco_w32_256x192 --checkpoint pose_hrnet_w32_384x288.pth \
+#     --boxes COCO_val2017_detections_AP_H_56_person.json input_size=384,288 sigma=3 data_root=/data/coco
+# hrnet-edu evaluate --config coco_w32_256x192 --checkpoint pose_hrnet_w48_256x192.pth \
+#     --boxes COCO_val2017_detections_AP_H_56_person.json model.width=48 data_root=/data/coco
+# hrnet-edu evaluate --config coco_w48_384x288 --checkpoint pose_hrnet_w48_384x288.pth \
+#     --boxes COCO_val2017_detections_AP_H_56_person.json data_root=/data/coco
+# ```
+#
+# Expected (the reference's table: COCO val2017, flip test, detector AP 56.4). **These numbers were
+# not reproduced in this project** — no COCO images or published weights were available here:
+#
+# | model | input | AP | AP50 | AP75 | APM | APL | AR |
+# |---|---|---|---|---|---|---|---|
+# | HRNet-W32 | 256×192 | .744 | .905 | .819 | .708 | .810 | .798 |
+# | HRNet-W32 | 384×288 | .758 | .906 | .825 | .720 | .827 | .809 |
+# | HRNet-W48 | 256×192 | .751 | .906 | .822 | .715 | .818 | .804 |
+# | HRNet-W48 | 384×288 | .763 | .908 | .829 | .723 | .834 | .812 |
+#
+# With `--boxes gt` (ground-truth boxes) the numbers are a few points higher; on a GPU, add
+# `--batch-size 64 --workers 8`.
 
-With the published weights and COCO val2017 (not bundled: 1 GB of images), one command reproduces
-the paper's table. It needs the person detections the paper used (detector AP 56.4 on val2017,
-`COCO_val2017_detections_AP_H_56_person.json`, distributed with the reference implementation):
-
-```bash
-# data_root holds annotations/person_keypoints_val2017.json and val2017/
-hrnet-edu evaluate --config coco_w32_256x192 --checkpoint pose_hrnet_w32_256x192.pth \
-    --boxes COCO_val2017_detections_AP_H_56_person.json --flip --decode shift data_root=/data/coco
-hrnet-edu evaluate --config coco_w32_256x192 --checkpoint pose_hrnet_w32_384x288.pth \
-    --boxes COCO_val2017_detections_AP_H_56_person.json input_size=384,288 sigma=3 data_root=/data/coco
-hrnet-edu evaluate --config coco_w32_256x192 --checkpoint pose_hrnet_w48_256x192.pth \
-    --boxes COCO_val2017_detections_AP_H_56_person.json model.width=48 data_root=/data/coco
-hrnet-edu evaluate --config coco_w48_384x288 --checkpoint pose_hrnet_w48_384x288.pth \
-    --boxes COCO_val2017_detections_AP_H_56_person.json data_root=/data/coco
-```
-
-Expected (the reference's table: COCO val2017, flip test, detector AP 56.4). **These numbers were
-not reproduced in this project** — no COCO images or published weights were available here:
-
-| model | input | AP | AP50 | AP75 | APM | APL | AR |
-|---|---|---|---|---|---|---|---|
-| HRNet-W32 | 256×192 | .744 | .905 | .819 | .708 | .810 | .798 |
-| HRNet-W32 | 384×288 | .758 | .906 | .825 | .720 | .827 | .809 |
-| HRNet-W48 | 256×192 | .751 | .906 | .822 | .715 | .818 | .804 |
-| HRNet-W48 | 384×288 | .763 | .908 | .829 | .723 | .834 | .812 |
-
-With `--boxes gt` (ground-truth boxes) the numbers are a few points higher; on a GPU, add
-`--batch-size 64 --workers 8`.
-""")
-
-md(r"""
-## Exercises
-
-1. **The shift, measured properly.** In section 4 replace `flip_back`'s one-column shift by a
-   sub-pixel one: shift the mirrored heatmaps by 0.75 column with linear interpolation
-   (`torch.nn.functional.grid_sample` or a weighted sum of two shifted copies). Does AP improve over the
-   reference's whole pixel?
-2. **Detected boxes.** Write a detection file from the ground-truth boxes with noise (shift each box by
-   10 % of its size, add a second, shifted box for every third person, scores in [0.5, 1]) and evaluate
-   with `CocoKeypoints(..., boxes=path)`. How much AP do the noisy boxes cost, and how much does
-   OKS-NMS win back?
-3. **Which joints invert?** From `tax.labels`, count inversions per left/right pair. Are they more
-   frequent for persons seen from the side (small shoulder width relative to their height)? Plot the
-   inversion rate against the shoulder-width / torso-height ratio of the ground truth.
-""")
-
-
-if __name__ == "__main__":
-    nb.write("08_evaluation.ipynb")
+# %% [markdown]
+# ## Exercises
+#
+# 1. **The shift, measured properly.** In section 4 replace `flip_back`'s one-column shift by a
+#    sub-pixel one: shift the mirrored heatmaps by 0.75 column with linear interpolation
+#    (`torch.nn.functional.grid_sample` or a weighted sum of two shifted copies). Does AP improve over the
+#    reference's whole pixel?
+# 2. **Detected boxes.** Write a detection file from the ground-truth boxes with noise (shift each box by
+#    10 % of its size, add a second, shifted box for every third person, scores in [0.5, 1]) and evaluate
+#    with `CocoKeypoints(..., boxes=path)`. How much AP do the noisy boxes cost, and how much does
+#    OKS-NMS win back?
+# 3. **Which joints invert?** From `tax.labels`, count inversions per left/right pair. Are they more
+#    frequent for persons seen from the side (small shoulder width relative to their height)? Plot the
+#    inversion rate against the shoulder-width / torso-height ratio of the ground truth.

@@ -1,49 +1,47 @@
-"""Build notebooks/05_hrnet_architecture.ipynb.
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-    python notebooks/build/05_hrnet_architecture.py
-    cd notebooks && MPLBACKEND=Agg ../.venv/bin/jupyter nbconvert --to notebook --execute --inplace \
-        05_hrnet_architecture.ipynb
-"""
+# %% [markdown]
+# # 05 · The whole HRNet, stage by stage
+#
+# Notebooks 03 and 04 built the two halves of HRNet's repeated pattern: parallel branches, then an
+# exchange. This notebook assembles the network of the paper (Fig. 1) and measures it.
+#
+# ```
+# stem     2 × (3×3 conv stride 2)            → 1/4 resolution, 64 channels
+# stage 1  4 bottlenecks                       → 1/4, 256 channels            (1 branch)
+# stage 2  transition + 1 module               → 1/4, 1/8           C, 2C     (2 branches)
+# stage 3  transition + 4 modules              → … 1/16             + 4C      (3 branches)
+# stage 4  transition + 3 modules              → … 1/32             + 8C      (4 branches)
+# head     1×1 conv on branch 0                → K heatmaps at 1/4
+# ```
+# Each module = a multi-resolution block (4 basic blocks per branch) + an exchange unit; each
+# transition opens one new branch from the lowest-resolution one (stride-2 3×3 conv).
+#
+# **What you will learn**
+# - how the network grows stage by stage, with a table per stage of branches, resolutions, widths,
+#   parameters and multiply-adds;
+# - that our HRNet-W32/W48 match the paper's table exactly — parameters to the unit, and "GFLOPs"
+#   once you know they are multiply-adds divided by 1024³;
+# - how HRNet compares with the high-to-low design it replaced (SimpleBaseline);
+# - that the reference implementation's checkpoints load into our model by name.
+#
+# Notation: N batch, K = 17 joints, C width (32 or 48), r branch (0 = highest resolution; the
+# paper's r is ours + 1), s stage. Input 256×192 (H×W) unless said otherwise.
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _nbtools import Builder  # noqa: E402
-
-nb = Builder()
-
-nb.md(r"""
-# 05 · The whole HRNet, stage by stage
-
-Notebooks 03 and 04 built the two halves of HRNet's repeated pattern: parallel branches, then an
-exchange. This notebook assembles the network of the paper (Fig. 1) and measures it.
-
-```
-stem     2 × (3×3 conv stride 2)            → 1/4 resolution, 64 channels
-stage 1  4 bottlenecks                       → 1/4, 256 channels            (1 branch)
-stage 2  transition + 1 module               → 1/4, 1/8           C, 2C     (2 branches)
-stage 3  transition + 4 modules              → … 1/16             + 4C      (3 branches)
-stage 4  transition + 3 modules              → … 1/32             + 8C      (4 branches)
-head     1×1 conv on branch 0                → K heatmaps at 1/4
-```
-Each module = a multi-resolution block (4 basic blocks per branch) + an exchange unit; each
-transition opens one new branch from the lowest-resolution one (stride-2 3×3 conv).
-
-**What you will learn**
-- how the network grows stage by stage, with a table per stage of branches, resolutions, widths,
-  parameters and multiply-adds;
-- that our HRNet-W32/W48 match the paper's table exactly — parameters to the unit, and "GFLOPs"
-  once you know they are multiply-adds divided by 1024³;
-- how HRNet compares with the high-to-low design it replaced (SimpleBaseline);
-- that the reference implementation's checkpoints load into our model by name.
-
-Notation: N batch, K = 17 joints, C width (32 or 48), r branch (0 = highest resolution; the
-paper's r is ours + 1), s stage. Input 256×192 (H×W) unless said otherwise.
-""")
-
-nb.code(r"""
-%matplotlib inline
+# %%
+# %matplotlib inline
 import dataclasses
 import tempfile
 import time
@@ -64,52 +62,46 @@ from hrnet_edu.viz import draw_hrnet
 
 torch.manual_seed(0)
 INPUT = (256, 192)
-""")
 
-nb.md(r"""
-## 1 · Growing the network
+# %% [markdown]
+# ## 1 · Growing the network
+#
+# First the picture. `hrnet_edu.viz.draw_hrnet` draws any `HRNetConfig` as in the paper's Fig. 1,
+# reading stages, modules, blocks and widths from the config: rows are the branches (width C·2^r
+# at 1/2^(r+2) of the input), boxes the residual units of one HR module, crossing lines its
+# exchange unit, black arrows the transitions. Above, the paper's HRNet-W32 (1, 4, 3 modules in
+# stages 2–4, 4 basic blocks per branch); below, on the same horizontal scale, the CPU preset
+# `W16_1UNIT` of the CPU training recipe (1, 1, 1 modules, 1 basic block per branch; the recipe feeds
+# it 128×96 crops, hence the smaller branch sizes): the same four streams, one module per stage.
 
-First the picture. `hrnet_edu.viz.draw_hrnet` draws any `HRNetConfig` as in the paper's Fig. 1,
-reading stages, modules, blocks and widths from the config: rows are the branches (width C·2^r
-at 1/2^(r+2) of the input), boxes the residual units of one HR module, crossing lines its
-exchange unit, black arrows the transitions. Above, the paper's HRNet-W32 (1, 4, 3 modules in
-stages 2–4, 4 basic blocks per branch); below, on the same horizontal scale, the CPU preset
-`W16_1UNIT` of the CPU training recipe (1, 1, 1 modules, 1 basic block per branch; the recipe feeds
-it 128×96 crops, hence the smaller branch sizes): the same four streams, one module per stage.
-""")
-
-nb.code(r"""
+# %%
 fig, (ax_w32, ax_cpu) = plt.subplots(2, 1, figsize=(13, 7.4), layout="constrained")
 draw_hrnet(W32, ax=ax_w32, title="HRNet-W32 (the paper): 1-4-3 modules, 4 basic blocks per branch")
 draw_hrnet(W16_1UNIT, ax=ax_cpu, input_size=(128, 96),
            title="W16_1UNIT (CPU preset, 128×96 input): 1-1-1 modules, 1 basic block per branch")
 ax_cpu.set_xlim(ax_w32.get_xlim())  # same scale: the CPU net is as wide (4 streams) but much shallower
 plt.show()
-""")
 
-nb.md(r"""
-`HRNetConfig.num_stages` builds only the first s stages; the head then reads branch 0 of the last
-built stage. Every version maps a 256×192 crop to 64×48 heatmaps — what changes is how many
-resolutions the network has worked at before it answers.
-""")
+# %% [markdown]
+# `HRNetConfig.num_stages` builds only the first s stages; the head then reads branch 0 of the last
+# built stage. Every version maps a 256×192 crop to 64×48 heatmaps — what changes is how many
+# resolutions the network has worked at before it answers.
 
-nb.code(r"""
+# %%
 print(f"{'stages':>6} {'branches':>8} {'HRNet-W32 params':>17} {'W8 heatmaps for one 256×192 crop':>34}")
 for s in (1, 2, 3, 4):
     cfg = dataclasses.replace(W32, num_stages=s)
     with torch.no_grad():  # the thin W8 runs for real on the CPU in milliseconds
         out = build_model(dataclasses.replace(W8, num_stages=s)).eval()(torch.randn(1, 3, *INPUT))
     print(f"{s:6d} {len(cfg.widths(s)):8d} {count_parameters(build_model(cfg)):17,d} {str(tuple(out.shape)):>34}")
-""")
 
-nb.md(r"""
-Now the full HRNet-W32, measured stage by stage in one pass: the feature-capture tool
-(`hrnet_edu.features`, notebook 09) records the branches of each stage's first module, and
-PyTorch's FLOP counter (`hrnet_edu.flops`) counts the multiply-adds of every submodule. Both run
-on the "meta" device: only shapes are propagated, so this is quick even for a 28 M-parameter net.
-""")
+# %% [markdown]
+# Now the full HRNet-W32, measured stage by stage in one pass: the feature-capture tool
+# (`hrnet_edu.features`, notebook 09) records the branches of each stage's first module, and
+# PyTorch's FLOP counter (`hrnet_edu.flops`) counts the multiply-adds of every submodule. Both run
+# on the "meta" device: only shapes are propagated, so this is quick even for a 28 M-parameter net.
 
-nb.code(r"""
+# %%
 w32 = HRNet(W32).to("meta")
 with capture(w32, ["stem", "stage1", "stage*.module0.branch*", "heatmaps"]) as feats:
     macs = macs_by_module(w32, INPUT)
@@ -134,34 +126,30 @@ for s, (name, prefixes) in enumerate(parts.items()):
 print(f"{'total':8} {'':8}  {'':28} {'':18} {'':>7} {total_p:11,d} {total_m / 1e9:9.3f}")
 assert total_p == count_parameters(w32) == 28_536_113
 assert total_m == macs[""]
-""")
 
-nb.md(r"""
-Two things stand out. Stages 3 and 4 do three quarters of the compute (seven modules between
-them), and stage 4 alone holds almost three quarters of the parameters (its lowest branch has 256
-channels: 9·256² weights per 3×3 conv, for only 8×6 pixels). And although branch 0 runs at the full 1/4 resolution through the whole network, it is
-only 32 channels wide, so keeping high resolution costs far less than one might fear.
+# %% [markdown]
+# Two things stand out. Stages 3 and 4 do three quarters of the compute (seven modules between
+# them), and stage 4 alone holds almost three quarters of the parameters (its lowest branch has 256
+# channels: 9·256² weights per 3×3 conv, for only 8×6 pixels). And although branch 0 runs at the full 1/4 resolution through the whole network, it is
+# only 32 channels wide, so keeping high resolution costs far less than one might fear.
+#
+# The `HRNet` class builds stages 2–4 with **one loop over the config**; the stage names and the
+# module names inside are the reference implementation's:
 
-The `HRNet` class builds stages 2–4 with **one loop over the config**; the stage names and the
-module names inside are the reference implementation's:
-""")
-
-nb.code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 show_source(HRNet.__init__)
-""")
 
-nb.md(r"""
-## 2 · Our counts beside the paper's table
+# %% [markdown]
+# ## 2 · Our counts beside the paper's table
+#
+# The paper reports 28.5 M / 63.6 M parameters and 7.1 / 14.6 "GFLOPs" for W32 / W48 at 256×192
+# (16.0 / 32.9 at 384×288). PyTorch's FLOP counter counts **2 FLOPs per multiply-add**; the paper's
+# numbers are **multiply-adds / 1024³** (a binary "giga"):
+#
+# $$\text{paper GFLOPs} = \frac{\text{MACs}}{1024^3} = \frac{\text{FLOPs}/2}{1024^3}$$
 
-The paper reports 28.5 M / 63.6 M parameters and 7.1 / 14.6 "GFLOPs" for W32 / W48 at 256×192
-(16.0 / 32.9 at 384×288). PyTorch's FLOP counter counts **2 FLOPs per multiply-add**; the paper's
-numbers are **multiply-adds / 1024³** (a binary "giga"):
-
-$$\text{paper GFLOPs} = \frac{\text{MACs}}{1024^3} = \frac{\text{FLOPs}/2}{1024^3}$$
-""")
-
-nb.code(r"""
+# %%
 paper = {("W32", INPUT): (28.5, 7.1), ("W32", (384, 288)): (28.5, 16.0),
          ("W48", INPUT): (63.6, 14.6), ("W48", (384, 288)): (63.6, 32.9)}
 w48 = HRNet(W48).to("meta")
@@ -177,21 +165,19 @@ for (name, size), (p_paper, g_paper) in paper.items():
     assert round(params / 1e6, 1) == p_paper and round(paper_gflops(m), 1) == g_paper
 assert count_parameters(w32) == 28_536_113 and count_parameters(w48) == 63_595_745
 assert count_macs(w32, (384, 288)) == macs[""] * 9 // 4  # measured, not scaled: 17,201,258,496
-""")
 
-nb.md(r"""
-Every number matches. (Read with decimal giga and FLOPs = 2·MACs, W32 would be "15.3 GFLOPs":
-the same network, a factor 2.15 apart — always check which convention a table uses.)
+# %% [markdown]
+# Every number matches. (Read with decimal giga and FLOPs = 2·MACs, W32 would be "15.3 GFLOPs":
+# the same network, a factor 2.15 apart — always check which convention a table uses.)
+#
+# ## 3 · High-to-low vs. high-resolution: SimpleBaseline beside HRNet
+#
+# SimpleBaseline (Xiao et al. 2018) is the strongest *high-to-low* design of its time: a ResNet goes
+# down to 1/32 of the input, then three deconvolutions (transposed convolutions, 4×4, stride 2)
+# come back up to 1/4. HRNet instead never leaves 1/4 on branch 0. `hrnet_edu.baseline` holds both
+# the paper's ResNet-50 version and a small one for the CPU.
 
-## 3 · High-to-low vs. high-resolution: SimpleBaseline beside HRNet
-
-SimpleBaseline (Xiao et al. 2018) is the strongest *high-to-low* design of its time: a ResNet goes
-down to 1/32 of the input, then three deconvolutions (transposed convolutions, 4×4, stride 2)
-come back up to 1/4. HRNet instead never leaves 1/4 on branch 0. `hrnet_edu.baseline` holds both
-the paper's ResNet-50 version and a small one for the CPU.
-""")
-
-nb.code(r"""
+# %%
 r50 = SimpleBaseline(RESNET50).to("meta")
 b_macs = macs_by_module(r50, INPUT)
 deconv = sum(b_macs[f"deconv_layers.{k}"] for k in (0, 3, 6))
@@ -205,22 +191,21 @@ for name, p, m, m_paper, p_ref, g_ref, ap in rows:
     print(f"{name:19} {p:12,d} {p_ref:6.1f} {m / 1e9:9.3f} {paper_gflops(m):7.2f} {paper_gflops(m_paper):11.2f} "
           f"{g_ref:6.1f} {ap:8.1f}")
 assert round(count_parameters(r50) / 1e6, 1) == 34.0
-""")
 
-nb.md(r"""
-With the *same* counting rule HRNet-W32 has fewer parameters than SimpleBaseline-ResNet-50 but
-about 40 % more true multiply-adds (7.65 G vs 5.43 G) — and 4 AP points more on COCO val2017
-(from the paper's table; AP numbers are quoted, not measured here). Under the SimpleBaseline
-paper's own counting (deconvolutions over their output pixels) the baseline's 8.99 G is what that
-paper prints as 8.9, which is how the HRNet paper's table can list HRNet-W32 as the cheaper one.
 
-Where does each design keep its resolution? Below, every convolution of the two small CPU models
-in execution order, plotted at the resolution of its output. SimpleBaseline walks down to 1/32 and
-climbs back with deconvolutions; HRNet runs its branches one after the other inside each module,
-and after every exchange unit it is back at 1/4 — a high-resolution map is alive throughout.
-""")
+# %% [markdown]
+# With the *same* counting rule HRNet-W32 has fewer parameters than SimpleBaseline-ResNet-50 but
+# about 40 % more true multiply-adds (7.65 G vs 5.43 G) — and 4 AP points more on COCO val2017
+# (from the paper's table; AP numbers are quoted, not measured here). Under the SimpleBaseline
+# paper's own counting (deconvolutions over their output pixels) the baseline's 8.99 G is what that
+# paper prints as 8.9, which is how the HRNet paper's table can list HRNet-W32 as the cheaper one.
+#
+# Where does each design keep its resolution? Below, every convolution of the two small CPU models
+# in execution order, plotted at the resolution of its output. SimpleBaseline walks down to 1/32 and
+# climbs back with deconvolutions; HRNet runs its branches one after the other inside each module,
+# and after every exchange unit it is back at 1/4 — a high-resolution map is alive throughout.
 
-nb.code(r"""
+# %%
 def conv_strides(model: nn.Module, size=INPUT) -> list[int]:
     # Output stride (input size / output size) of every conv and deconv, in the order they run.
     strides, handles = [], []
@@ -250,9 +235,8 @@ for name, model in [("SimpleBaseline SMALL", small_base), ("HRNet W8", small_hr)
     cpu_rows.append((name, count_parameters(model), count_macs(model, INPUT), min(conv_strides(model)[2:])))
     print(f"{name:22} {cpu_rows[-1][1]:9,d} params {cpu_rows[-1][2] / 1e6:8.1f} M MACs   "
           f"output {tuple(model(torch.zeros(1, 3, *INPUT)).shape)}")
-""")
 
-nb.code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 x = torch.randn(8, 3, *INPUT)
 for name, model in [("SimpleBaseline SMALL", small_base), ("HRNet W8", small_hr)]:
@@ -260,19 +244,17 @@ for name, model in [("SimpleBaseline SMALL", small_base), ("HRNet W8", small_hr)
         model(x)
         t = time.perf_counter(); model(x); dt = time.perf_counter() - t
     print(f"{name:22} CPU forward, batch 8: {dt * 1000:.0f} ms")
-""")
 
-nb.md(r"""
-## 4 · Loading the reference implementation's checkpoints
+# %% [markdown]
+# ## 4 · Loading the reference implementation's checkpoints
+#
+# Our module names *are* the reference's state-dict keys, so a published checkpoint such as
+# `pose_hrnet_w32_256x192.pth` loads with no renaming: `load_reference_weights(model, path)` reads
+# it with `torch.load(..., weights_only=True)` (no pickled code is executed), accepts a plain state
+# dict, our training checkpoints (`{"model": …}`) and DataParallel's `module.` prefix, and loads
+# strictly. Without the real file at hand, we round-trip a state dict saved in the same format:
 
-Our module names *are* the reference's state-dict keys, so a published checkpoint such as
-`pose_hrnet_w32_256x192.pth` loads with no renaming: `load_reference_weights(model, path)` reads
-it with `torch.load(..., weights_only=True)` (no pickled code is executed), accepts a plain state
-dict, our training checkpoints (`{"model": …}`) and DataParallel's `module.` prefix, and loads
-strictly. Without the real file at hand, we round-trip a state dict saved in the same format:
-""")
-
-nb.code(r"""
+# %%
 keys = list(w32.state_dict())  # the key names of HRNet-W32 (shapes only: w32 lives on "meta")
 fuse = [k for k in keys if "fuse_layers" in k]
 print(f"{len(keys)} entries, among them (first 3, first 3 of an exchange unit, last 3):")
@@ -291,26 +273,23 @@ with tempfile.TemporaryDirectory() as tmp:
     model = load_reference_weights(build_model(W8), path)
 assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
 print("loaded strictly:", len(model.state_dict()), "entries equal")
-""")
 
-nb.md(r"""
-A checkpoint for another architecture is refused with the list of offending keys and shapes:
-""")
+# %% [markdown]
+# A checkpoint for another architecture is refused with the list of offending keys and shapes:
 
-nb.code(r"""
+# %%
 try:
     load_reference_weights(build_model(W8), HRNet(dataclasses.replace(W8, width=12)).state_dict())
 except ValueError as err:
     print("\n".join(str(err).splitlines()[:8]))
-""")
 
-nb.md(r"""
-## 5 · Interactive: width and stages
 
-Pick a width C and a number of stages to see the size and cost of the resulting network.
-""")
+# %% [markdown]
+# ## 5 · Interactive: width and stages
+#
+# Pick a width C and a number of stages to see the size and cost of the resulting network.
 
-nb.code(r"""
+# %%
 def describe(width=8, stages=4):
     cfg = dataclasses.replace(W32, width=width, num_stages=stages)
     model = HRNet(cfg).to("meta")
@@ -320,27 +299,21 @@ def describe(width=8, stages=4):
 
 
 describe(8, 4)  # the widget's default, printed once so it is readable without a kernel
-""")
 
-nb.code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 widgets.interact(describe, width=widgets.Dropdown(options=[8, 16, 32, 48, 64], value=8),
                  stages=widgets.IntSlider(min=1, max=4, value=4));
-""")
 
-nb.md(r"""
-## Exercises
-
-1. **Parameters as a function of C.** Show that apart from the stem, stage 1 and the transition
-   from 256 channels, the parameter count is quadratic in C. Predict W48 from W32 with that rule
-   and compare with 63,595,745.
-2. **A fair baseline.** Find a SimpleBaseline configuration (`BaselineConfig`: units, widths,
-   deconv width) with the same multiply-adds as HRNet-W8 and train both on SynthPose with the
-   CPU training config (notebook 07). Which is more accurate at the same cost?
-3. **Drop the exchange.** Build an HRNet whose exchange units keep only the identity terms (for
-   example by zeroing and freezing the other transforms). How many parameters and multiply-adds
-   does the fusion cost, as a fraction of the whole network?
-""")
-
-if __name__ == "__main__":
-    nb.write("05_hrnet_architecture.ipynb")
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Parameters as a function of C.** Show that apart from the stem, stage 1 and the transition
+#    from 256 channels, the parameter count is quadratic in C. Predict W48 from W32 with that rule
+#    and compare with 63,595,745.
+# 2. **A fair baseline.** Find a SimpleBaseline configuration (`BaselineConfig`: units, widths,
+#    deconv width) with the same multiply-adds as HRNet-W8 and train both on SynthPose with the
+#    CPU training config (notebook 07). Which is more accurate at the same cost?
+# 3. **Drop the exchange.** Build an HRNet whose exchange units keep only the identity terms (for
+#    example by zeroing and freezing the other transforms). How many parameters and multiply-adds
+#    does the fusion cost, as a fraction of the whole network?
