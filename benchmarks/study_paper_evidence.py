@@ -3,10 +3,12 @@
 Every run is the CPU recipe (``configs.synthpose_w16_128x96_cpu``: ``model.W16_1UNIT`` at 128×96,
 Adam 2e-3 with a cosine decay, unbiased σ = 2 targets, DARK decoding, flip test) shortened to one
 epoch of the 37,476 persons of ``make data`` (warm-up 0.1 epoch), trained on this machine with one
-compute thread and one data worker, and validated on the bundled SynthPose val split (150 images,
+compute thread and one data worker, bf16 autocast and channels-last (``cpu_bf16``,
+``cpu_channels_last``: about 2× faster here, benchmarks/bench_cpu_train_step.py), and validated on the bundled SynthPose val split (150 images,
 300 persons). One thing changes per run:
 
 * ``hrnet`` — the recipe itself (the reference point of every comparison);
+* ``hrnet_fp32`` — the same in fp32 and NCHW: what the two speed switches cost in AP;
 * ``stride8`` — the head reads branch 1: heatmaps at output stride 8 (16×12) instead of 4 (32×24),
   σ = 1 heatmap px so that the target Gaussian keeps its size in the image (8 input px);
 * ``simplebaseline`` — the high-to-low SimpleBaseline with the same multiply-adds (83 M at 128×96):
@@ -52,10 +54,12 @@ FUSION_NET = dataclasses.replace(hrnet_model.W16_1UNIT, num_modules=(1, 2, 2))
 
 def study_config(name: str) -> TrainConfig:
     """The recipe shortened to one epoch, with run ``name``'s one change."""
-    base = dataclasses.replace(synthpose_w16_128x96_cpu(), epochs=1, warmup_epochs=0.1, val_every=1)
+    base = dataclasses.replace(synthpose_w16_128x96_cpu(), epochs=1, warmup_epochs=0.1, val_every=1,
+                               cpu_bf16=True, cpu_channels_last=True)
     w16 = base.model
     changes = {
         "hrnet": {},
+        "hrnet_fp32": {"cpu_bf16": False, "cpu_channels_last": False},
         "stride8": {"model": dataclasses.replace(w16, head_branch=1), "sigma": 1.0},
         "simplebaseline": {"model": EQUAL_MACS_BASELINE},
         "sigma1": {"sigma": 1.0},
@@ -66,7 +70,7 @@ def study_config(name: str) -> TrainConfig:
     return dataclasses.replace(base, name=f"study_{name}", **changes)
 
 
-RUNS = ["hrnet", "stride8", "simplebaseline", "sigma1", "fusion_all", "fusion_across", "fusion_final"]
+RUNS = ["hrnet", "hrnet_fp32", "stride8", "simplebaseline", "sigma1", "fusion_all", "fusion_across", "fusion_final"]
 
 
 def run(name: str, seed: int, runs_dir: str, results_dir: str) -> dict:

@@ -32,6 +32,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Union
 
+import torch
+
 from hrnet_edu import model as hrnet_model
 from hrnet_edu.baseline import BaselineConfig
 from hrnet_edu.data.transforms import AugmentConfig
@@ -47,8 +49,8 @@ class TrainConfig:
     Shapes: the network sees (N, 3, H, W) crops with ``input_size = (H, W)`` and predicts
     (N, K, H/4, W/4) heatmaps; ``sigma`` is the target Gaussian's standard deviation in heatmap px.
     ``batch_size`` is per process (per GPU): the effective batch is batch_size × world size.
-    ``amp`` is one of "none", "bf16", "fp16" and, like ``channels_last``, only acts on CUDA; on a CPU,
-    ``cpu_bf16`` turns on bf16 autocast.
+    ``amp`` is one of "none", "bf16", "fp16" and, like ``channels_last``, only acts on CUDA; on a CPU
+    ``cpu_bf16`` and ``cpu_channels_last`` do (see ``autocast_dtype``, ``uses_channels_last``).
     """
 
     name: str = "custom"
@@ -83,9 +85,10 @@ class TrainConfig:
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
     workers: int = 4
     cpu_threads: int = 0  # torch compute threads while training on a CPU; 0: torch's default
-    # bf16 autocast of the forward pass when training on a CPU (the loss stays fp32); pays on CPUs
-    # with native bf16 (AVX512-BF16, AMX): benchmarks/bench_cpu_train_step.py
-    cpu_bf16: bool = False
+    # the same two switches for training on a CPU (off by default: they pay only on CPUs with native
+    # bf16, AVX512-BF16 or AMX, measured by benchmarks/bench_cpu_train_step.py)
+    cpu_bf16: bool = False  # bf16 autocast of the forward pass (the loss stays fp32)
+    cpu_channels_last: bool = False
     amp: str = "bf16"
     channels_last: bool = True
     compile: bool = False
@@ -136,6 +139,18 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
         if self.val_decode not in ("argmax", "shift", "dark"):
             raise ValueError(f"val_decode must be 'argmax', 'shift' or 'dark', got {self.val_decode!r}")
+
+    def autocast_dtype(self, device_type: str) -> torch.dtype | None:
+        """The autocast dtype of the training forward pass on this device type, None for fp32."""
+        if device_type == "cuda":
+            return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
+        return torch.bfloat16 if device_type == "cpu" and self.cpu_bf16 else None
+
+    def uses_channels_last(self, device_type: str) -> bool:
+        """Whether the model and its input batches are NHWC (channels-last) on this device type."""
+        if device_type == "cuda":
+            return self.channels_last
+        return device_type == "cpu" and self.cpu_channels_last
 
     @property
     def heatmap_stride(self) -> int:

@@ -231,11 +231,9 @@ def train_one_epoch(model, loader, criterion, optimizer, scaler, cfg: TrainConfi
     from tqdm.auto import tqdm
 
     cuda = device.type == "cuda"
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
-    use_amp = cuda and amp_dtype is not None
-    if device.type == "cpu" and cfg.cpu_bf16:  # bf16 autocast on a CPU (measured to pay with AVX512-BF16)
-        use_amp, amp_dtype = True, torch.bfloat16
-    memory_format = torch.channels_last if (cuda and cfg.channels_last) else torch.contiguous_format
+    amp_dtype = cfg.autocast_dtype(device.type)
+    use_amp = amp_dtype is not None
+    memory_format = torch.channels_last if cfg.uses_channels_last(device.type) else torch.contiguous_format
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
     losses, norms, steps = [], [], []
@@ -455,7 +453,7 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
     model = build_model(cfg.model).to(device)
     if cfg.init_from and not resume:  # fine-tuning: the weights only; optimizer and schedule start anew
         model.load_state_dict(load_checkpoint_state(cfg.init_from, map_location=device)["model"])
-    if cuda and cfg.channels_last:
+    if cfg.uses_channels_last(device.type):
         model = model.to(memory_format=torch.channels_last)
     # before anything is written: bad data fails first
     train_set, val_set = build_datasets(cfg, check_images=True, skip_unreadable=skip_bad_images)
