@@ -4,8 +4,8 @@ Every run is the CPU recipe (``configs.synthpose_w16_128x96_cpu``: ``model.W16_1
 Adam 2e-3 with a cosine decay, unbiased σ = 2 targets, DARK decoding, flip test) shortened to one
 epoch of the 37,476 persons of ``make data`` (warm-up 0.1 epoch), trained on this machine with one
 compute thread and one data worker, bf16 autocast and channels-last (``cpu_bf16``,
-``cpu_channels_last``: about 2× faster here, benchmarks/bench_cpu_train_step.py), and validated on the bundled SynthPose val split (150 images,
-300 persons). One thing changes per run:
+``cpu_channels_last``: about 2× faster here, benchmarks/bench_cpu_train_step.py), and validated on
+the bundled SynthPose val split (150 images, 300 persons). One thing changes per run:
 
 * ``hrnet`` — the recipe itself (the reference point of every comparison);
 * ``hrnet_fp32`` — the same in fp32 and NCHW: what the two speed switches cost in AP;
@@ -70,7 +70,8 @@ def study_config(name: str) -> TrainConfig:
     return dataclasses.replace(base, name=f"study_{name}", **changes)
 
 
-RUNS = ["hrnet", "hrnet_fp32", "stride8", "simplebaseline", "sigma1", "fusion_all", "fusion_across", "fusion_final"]
+RUNS = ["hrnet", "hrnet_fp32", "stride8", "simplebaseline", "sigma1", "fusion_all", "fusion_across",
+        "fusion_final"]
 
 
 def run(name: str, seed: int, runs_dir: str, results_dir: str) -> dict:
