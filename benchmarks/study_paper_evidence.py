@@ -1,25 +1,8 @@
-"""The paper's evidence at CPU scale: short, real training runs that isolate one design choice each.
+"""Train the runs of ``hrnet_edu.evidence``: the paper's evidence at CPU scale (notebooks 01, 04, 05, 08).
 
-Every run is the CPU recipe (``configs.synthpose_w16_128x96_cpu``: ``model.W16_1UNIT`` at 128×96,
-Adam 2e-3 with a cosine decay, unbiased σ = 2 targets, DARK decoding, flip test) shortened to one
-epoch of the 37,476 persons of ``make data`` (warm-up 0.1 epoch), trained on this machine with one
-compute thread and one data worker, bf16 autocast and channels-last (``cpu_bf16``,
-``cpu_channels_last``: about 2× faster here, benchmarks/bench_cpu_train_step.py), and validated on
-the bundled SynthPose val split (150 images, 300 persons). One thing changes per run:
-
-* ``hrnet`` — the recipe itself (the reference point of every comparison);
-* ``hrnet_fp32`` — the same in fp32 and NCHW: what the two speed switches cost in AP;
-* ``stride8`` — the head reads branch 1: heatmaps at output stride 8 (16×12) instead of 4 (32×24),
-  σ = 1 heatmap px so that the target Gaussian keeps its size in the image (8 input px);
-* ``simplebaseline`` — the high-to-low SimpleBaseline with the same multiply-adds (83 M at 128×96):
-  ResNet units (1, 1, 1, 1) of widths 24–192, three deconvolutions of width 96;
-* ``sigma1`` — targets with σ = 1 heatmap px (the paper's number) instead of 2;
-* ``fusion_all`` / ``fusion_across`` / ``fusion_final`` — the paper's ablation of repeated
-  multi-scale fusion (Sec. 4.5) on the recipe network with 1, 2, 2 HR modules in stages 2, 3, 4:
-  exchange units after every module (5), only between stages (3), only at the end (1).
-
-Each run's ``log.jsonl`` and ``config.json`` are kept under ``--results`` (with the command that made
-them) and one line per run is added to ``runs.jsonl`` there; notebooks 01, 04 and 05 plot them.
+Each run (see ``evidence.study_config``) is trained with ``hrnet_edu.train.train`` on this machine,
+one compute thread and one data worker, into ``--runs``; its ``log.jsonl`` and ``config.json`` are
+copied to ``--results`` (committed) and one line goes to ``runs.jsonl`` there, with the command.
 
     OMP_NUM_THREADS=1 python benchmarks/study_paper_evidence.py                  # every run, seed 0
     OMP_NUM_THREADS=1 python benchmarks/study_paper_evidence.py --seeds 1 --only hrnet,fusion_all
@@ -30,7 +13,6 @@ A run whose line is already in ``runs.jsonl`` is not repeated.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import os
@@ -41,41 +23,13 @@ import sys
 import torch
 
 from hrnet_edu import model as hrnet_model
-from hrnet_edu.baseline import BaselineConfig
-from hrnet_edu.configs import TrainConfig, synthpose_w16_128x96_cpu
+from hrnet_edu.evidence import RESULTS, RUNS, study_config
 from hrnet_edu.flops import count_macs, count_parameters
 from hrnet_edu.train import train
 
-# SimpleBaseline with the recipe network's multiply-adds at 128×96 (83.1 M vs 83.0 M, flops.count_macs)
-EQUAL_MACS_BASELINE = BaselineConfig(block="basic", units=(1, 1, 1, 1), widths=(24, 48, 96, 192),
-                                     stem_width=32, deconv_width=96)
-FUSION_NET = dataclasses.replace(hrnet_model.W16_1UNIT, num_modules=(1, 2, 2))
-
-
-def study_config(name: str) -> TrainConfig:
-    """The recipe shortened to one epoch, with run ``name``'s one change."""
-    base = dataclasses.replace(synthpose_w16_128x96_cpu(), epochs=1, warmup_epochs=0.1, val_every=1,
-                               cpu_bf16=True, cpu_channels_last=True)
-    w16 = base.model
-    changes = {
-        "hrnet": {},
-        "hrnet_fp32": {"cpu_bf16": False, "cpu_channels_last": False},
-        "stride8": {"model": dataclasses.replace(w16, head_branch=1), "sigma": 1.0},
-        "simplebaseline": {"model": EQUAL_MACS_BASELINE},
-        "sigma1": {"sigma": 1.0},
-        "fusion_all": {"model": FUSION_NET},
-        "fusion_across": {"model": dataclasses.replace(FUSION_NET, exchange_units="across_stages")},
-        "fusion_final": {"model": dataclasses.replace(FUSION_NET, exchange_units="final")},
-    }[name]
-    return dataclasses.replace(base, name=f"study_{name}", **changes)
-
-
-RUNS = ["hrnet", "hrnet_fp32", "stride8", "simplebaseline", "sigma1", "fusion_all", "fusion_across",
-        "fusion_final"]
-
 
 def run(name: str, seed: int, runs_dir: str, results_dir: str) -> dict:
-    cfg = dataclasses.replace(study_config(name), seed=seed)
+    cfg = study_config(name, seed)
     out = os.path.join(runs_dir, f"{name}_s{seed}")
     summary = train(cfg, out, progress=False)
     last = summary["history"][-1]
@@ -99,7 +53,7 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(RUNS))
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--runs", default="runs/paper_evidence", help="run folders (checkpoints, logs)")
-    parser.add_argument("--results", default="benchmarks/results/paper_evidence")
+    parser.add_argument("--results", default=os.path.relpath(RESULTS))
     args = parser.parse_args()
     torch.set_num_threads(1)
     os.makedirs(args.results, exist_ok=True)

@@ -94,3 +94,38 @@ def test_simple_baseline_is_a_model_config_that_round_trips_through_checkpoints(
     assert hr.model == hrnet_model.W32  # an HRNet config is not mistaken for the baseline
     with pytest.raises(ValueError, match="block must be one of"):
         BaselineConfig(block="Bottleneck")
+
+
+def test_each_study_run_changes_one_thing_of_the_recipe():
+    from hrnet_edu import evidence
+    from hrnet_edu.flops import count_macs
+
+    ref = dataclasses.asdict(evidence.study_config("hrnet"))
+    recipe = dataclasses.asdict(synthpose_w16_128x96_cpu())
+    assert {k for k in ref if ref[k] != recipe[k]} == {"name", "epochs", "warmup_epochs", "cpu_bf16",
+                                                         "cpu_channels_last"}
+    expected = {"hrnet_fp32": {"cpu_bf16", "cpu_channels_last"}, "stride8": {"model", "sigma"},
+                "simplebaseline": {"model"}, "sigma1": {"sigma"}, "fusion_all": {"model"},
+                "fusion_across": {"model"}, "fusion_final": {"model"}}
+    for name, keys in expected.items():
+        cfg = dataclasses.asdict(evidence.study_config(name))
+        assert {k for k in cfg if cfg[k] != ref[k]} == keys | {"name"}, name
+    # equal multiply-adds for the high-to-low baseline; the fusion nets differ only in exchange units
+    macs = [count_macs(hrnet_model.build_model(evidence.study_config(n).model), (128, 96))
+            for n in ("hrnet", "simplebaseline")]
+    assert abs(macs[1] / macs[0] - 1) < 0.01
+    counts = [exchange_units(hrnet_model.build_model(evidence.study_config(f"fusion_{p}").model).to("meta"))
+              for p in ("all", "across", "final")]
+    assert counts == [5, 3, 1]
+    with pytest.raises(ValueError, match="unknown study run"):
+        evidence.study_config("nope")
+
+
+def test_summarize_gives_mean_and_spread_over_seeds():
+    from hrnet_edu.evidence import summarize
+
+    rows = [{"run": "a", "seed": 1, "ap": 0.5}, {"run": "a", "seed": 0, "ap": 0.3},
+            {"run": "b", "seed": 0, "ap": 0.1}]
+    out = summarize(rows, ["a", "b", "c"])
+    assert out["a"]["values"] == [0.3, 0.5] and out["a"]["mean"] == pytest.approx(0.4)
+    assert out["a"]["spread"] == pytest.approx(0.2) and out["b"]["spread"] == 0 and "c" not in out
