@@ -245,6 +245,58 @@ for name, decode, heatmaps in rows:
 #   sub-pixel position in their shape, and DARK reads it back.
 
 # %% [markdown]
+# ### What the output stride costs: perfect heatmaps, then two trained networks
+#
+# HRNet reads its heatmaps from the branch it kept at ¼ of the input. What would a coarser read-out
+# cost? First with no training at all: perfect heatmaps at output stride 4, 8, 16 and 32 (32×24
+# down to 4×3 heatmaps for these 128×96 crops), the Gaussian kept at one size in the image
+# (σ = 8 input px, i.e. 8/stride heatmap px), decoded as a network's output would be.
+
+# %%
+STRIDES = (4, 8, 16, 32)
+ceilings = {}
+print(f"{'stride':>6} {'heatmap':>8} {'σ (hm px)':>9} {'integer-centred, argmax':>24} {'unbiased, DARK':>15}")
+for stride in STRIDES:
+    size, sigma_s = (128 // stride, 96 // stride), 8 / stride
+    centred = encode_heatmaps(joints[..., :2] / stride, joints[..., 2], size, sigma_s)[0]  # the reference's
+    exact = encode_heatmaps(joints[..., :2] / stride, joints[..., 2], size, sigma_s, unbiased=True)[0]
+    kp_c, conf_c = evaluate.heatmaps_to_keypoints(centred, center, scale, 0.0, "argmax")
+    kp_e, conf_e = evaluate.heatmaps_to_keypoints(exact, center, scale, 0.0, "dark", sigma_s)
+    ceilings[stride] = [evaluate.evaluate_predictions({**meta, "keypoints": kp, "confidences": c}, val).ap
+                        for kp, c in ((kp_c, conf_c), (kp_e, conf_e))]
+    print(f"{stride:6d} {size[0]:>4d}×{size[1]:<3d} {sigma_s:9.2f} {ceilings[stride][0]:24.3f} "
+          f"{ceilings[stride][1]:15.3f}")
+
+# %% [markdown]
+# Then trained: the recipe network with its head on branch 0 (stride 4) and the same network with
+# its head on branch 1 (stride 8, σ = 1 heatmap px so the target has the same size in the image),
+# each trained for one epoch of the 37,476 persons of `make data` on this project's 2-core CPU,
+# two seeds each (`benchmarks/study_paper_evidence.py`; the runs' configs and logs are committed in
+# `benchmarks/results/paper_evidence/`, `hrnet_edu.evidence` reads them).
+
+# %%
+from hrnet_edu import evidence
+
+study = evidence.load_runs()
+trained = evidence.summarize(study, ["hrnet", "stride8"])
+for name, stride in (("hrnet", 4), ("stride8", 8)):
+    t = trained[name]
+    print(f"stride {stride}: AP {t['mean']:.3f} (seeds {', '.join(f'{v:.3f}' for v in t['values'])}), "
+          f"ceiling with the reference's targets {ceilings[stride][0]:.3f}")
+
+fig = Figure(figsize=(6.4, 3.6), dpi=100, layout="constrained")
+ax = fig.subplots()
+ax.plot(STRIDES, [ceilings[s][0] for s in STRIDES], "o-", label="perfect, integer-centred + argmax")
+ax.plot(STRIDES, [ceilings[s][1] for s in STRIDES], "s--", label="perfect, unbiased + DARK")
+for name, stride in (("hrnet", 4), ("stride8", 8)):
+    ax.plot([stride] * trained[name]["seeds"], trained[name]["values"], "k^", ms=7)
+ax.plot([], [], "k^", label="trained 1 epoch on CPU (each seed)")
+ax.set(xscale="log", xticks=STRIDES, xticklabels=[str(s) for s in STRIDES], xlabel="output stride (input px per heatmap px)",
+       ylabel="AP (SynthPose val)", ylim=(-0.02, 1.05), title="What a coarser read-out costs")
+ax.legend(fontsize=8)
+display(fig)
+
+# %% [markdown]
 # ## 5 · OKS-NMS removes duplicates
 #
 # With ground-truth boxes every person is predicted once. A person *detector* often returns two
@@ -465,6 +517,75 @@ print(f"{len(boxes)} boxes; keypoints above 0.2 per person:", [int((c > 0.2).sum
 #
 # With `--boxes gt` (ground-truth boxes) the numbers are a few points higher; on a GPU, add
 # `--batch-size 64 --workers 8`.
+
+# %% [markdown]
+# ## Appendix · From a notebook to a deployed model
+#
+# Everything above ran the network as a PyTorch module inside Python. A deployed model usually runs
+# somewhere else — a service, an app, a browser — and there the exchange format is ONNX, with ONNX
+# Runtime as a fast engine on CPUs. `hrnet_edu.export` (the command `hrnet-edu export`) takes three
+# steps, each checked:
+#
+# 1. **fold every BatchNorm** into the convolution before it: in evaluation BN is a fixed affine map
+#    per channel, $y = \gamma (x - \mu)/\sqrt{\sigma^2 + \epsilon} + \beta$, so $W' = sW$ and
+#    $b' = s(b - \mu) + \beta$ with $s = \gamma/\sqrt{\sigma^2+\epsilon}$ compute the same thing with one
+#    layer less;
+# 2. **export the graph** (`torch.onnx.export`, batch axis dynamic);
+# 3. **compare** ONNX Runtime with eager PyTorch on real crops — the file is written only if every
+#    heatmap value agrees to 1e-4.
+
+# %%
+from hrnet_edu import export
+
+
+def batch_norms(net):
+    return sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+
+
+folded = export.fold_batchnorm(model)
+with torch.inference_mode():
+    fold_diff = float((folded(crops[:32]) - model(crops[:32])).abs().max())
+print(f"BatchNorm layers: {batch_norms(model)} before folding, {batch_norms(folded)} after; "
+      f"max |Δ heatmap| below 1e-5: {fold_diff < 1e-5}")
+
+# %%
+import tempfile
+
+onnx_path = os.path.join(tempfile.mkdtemp(), "synthpose_w16_128x96_cpu.onnx")
+onnx_diff = export.export_onnx(model, onnx_path, crops[:8])  # raises (and writes nothing) above 1e-4
+runner = export.OnnxRunner(onnx_path, cfg=cfg)
+print(f"exported: {os.path.getsize(onnx_path) / 1e6:.1f} MB; ONNX Runtime vs PyTorch on 8 real crops, "
+      f"max |Δ heatmap| below 1e-4: {onnx_diff <= 1e-4}")
+onnx_stats, _ = evaluate.evaluate(runner, val, flip=True, decode=cfg.val_decode, batch_size=32)
+print(f"the whole evaluation through ONNX Runtime: AP {onnx_stats.ap:.4f} (PyTorch: {stats.ap:.4f})")
+
+# %% [markdown]
+# The runner stands in for the model (`evaluate.evaluate(runner, …)` above; `--runtime onnx` on the
+# command line), so the AP is the PyTorch one to decoding precision. What it buys is speed. Measured
+# live on this machine (the numbers vary from run to run and machine to machine):
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+def median_seconds(f, x, repeats=7):
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f(x)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+batch = crops[:32]
+with torch.inference_mode():
+    eager_s, onnx_s = median_seconds(model, batch), median_seconds(runner, batch)
+print(f"batch of 32 crops, {torch.get_num_threads()} thread(s): PyTorch eager {eager_s * 1e3:.0f} ms, "
+      f"ONNX Runtime {onnx_s * 1e3:.0f} ms -> {eager_s / onnx_s:.2f}x")
+
+# %% [markdown]
+# For the paper's HRNet-W32 at 256×192 the same comparison gave 1.33 s vs 0.85 s per batch of 8 —
+# 1.55× (2 threads each, interleaved, this project's 2-core CPU, 2026-12-02:
+# `benchmarks/bench_onnx.py`, the README's Measured table). `hrnet-edu export --checkpoint X --out
+# model.onnx` writes the file; any ONNX Runtime (Python, C++, JavaScript, mobile) can then run it.
 
 # %% [markdown]
 # ## Exercises

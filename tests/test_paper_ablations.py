@@ -129,3 +129,24 @@ def test_summarize_gives_mean_and_spread_over_seeds():
     out = summarize(rows, ["a", "b", "c"])
     assert out["a"]["values"] == [0.3, 0.5] and out["a"]["mean"] == pytest.approx(0.4)
     assert out["a"]["spread"] == pytest.approx(0.2) and out["b"]["spread"] == 0 and "c" not in out
+
+
+@pytest.mark.parametrize("placement, count", [("all", 5), ("across_stages", 3), ("final", 1)])
+def test_the_drawing_shows_the_exchange_units_the_network_has(placement, count):
+    from hrnet_edu import viz
+
+    cfg = dataclasses.replace(hrnet_model.W16_1UNIT, num_modules=(1, 2, 2), exchange_units=placement)
+    drawn = [c for c in viz.draw_hrnet(cfg).axes[0].collections if c.get_gid() == "exchange"]
+    assert len(drawn) == count == exchange_units(hrnet_model.HRNet(cfg).to("meta"))
+    assert len(drawn[-1].get_segments()) == 3  # the last unit: branches 1, 2, 3 → branch 0
+
+
+def test_the_drawing_puts_the_head_on_the_branch_it_reads():
+    from hrnet_edu import viz
+
+    cfg = dataclasses.replace(hrnet_model.W16_1UNIT, head_branch=1)
+    ax = viz.draw_hrnet(cfg).axes[0]
+    last = [c for c in ax.collections if c.get_gid() == "exchange"][-1]
+    assert len(last.get_segments()) == 3 + 3  # outputs 0 and 1, from the 3 other branches each
+    head = next(p for p in ax.patches if p.get_gid() == "head")
+    assert head.get_y() < -0.5  # row 1 (rows are at y = −r), not row 0
