@@ -315,9 +315,21 @@ for sigma in (1.0, 2.0):
 # with σ = 1 only 49 of 3,072 pixels per joint carry signal (1.6 %), against 169 (5.5 %) with
 # σ = 2, so the MSE is dominated by the near-zero background and the gradient that pulls the
 # peak to the right place comes from fewer pixels. σ = 2 (heatmap pixels) is the reference
-# configuration's value, not the paper's; `hrnet_edu` follows the
-# configuration and makes σ a parameter (`TrainConfig.sigma`) so you can measure the effect of
-# training with σ = 1 yourself (notebook 07).
+# configuration's value, not the paper's; `hrnet_edu` follows the configuration and makes σ a
+# parameter (`TrainConfig.sigma`).
+#
+# **Measured.** The CPU recipe (notebook 07: 32×24 heatmaps, unbiased targets, DARK decoding) trained
+# with σ = 2 and with σ = 1, everything else equal — one epoch of the 37,476 persons of `make data`
+# on this project's 2-core CPU (2026-12-02), two seeds each (`benchmarks/study_paper_evidence.py`;
+# configs and logs in `benchmarks/results/paper_evidence/`):
+
+# %%
+from hrnet_edu import evidence
+
+runs = evidence.summarize(evidence.load_runs(), ["hrnet", "sigma1"])
+for name, sigma in (("hrnet", 2), ("sigma1", 1)):
+    r = runs[name]
+    print(f"σ = {sigma} heatmap px: AP {r['mean']:.3f} (seeds: {', '.join(f'{v:.3f}' for v in r['values'])})")
 
 # %% [markdown]
 # ## 7 · The flip test and its one-column shift

@@ -342,6 +342,42 @@ print(f"exchange units in HRNet-W32: {len(units)} = {' + '.join(map(str, W32.num
 draw_hrnet(W32)
 
 # %% [markdown]
+# ## 6 · Does repeated fusion matter? The paper's ablation, measured at CPU scale
+#
+# The paper (Sec. 4.5) trains HRNet-W32 three ways: with only the final exchange unit (1 fusion:
+# the parallel branches never talk until the end), with exchange units between stages only (3), and
+# with exchange units also within the stages (8, HRNet itself): COCO val AP 70.8, 71.9 and 73.4.
+#
+# Here the same three variants of one small network — the CPU recipe's `W16_1UNIT` with 1, 2, 2 HR
+# modules in stages 2–4, so 5 exchange units in full — each trained for one epoch of the 37,476
+# persons of `make data` on this project's 2-core CPU (2026-12-02), two seeds each
+# (`benchmarks/study_paper_evidence.py`; configs and logs in `benchmarks/results/paper_evidence/`).
+
+# %%
+from IPython.display import display
+from matplotlib.figure import Figure
+
+from hrnet_edu import evidence
+
+variants = {"fusion_final": "final only", "fusion_across": "across stages", "fusion_all": "across + within"}
+fig = Figure(figsize=(13, 2.9), dpi=100, layout="constrained")
+for ax, (name, label) in zip(fig.subplots(1, 3), variants.items()):
+    cfg_v = evidence.study_config(name).model
+    draw_hrnet(cfg_v, ax=ax, input_size=None, title=f"{label}: {cfg_v.exchange_units}")
+display(fig)
+
+# %%
+study = evidence.load_runs()
+fusion = evidence.summarize(study, variants)
+paper = {"fusion_final": 70.8, "fusion_across": 71.9, "fusion_all": 73.4}
+print(f"{'exchange units':16} {'count':>5} {'AP here (mean)':>14} {'per seed':>15} {'paper AP (W32, COCO)':>21}")
+for name, label in variants.items():
+    n = sum(isinstance(m, ExchangeUnit) for m in build_model(evidence.study_config(name).model).modules())
+    f = fusion[name]
+    print(f"{label:16} {n:5d} {f['mean']:14.3f} {', '.join(f'{v:.3f}' for v in f['values']):>15} "
+          f"{paper[name]:21.1f}")
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. **Bilinear instead of nearest.** Replace the `nn.Upsample` of every upsampling term by

@@ -246,6 +246,37 @@ for name, model in [("SimpleBaseline SMALL", small_base), ("HRNet W8", small_hr)
     print(f"{name:22} CPU forward, batch 8: {dt * 1000:.0f} ms")
 
 # %% [markdown]
+# ### Trained side by side at equal multiply-adds (measured here)
+#
+# The AP numbers above are the papers'. Here the two designs are trained the same way on SynthPose:
+# the CPU recipe's HRNet (`W16_1UNIT`, 83.0 M multiply-adds at 128×96) against a SimpleBaseline cut
+# to the same 83.1 M (ResNet units 1-1-1-1 of widths 24–192, three deconvolutions of width 96,
+# `evidence.EQUAL_MACS_BASELINE`), each for one epoch of the 37,476 persons of `make data` on this
+# project's 2-core CPU (2026-12-02), two seeds each (`benchmarks/study_paper_evidence.py`; configs
+# and logs in `benchmarks/results/paper_evidence/`).
+
+# %%
+from hrnet_edu import evidence
+
+study = evidence.load_runs()
+pair = {"hrnet": "HRNet W16_1UNIT", "simplebaseline": "SimpleBaseline, equal MACs"}
+ap = evidence.summarize(study, pair)
+minutes = evidence.summarize(study, pair, key="train_minutes")
+print(f"{'model':27} {'params':>9} {'MACs (M)':>9} {'AP (mean)':>9} {'per seed':>13} {'train min':>9}")
+for name, label in pair.items():
+    row = next(r for r in study if r["run"] == name)
+    print(f"{label:27} {row['parameters']:9,d} {row['macs'] / 1e6:9.1f} {ap[name]['mean']:9.3f} "
+          f"{', '.join(f'{v:.3f}' for v in ap[name]['values']):>13} {minutes[name]['mean']:9.1f}")
+
+fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=100)
+for name, label in pair.items():
+    steps, losses = evidence.loss_curve(name, seed=0)
+    ax.plot(steps, losses, label=label)
+ax.set(xlabel="training step (batch 32)", ylabel="training loss (MSE)", yscale="log", title="Seed 0, one epoch")
+ax.legend(fontsize=8)
+fig.tight_layout()
+
+# %% [markdown]
 # ## 4 · Loading the reference implementation's checkpoints
 #
 # Our module names *are* the reference's state-dict keys, so a published checkpoint such as
