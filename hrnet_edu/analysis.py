@@ -19,7 +19,9 @@ joint of every other person. With ks* the best of them:
 Detections are matched to ground truths with COCO's greedy rule at a loose OKS threshold (0.1,
 as in the authors' ``coco-analyze``), so that even badly wrong poses are diagnosed. Only labelled
 ground-truth joints are classified; crowd regions and persons without labelled keypoints are left
-out. Shapes: M matched pairs, K joints, G ground truths of one image, D detections of one image.
+out. The keypoint spec (``spec=``, default: the ground truth's, else COCO-17) gives the σ_i, the
+mirrored joint of each joint (its ``flip_index``) and the names of the rows.
+Shapes: M matched pairs, K joints, G ground truths of one image, D detections of one image.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hrnet_edu import coco_eval
-from hrnet_edu.keypoints import FLIP_INDEX, KEYPOINT_NAMES, SIGMAS
+from hrnet_edu.keypoints import COCO17
 from hrnet_edu.oks import compute_oks, keypoint_similarity, match_detections
 
 CATEGORIES = ("good", "jitter", "inversion", "swap", "miss")
@@ -50,6 +52,7 @@ class ErrorTaxonomy:
         oks: (M,) OKS of the pair; scores: (M,) the detection's score.
         num_unmatched_results: detections matched to no ground truth (background false positives).
         num_unmatched_gt: ground truths no detection matched (missed persons).
+        names: (K,) the joint names of the rows (the spec's).
     """
 
     labels: np.ndarray
@@ -62,6 +65,7 @@ class ErrorTaxonomy:
     scores: np.ndarray
     num_unmatched_results: int
     num_unmatched_gt: int
+    names: tuple[str, ...] = COCO17.names
 
     def counts(self) -> np.ndarray:
         """(K, 5) number of joints in each category (columns in ``CATEGORIES`` order)."""
@@ -81,7 +85,7 @@ class ErrorTaxonomy:
         """One row per keypoint type (name, labelled count, share of each category) and "all"."""
         c, s = self.counts(), self.shares()
         rows = [{"keypoint": name, "n": int(c[k].sum()), **dict(zip(CATEGORIES, s[k].tolist()))}
-                for k, name in enumerate(KEYPOINT_NAMES[: len(c)])]
+                for k, name in enumerate(self.names[: len(c)])]
         rows.append({"keypoint": "all", "n": int(c.sum()), **self.overall()})
         return rows
 
@@ -92,14 +96,16 @@ class ErrorTaxonomy:
         return order[n[order] > 0]
 
 
-def _classify(dt: np.ndarray, gt: np.ndarray, areas: np.ndarray, own: np.ndarray, jitter_range, sigmas):
+def _classify(dt: np.ndarray, gt: np.ndarray, areas: np.ndarray, own: np.ndarray, jitter_range, sigmas,
+              flip_index=COCO17.flip_index):
     """Labels, own ks and best ks (each (D, K)) of D detections against the G persons of one image.
 
-    dt: (D, K, 2); gt: (G, K, 3); areas: (G,); own: (D,) index of each detection's matched person.
+    dt: (D, K, 2); gt: (G, K, 3); areas: (G,); own: (D,) index of each detection's matched person;
+    flip_index: (K,) the mirrored joint of each joint.
     """
     d, g = len(dt), len(gt)
     # Candidates per person: its joints and its mirrored joints, (G, 2, K, 3)
-    cand = np.stack([gt, gt[:, FLIP_INDEX]], axis=1)
+    cand = np.stack([gt, gt[:, list(flip_index)]], axis=1)
     # Put each detection's own person first: rows [own, own mirrored, other persons…], (D, G)
     order = np.argsort(np.arange(g)[None, :] != own[:, None], axis=1, kind="stable")
     cand = cand[order]  # (D, G, 2, K, 3)
@@ -118,7 +124,7 @@ def _classify(dt: np.ndarray, gt: np.ndarray, areas: np.ndarray, own: np.ndarray
 
 
 def error_taxonomy(coco_gt, results, match_threshold: float = 0.1, jitter_range=(0.5, 0.85),
-                   sigmas=SIGMAS) -> ErrorTaxonomy:
+                   sigmas=None, spec=None) -> ErrorTaxonomy:
     """Classify every joint of every matched detection as good / jitter / inversion / swap / miss.
 
     Args:
@@ -126,13 +132,20 @@ def error_taxonomy(coco_gt, results, match_threshold: float = 0.1, jitter_range=
         results: COCO keypoint results (list of entries or the path of a results JSON).
         match_threshold: OKS needed to match a detection to a person (greedy by score, per image).
         jitter_range: (low, high) ks thresholds: below low a miss, at or above high good.
-        sigmas: (K,) per-joint σ.
+        sigmas: (K,) per-joint σ; default: the spec's.
+        spec: the keypoint set (KeypointSpec or built-in name): σ, the mirrored joints, the row
+            names. Default: the one the ground-truth file was read with, else COCO-17.
 
     Returns:
         ErrorTaxonomy.
     """
-    coco_gt = coco_eval.load_coco(coco_gt)
-    results = coco_eval.load_results(results, coco_gt)
+    coco_gt = coco_eval.load_coco(coco_gt, spec)
+    spec = coco_eval.ground_truth_spec(coco_gt, spec)
+    sigmas = np.asarray(spec.sigmas if sigmas is None else sigmas, dtype=np.float64)
+    if sigmas.shape != (spec.num_joints,):
+        raise ValueError(f"sigmas must be ({spec.num_joints},) for keypoint spec {spec.name!r}, "
+                         f"got {sigmas.shape}")
+    results = coco_eval.load_results(results, coco_gt, spec)
     by_image: dict[int, list[int]] = {}
     for i, r in enumerate(results):
         by_image.setdefault(r["image_id"], []).append(i)
@@ -157,7 +170,8 @@ def error_taxonomy(coco_gt, results, match_threshold: float = 0.1, jitter_range=
         if not len(m):
             continue
         own = matched[m]
-        labels, ks_own, ks_best = _classify(dt[m, :, :2], gt, areas, own, jitter_range, np.asarray(sigmas))
+        labels, ks_own, ks_best = _classify(dt[m, :, :2], gt, areas, own, jitter_range, sigmas,
+                                            spec.flip_index)
         parts.append((labels, ks_own, ks_best, idx[m], np.full(len(m), image_id),
                       np.asarray([anns[j]["id"] for j in own]), oks[m, own], scores[m]))
     k = len(sigmas)
@@ -166,7 +180,7 @@ def error_taxonomy(coco_gt, results, match_threshold: float = 0.1, jitter_range=
     labels, ks_own, ks_best, ridx, img, ann, oks, sc = cols
     as_int = np.int64
     return ErrorTaxonomy(labels.astype(as_int), ks_own, ks_best, ridx.astype(as_int), img.astype(as_int),
-                         ann.astype(as_int), oks, sc, int(unmatched_dt), int(unmatched_gt))
+                         ann.astype(as_int), oks, sc, int(unmatched_dt), int(unmatched_gt), spec.names)
 
 
 # ----------------------------------------------------------------------------- error in the crop

@@ -5,7 +5,9 @@ The paper reports COCO keypoint AP (Sec. 4.1): AP averaged over OKS thresholds
 medium (32² < area ≤ 96²) and large (area > 96²) persons, and the same five for recall (AR).
 pycocotools computes them; this module prepares its input (results entries, rescored as the
 reference does), checks it with clear errors, runs it quietly and returns the ten numbers as
-a named structure.
+a named structure. The keypoint set is a ``KeypointSpec`` (``spec=``, COCO-17 by default): it gives
+K and the OKS sigmas handed to pycocotools (``COCOeval.params.kpt_oks_sigmas``), so CrowdPose's
+14 joints or your own are scored with their own constants.
 
 ``pck_accuracy`` is something else: the quick heatmap-argmax accuracy the reference logs during
 training. It is NOT the COCO metric and is never reported as one.
@@ -27,7 +29,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from hrnet_edu.heatmaps import decode_heatmaps
-from hrnet_edu.keypoints import NUM_KEYPOINTS, coco_person_category
+from hrnet_edu.keypoints import KeypointSpec, get_spec
 
 
 def _numpy(x, dtype=np.float64) -> np.ndarray:
@@ -92,8 +94,11 @@ def make_results(image_ids, keypoints, confidences, scores, category_id: int = 1
     ]
 
 
-def load_coco(coco_gt):
+def load_coco(coco_gt, spec=None):
     """A pycocotools ``COCO`` object from itself or from an annotation file path (quietly).
+
+    ``spec``: the file's keypoint set (KeypointSpec or built-in name; default COCO-17), which
+    decides how many keypoint numbers each person carries (see ``data.ground_truth``).
 
     A file is checked as it is read (``data.ground_truth.read_ground_truth`` for evaluation): NaN or
     non-numeric keypoints, visibility outside {0, 1, 2}, labelled joints far outside the image,
@@ -110,7 +115,7 @@ def load_coco(coco_gt):
     path = os.fspath(coco_gt)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"ground-truth annotation file not found: {path}")
-    return read_ground_truth(path, for_eval=True)[0]
+    return read_ground_truth(path, for_eval=True, spec=spec)[0]
 
 
 def _check_something_to_evaluate(coco_gt, img_ids) -> None:
@@ -130,20 +135,28 @@ def _check_something_to_evaluate(coco_gt, img_ids) -> None:
 _load_coco = load_coco  # the earlier private name, kept for callers that used it
 
 
-def validate_results(results, coco_gt) -> None:
+def ground_truth_spec(coco_gt, spec=None) -> KeypointSpec:
+    """The keypoint spec to evaluate ``coco_gt`` with: ``spec`` when given, else the one its file was
+    read with (``data.ground_truth.read_ground_truth``), else COCO-17."""
+    if spec is not None:
+        return get_spec(spec)
+    return get_spec(getattr(coco_gt, "hrnet_edu_checked", {}).get("spec"))
+
+
+def validate_results(results, coco_gt, spec=None) -> None:
     """Check results entries before pycocotools sees them; raise ValueError naming the entry.
 
     Checks: a list of dicts; fields image_id, category_id, keypoints, score present; image_id
-    and category_id known to ``coco_gt``; 3K keypoint numbers (K from the category, 17 for
-    persons); all numbers finite.
+    and category_id known to ``coco_gt``; 3K keypoint numbers, K from the keypoint spec (``spec``,
+    else the ground truth's, else COCO-17's 17 — not the category's list of names, which may be
+    longer than what the annotations carry); all numbers finite.
     """
-    coco_gt = load_coco(coco_gt)
+    coco_gt = load_coco(coco_gt, spec)
+    k = ground_truth_spec(coco_gt, spec).num_joints
     if not isinstance(results, list):
         raise ValueError(f"results must be a list of dicts, got {type(results).__name__}")
     image_ids = set(coco_gt.getImgIds())
-    # K per category from its keypoint names (17 for COCO persons)
-    categories = coco_gt.dataset.get("categories", [])
-    cats = {c["id"]: len(c.get("keypoints", [])) or NUM_KEYPOINTS for c in categories}
+    cats = {c["id"] for c in coco_gt.dataset.get("categories", [])}
     for n, r in enumerate(results):
         where = f"results[{n}]"
         if not isinstance(r, dict):
@@ -156,7 +169,6 @@ def validate_results(results, coco_gt) -> None:
             raise ValueError(f"{where}: unknown image id, not in the ground-truth annotations")
         if r["category_id"] not in cats:
             raise ValueError(f"{where}: unknown category_id {r['category_id']!r} (known: {sorted(cats)})")
-        k = cats[r["category_id"]]
         try:
             kpts = np.asarray(r["keypoints"], dtype=np.float64)
             score = float(r["score"])
@@ -165,6 +177,8 @@ def validate_results(results, coco_gt) -> None:
         if kpts.shape != (3 * k,):
             raise ValueError(
                 f"{where}: keypoints must be {3 * k} numbers (x, y, c for {k} joints), got shape {kpts.shape}"
+                + (f"; the results hold {kpts.size // 3} joints: pass their keypoint spec (spec=)"
+                   if kpts.ndim == 1 and kpts.size % 3 == 0 else "")
             )
         if not np.isfinite(kpts).all():
             bad = int(np.flatnonzero(~np.isfinite(kpts))[0])
@@ -225,7 +239,7 @@ class CocoKeypointStats:
         return f"{head}\n{vals}{extra}"
 
 
-def load_results(results, coco_gt) -> list[dict]:
+def load_results(results, coco_gt, spec=None) -> list[dict]:
     """A results list, or the path of a COCO results JSON file, checked by :func:`validate_results`."""
     if not isinstance(results, list):
         path = os.fspath(results)
@@ -233,7 +247,7 @@ def load_results(results, coco_gt) -> list[dict]:
             raise FileNotFoundError(f"results file not found: {path}")
         with open(path) as f:
             results = json.load(f)
-    validate_results(results, coco_gt)
+    validate_results(results, coco_gt, spec)
     return results
 
 
@@ -459,7 +473,7 @@ BACKENDS = ("hrnet_edu", "pycocotools")
 
 
 def evaluate_keypoints(coco_gt, results, img_ids=None, verbose: bool = False,
-                       backend: str = "hrnet_edu") -> CocoKeypointStats:
+                       backend: str = "hrnet_edu", spec=None) -> CocoKeypointStats:
     """Run COCOeval (iouType 'keypoints') and return the ten standard numbers.
 
     Args:
@@ -472,6 +486,9 @@ def evaluate_keypoints(coco_gt, results, img_ids=None, verbose: bool = False,
         backend: "hrnet_edu" (default): ``FastCOCOeval``, pycocotools' COCOeval with our numpy OKS,
             matching and accumulation (bit-identical stats, several times faster);
             "pycocotools": plain ``pycocotools.cocoeval.COCOeval``, the reference.
+        spec: the keypoint set (KeypointSpec or built-in name): K and the OKS sigmas given to
+            COCOeval (``params.kpt_oks_sigmas``). Default: the spec the ground-truth file was read
+            with, else COCO-17 (pycocotools' own sigmas).
 
     Returns:
         CocoKeypointStats. Empty results → all zeros, ``empty`` True and a note (pycocotools itself
@@ -481,11 +498,12 @@ def evaluate_keypoints(coco_gt, results, img_ids=None, verbose: bool = False,
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     from pycocotools.cocoeval import COCOeval
 
-    coco_gt = load_coco(coco_gt)
+    coco_gt = load_coco(coco_gt, spec)
+    spec = ground_truth_spec(coco_gt, spec)
     if img_ids is not None:
         img_ids = [int(i) for i in img_ids]
     _check_something_to_evaluate(coco_gt, img_ids)
-    results = load_results(results, coco_gt)
+    results = load_results(results, coco_gt, spec)
     if img_ids is not None:
         results = [r for r in results if r["image_id"] in set(img_ids)]
     if not results:
@@ -505,6 +523,8 @@ def evaluate_keypoints(coco_gt, results, img_ids=None, verbose: bool = False,
         else:
             coco_dt = coco_gt.loadRes([dict(r) for r in results])
         coco_eval = evaluator(coco_gt, coco_dt, "keypoints")
+        # the spec's σ_i (pycocotools' default is COCO-17's, the same numbers as COCO17.sigmas)
+        coco_eval.params.kpt_oks_sigmas = spec.sigma_array
         if img_ids is not None:
             coco_eval.params.imgIds = img_ids
         coco_eval.evaluate()
@@ -515,7 +535,7 @@ def evaluate_keypoints(coco_gt, results, img_ids=None, verbose: bool = False,
 
 def synthetic_keypoint_set(n_images: int = 5000, n_persons: int = 11000, n_detections: int = 100_000,
                            seed: int = 0, labelled_fraction: float = 0.58, empty_fraction: float = 0.46,
-                           missed_fraction: float = 0.05):
+                           missed_fraction: float = 0.05, spec=None):
     """A random COCO-style person-keypoint ground truth and detections, to test and time COCOeval.
 
     The defaults are sized like COCO val2017 (5,000 images, about half without a person, ~11k
@@ -530,6 +550,7 @@ def synthetic_keypoint_set(n_images: int = 5000, n_persons: int = 11000, n_detec
         empty_fraction: share of images without any person.
         missed_fraction: share of images where "the detector" found nothing: their detections
             are dropped, so slightly fewer than ``n_detections`` are returned.
+        spec: the keypoint set (K joints, its category); default COCO-17.
 
     Returns:
         (pycocotools COCO ground truth, list of results entries with image_id, category_id,
@@ -540,7 +561,8 @@ def synthetic_keypoint_set(n_images: int = 5000, n_persons: int = 11000, n_detec
     if n_images < 1 or n_persons < 1:
         raise ValueError(f"need at least one image and one person, got {n_images}, {n_persons}")
     rng = np.random.default_rng(seed)
-    k = NUM_KEYPOINTS
+    spec = get_spec(spec)
+    k = spec.num_joints
     images = [{"id": i, "width": 640, "height": 480, "file_name": f"{i:012d}.jpg"}
               for i in range(1, n_images + 1)]
     with_people = np.flatnonzero(rng.random(n_images) >= empty_fraction) + 1
@@ -563,7 +585,7 @@ def synthetic_keypoint_set(n_images: int = 5000, n_persons: int = 11000, n_detec
              "keypoints": np.concatenate([gt_xy[j], vis[j, :, None]], axis=1).reshape(-1).tolist()}
             for j in range(n_persons)]  # fmt: skip
     coco = COCO()
-    coco.dataset = {"images": images, "annotations": anns, "categories": [coco_person_category()]}
+    coco.dataset = {"images": images, "annotations": anns, "categories": [spec.coco_category()]}
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
 

@@ -19,11 +19,12 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, Rectangle
 
 from hrnet_edu import features
-from hrnet_edu.keypoints import KEYPOINT_COLORS, KEYPOINT_NAMES, LIMB_COLORS, SKELETON
+from hrnet_edu.keypoints import KeypointSpec, get_spec
 from hrnet_edu.model import HRNetConfig
 
 
-def draw_pose(ax, keypoints, visible=None, *, radius=3.0, linewidth=2.0, alpha=1.0):
+def draw_pose(ax, keypoints, visible=None, *, radius=3.0, linewidth=2.0, alpha=1.0,
+              spec: KeypointSpec | str | None = None):
     """Draw one person's keypoints and skeleton on a matplotlib axis.
 
     Args:
@@ -31,6 +32,8 @@ def draw_pose(ax, keypoints, visible=None, *, radius=3.0, linewidth=2.0, alpha=1
         keypoints: (K, 2) pixel coordinates (x, y), or (K, 3) with visibility/confidence last.
         visible: (K,) > 0 where the joint is drawn; default: all (or column 3 of keypoints).
         radius, linewidth, alpha: marker radius (points), limb width, opacity.
+        spec: the keypoint set whose skeleton and palette are drawn (default COCO-17; limbs of
+            joints beyond K are skipped).
 
     Returns:
         The axis, for chaining.
@@ -41,10 +44,11 @@ def draw_pose(ax, keypoints, visible=None, *, radius=3.0, linewidth=2.0, alpha=1
     if visible is None:
         visible = kp[:, 2] if kp.shape[1] == 3 else np.ones(len(kp))
     vis = np.asarray(visible) > 0
-    for (a, b), color in zip(SKELETON, LIMB_COLORS):
+    spec = get_spec(spec)
+    for (a, b), color in zip(spec.skeleton, spec.limb_colors):
         if a < len(kp) and b < len(kp) and vis[a] and vis[b]:
             ax.plot(kp[[a, b], 0], kp[[a, b], 1], color=color, linewidth=linewidth, alpha=alpha)
-    colors = np.array(KEYPOINT_COLORS[: len(kp)])
+    colors = np.array(spec.colors[: len(kp)])
     ax.scatter(kp[vis, 0], kp[vis, 1], s=radius**2 * 4, c=colors[vis], edgecolors="white",
                linewidths=0.5, alpha=alpha, zorder=3)
     return ax
@@ -98,7 +102,8 @@ def show_heatmap(ax, heatmap, image=None, *, stride: int = 4, alpha: float = 0.8
 
 
 def overlay_heatmaps(image, heatmaps, joints=None, keypoints=None, *, stride: int = 4, ncols: int = 6,
-                     title: str | None = None, vmax: float | None = 1.0, colorbar: bool = True) -> Figure:
+                     title: str | None = None, vmax: float | None = 1.0, colorbar: bool = True,
+                     spec: KeypointSpec | str | None = None) -> Figure:
     """Heatmaps over the input crop, on one shared colour scale.
 
     Args:
@@ -110,20 +115,22 @@ def overlay_heatmaps(image, heatmaps, joints=None, keypoints=None, *, stride: in
         vmax: top of the shared colour scale (default 1, the targets' peak); None: the largest
             value over all panels.
         colorbar: add one colorbar for all panels (an extra axis after the panels).
+        spec: the keypoint set (panel titles, skeleton); default COCO-17.
 
     Returns:
         The figure: the panels first (1 axis, or len(joints) axes), then the colorbar's axis.
     """
     hm = _numpy(heatmaps)
+    spec = get_spec(spec)
     panels = [(hm.max(axis=0), "max over joints")] if joints is None else [
-        (hm[k], KEYPOINT_NAMES[k] if hm.shape[0] == len(KEYPOINT_NAMES) else f"joint {k}") for k in joints]
+        (hm[k], spec.names[k] if hm.shape[0] == spec.num_joints else f"joint {k}") for k in joints]
     if vmax is None:
         vmax = max(1e-6, max(float(p.max()) for p, _ in panels))
     fig, axes = _figure(len(panels), ncols, size=2.4, height=2.4 * image.shape[0] / image.shape[1])
     for ax, (panel, name) in zip(axes, panels):
         im = show_heatmap(ax, panel, image, stride=stride, vmax=vmax)
         if keypoints is not None:
-            draw_pose(ax, keypoints, radius=1.5, linewidth=1.0)
+            draw_pose(ax, keypoints, radius=1.5, linewidth=1.0, spec=spec)
         ax.set_title(name, fontsize=9)
     if colorbar:
         fig.colorbar(im, ax=axes, shrink=0.8, label="heatmap value")

@@ -1,9 +1,12 @@
 """The top-down COCO keypoint dataset: one sample per person box.
 
-Works on any COCO-format person-keypoints file (COCO ``person_keypoints_{train,val}2017.json``
-or SynthPose). Each sample is the person's crop warped to the input size (H×W, e.g. 256×192),
-its Gaussian target heatmaps at a quarter of that size, and the metadata (image id, centre,
-scale, box score) needed to map predictions back to the image.
+Works on any COCO-format person-keypoints file (COCO ``person_keypoints_{train,val}2017.json``,
+SynthPose, CrowdPose, your own) whose keypoint set is described by ``spec`` (``keypoints.py``;
+COCO-17 by default): K, the number of joints per person, comes from the spec, and so do the
+left/right pairs swapped by the flip augmentation and the upper-body joints of the half-body one.
+Each sample is the person's crop warped to the input size (H×W, e.g. 256×192), its Gaussian
+target heatmaps at a quarter of that size, and the metadata (image id, centre, scale, box score)
+needed to map predictions back to the image.
 
 Which persons become samples (the reference's ``_load_coco_keypoint_annotation_kernal``)
 ---------------------------------------------------------------------------------------
@@ -12,7 +15,8 @@ Which persons become samples (the reference's ``_load_coco_keypoint_annotation_k
 * boxes are clipped to the image: x1 = max(0, x), y1 = max(0, y),
   x2 = min(W − 1, x1 + max(0, w − 1)), y2 = min(H − 1, y1 + max(0, h − 1)), box = (x1, y1, x2 − x1,
   y2 − y1), kept if area > 0 and x2 ≥ x1 and y2 ≥ y1. We also drop boxes with w ≤ 0 or h ≤ 0
-  (the reference would keep a zero-width box and crop by its height alone);
+  (the reference would keep a zero-width box and crop by its height alone); an annotation
+  without ``area`` gets 0.53 · w · h of its box where the file is read (``ground_truth``);
 * visibility v = min(v, 1): an occluded but labelled joint is a training target.
 Everything skipped is counted in ``.num_skipped`` (reason → count). Malformed ground truth (NaN or
 non-numeric keypoints, visibility outside {0, 1, 2}, labelled joints far outside the image, unknown
@@ -41,7 +45,7 @@ import torch
 from ..errors import InputError
 from ..geometry import PIXEL_STD, box_to_center_scale
 from ..heatmaps import encode_heatmaps
-from ..keypoints import NUM_KEYPOINTS
+from ..keypoints import KeypointSpec, get_spec
 from .ground_truth import PERSON_CATEGORY, read_ground_truth
 from .transforms import (
     IMAGENET_MEAN,
@@ -129,6 +133,8 @@ class CocoKeypoints(torch.utils.data.Dataset):
             (for :class:`hrnet_edu.data.transforms.GpuBatchTransform`, which warps on the device).
         heatmap_stride: input pixels per target-heatmap pixel (4; 8, 16 … for a head on a
             lower-resolution branch, ``HRNetConfig.head_branch``).
+        spec: the file's keypoint set, a KeypointSpec or a built-in name ("coco17",
+            "crowdpose14"); default COCO-17. Kept as ``.spec``.
 
     A sample (``__getitem__``) is a dict of tensors: ``image`` (3, H, W) float32 normalized,
     ``target`` (K, H/4, W/4) float32, ``target_weight`` (K,), ``joints`` (K, 3) float32 crop
@@ -139,7 +145,8 @@ class CocoKeypoints(torch.utils.data.Dataset):
 
     def __init__(self, ann_file, image_dir, input_size=(256, 192), sigma=2.0, train=True,
                  augment: AugmentConfig | None = PAPER_AUGMENT, boxes="gt", box_score_threshold=0.0,
-                 unbiased_targets=False, seed=0, raw=False, heatmap_stride=4):
+                 unbiased_targets=False, seed=0, raw=False, heatmap_stride=4,
+                 spec: KeypointSpec | str | None = None):
         h, w = (int(v) for v in input_size)
         stride = int(heatmap_stride)
         if h <= 0 or w <= 0 or stride < 1 or h % stride or w % stride:
@@ -152,9 +159,10 @@ class CocoKeypoints(torch.utils.data.Dataset):
         self.input_size, self.sigma, self.unbiased = (h, w), float(sigma), bool(unbiased_targets)
         self.train, self.augment = bool(train), (augment if train else None)
         self.seed, self.raw = int(seed), bool(raw)
+        self.spec = get_spec(spec)
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         # checked once here: malformed keypoints, images or ids are an InputError naming the file
-        self.coco, _ = read_ground_truth(self.ann_file)
+        self.coco, _ = read_ground_truth(self.ann_file, spec=self.spec)
         self.image_ids = sorted(self.coco.getImgIds())
         self.num_skipped: dict[str, int] = {}
         self.unreadable_image_ids: list[int] = []  # left out by check_images(skip_unreadable=True)
@@ -163,7 +171,8 @@ class CocoKeypoints(torch.utils.data.Dataset):
         self._ann_id = np.array([r[1] for r in rows], dtype=np.int64)
         self._box = np.array([r[2] for r in rows], dtype=np.float64).reshape(-1, 4)
         self._score = np.array([r[3] for r in rows], dtype=np.float32)
-        self._joints = np.array([r[4] for r in rows], dtype=np.float32).reshape(-1, NUM_KEYPOINTS, 3)
+        k = self.spec.num_joints
+        self._joints = np.array([r[4] for r in rows], dtype=np.float32).reshape(-1, k, 3)
         self._center, self._scale = box_to_center_scale(self._box, w / h)
 
     # ---- building the sample list -------------------------------------------------------
@@ -180,14 +189,14 @@ class CocoKeypoints(torch.utils.data.Dataset):
             if ann.get("iscrowd", 0):
                 self._skip("crowd")
                 continue
-            # keypoints (51 finite numbers, v in {0, 1, 2}) and bbox were checked by read_ground_truth
+            # keypoints (3K finite numbers, v in {0, 1, 2}) and bbox were checked by read_ground_truth
             kps, bbox = ann["keypoints"], ann["bbox"]
             img = self.coco.imgs[ann["image_id"]]
             box = _clean_box(bbox, float(ann.get("area", 1.0)), img["width"], img["height"])
             if box is None:
                 self._skip("degenerate_box")
                 continue
-            joints = np.asarray(kps, dtype=np.float64).reshape(NUM_KEYPOINTS, 3)
+            joints = np.asarray(kps, dtype=np.float64).reshape(self.spec.num_joints, 3)
             if joints.max() == 0:  # the reference: max(keypoints) == 0 → no labelled joint
                 self._skip("no_keypoints")
                 continue
@@ -208,7 +217,7 @@ class CocoKeypoints(torch.utils.data.Dataset):
             raise ValueError(f"{path}: expected a non-empty JSON list of detections "
                              f"{{image_id, category_id, bbox, score}}, got {type(dets).__name__} of "
                              f"length {len(dets) if isinstance(dets, list | dict) else '?'}")
-        rows, zero = [], np.zeros((NUM_KEYPOINTS, 3))
+        rows, zero = [], np.zeros((self.spec.num_joints, 3))
         for i, det in enumerate(dets):
             if not isinstance(det, dict) or not {"image_id", "category_id", "bbox", "score"} <= det.keys() \
                     or len(det["bbox"]) != 4:
@@ -302,7 +311,7 @@ class CocoKeypoints(torch.utils.data.Dataset):
             return CropParams(center, scale)
         rng = np.random.default_rng((self.seed, self.epoch, index))
         return sample_crop(rng, center, scale, joints[:, :2], joints[:, 2], image_width,
-                           self.input_size[1] / self.input_size[0], self.augment)
+                           self.input_size[1] / self.input_size[0], self.augment, self.spec.upper_body)
 
     def __getitem__(self, index: int) -> dict:
         return self.__getitems__([index])[0]
@@ -323,7 +332,7 @@ class CocoKeypoints(torch.utils.data.Dataset):
             if not 0 <= index < len(self):
                 raise IndexError(f"sample index {index} out of range for {len(self)} samples")
         idx = np.asarray(indices, dtype=np.int64)
-        joints = np.empty((n, NUM_KEYPOINTS, 3), np.float32)
+        joints = np.empty((n, self.spec.num_joints, 3), np.float32)
         center, scale, rotation = np.empty((n, 2)), np.empty((n, 2)), np.empty(n)
         if not self.raw:  # each crop is warped into ``crop``, then normalised into its row of ``images``
             crop, images = np.empty((h, w, 3), np.uint8), torch.empty((n, 3, h, w), dtype=torch.float32)
@@ -333,7 +342,8 @@ class CocoKeypoints(torch.utils.data.Dataset):
             image = load_image(self.image_path(index), what)
             params = self.crop_params(index, image.shape[1])
             matrix = crop_matrix(params, image.shape[1], (w, h))
-            joints[j] = transform_joints(self._joints[index], matrix, params.flip, self.input_size)
+            joints[j] = transform_joints(self._joints[index], matrix, params.flip, self.input_size,
+                                         self.spec.flip_index)
             center[j], scale[j], rotation[j] = params.center, params.scale, params.rotation
             if self.raw:
                 (y0, y1, x0, x1), shifted = source_region(matrix, image.shape[:2], (w, h))

@@ -11,12 +11,23 @@ annotation id — for anything malformed:
 * annotations: an integer ``id`` (unique; for evaluation ≥ 1, because pycocotools' matching writes
   0 for "unmatched"), an integer ``image_id`` that is one of the images, an integer ``category_id``;
 * person annotations (category 1), crowd regions included (COCOeval reads their keypoints too):
-  ``keypoints`` = 3·17 finite numbers, visibility in {0, 1, 2}, every labelled joint (v > 0)
-  inside its image up to ``LABEL_MARGIN``; ``bbox`` = 4 finite numbers; ``area`` ≥ 0 and
-  ``iscrowd`` 0/1 where present; ``num_keypoints``, where present, = the number of v > 0.
+  ``keypoints`` = 3·K finite numbers (K from the keypoint spec, 17 for COCO), visibility in
+  {0, 1, 2}, every labelled joint (v > 0) inside its image up to ``LABEL_MARGIN``; ``bbox`` = 4
+  finite numbers; ``area`` ≥ 0 and ``iscrowd`` 0/1 where present; ``num_keypoints``, where
+  present, = the number of v > 0.
 * for evaluation also ``iscrowd``, ``area`` and ``num_keypoints`` (COCOeval's area ranges and its "ignore
   persons without keypoints" rule read them), the person category in ``categories``, and at
-  least one person to evaluate.
+  least one person to evaluate;
+* the person category's ``keypoints`` names against the spec: the spec decides K. A category
+  listing exactly K names is read with the spec whatever the names say; one listing more names
+  than K (HumanArt's 21 for its annotations' COCO 17) is accepted when its first K names are the
+  spec's — the spec says which joints the annotations carry —, and anything else is an error.
+
+Annotations without ``area`` (CrowdPose, PoseTrack): COCOeval needs a person's area (the OKS
+scale s² and the area ranges). Where the file is read, a missing ``area`` becomes
+``BOX_AREA_FACTOR · w · h`` of the annotation's box, 0.53 · w · h: the rule of CrowdPose's own
+evaluation (crowdposetools, and xtcocotools with ``use_area=False``), so that its OKS is the
+dataset's. The number filled in is ``coco.hrnet_edu_checked["area_from_box"]``.
 
 What the reference skips instead of failing on (crowd regions, persons without a labelled
 joint, degenerate boxes, other categories) is not an error here: the callers skip and count it.
@@ -34,9 +45,11 @@ import os
 import numpy as np
 
 from hrnet_edu.errors import InputError
-from hrnet_edu.keypoints import NUM_KEYPOINTS
+from hrnet_edu.keypoints import SPECS, KeypointSpec, get_spec
 
 PERSON_CATEGORY = 1
+# area = 0.53 · w · h for annotations without an area (crowdposetools' rule, see the docstring)
+BOX_AREA_FACTOR = 0.53
 # A labelled joint may lie this fraction of the image's width (height) beyond its border:
 # annotators click at the very edge and resized images round; farther out means wrong
 # coordinates or a wrong image size.
@@ -78,10 +91,55 @@ def _bad_keypoint(kps, aid, path: str) -> InputError:
     return InputError(f"annotation id {aid} in {path}: keypoints are not numbers")
 
 
-def check_ground_truth(data, path: str, for_eval: bool = False) -> dict[str, int]:
+def _spec_hint(k_file: int, spec: KeypointSpec) -> str:
+    """What to do when a file's joints are not the spec's: name a built-in spec of that count."""
+    fits = [s.name for s in SPECS.values() if s.num_joints == k_file and s != spec]
+    named = f"'{fits[0]}'" if fits else "KeypointSpec.from_coco_category(category, sigmas=...)"
+    return f"pass the file's keypoint spec: spec={named} (in a config: keypoints=...)"
+
+
+def _check_category(categories: list, spec: KeypointSpec, path: str) -> None:
+    """The person category's keypoint names against the spec (see the module docstring)."""
+    person = next((c for c in categories if c["id"] == PERSON_CATEGORY), None)
+    names = person.get("keypoints") if person else None
+    if not isinstance(names, list) or not names or len(names) == spec.num_joints:
+        return
+    k, listed = spec.num_joints, len(names)
+    if listed > k and tuple(names[:k]) == spec.names:
+        return  # the annotations carry the first K of the category's joints, the spec's
+    shown = ", ".join(map(str, names[:4])) + (", …" if listed > 4 else "")
+    raise InputError(f"{path}: the person category lists {listed} keypoints ({shown}) but the keypoint spec "
+                     f"{spec.name!r} has K = {k}"
+                     + (f" whose names are not the category's first {k}" if listed > k else "")
+                     + f"; {_spec_hint(listed, spec)}")
+
+
+def fill_missing_areas(data) -> int:
+    """Give every annotation without ``area`` the area ``BOX_AREA_FACTOR · w · h`` of its box, in place
+    (in ``data``, the parsed file); returns how many were filled. Malformed boxes are left to
+    ``check_ground_truth``."""
+    filled = 0
+    annotations = data.get("annotations") if isinstance(data, dict) else None
+    for ann in annotations if isinstance(annotations, list) else []:
+        if isinstance(ann, dict) and "area" not in ann:
+            box = ann.get("bbox")
+            if isinstance(box, list) and len(box) == 4 and all(_finite_number(v) for v in box):
+                # s² = 0.53 · w · h: crowdposetools' OKS scale and area-range rule
+                ann["area"] = BOX_AREA_FACTOR * float(box[2]) * float(box[3])
+                filled += 1
+    return filled
+
+
+def check_ground_truth(data, path: str, for_eval: bool = False, spec=None) -> dict[str, int]:
     """Check a parsed COCO keypoint file (see the module docstring); raise InputError or return the
     counts of person annotations the reference does not learn from / evaluate: ``crowd``,
-    ``no_keypoints`` (no joint labelled), ``not_person`` (another category)."""
+    ``no_keypoints`` (no joint labelled), ``not_person`` (another category).
+
+    ``spec``: the keypoint spec (a KeypointSpec or a built-in name; default COCO-17), which gives
+    the number K of joints every person annotation carries.
+    """
+    spec = get_spec(spec)
+    num_joints = spec.num_joints
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a COCO JSON object with 'images' and 'annotations', "
                          f"got {type(data).__name__}")
@@ -96,6 +154,7 @@ def check_ground_truth(data, path: str, for_eval: bool = False) -> dict[str, int
     if for_eval and PERSON_CATEGORY not in {c["id"] for c in categories}:
         # COCOeval evaluates the categories listed here: without the person, nothing is evaluated
         raise InputError(f"{path}: 'categories' has no person category (id {PERSON_CATEGORY})")
+    _check_category(categories, spec, path)
     sizes = {}
     for n, image in enumerate(data["images"]):
         _check_image(image, n, path)
@@ -134,10 +193,11 @@ def check_ground_truth(data, path: str, for_eval: bool = False) -> dict[str, int
         if crowd not in (0, 1) or isinstance(crowd, float):
             raise InputError(f"{where}: iscrowd must be 0 or 1, got {crowd!r}")
         kps, bbox = ann.get("keypoints"), ann.get("bbox")
-        if not isinstance(kps, list) or len(kps) != 3 * NUM_KEYPOINTS:
+        if not isinstance(kps, list) or len(kps) != 3 * num_joints:
             got = len(kps) if isinstance(kps, list) else type(kps).__name__
-            raise InputError(f"{where}: expected {3 * NUM_KEYPOINTS} keypoint numbers (x, y, v for "
-                             f"{NUM_KEYPOINTS} joints), got {got}")
+            hint = f"; {_spec_hint(got // 3, spec)}" if isinstance(got, int) and got % 3 == 0 and got else ""
+            raise InputError(f"{where}: expected {3 * num_joints} keypoint numbers (x, y, v for the "
+                             f"{num_joints} joints of keypoint spec {spec.name!r}), got {got}{hint}")
         if not isinstance(bbox, list) or len(bbox) != 4 or not all(_finite_number(v) for v in bbox):
             raise InputError(f"{where}: bbox must be [x, y, w, h] of 4 finite numbers, got {bbox!r}")
         for key in ("area", "num_keypoints"):
@@ -162,7 +222,7 @@ def check_ground_truth(data, path: str, for_eval: bool = False) -> dict[str, int
             for ann in persons:
                 if not all(_finite_number(v) for v in ann["keypoints"]):
                     raise _bad_keypoint(ann["keypoints"], ann["id"], path)
-        table = table.astype(np.float64).reshape(len(persons), NUM_KEYPOINTS, 3)
+        table = table.astype(np.float64).reshape(len(persons), num_joints, 3)
         bad = ~np.isfinite(table).all(axis=(1, 2))
         if bad.any():
             ann = persons[int(np.flatnonzero(bad)[0])]
@@ -202,8 +262,13 @@ def check_ground_truth(data, path: str, for_eval: bool = False) -> dict[str, int
     return counts
 
 
-def read_ground_truth(path, for_eval: bool = False):
+def read_ground_truth(path, for_eval: bool = False, spec=None):
     """(pycocotools ``COCO``, counts) of a checked COCO keypoint file (see ``check_ground_truth``).
+
+    ``spec``: the keypoint spec of the file (default COCO-17). Annotations without ``area`` get
+    ``BOX_AREA_FACTOR · w · h`` (``fill_missing_areas``) before anything else reads them. The COCO
+    object records the check in ``coco.hrnet_edu_checked`` (path, for_eval, counts, spec,
+    area_from_box).
 
     Raises FileNotFoundError for a missing file and InputError for anything malformed.
     """
@@ -217,10 +282,13 @@ def read_ground_truth(path, for_eval: bool = False):
             data = json.loads(f.read())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"cannot read COCO annotations from {path}: {err}") from None
-    counts = check_ground_truth(data, path, for_eval=for_eval)
+    spec = get_spec(spec)
+    filled = fill_missing_areas(data)
+    counts = check_ground_truth(data, path, for_eval=for_eval, spec=spec)
     coco = COCO()
     coco.dataset = data
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
         coco.createIndex()
-    coco.hrnet_edu_checked = {"path": path, "for_eval": for_eval, "counts": counts}
+    coco.hrnet_edu_checked = {"path": path, "for_eval": for_eval, "counts": counts, "spec": spec,
+                              "area_from_box": filled}
     return coco, counts

@@ -19,6 +19,14 @@ then x = y = 0. ``area`` is the figure's pixel mask inside the image (its whole 
 an occluded person's OKS scale does not shrink); ``bbox`` encloses that mask and every labelled
 keypoint, as [x, y, w, h] with the mask's pixel j spanning [j, j + 1), as pycocotools does.
 
+Layouts (``layout=``, ``hrnet-edu synth --layout``): "coco17", COCO's 17 keypoints (the default),
+or "crowdpose14", the same figures labelled as CrowdPose labels people (``keypoints.CROWDPOSE14``):
+COCO's 12 body joints, the top of the head — the top of the head ellipse the renderer draws,
+centre + head_up · its half height — and the neck, the shoulders' midpoint; and, as in
+CrowdPose's files, no ``area`` (readers use 0.53 · w · h of the box, see ``data.ground_truth``).
+Both layouts of one seed are the same images with the same persons; ``export_layout`` writes the
+labels of an existing SynthPose folder in another layout without touching its images.
+
 Determinism: image i of a split draws everything from ``SeedSequence([seed, split, i])``, so
 the output does not depend on the number of worker processes; JSON is written with sorted keys
 and floats rounded to 2 decimals, so the same seed gives byte-identical annotation files.
@@ -49,12 +57,14 @@ from hrnet_edu.data.synth_render import (
     rasterize_all,
     union_mask,
 )  # fmt: skip
-from hrnet_edu.keypoints import NUM_KEYPOINTS, coco_person_category
+from hrnet_edu.keypoints import COCO17, CROWDPOSE14, NUM_KEYPOINTS, KeypointSpec
 
 VERSION = "1.0"
 SPLITS = {"train": 0, "val": 1}  # the split's number in each image's seed
 VAL_ID_OFFSET = 1_000_000  # val image ids start here, so ids are unique over both splits
 JPEG_QUALITY = 85
+# The keypoint sets SynthPose can label its figures with (see ``layout_joints``).
+LAYOUTS: dict[str, KeypointSpec] = {"coco17": COCO17, "crowdpose14": CROWDPOSE14}
 
 # Body proportions in body heights h (ankle to the top of the head ≈ 1).
 HIP_HALF, SHOULDER_HALF, SHOULDER_RISE, NECK_RISE = 0.088, 0.125, 0.29, 0.345
@@ -164,8 +174,11 @@ def _occluder(rng: np.random.Generator, fig: Figure) -> Shape:
     return Shape("limb", (c + (c - end), end, size * 0.3, size * 0.3), color, 1.0, True)
 
 
-def render_scene(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[dict]]:
-    """One image (S, S, 3) uint8 and its persons: dicts with ``keypoints`` (K, 3), ``bbox``, ``area``."""
+def render_scene(rng: np.random.Generator, size: int,
+                 layout: str = "coco17") -> tuple[np.ndarray, list[dict]]:
+    """One image (S, S, 3) uint8 and its persons: dicts with ``keypoints`` (K, 3) in ``layout``,
+    ``bbox``, ``area``. Which persons are kept is decided on their COCO-17 labels, so the image
+    and its persons do not depend on the layout."""
     canvas = background(rng, size)
     n = int(rng.choice([1, 2, 3, 4, 5], p=[0.2, 0.3, 0.25, 0.15, 0.1]))
     # 32–256 px for S = 256, log-uniform with a lean toward larger persons (median ≈ 115 px)
@@ -205,18 +218,45 @@ def render_scene(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[
     if rng.random() < 0.5:
         canvas += rng.normal(0, rng.uniform(1, 5), canvas.shape)
     image = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
-    return image, _label([people[i][0] for i in keep], [masks[i] for i in keep], cover_base, size)
+    return image, _label([people[i][0] for i in keep], [masks[i] for i in keep], cover_base, size, layout)
 
 
-def _label(figures: list[Figure], masks: list[np.ndarray], cover: np.ndarray, size: int) -> list[dict]:
-    """COCO labels of figures drawn in this order, in front of nothing but later ones and ``cover``."""
+def _check_layout(layout: str) -> KeypointSpec:
+    if layout not in LAYOUTS:
+        raise ValueError(f"SynthPose: layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    return LAYOUTS[layout]
+
+
+def layout_joints(fig: Figure, layout: str = "coco17") -> tuple[np.ndarray, np.ndarray]:
+    """The figure's keypoints in a layout: (K, 2) image pixels and (K,) face state (2 seen by its own
+    head, 1 hidden behind it, 0 on the back of the head: see ``synth_render.Figure``).
+
+    "coco17": the figure's own 17 joints. "crowdpose14": COCO's body joints 5–16 (the same order
+    as CrowdPose's 0–11), the top of the head = head centre + head_up · half height (the top of
+    the head ellipse the renderer draws) and the neck = the shoulders' midpoint ½ (p_5 + p_6).
+    """
+    _check_layout(layout)
+    if layout == "coco17":
+        return fig.joints, fig.face_state
+    head_top = fig.head_center + fig.head_up * fig.head_axes[1]
+    neck = (fig.joints[5] + fig.joints[6]) / 2  # ½ (left shoulder + right shoulder)
+    joints = np.vstack([fig.joints[5:], head_top[None], neck[None]])  # (14, 2)
+    state = np.concatenate([fig.face_state[5:], [2, 2]])  # the head's top and the neck face no way
+    return joints, state
+
+
+def _label(figures: list[Figure], masks: list[np.ndarray], cover: np.ndarray, size: int,
+           layout: str = "coco17") -> list[dict]:
+    """COCO labels of figures drawn in this order, in front of nothing but later ones and ``cover``,
+    with the keypoints of ``layout`` (``layout_joints``)."""
     out = []
     cover = cover.copy()
     for fig, mask in zip(figures[::-1], masks[::-1]):  # front to back: what is in front is known
-        xy = np.round(fig.joints, 2)
-        inside = np.all((xy >= 0) & (xy <= size - 1), axis=1) & (fig.face_state > 0)
+        joints, face_state = layout_joints(fig, layout)
+        xy = np.round(joints, 2)
+        inside = np.all((xy >= 0) & (xy <= size - 1), axis=1) & (face_state > 0)
         col, row = np.clip(np.rint(xy), 0, size - 1).astype(int).T
-        v = np.where(inside, np.where(cover[row, col] | (fig.face_state == 1), 1, 2), 0)
+        v = np.where(inside, np.where(cover[row, col] | (face_state == 1), 1, 2), 0)
         keypoints = np.concatenate([np.where(v[:, None] > 0, xy, 0.0), v[:, None]], axis=1)
         # the mask's occupied rows and columns (cheaper than nonzero on the whole image)
         rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
@@ -229,11 +269,14 @@ def _label(figures: list[Figure], masks: list[np.ndarray], cover: np.ndarray, si
     return out[::-1]
 
 
-def make_image(seed: int, split: str, index: int, size: int) -> tuple[np.ndarray, dict, list[dict]]:
+def make_image(seed: int, split: str, index: int, size: int,
+               layout: str = "coco17") -> tuple[np.ndarray, dict, list[dict]]:
     """Image ``index`` (0-based) of ``split``: pixels (S, S, 3) uint8, its COCO ``images`` entry and
-    its COCO ``annotations``. A pure function of its arguments (the seed of one image)."""
+    its COCO ``annotations`` in ``layout`` (crowdpose14: without ``area``, as CrowdPose's files).
+    A pure function of its arguments (the seed of one image)."""
+    _check_layout(layout)
     rng = np.random.default_rng(np.random.SeedSequence([seed, SPLITS[split], index]))
-    image, persons = render_scene(rng, size)
+    image, persons = render_scene(rng, size, layout)
     image_id = index + 1 + (VAL_ID_OFFSET if split == "val" else 0)
     entry = {"id": image_id, "file_name": f"{split}_{index + 1:06d}.jpg", "width": size, "height": size}
     annotations = [
@@ -246,15 +289,19 @@ def make_image(seed: int, split: str, index: int, size: int) -> tuple[np.ndarray
         }  # fmt: skip
         for k, p in enumerate(persons)
     ]
+    if layout == "crowdpose14":
+        for ann in annotations:
+            del ann["area"]
     return image, entry, annotations
 
 
 def _image_task(task: tuple) -> tuple[dict, list[dict]]:
     """Worker: make one image, save its JPEG, return its COCO entry and annotations."""
-    seed, split, index, size, images_dir = task
-    image, entry, annotations = make_image(seed, split, index, size)
-    path = os.path.join(images_dir, entry["file_name"])
-    Image.fromarray(image).save(path, quality=JPEG_QUALITY, optimize=True)
+    seed, split, index, size, images_dir, layout = task
+    image, entry, annotations = make_image(seed, split, index, size, layout)
+    if images_dir is not None:
+        path = os.path.join(images_dir, entry["file_name"])
+        Image.fromarray(image).save(path, quality=JPEG_QUALITY, optimize=True)
     return entry, annotations
 
 
@@ -279,8 +326,34 @@ def check_arguments(out_dir, n_train, n_val, seed, image_size, workers) -> None:
             raise ValueError(f"SynthPose: output folder {str(path)!r} exists and is a file")
 
 
+def _run_tasks(tasks: list[tuple], workers: int | None) -> list[tuple[dict, list[dict]]]:
+    """``_image_task`` of every task, in order, on ``workers`` processes (the result does not depend
+    on their number)."""
+    workers = min(workers or os.cpu_count() or 1, len(tasks))
+    if workers <= 1:
+        return [_image_task(t) for t in tasks]
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    with context.Pool(workers) as pool:
+        return pool.map(_image_task, tasks, chunksize=max(1, len(tasks) // (8 * workers)))
+
+
+def _write_split(path: Path, split: str, chunk: list[tuple[dict, list[dict]]], layout: str) -> int:
+    """One split's COCO keypoint file (sorted keys, compact: byte-reproducible); returns its persons."""
+    what = "" if layout == "coco17" else f", {layout} layout"
+    coco = {
+        "info": {"description": f"SynthPose {VERSION} {split} split (hrnet_edu.data.synthpose{what})",
+                 "version": VERSION},  # fmt: skip
+        "images": [image for image, _ in chunk],
+        "annotations": [a for _, anns in chunk for a in anns],
+        "categories": [LAYOUTS[layout].coco_category()],
+    }
+    path.write_text(json.dumps(coco, sort_keys=True, separators=(",", ":")) + "\n")
+    return len(coco["annotations"])
+
+
 def generate(
-    out_dir, n_train: int, n_val: int, seed: int = 0, image_size: int = 256, workers: int | None = None
+    out_dir, n_train: int, n_val: int, seed: int = 0, image_size: int = 256, workers: int | None = None,
+    layout: str = "coco17",
 ) -> dict:
     """Write a SynthPose dataset in COCO keypoint format under ``out_dir``.
 
@@ -290,13 +363,16 @@ def generate(
         seed: non-negative integer; the output is a pure function of (seed, counts, image_size).
         image_size: S, images are S×S (64–2048); person heights scale as 32–256 px × S/256.
         workers: processes (default: all cores); the result does not depend on it.
+        layout: the keypoints labelled, "coco17" or "crowdpose14" (see the module docstring).
     Returns:
         dict with ``out_dir``, ``images_dir``, ``train_json``, ``val_json``, ``meta_json`` (paths)
         and ``n_train``, ``n_val``, ``n_persons_train``, ``n_persons_val``.
     Raises:
-        ValueError: a negative or non-integer count or seed, a bad size, or ``out_dir`` is a file.
+        ValueError: a negative or non-integer count or seed, a bad size, an unknown layout, or
+        ``out_dir`` is a file.
     """
     check_arguments(out_dir, n_train, n_val, seed, image_size, workers)
+    _check_layout(layout)
     n_train, n_val, seed, image_size = int(n_train), int(n_val), int(seed), int(image_size)
     out = Path(out_dir)
     images_dir, ann_dir = out / "images", out / "annotations"
@@ -307,14 +383,9 @@ def generate(
         raise ValueError(f"SynthPose: cannot create the output folder {str(out)!r}: "
                          f"{err.strerror or err}") from None
     counts = {"train": n_train, "val": n_val}
-    tasks = [(seed, split, i, image_size, str(images_dir)) for split in SPLITS for i in range(counts[split])]
-    workers = min(workers or os.cpu_count() or 1, len(tasks))
-    if workers == 1:
-        results = [_image_task(t) for t in tasks]
-    else:
-        context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-        with context.Pool(workers) as pool:
-            results = pool.map(_image_task, tasks, chunksize=max(1, len(tasks) // (8 * workers)))
+    tasks = [(seed, split, i, image_size, str(images_dir), layout)
+             for split in SPLITS for i in range(counts[split])]  # fmt: skip
+    results = _run_tasks(tasks, workers)
     # remove images of an earlier, larger run into the same folder, so the folder matches the JSON
     expected = {image["file_name"] for image, _ in results}
     for stale in images_dir.glob("*.jpg"):
@@ -325,23 +396,45 @@ def generate(
     for split in SPLITS:
         chunk = results[start : start + counts[split]]
         start += counts[split]
-        coco = {
-            "info": {"description": f"SynthPose {VERSION} {split} split (hrnet_edu.data.synthpose)",
-                     "version": VERSION},  # fmt: skip
-            "images": [image for image, _ in chunk],
-            "annotations": [a for _, anns in chunk for a in anns],
-            "categories": [coco_person_category()],
-        }
         path = ann_dir / f"person_keypoints_{split}.json"
-        path.write_text(json.dumps(coco, sort_keys=True, separators=(",", ":")) + "\n")
+        summary[f"n_persons_{split}"] = _write_split(path, split, chunk, layout)
         summary[f"{split}_json"] = str(path)
         summary[f"n_{split}"] = counts[split]
-        summary[f"n_persons_{split}"] = len(coco["annotations"])
     meta = {"generator": "hrnet_edu.data.synthpose", "version": VERSION, "seed": seed, "n_train": n_train,
             "n_val": n_val, "image_size": image_size, "jpeg_quality": JPEG_QUALITY,
             "n_persons_train": summary["n_persons_train"],
             "n_persons_val": summary["n_persons_val"]}  # fmt: skip
+    if layout != "coco17":  # (the COCO-17 record stays as earlier versions wrote it)
+        meta["layout"] = layout
     (out / "synthpose.json").write_text(json.dumps(meta, sort_keys=True, indent=2) + "\n")
+    return summary
+
+
+def export_layout(synth_dir, layout: str, out_dir=None, workers: int | None = None) -> dict:
+    """The labels of an existing SynthPose folder in another layout, its images untouched.
+
+    Every image is a pure function of the arguments in ``synth_dir/synthpose.json``, so its persons
+    are re-derived (rendered again, without writing a JPEG) and labelled in ``layout``; the files
+    are ``out_dir/{layout}_{split}.json`` (default ``out_dir``: ``synth_dir/annotations``), with the
+    same image entries, so they read the same ``images/`` folder.
+    ``data_samples/synthpose/annotations/crowdpose14_{train,val}.json`` were made this way.
+
+    Returns {"train_json", "val_json", "n_persons_train", "n_persons_val"} (paths and counts).
+    """
+    _check_layout(layout)
+    meta = json.loads((Path(synth_dir) / "synthpose.json").read_text())
+    if meta.get("version") != VERSION:
+        raise ValueError(f"SynthPose: {synth_dir} was made by generator version {meta.get('version')}, "
+                         f"this is {VERSION}: its figures cannot be re-derived")
+    out = Path(out_dir) if out_dir is not None else Path(synth_dir) / "annotations"
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {"train": meta["n_train"], "val": meta["n_val"]}
+    summary = {}
+    for split in SPLITS:
+        tasks = [(meta["seed"], split, i, meta["image_size"], None, layout) for i in range(counts[split])]
+        path = out / f"{layout}_{split}.json"
+        summary[f"n_persons_{split}"] = _write_split(path, split, _run_tasks(tasks, workers), layout)
+        summary[f"{split}_json"] = str(path)
     return summary
 
 

@@ -9,10 +9,12 @@ and labels cannot drift apart.
 Augmentation, as in the paper (Sec. 4.1) and the reference implementation
 ------------------------------------------------------------------------
 * half body (p = 0.3, only when more than 8 joints are labelled): the crop is replaced by the
-  box of the upper (joints 0–10) or lower (11–16) body joints, grown to the aspect ratio, ×1.5;
+  box of the upper (COCO joints 0–10) or lower (11–16) body joints, grown to the aspect ratio,
+  ×1.5 (which joints are the upper body is the keypoint spec's ``upper_body``);
 * scale: s ← s · clip(1 + 0.35 · N(0, 1), 0.65, 1.35);
 * rotation: θ = clip(45 · N(0, 1), −90, 90) degrees with probability 0.6, else 0;
-* horizontal flip (p = 0.5): x → W_img − 1 − x and every left joint swaps with its right partner.
+* horizontal flip (p = 0.5): x → W_img − 1 − x and every left joint swaps with its right partner
+  (the spec's ``flip_index``; COCO-17's by default).
 
 We never flip the pixels: the mirror F(x, y) = (W_img − 1 − x, y) is folded into the matrix,
 M = C(c', s, θ) ∘ F with c' the mirrored centre, which is exactly the reference's
@@ -96,12 +98,14 @@ class CropParams:
     half_body: bool = False
 
 
-def half_body_box(joints: np.ndarray, visible: np.ndarray, aspect_ratio: float, upper: bool):
+def half_body_box(joints: np.ndarray, visible: np.ndarray, aspect_ratio: float, upper: bool,
+                  upper_body=UPPER_BODY_JOINTS):
     """The reference's half-body crop: centre and scale of the upper- or lower-body joints.
 
     Args:
         joints: (K, 2) image coordinates; visible: (K,) > 0 where labelled.
         aspect_ratio: input W / H; upper: the coin flip that prefers the upper body.
+        upper_body: the upper-body joint indices (COCO's 0–10 by default; ``KeypointSpec.upper_body``).
 
     Returns:
         (center (2,), scale (2,)) or None when fewer than 2 joints are available. The upper body
@@ -109,7 +113,7 @@ def half_body_box(joints: np.ndarray, visible: np.ndarray, aspect_ratio: float, 
         The centre is the joints' mean (not the box centre), as in the reference.
     """
     labelled = np.asarray(visible) > 0
-    is_upper = np.arange(len(labelled)) < len(UPPER_BODY_JOINTS)  # joints 0–10
+    is_upper = np.isin(np.arange(len(labelled)), upper_body)  # COCO: joints 0–10
     up, low = joints[labelled & is_upper], joints[labelled & ~is_upper]
     chosen = up if (upper and len(up) > 2) else (low if len(low) > 2 else up)
     if len(chosen) < 2:
@@ -122,12 +126,13 @@ def half_body_box(joints: np.ndarray, visible: np.ndarray, aspect_ratio: float, 
 
 
 def sample_crop(rng: np.random.Generator, center, scale, joints, visible, image_width: int,
-                aspect_ratio: float, cfg: AugmentConfig) -> CropParams:
+                aspect_ratio: float, cfg: AugmentConfig, upper_body=UPPER_BODY_JOINTS) -> CropParams:
     """Draw one sample's augmentation, in the reference's order (half body, scale, rotation, flip).
 
     Args:
         rng: the sample's generator; center (2,), scale (2,): the box crop; joints (K, 2) and
-        visible (K,): the labels in image coordinates; image_width: W of the original image.
+        visible (K,): the labels in image coordinates; image_width: W of the original image;
+        upper_body: the upper-body joints of the half-body crop (see ``half_body_box``).
 
     Returns:
         CropParams with the centre already mirrored (x → W − 1 − x) when flipped.
@@ -135,7 +140,8 @@ def sample_crop(rng: np.random.Generator, center, scale, joints, visible, image_
     center, scale = np.asarray(center, np.float64), np.asarray(scale, np.float64)
     half = False
     if (np.sum(np.asarray(visible) > 0) > cfg.half_body_min_joints and rng.random() < cfg.half_body_prob):
-        box = half_body_box(joints, visible, aspect_ratio, upper=rng.standard_normal() < 0.5)
+        box = half_body_box(joints, visible, aspect_ratio, upper=rng.standard_normal() < 0.5,
+                            upper_body=upper_body)
         if box is not None:
             (center, scale), half = box, True
     # s ← s · clip(1 + f·N(0,1), 1 − f, 1 + f)
@@ -171,13 +177,14 @@ def crop_matrix(params: CropParams, image_width: int, output_size: tuple[int, in
 
 
 def transform_joints(joints: np.ndarray, matrix: np.ndarray, flip: bool,
-                     input_size: tuple[int, int]) -> np.ndarray:
+                     input_size: tuple[int, int], flip_index=FLIP_INDEX) -> np.ndarray:
     """Map labelled joints into the input crop; a mirrored crop swaps left and right joints.
 
     Args:
         joints: (K, 3) image coordinates and visibility (v > 0 labelled).
         matrix: (2, 3) image → crop; flip: whether ``matrix`` contains the mirror.
         input_size: (H, W) of the crop.
+        flip_index: the left ↔ right permutation of the K joints (``KeypointSpec.flip_index``).
 
     Returns:
         (K, 3) float32 crop coordinates and visibility in {0, 1}. A joint that lands outside the
@@ -188,8 +195,10 @@ def transform_joints(joints: np.ndarray, matrix: np.ndarray, flip: bool,
     xy = transform_points(joints[:, :2], matrix)
     vis = (joints[:, 2] > 0) & np.all((xy >= -0.5) & (xy <= np.array([w, h]) - 0.5), axis=1)
     out = np.concatenate([xy * vis[:, None], vis[:, None]], axis=1).astype(np.float32)
-    # after a mirror, channel k holds what was joint FLIP_INDEX[k] (left ↔ right)
-    return out[list(FLIP_INDEX)] if flip else out
+    # after a mirror, channel k holds what was joint flip_index[k] (left ↔ right)
+    if flip and len(flip_index) != len(out):
+        raise ValueError(f"flip_index has {len(flip_index)} entries for K = {len(out)} joints")
+    return out[list(flip_index)] if flip else out
 
 
 def source_region(matrix: np.ndarray, image_shape: tuple[int, int], output_size: tuple[int, int]):
