@@ -37,6 +37,7 @@ import torch
 from hrnet_edu import model as hrnet_model
 from hrnet_edu.baseline import BaselineConfig
 from hrnet_edu.data.transforms import AugmentConfig
+from hrnet_edu.keypoints import KeypointSpec, get_spec
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -51,6 +52,9 @@ class TrainConfig:
     ``batch_size`` is per process (per GPU): the effective batch is batch_size × world size.
     ``amp`` is one of "none", "bf16", "fp16" and, like ``channels_last``, only acts on CUDA; on a CPU
     ``cpu_bf16`` and ``cpu_channels_last`` do (see ``autocast_dtype``, ``uses_channels_last``).
+    ``keypoints`` names the keypoint set of the data (a built-in name of ``keypoints.SPECS``, e.g.
+    "coco17" or "crowdpose14", or a ``KeypointSpec``; ``spec`` resolves it): K, the flip pairs and
+    the OKS sigmas come from it, and the network's ``model.num_joints`` is set to its K.
     """
 
     name: str = "custom"
@@ -63,6 +67,7 @@ class TrainConfig:
     train_images: str = "images"
     val_ann: str = "annotations/person_keypoints_val.json"
     val_images: str = "images"
+    keypoints: str | KeypointSpec = "coco17"  # the keypoint set (keypoints.SPECS name or a KeypointSpec)
     input_size: tuple[int, int] = (256, 192)
     sigma: float = 2.0
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
@@ -139,6 +144,15 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
         if self.val_decode not in ("argmax", "shift", "dark"):
             raise ValueError(f"val_decode must be 'argmax', 'shift' or 'dark', got {self.val_decode!r}")
+        # the spec decides K: one heatmap per joint of the keypoint set (ValueError for an unknown name)
+        k = get_spec(self.keypoints).num_joints
+        if self.model.num_joints != k:
+            object.__setattr__(self, "model", dataclasses.replace(self.model, num_joints=k))
+
+    @property
+    def spec(self) -> KeypointSpec:
+        """The keypoint set of the data (``keypoints`` resolved: a built-in name or the spec itself)."""
+        return get_spec(self.keypoints)
 
     def autocast_dtype(self, device_type: str) -> torch.dtype | None:
         """The autocast dtype of the training forward pass on this device type, None for fp32."""

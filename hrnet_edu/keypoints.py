@@ -279,6 +279,16 @@ class KeypointSpec:
         return cls(name=name, names=names, skeleton=skeleton, flip_pairs=flip_pairs, sigmas=sigmas,
                    upper_body=upper_body)
 
+    def index_in(self, other: KeypointSpec) -> tuple[int, ...]:
+        """For each of this spec's joints, the index of the joint of the same name in ``other``, or −1.
+
+        CROWDPOSE14.index_in(COCO17) = (5, 6, …, 16, −1, −1): its 12 body joints are COCO's 5–16,
+        its head top and neck are not COCO joints. Fine-tuning uses it to start each heatmap
+        channel from the channel of the same joint of a network trained on ``other``.
+        """
+        where = {name: k for k, name in enumerate(other.names)}
+        return tuple(where.get(name, -1) for name in self.names)
+
     def describe(self) -> str:
         """One line: name, K, flip pairs by name."""
         pairs = ", ".join(f"{self.names[a]}↔{self.names[b]}" for a, b in self.flip_pairs)
