@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from hrnet_edu import evaluate
+from hrnet_edu import checkpoints, evaluate
 from hrnet_edu.configs import apply_overrides, get_config
 from hrnet_edu.data.coco import CocoKeypoints
 from hrnet_edu.model import build_model
@@ -62,7 +62,7 @@ def main(argv=None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = apply_overrides(get_config(args.config), args.overrides)
-    device = evaluate.resolve_device(args.device)
+    device = checkpoints.resolve_device(args.device)
     if args.checkpoint:
         model, cfg = evaluate.load_checkpoint(args.checkpoint, cfg, device=device)
     else:

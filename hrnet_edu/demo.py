@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from hrnet_edu.checkpoints import export_weights
 from hrnet_edu.configs import TrainConfig, apply_overrides, get_config
-from hrnet_edu.runfolder import atomic_write
-from hrnet_edu.train import AP_KEYS, build_datasets, load_checkpoint_state, train
+from hrnet_edu.train import AP_KEYS, build_datasets, train
 
 AP_NAMES = ("AP", "AP50", "AP75", "AP_M", "AP_L", "AR", "AR50", "AR75", "AR_M", "AR_L")
 DEMO_CONFIG = "synthpose_w16_128x96_cpu"
@@ -112,16 +112,6 @@ def _table(rows: dict[str, dict]) -> str:
     for name, m in rows.items():
         lines.append(f"| {name} | " + " | ".join(f"{m[k]:.3f}" for k in AP_KEYS) + " |")
     return "\n".join(lines)
-
-
-def export_weights(checkpoint: str, path: str, record: dict) -> None:
-    """Write ``path`` = {"model": fp32 state dict, "config"} and ``path`` with .json = ``record``."""
-    state = load_checkpoint_state(checkpoint)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    # atomic, like every checkpoint the trainer writes: a kill leaves the previous file or none
-    atomic_write(path, lambda tmp: torch.save({"model": state["model"], "config": state["config"]}, tmp))
-    with open(os.path.splitext(path)[0] + ".json", "w") as f:
-        json.dump(record, f, indent=1)
 
 
 def run_demo(out_dir: str, overrides: list[str], config: str = DEMO_CONFIG, export: str | None = None,

@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from hrnet_edu import coco_eval
+from hrnet_edu.checkpoints import load_checkpoint_file, load_reference_weights, resolve_device
 from hrnet_edu.cli import command
 from hrnet_edu.errors import InputError
 from hrnet_edu.heatmaps import decode_heatmaps, flip_test_average, heatmap_to_image
@@ -259,8 +260,7 @@ def load_checkpoint(path, config=None, device="cpu"):
             than the config's (the message lists the missing / unexpected / mis-shaped keys).
     """
     from hrnet_edu.configs import config_from_dict, get_config
-    from hrnet_edu.model import build_model, load_reference_weights
-    from hrnet_edu.runfolder import load_checkpoint_file
+    from hrnet_edu.model import build_model
 
     path = os.fspath(path)
     state = load_checkpoint_file(path)  # "not a checkpoint: PATH (reason)" for anything unreadable
@@ -288,20 +288,6 @@ def load_checkpoint(path, config=None, device="cpu"):
 
 
 # ----------------------------------------------------------------------------- command line
-def resolve_device(name: str) -> torch.device:
-    """"auto" (cuda when available), "cpu", "cuda", "cuda:N", ...; InputError for anything else or for
-    CUDA where there is none (torch would fail later, at the first tensor moved there)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"unknown device {name!r} (auto, cpu, cuda, cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {name} but CUDA is not available here (use cpu or auto)")
-    return device
-
-
 @command("hrnet-edu evaluate")
 def cli_main(argv: list[str]) -> int:
     """``hrnet-edu evaluate``: the ten COCO keypoint numbers of a checkpoint (or of a results file)."""

@@ -17,14 +17,13 @@ load strictly with ``load_reference_weights`` and no renaming.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from hrnet_edu.blocks import Bottleneck, MultiResolutionBlock, batch_norm, conv3x3, make_units
+from hrnet_edu.checkpoints import load_reference_weights  # noqa: F401 (re-exported: a public entry point)
 from hrnet_edu.fusion import ExchangeUnit, Transition
 
 
@@ -197,56 +196,3 @@ def hrnet_w32(num_joints: int = 17) -> HRNet:
 def hrnet_w48(num_joints: int = 17) -> HRNet:
     """HRNet-W48 of the paper: 63,595,745 parameters with K = 17."""
     return HRNet(HRNetConfig(width=48, num_joints=num_joints))
-
-
-def _unwrap_checkpoint(obj) -> dict:
-    """A raw state dict, or {"state_dict": …} / {"model": …} (ours), "module." prefixes stripped."""
-    if isinstance(obj, Mapping):
-        for key in ("state_dict", "model"):
-            if key in obj and isinstance(obj[key], Mapping):
-                obj = obj[key]
-                break
-    if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
-        keys = list(obj)[:8] if isinstance(obj, Mapping) else "—"
-        raise ValueError("not a state dict: expected a mapping name → tensor (or one under 'state_dict' "
-                         f"or 'model'), got {type(obj).__name__} with keys {keys}")
-    # DataParallel / DistributedDataParallel save every key as "module.<name>".
-    return {k.removeprefix("module."): v for k, v in obj.items()}
-
-
-def load_reference_weights(model: nn.Module, state_dict_or_path) -> nn.Module:
-    """Load a checkpoint in the reference format (or ours) strictly into ``model``; return the model.
-
-    Args:
-        model: an ``HRNet`` whose config matches the checkpoint (width, joints, stages).
-        state_dict_or_path: a path to a ``.pth`` file (read with ``torch.load(weights_only=True)``
-            onto the CPU), a state dict, or a dict holding one under "state_dict" or "model".
-    Raises:
-        FileNotFoundError: the path does not exist.
-        ValueError: keys are missing, unexpected or of another shape; the message lists them.
-    A missing BatchNorm ``num_batches_tracked`` counter (old PyTorch checkpoints) is allowed: it is
-    not used in training mode with a fixed momentum nor in evaluation.
-    """
-    source = "state dict"
-    if isinstance(state_dict_or_path, (str, os.PathLike)):
-        source = os.fspath(state_dict_or_path)
-        if not os.path.exists(source):
-            raise FileNotFoundError(f"checkpoint not found: {source}")
-        state_dict_or_path = torch.load(source, map_location="cpu", weights_only=True)
-    state = _unwrap_checkpoint(state_dict_or_path)
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in expected]
-    misshaped = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-                 for k, v in expected.items() if k in state and state[k].shape != v.shape]
-    if missing or unexpected or misshaped:
-        def listing(title, items):
-            more = f"\n    … and {len(items) - 20} more" if len(items) > 20 else ""
-            shown = "\n    ".join(items[:20]) + more
-            return f"  {title} ({len(items)}):\n    {shown}" if items else f"  {title}: none"
-        raise ValueError(f"checkpoint ({source}) does not match the model "
-                         f"({type(model).__name__}, {len(expected)} state-dict entries):\n"
-                         + "\n".join([listing("missing", missing), listing("unexpected", unexpected),
-                                      listing("mis-shaped", misshaped)]))
-    model.load_state_dict(state, strict=False)  # key sets checked above (num_batches_tracked may be absent)
-    return model

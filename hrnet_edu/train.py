@@ -42,18 +42,12 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 
+from hrnet_edu.checkpoints import CHECKPOINT_KEYS, load_checkpoint_state, resolve_device, save_checkpoint
 from hrnet_edu.cli import command
 from hrnet_edu.configs import PRESETS, TrainConfig, _tuplify, apply_overrides, config_from_dict, get_config
 from hrnet_edu.errors import InputError
 from hrnet_edu.losses import JointsMSELoss, JointsOHKMLoss
-from hrnet_edu.runfolder import (
-    RunLock,
-    atomic_write,
-    atomic_write_text,
-    check_run_folder,
-    clean_stale_temporaries,
-    load_checkpoint_file,
-)
+from hrnet_edu.runfolder import RunLock, atomic_write_text, check_run_folder, clean_stale_temporaries
 
 AP_KEYS = ("ap", "ap50", "ap75", "ap_m", "ap_l", "ar", "ar50", "ar75", "ar_m", "ar_l")
 
@@ -86,20 +80,6 @@ def init_distributed(device_type: str) -> tuple[DistInfo, bool]:
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
     local = int(os.environ.get("LOCAL_RANK", dist.get_rank()))
     return DistInfo(dist.get_rank(), dist.get_world_size(), local), created
-
-
-def resolve_device(name: str, info: DistInfo) -> torch.device:
-    """"auto" → cuda:local_rank when CUDA is available, else cpu."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device={name} but CUDA is not available here (device=cpu or auto)")
-    if device.type == "cuda":
-        if device.index is None:
-            device = torch.device("cuda", info.local_rank)
-        torch.cuda.set_device(device)
-    return device
 
 
 # ----------------------------------------------------------------------------- seeding
@@ -316,34 +296,6 @@ def validate(model, val_set, cfg: TrainConfig, device, info: DistInfo) -> dict |
     return {k: float(getattr(stats, k)) for k in AP_KEYS}
 
 
-# ----------------------------------------------------------------------------- checkpoints
-def save_checkpoint(state: dict, path: str) -> None:
-    """``torch.save(state, path)`` atomically: write ``path.<pid>.tmp``, fsync, then ``os.replace`` it.
-
-    ``os.replace`` is atomic on POSIX and Windows, so readers (and a resumed run) see either the
-    old complete file or the new complete file, never a partial one (``runfolder.atomic_write``).
-    """
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
-
-
-CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "best_ap", "config", "metrics",
-                   "rng")
-
-
-def load_checkpoint_state(path: str, map_location="cpu") -> dict:
-    """A training checkpoint written by ``train`` (``torch.load(weights_only=True)``).
-
-    FileNotFoundError for no file; InputError "not a checkpoint: PATH (reason)" for anything else
-    that is not one of ours (random bytes, an empty or truncated file, a plain state dict).
-    """
-    state = load_checkpoint_file(path)
-    if not isinstance(state, dict):
-        raise InputError(f"not a checkpoint: {path} (holds a {type(state).__name__}, not a dict)")
-    if map_location != "cpu":
-        state["model"] = {k: v.to(map_location) for k, v in state["model"].items()}
-    return state
-
-
 def _flatten(data, prefix: str = "") -> dict:
     """{"model.width": 32, ...}: nested config dicts as dotted keys, lists as tuples."""
     out = {}
@@ -441,7 +393,7 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
 
 
 def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images, info, build_model) -> dict:
-    device = resolve_device(cfg.device, info)
+    device = resolve_device(cfg.device, local_rank=info.local_rank)
     cuda = device.type == "cuda"
     if progress is None:
         progress = sys.stderr.isatty()

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from hrnet_edu import train as train_mod
+from hrnet_edu.checkpoints import load_checkpoint_state, save_checkpoint
 from hrnet_edu.configs import (
     PRESETS,
     TrainConfig,
@@ -22,7 +23,7 @@ from hrnet_edu.configs import (
     synthpose_w16_128x96_cpu,
 )
 from hrnet_edu.model import W8, build_model
-from hrnet_edu.train import DistInfo, build_criterion, load_checkpoint_state, save_checkpoint, train
+from hrnet_edu.train import DistInfo, build_criterion, train
 
 
 @pytest.fixture(scope="module")
