@@ -27,7 +27,8 @@ import time
 
 import torch
 
-from hrnet_edu.configs import apply_overrides, get_config
+from hrnet_edu.configs import get_config
+from hrnet_edu.overrides import apply_overrides
 from hrnet_edu.train import train
 
 VAL = "data_samples/synthpose"

@@ -22,9 +22,10 @@ import time
 import torch
 
 from hrnet_edu import checkpoints, evaluate
-from hrnet_edu.configs import apply_overrides, get_config
+from hrnet_edu.configs import get_config
 from hrnet_edu.data.coco import CocoKeypoints
 from hrnet_edu.model import build_model
+from hrnet_edu.overrides import apply_overrides
 
 
 class InMemory(list):

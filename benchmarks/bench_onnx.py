@@ -19,10 +19,11 @@ import time
 
 import torch
 
-from hrnet_edu.configs import apply_overrides, get_config
+from hrnet_edu.configs import get_config
 from hrnet_edu.evaluate import load_checkpoint
 from hrnet_edu.export import OnnxRunner, export_onnx, sample_crops
 from hrnet_edu.model import build_model
+from hrnet_edu.overrides import apply_overrides
 
 
 def main() -> None:

@@ -25,9 +25,10 @@ import torch
 
 from hrnet_edu import analysis, evaluate
 from hrnet_edu.checkpoints import load_checkpoint_state
-from hrnet_edu.configs import config_from_dict, get_config
+from hrnet_edu.configs import get_config
 from hrnet_edu.data.coco import CocoKeypoints
 from hrnet_edu.keypoints import KEYPOINT_NAMES
+from hrnet_edu.overrides import config_from_dict
 from hrnet_edu.train import AP_KEYS
 
 

@@ -28,7 +28,8 @@ import torch
 from matplotlib.figure import Figure
 
 from hrnet_edu.checkpoints import export_weights
-from hrnet_edu.configs import TrainConfig, apply_overrides, get_config
+from hrnet_edu.configs import TrainConfig, get_config
+from hrnet_edu.overrides import apply_overrides
 from hrnet_edu.train import AP_KEYS, build_datasets, train
 
 AP_NAMES = ("AP", "AP50", "AP75", "AP_M", "AP_L", "AR", "AR50", "AR75", "AR_M", "AR_L")

@@ -259,8 +259,9 @@ def load_checkpoint(path, config=None, device="cpu"):
         ValueError: a plain state dict without ``config``, or weights of another architecture
             than the config's (the message lists the missing / unexpected / mis-shaped keys).
     """
-    from hrnet_edu.configs import config_from_dict, get_config
+    from hrnet_edu.configs import get_config
     from hrnet_edu.model import build_model
+    from hrnet_edu.overrides import config_from_dict
 
     path = os.fspath(path)
     state = load_checkpoint_file(path)  # "not a checkpoint: PATH (reason)" for anything unreadable
@@ -291,7 +292,8 @@ def load_checkpoint(path, config=None, device="cpu"):
 @command("hrnet-edu evaluate")
 def cli_main(argv: list[str]) -> int:
     """``hrnet-edu evaluate``: the ten COCO keypoint numbers of a checkpoint (or of a results file)."""
-    from hrnet_edu.configs import PRESETS, apply_overrides, get_config
+    from hrnet_edu.configs import PRESETS, get_config
+    from hrnet_edu.overrides import apply_overrides
 
     parser = argparse.ArgumentParser(
         prog="hrnet-edu evaluate", description="COCO keypoint AP of a checkpoint on the config's val split.",

@@ -253,8 +253,9 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--check-crops", type=int, default=8, help="validation crops used for the check")
     parser.add_argument("overrides", nargs="*", help="config key=value, e.g. data_root=/data/coco")
     args = parser.parse_args(argv)
-    from hrnet_edu.configs import apply_overrides, get_config
+    from hrnet_edu.configs import get_config
     from hrnet_edu.evaluate import load_checkpoint
+    from hrnet_edu.overrides import apply_overrides
 
     cfg = apply_overrides(get_config(args.config), args.overrides) if args.config else None
     model, cfg = load_checkpoint(args.checkpoint, cfg)

@@ -44,9 +44,10 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subs
 
 from hrnet_edu.checkpoints import CHECKPOINT_KEYS, load_checkpoint_state, resolve_device, save_checkpoint
 from hrnet_edu.cli import command
-from hrnet_edu.configs import PRESETS, TrainConfig, _tuplify, apply_overrides, config_from_dict, get_config
+from hrnet_edu.configs import PRESETS, TrainConfig, get_config
 from hrnet_edu.errors import InputError
 from hrnet_edu.losses import JointsMSELoss, JointsOHKMLoss
+from hrnet_edu.overrides import apply_overrides, config_changes, config_from_dict
 from hrnet_edu.runfolder import RunLock, atomic_write_text, check_run_folder, clean_stale_temporaries
 
 AP_KEYS = ("ap", "ap50", "ap75", "ap_m", "ap_l", "ar", "ar50", "ar75", "ar_m", "ar_l")
@@ -294,23 +295,6 @@ def validate(model, val_set, cfg: TrainConfig, device, info: DistInfo) -> dict |
     if stats is None:
         return None
     return {k: float(getattr(stats, k)) for k in AP_KEYS}
-
-
-def _flatten(data, prefix: str = "") -> dict:
-    """{"model.width": 32, ...}: nested config dicts as dotted keys, lists as tuples."""
-    out = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = _tuplify(value)
-    return out
-
-
-def config_changes(stored: dict, cfg: TrainConfig) -> dict[str, tuple]:
-    """{dotted key: (stored value, new value)} for every value ``cfg`` changes in a stored config."""
-    old, new = _flatten(stored), _flatten(dataclasses.asdict(cfg))
-    return {k: (old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)}
 
 
 def _read_log(path: str, max_epoch: int) -> list[dict]:

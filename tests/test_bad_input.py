@@ -23,11 +23,12 @@ from hrnet_edu import coco_eval, runfolder
 from hrnet_edu import train as train_mod
 from hrnet_edu.checkpoints import load_checkpoint_state
 from hrnet_edu.cli import main
-from hrnet_edu.configs import apply_overrides, synthpose_w16_128x96_cpu
+from hrnet_edu.configs import synthpose_w16_128x96_cpu
 from hrnet_edu.data.coco import CocoKeypoints, load_image
 from hrnet_edu.errors import InputError, one_line
 from hrnet_edu.keypoints import coco_person_category
 from hrnet_edu.model import W8, build_model
+from hrnet_edu.overrides import apply_overrides
 from hrnet_edu.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -14,15 +14,9 @@ import torch
 
 from hrnet_edu import train as train_mod
 from hrnet_edu.checkpoints import load_checkpoint_state, save_checkpoint
-from hrnet_edu.configs import (
-    PRESETS,
-    TrainConfig,
-    apply_overrides,
-    config_from_dict,
-    get_config,
-    synthpose_w16_128x96_cpu,
-)
+from hrnet_edu.configs import PRESETS, TrainConfig, get_config, synthpose_w16_128x96_cpu
 from hrnet_edu.model import W8, build_model
+from hrnet_edu.overrides import apply_overrides, config_from_dict
 from hrnet_edu.train import DistInfo, build_criterion, train
 
 
