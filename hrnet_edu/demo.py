@@ -14,13 +14,11 @@ of how they were made (``PATH.json``).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import json
 import os
 import platform
-import sys
 import time
 
 import numpy as np
@@ -108,7 +106,7 @@ def predictions_figure(val_set, preds: dict, n: int = 8, threshold: float = 0.2)
     return fig
 
 
-def _table(rows: dict[str, dict]) -> str:
+def ap_table(rows: dict[str, dict]) -> str:
     lines = ["| network | " + " | ".join(AP_NAMES) + " |", "|---|" + "---|" * len(AP_NAMES)]
     for name, m in rows.items():
         lines.append(f"| {name} | " + " | ".join(f"{m[k]:.3f}" for k in AP_KEYS) + " |")
@@ -116,10 +114,12 @@ def _table(rows: dict[str, dict]) -> str:
 
 
 def run_demo(out_dir: str, overrides: list[str], config: str = DEMO_CONFIG, export: str | None = None,
-             progress: bool | None = None) -> dict:  # fmt: skip
+             progress: bool | None = None, command: str | None = None) -> dict:  # fmt: skip
     """Untrained vs trained AP on the validation split; writes report.md, loss.png, predictions.png.
 
     ``overrides`` are applied after ``DEMO_OVERRIDES`` (so ``epochs=…`` or ``data_root=…`` win).
+    ``command``: how the demo was started, for the report (``hrnet-edu demo`` passes its command
+    line; default ``run_demo([...overrides])``).
     """
     from hrnet_edu.evaluate import load_checkpoint
     from hrnet_edu.model import build_model
@@ -147,8 +147,7 @@ def run_demo(out_dir: str, overrides: list[str], config: str = DEMO_CONFIG, expo
     threads = cfg.cpu_threads or torch.get_num_threads()  # what training ran with (train restores the rest)
     device = f"CPU ({threads} compute thread(s) + {cfg.workers} data worker(s), " \
              f"{platform.processor() or platform.machine()})"
-    cli = sys.argv[1:2] == ["demo"]
-    command = "hrnet-edu demo " + " ".join(sys.argv[2:]) if cli else f"run_demo({overrides})"
+    command = command or f"run_demo({overrides})"
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     report = [
         f"# hrnet-edu demo: `{cfg.name}` on SynthPose ({date})", "",
@@ -161,7 +160,8 @@ def run_demo(out_dir: str, overrides: list[str], config: str = DEMO_CONFIG, expo
         f"figures) {total_seconds:.0f} s.", "",
         f"## COCO keypoint AP on the validation split ({len(val_set)} persons, ground-truth boxes)", "",
         f"Flip test: {cfg.val_flip}, decoding: {cfg.val_decode}, OKS-NMS 0.9.", "",
-        _table({"untrained (initial weights)": untrained, f"trained ({summary['epochs']} epochs)": trained}),
+        ap_table({"untrained (initial weights)": untrained,
+                  f"trained ({summary['epochs']} epochs)": trained}),
         "",
         "## Training loss and validation AP", "", "![loss](loss.png)", "",
         "## Predictions on the first validation images", "", "![predictions](predictions.png)", "",
@@ -179,22 +179,3 @@ def run_demo(out_dir: str, overrides: list[str], config: str = DEMO_CONFIG, expo
     if export:
         export_weights(best, export, result)
     return result
-
-
-def cli_main(argv: list[str]) -> int:
-    """``hrnet-edu demo [--out runs/demo] [--config NAME] [--export PATH.pt] [key=value ...]``."""
-    parser = argparse.ArgumentParser(prog="hrnet-edu demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="runs/demo", help="report folder (default runs/demo)")
-    parser.add_argument("--config", default=DEMO_CONFIG)
-    parser.add_argument("--export", default=None, help="also save the weights + a JSON record here")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. epochs=5")
-    args = parser.parse_args(argv)
-    try:
-        apply_overrides(get_config(args.config), args.overrides)
-    except ValueError as e:
-        parser.error(str(e))
-    result = run_demo(args.out, args.overrides, args.config, args.export, False if args.no_progress else None)
-    print(_table({"untrained": result["untrained"], "trained": result["trained"]}))
-    print(f"report: {os.path.join(args.out, 'report.md')} ({result['total_seconds']:.0f} s)")
-    return 0

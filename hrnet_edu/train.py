@@ -5,8 +5,8 @@ loss against the Gaussian targets (``losses.py``), backward, Adam step; every ``
 epochs the network is evaluated with COCO AP (``evaluate.py``), and a checkpoint is written.
 
 What a reader should find here, in order: distributed set-up (torchrun), seeding, the data
-loaders, one epoch, validation, checkpoints, ``train`` (which ties them together) and the command
-line ``hrnet-edu train --config NAME [--out DIR] [--resume] [key=value ...]``.
+loaders, one epoch, validation, the run folder's log and ``train`` (which ties them together);
+``hrnet-edu train --config NAME [--out DIR] [--resume] [key=value ...]`` (``cli.py``) calls it.
 
 Reproducibility. At the start of every epoch the torch / numpy / python generators are seeded
 from (seed, epoch, rank): the data order and the augmentations of epoch e then do not depend on
@@ -28,7 +28,6 @@ leaves loadable files that agree with each other.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -43,11 +42,10 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 
 from hrnet_edu.checkpoints import CHECKPOINT_KEYS, load_checkpoint_state, resolve_device, save_checkpoint
-from hrnet_edu.cli import command
-from hrnet_edu.configs import PRESETS, TrainConfig, get_config
+from hrnet_edu.configs import TrainConfig
 from hrnet_edu.errors import InputError
 from hrnet_edu.losses import JointsMSELoss, JointsOHKMLoss
-from hrnet_edu.overrides import apply_overrides, config_changes, config_from_dict
+from hrnet_edu.overrides import config_changes, config_from_dict
 from hrnet_edu.runfolder import RunLock, atomic_write_text, check_run_folder, clean_stale_temporaries
 
 AP_KEYS = ("ap", "ap50", "ap75", "ap_m", "ap_l", "ar", "ar50", "ar75", "ar_m", "ar_l")
@@ -505,45 +503,17 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
     }  # fmt: skip
 
 
-@command("hrnet-edu train")
-def cli_main(argv: list[str]) -> int:
-    """``hrnet-edu train --config NAME [--out DIR] [--resume | --overwrite] [key=value ...]``."""
-    parser = argparse.ArgumentParser(prog="hrnet-edu train", description="Train HRNet from a named config.")
-    parser.add_argument("--config", required=True, help="one of: " + ", ".join(PRESETS))
-    parser.add_argument("--out", default=None, help="output folder (default runs/<config>)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt, with its config")
-    parser.add_argument("--overwrite", action="store_true", help="start afresh in a folder holding a run")
-    parser.add_argument("--apply-changes", action="store_true",
-                        help="with --resume: apply overrides that change the run's config (logged)")
-    parser.add_argument("--skip-bad-images", action="store_true",
-                        help="leave out missing / unreadable images (counted) instead of stopping")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("overrides", nargs="*", help="key=value, e.g. epochs=3 model.width=8 lr_steps=2,3")
-    args = parser.parse_intermixed_args(argv)  # options after overrides too (--overwrite, --resume)
-    if args.resume and args.overwrite:
-        parser.error("--resume and --overwrite exclude each other: continue the run, or replace it")
-    try:
-        base = get_config(args.config)
-    except ValueError as e:
-        parser.error(str(e))
-    out_dir = args.out or os.path.join("runs", base.name)
-    if args.resume:
-        # a resumed run continues with its own config; overrides change it only with --apply-changes
-        check_run_folder(out_dir, resume=True, overwrite=args.overwrite)
-        last = os.path.join(out_dir, "last.pt")
-        stored = load_checkpoint_state(last).get("config")
-        if not isinstance(stored, dict):
-            raise InputError(f"not a checkpoint: {last} (no training config in it)")
-        if stored.get("name") != base.name:
-            raise InputError(f"--config {args.config}, but the run in {out_dir} is {stored.get('name')!r}")
-        base = config_from_dict(stored)
-    try:
-        cfg = apply_overrides(base, args.overrides)
-    except ValueError as e:
-        parser.error(str(e))
-    summary = train(cfg, out_dir, resume=args.resume, progress=False if args.no_progress else None,
-                    overwrite=args.overwrite, apply_changes=args.apply_changes,
-                    skip_bad_images=args.skip_bad_images)  # fmt: skip
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps({k: v for k, v in summary.items() if k not in ("history", "model")}, indent=1))
-    return 0
+def resumed_config(out_dir: str, name: str) -> TrainConfig:
+    """The config a run in ``out_dir`` was started with (stored in its ``last.pt``), for ``--resume``.
+
+    InputError when ``out_dir`` holds no run to resume, when its checkpoint holds no config, or when
+    the run is of another preset than ``name``.
+    """
+    check_run_folder(out_dir, resume=True, overwrite=False)
+    last = os.path.join(out_dir, "last.pt")
+    stored = load_checkpoint_state(last).get("config")
+    if not isinstance(stored, dict):
+        raise InputError(f"not a checkpoint: {last} (no training config in it)")
+    if stored.get("name") != name:
+        raise InputError(f"--config {name}, but the run in {out_dir} is {stored.get('name')!r}")
+    return config_from_dict(stored)

@@ -11,12 +11,12 @@ import torch
 from conftest import REPO, SAMPLES
 
 from hrnet_edu import coco_eval, evaluate
+from hrnet_edu.cli import main
 from hrnet_edu.configs import synthpose_w16_128x96_cpu
 from hrnet_edu.data.coco import CocoKeypoints
 from hrnet_edu.heatmaps import encode_heatmaps
 from hrnet_edu.keypoints import FLIP_INDEX, FLIP_PAIRS
 from hrnet_edu.model import W8, build_model
-from hrnet_edu.predict import cli_main as predict_cli
 from hrnet_edu.predict import predict_image
 
 VAL_ANN = os.path.join(SAMPLES, "annotations", "person_keypoints_val.json")
@@ -256,9 +256,9 @@ def test_cli_evaluates_a_checkpoint_on_detections_and_writes_results(tmp_path, v
             for a in gt["annotations"][:6]]
     (tmp_path / "dets.json").write_text(json.dumps(dets))
     out = tmp_path / "results.json"
-    rc = evaluate.cli_main(["--checkpoint", str(tmp_path / "w8.pt"), "--boxes", str(tmp_path / "dets.json"),
-                            "--out", str(out), "--workers", "0", "--device", "cpu", "--no-flip",
-                            f"val_ann={val_ann}"])
+    rc = main(["evaluate", "--checkpoint", str(tmp_path / "w8.pt"), "--boxes", str(tmp_path / "dets.json"),
+               "--out", str(out), "--workers", "0", "--device", "cpu", "--no-flip",
+               f"val_ann={val_ann}"])
     text = capsys.readouterr().out
     assert rc == 0 and "6 instances" in text and "AP50" in text
     results = json.loads(out.read_text())
@@ -277,21 +277,28 @@ def test_clear_errors_for_bad_results_and_detection_files(tmp_path, val_ann, cap
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     with pytest.raises(ValueError, match="unknown image id"):
         coco_eval.evaluate_keypoints(val_ann, str(tmp_path / "bad.json"))
-    assert evaluate.cli_main(["--results", str(tmp_path / "bad.json"), f"val_ann={val_ann}",
-                              f"data_root={SAMPLES}"]) == 2
+    assert main(["evaluate", "--results", str(tmp_path / "bad.json"), "--ann", val_ann]) == 2
+    assert "unknown image id" in capsys.readouterr().err
+    # --results says which ground truth: --ann, or --config (its val_ann); never a preset by default
+    assert main(["evaluate", "--results", str(tmp_path / "bad.json")]) == 2
+    assert "--results needs its ground truth: --ann FILE, or --config NAME" in capsys.readouterr().err
+    assert main(["evaluate", "--results", str(tmp_path / "bad.json"), f"val_ann={val_ann}"]) == 2
+    assert "need --config" in capsys.readouterr().err
+    assert main(["evaluate", "--results", str(tmp_path / "bad.json"), "--config", "synthpose_w16_128x96_cpu",
+                 f"val_ann={val_ann}", f"val_root={SAMPLES}"]) == 2
     assert "unknown image id" in capsys.readouterr().err
     save_w8_checkpoint(tmp_path / "w8.pt")
     (tmp_path / "empty.json").write_text("[]")
     unknown = [{"image_id": max(image_ids) + 1000, "category_id": 1, "bbox": [0, 0, 10, 20], "score": 1.0}]
     (tmp_path / "unknown.json").write_text(json.dumps(unknown))
     for dets, message in (("empty.json", "non-empty"), ("unknown.json", "not an image")):
-        assert evaluate.cli_main(["--checkpoint", str(tmp_path / "w8.pt"), "--boxes", str(tmp_path / dets),
+        assert main(["evaluate", "--checkpoint", str(tmp_path / "w8.pt"), "--boxes", str(tmp_path / dets),
                                   "--device", "cpu", f"val_ann={val_ann}"]) == 2
         err = capsys.readouterr().err
         assert message in err and dets in err
     # A checkpoint that does not fit the named config: rc 2 and the key listing.
     w32 = ["--config", "synthpose_w32_256x192"]
-    assert evaluate.cli_main(["--checkpoint", str(tmp_path / "w8.pt"), *w32]) == 2
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "w8.pt"), *w32]) == 2
     assert "mis-shaped" in capsys.readouterr().err
 
 
@@ -326,15 +333,15 @@ def test_predict_cli_draws_on_an_image_of_the_same_size(tmp_path, capsys):
     out = tmp_path / "out.png"
     args = [str(tmp_path / "in.png"), "--checkpoint", str(tmp_path / "w8.pt"), "--out", str(out),
             "--device", "cpu"]
-    assert predict_cli(args + ["--box", "10,5,60,80", "--box", "70,10,40,70"]) == 0
+    assert main(["predict", *args, "--box", "10,5,60,80", "--box", "70,10,40,70"]) == 0
     assert "person 1:" in capsys.readouterr().out
     with Image.open(out) as drawn:
         assert drawn.size == (128, 96)
-    assert predict_cli(args) == 0  # whole image as the box
-    assert predict_cli([str(tmp_path / "absent.png")] + args[1:]) == 2
+    assert main(["predict", *args]) == 0  # whole image as the box
+    assert main(["predict", str(tmp_path / "absent.png"), *args[1:]]) == 2
     assert "absent.png" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        predict_cli(args + ["--box", "1,2,3"])
+        main(["predict", *args, "--box", "1,2,3"])
 
 
 def test_no_instances_give_zero_stats_not_a_crash(samples):

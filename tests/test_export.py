@@ -103,8 +103,8 @@ def test_cli_export_and_onnx_evaluation_give_the_eager_ap(tmp_path, capsys):
     stats = [evaluate.evaluate_predictions(p, dataset) for p in (eager, ours)]
     assert abs(stats[0].ap - stats[1].ap) < 1e-3 and isinstance(stats[0], coco_eval.CocoKeypointStats)
     # the command line, with the exported file
-    rc = evaluate.cli_main(["--checkpoint", CHECKPOINT, "--runtime", "onnx", "--onnx",
-                            str(tmp_path / "m.onnx"), "--workers", "0", "--no-progress"])
+    rc = main(["evaluate", "--checkpoint", CHECKPOINT, "--runtime", "onnx", "--onnx",
+               str(tmp_path / "m.onnx"), "--workers", "0", "--no-progress"])
     assert rc == 0 and f"{stats[0].ap:5.3f}" in capsys.readouterr().out
 
 
@@ -115,5 +115,5 @@ def test_clear_errors(tmp_path, capsys):
     assert main(["export", "--checkpoint", str(tmp_path / "absent.pt"), "--out", out]) == 2
     assert "error: checkpoint not found" in capsys.readouterr().err
     if os.path.isfile(CHECKPOINT):
-        assert evaluate.cli_main(["--checkpoint", CHECKPOINT, "--onnx", "x.onnx", "--workers", "0"]) == 2
+        assert main(["evaluate", "--checkpoint", CHECKPOINT, "--onnx", "x.onnx", "--workers", "0"]) == 2
         assert "--onnx needs --runtime onnx" in capsys.readouterr().err

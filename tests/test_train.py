@@ -14,6 +14,7 @@ import torch
 
 from hrnet_edu import train as train_mod
 from hrnet_edu.checkpoints import load_checkpoint_state, save_checkpoint
+from hrnet_edu.cli import main
 from hrnet_edu.configs import PRESETS, TrainConfig, get_config, synthpose_w16_128x96_cpu
 from hrnet_edu.model import W8, build_model
 from hrnet_edu.overrides import apply_overrides, config_from_dict
@@ -113,7 +114,7 @@ def test_apply_overrides_errors(item, message):
 
 def test_cli_rejects_bad_override(capsys):
     with pytest.raises(SystemExit) as exc:
-        train_mod.cli_main(["--config", "synthpose_w16_128x96_cpu", "--out", "/nonexistent", "bogus=1"])
+        main(["train", "--config", "synthpose_w16_128x96_cpu", "--out", "/nonexistent", "bogus=1"])
     assert exc.value.code == 2
     assert "unknown config key 'bogus'" in capsys.readouterr().err
 
