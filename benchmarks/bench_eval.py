@@ -82,9 +82,9 @@ def main(argv=None) -> dict:
     for flip in (False, True):
         key = "flip" if flip else "no_flip"
         net = timed(lambda f=flip: evaluate.predict_heatmaps(model, crops, flip=f), args.repeat)
-        pipe = timed(lambda f=flip: evaluate.evaluate(model, memory, flip=f, batch_size=args.batch_size,
+        pipe = timed(lambda f=flip: evaluate.model_ap(model, memory, flip=f, batch_size=args.batch_size,
                                                       device=device), args.repeat)
-        e2e = timed(lambda f=flip: evaluate.evaluate(model, subset, flip=f, batch_size=args.batch_size,
+        e2e = timed(lambda f=flip: evaluate.model_ap(model, subset, flip=f, batch_size=args.batch_size,
                                                      device=device, num_workers=args.workers), 1)
         report[key] = {"network_per_s": args.batch_size / net, "pipeline_per_s": n / pipe,
                        "end_to_end_per_s": n / e2e}

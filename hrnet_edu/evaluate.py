@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Subset
 from hrnet_edu import coco_eval
 from hrnet_edu.checkpoints import load_checkpoint_file, load_reference_weights, resolve_device
 from hrnet_edu.errors import InputError
-from hrnet_edu.heatmaps import decode_heatmaps, flip_test_average, heatmap_to_image
+from hrnet_edu.heatmaps import flip_test_average, heatmaps_to_keypoints
 from hrnet_edu.oks import oks_nms
 
 PREDICTION_KEYS = ("indices", "image_ids", "ann_ids", "keypoints", "confidences", "box_scores", "areas")
@@ -71,24 +71,6 @@ def predict_heatmaps(model, images: torch.Tensor, flip: bool = True, flip_shift:
     # mirror x → W − 1 − x: reverse the columns of the crop
     out = model(torch.cat([images, images.flip(-1)])).float()
     return flip_test_average(out[:n], out[n:], shift=flip_shift)
-
-
-def heatmaps_to_keypoints(heatmaps, center, scale, rotation=0.0, decode: str = "shift", sigma: float = 2.0):
-    """Decode heatmaps and map the keypoints back to the image (the reference's ``get_final_preds``).
-
-    Args:
-        heatmaps: (N, K, h, w) tensor. center, scale: (N, 2) of the crops (scale in units of 200 px).
-        rotation: (N,) or scalar crop rotation in degrees. decode: "argmax", "shift" or "dark";
-        sigma: the targets' sigma (DARK only).
-
-    Returns:
-        keypoints (N, K, 2) float64 image pixels, confidences (N, K) float32 (numpy).
-    """
-    coords, conf = decode_heatmaps(heatmaps, method=decode, sigma=sigma)  # heatmap px, (N, K, 2)
-    # heatmap px → image px through the inverse crop transform (built for the heatmap size)
-    keypoints = heatmap_to_image(np.asarray(coords.cpu()), np.asarray(center), np.asarray(scale),
-                                 tuple(heatmaps.shape[-2:]), rotation=np.asarray(rotation))
-    return keypoints, np.asarray(conf.cpu())
 
 
 def predict_dataset(model, dataset, batch_size: int = 32, flip: bool = True, decode: str = "shift",
@@ -199,8 +181,8 @@ def predictions_to_results(preds: dict, nms_threshold: float | None = 0.9, resco
     return (results, keep) if return_keep else results
 
 
-def evaluate_predictions(preds: dict, dataset_or_coco, nms_threshold: float | None = 0.9, results_path=None,
-                         img_ids=None) -> coco_eval.CocoKeypointStats:
+def predictions_ap(preds: dict, dataset_or_coco, nms_threshold: float | None = 0.9, results_path=None,
+                   img_ids=None, return_results: bool = False):
     """COCO keypoint AP/AR of predictions: rescoring, OKS-NMS, results file, COCOeval.
 
     Args:
@@ -209,32 +191,30 @@ def evaluate_predictions(preds: dict, dataset_or_coco, nms_threshold: float | No
             ``COCO`` or the path of an annotation file.
         nms_threshold: see ``predictions_to_results``. results_path: also write the results JSON.
         img_ids: images to evaluate (default: every image of the ground truth, as the reference).
+        return_results: also return the results entries evaluated.
 
     Returns:
-        CocoKeypointStats (the ten numbers).
+        CocoKeypointStats (the ten numbers); with ``return_results``, (stats, results).
     """
-    return _evaluate(preds, dataset_or_coco, nms_threshold, results_path, img_ids)[0]
-
-
-def _evaluate(preds, dataset_or_coco, nms_threshold, results_path, img_ids):
     coco_gt = getattr(_base(dataset_or_coco), "coco", dataset_or_coco)
     results = predictions_to_results(preds, nms_threshold)
     if results_path is not None:
         coco_eval.write_results(results, results_path)
-    return coco_eval.evaluate_keypoints(coco_gt, results, img_ids=img_ids), results
+    stats = coco_eval.results_ap(coco_gt, results, img_ids=img_ids)
+    return (stats, results) if return_results else stats
 
 
-def evaluate(model, dataset, flip: bool = True, decode: str = "shift", nms_threshold: float | None = 0.9,
+def model_ap(model, dataset, flip: bool = True, decode: str = "shift", nms_threshold: float | None = 0.9,
              results_path=None, batch_size: int = 32, device=None, progress: bool = False, img_ids=None,
              **predict_kwargs):
-    """``predict_dataset`` + ``evaluate_predictions``: the whole test pipeline of the paper.
+    """``predict_dataset`` + ``predictions_ap``: the whole test pipeline of the paper.
 
     Returns:
         (CocoKeypointStats, results): the ten COCO numbers and the results entries evaluated.
     """
     preds = predict_dataset(model, dataset, batch_size=batch_size, flip=flip, decode=decode, device=device,
                             progress=progress, **predict_kwargs)
-    return _evaluate(preds, dataset, nms_threshold, results_path, img_ids)
+    return predictions_ap(preds, dataset, nms_threshold, results_path, img_ids, return_results=True)
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -344,7 +324,7 @@ def results_file_ap(results, ann=None, config=None, overrides=(), out=None):
         cfg = apply_overrides(get_config(config), list(overrides))
         ann = cfg.val_path(cfg.val_ann)
     coco_gt = coco_eval.load_coco(ann)
-    stats = coco_eval.evaluate_keypoints(coco_gt, results)
+    stats = coco_eval.results_ap(coco_gt, results)
     ignored = _skip_note(coco_gt.hrnet_edu_checked["counts"])
     return stats, f"results {results} on {ann} (ground truth not evaluated: {ignored})"
 
@@ -392,7 +372,7 @@ def checkpoint_ap(checkpoint, config=None, overrides=(), ann=None, images=None, 
     img_ids = None
     if dataset.unreadable_image_ids:
         img_ids = sorted(set(dataset.image_ids) - set(dataset.unreadable_image_ids))
-    stats, _ = evaluate(model, dataset, flip=flip, decode=decode, nms_threshold=nms_threshold,
+    stats, _ = model_ap(model, dataset, flip=flip, decode=decode, nms_threshold=nms_threshold,
                         results_path=results_path, batch_size=batch_size, device=device,
                         progress=progress, num_workers=workers, img_ids=img_ids)
     settings = (f"{cfg.name}: {len(dataset)} instances ({boxes} boxes) of {ann}, skipped: "

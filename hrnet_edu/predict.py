@@ -23,7 +23,6 @@ from hrnet_edu.data.transforms import normalize, warp_image
 from hrnet_edu.errors import InputError
 from hrnet_edu.evaluate import (
     check_output_file,
-    heatmaps_to_keypoints,
     load_checkpoint,
     model_device,
     predict_heatmaps,
@@ -31,6 +30,7 @@ from hrnet_edu.evaluate import (
     runtime_model,
 )
 from hrnet_edu.geometry import box_to_center_scale, crop_transform
+from hrnet_edu.heatmaps import heatmaps_to_keypoints
 from hrnet_edu.viz import draw_pose
 
 

@@ -48,8 +48,6 @@ from hrnet_edu.losses import JointsMSELoss, JointsOHKMLoss
 from hrnet_edu.overrides import config_changes, config_from_dict
 from hrnet_edu.runfolder import RunLock, atomic_write_text, check_run_folder, clean_stale_temporaries
 
-AP_KEYS = ("ap", "ap50", "ap75", "ap_m", "ap_l", "ar", "ar50", "ar75", "ar_m", "ar_l")
-
 
 # ----------------------------------------------------------------------------- distributed set-up
 @dataclasses.dataclass(frozen=True)
@@ -265,12 +263,15 @@ def train_one_epoch(model, loader, criterion, optimizer, scaler, cfg: TrainConfi
 
 
 # ----------------------------------------------------------------------------- validation
-def validate(model, val_set, cfg: TrainConfig, device, info: DistInfo) -> dict | None:
+def validate(model, val_set, cfg: TrainConfig, device, info: DistInfo = DistInfo(),
+             return_predictions: bool = False):
     """COCO keypoint AP/AR of ``model`` on ``val_set`` (flip test and decoding from ``cfg``).
 
     Under torchrun every rank predicts its share of the crops; the predictions are gathered on
     rank 0 (``all_gather_object``), which rescores, applies OKS-NMS and runs COCOeval. Returns
-    the ten numbers (``AP_KEYS``) on rank 0 and None on the other ranks.
+    the ten numbers (keyed ``coco_eval.STAT_KEYS``) on rank 0 and None on the other ranks; with
+    ``return_predictions`` also the ``evaluate.predict_dataset`` dict they come from (merged, on
+    rank 0), as (numbers, predictions).
     """
     from hrnet_edu import evaluate
 
@@ -281,18 +282,14 @@ def validate(model, val_set, cfg: TrainConfig, device, info: DistInfo) -> dict |
                   num_workers=cfg.workers)  # fmt: skip
     if info.world_size > 1:
         shard = Subset(val_set, range(info.rank, len(val_set), info.world_size))
-        preds = evaluate.predict_dataset(model, shard, **kwargs)
         gathered = [None] * info.world_size
-        dist.all_gather_object(gathered, preds)
-        merged = evaluate.merge_predictions(gathered) if info.is_main else None
-        stats = evaluate.evaluate_predictions(merged, val_set) if info.is_main else None
+        dist.all_gather_object(gathered, evaluate.predict_dataset(model, shard, **kwargs))
+        preds = evaluate.merge_predictions(gathered) if info.is_main else None
     else:
         preds = evaluate.predict_dataset(model, val_set, **kwargs)
-        stats = evaluate.evaluate_predictions(preds, val_set)
     model.train(was_training)
-    if stats is None:
-        return None
-    return {k: float(getattr(stats, k)) for k in AP_KEYS}
+    metrics = evaluate.predictions_ap(preds, val_set).as_record() if preds is not None else None
+    return (metrics, preds) if return_predictions else metrics
 
 
 def _read_log(path: str, max_epoch: int) -> list[dict]:

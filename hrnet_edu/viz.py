@@ -1,4 +1,5 @@
-"""Drawing helpers: poses, heatmaps, feature maps, exchange-unit contributions and the network (matplotlib).
+"""Drawing helpers: poses, heatmaps, feature maps, exchange-unit contributions, the network, and a
+training run's loss curve and predictions (matplotlib).
 
 Every function returns a ``matplotlib.figure.Figure`` built without pyplot (so nothing is shown or
 kept in pyplot's global list; a notebook displays the returned figure), except ``draw_pose``, which
@@ -10,6 +11,8 @@ Heatmaps are drawn over the input crop with the reference's mapping x_in = 4 · 
 
 from __future__ import annotations
 
+import json
+import os
 import re
 
 import numpy as np
@@ -48,6 +51,52 @@ def draw_pose(ax, keypoints, visible=None, *, radius=3.0, linewidth=2.0, alpha=1
     ax.scatter(kp[vis, 0], kp[vis, 1], s=radius**2 * 4, c=colors[vis], edgecolors="white",
                linewidths=0.5, alpha=alpha, zorder=3)
     return ax
+
+
+def loss_figure(log_path: str) -> Figure:
+    """Training loss per logged step and validation AP per epoch, from ``log.jsonl``."""
+    with open(log_path) as f:
+        records = [json.loads(line) for line in f]
+    steps = [r for r in records if r["kind"] == "step"]
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    per_epoch = max(r["step"] for r in steps)
+    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    ax, ax2 = fig.subplots(1, 2)
+    x = [r["epoch"] - 1 + r["step"] / per_epoch for r in steps]
+    ax.semilogy(x, [r["loss"] for r in steps], lw=0.8, alpha=0.6, label="logged steps")
+    ax.semilogy([r["epoch"] for r in epochs], [r["loss"] for r in epochs], "o-", label="epoch mean")
+    ax.set(xlabel="epoch", ylabel="loss (0.5·weighted MSE)", title="training loss")
+    ax.legend()
+    val = [r for r in epochs if "val" in r]
+    ax2.plot([r["epoch"] for r in val], [r["val"]["ap"] for r in val], "o-", label="AP")
+    ax2.plot([r["epoch"] for r in val], [r["val"]["ap50"] for r in val], "s--", label="AP50")
+    top = max([0.1] + [r["val"]["ap50"] for r in val])
+    ax2.set(xlabel="epoch", ylabel="COCO keypoint AP (val)", title="validation")
+    ax2.set_ylim(0, min(1.0, 1.15 * top))
+    ax2.legend()
+    return fig
+
+
+def predictions_figure(val_set, preds: dict, n: int = 8, threshold: float = 0.2) -> Figure:
+    """The first ``n`` validation images with every predicted pose (joints of confidence > threshold)."""
+    from hrnet_edu.data.coco import load_image
+    from hrnet_edu.evaluate import predictions_to_results
+    from hrnet_edu.viz import draw_pose
+
+    results = predictions_to_results(preds)
+    image_ids = val_set.image_ids[:n]
+    fig = Figure(figsize=(2.6 * min(n, 4), 2.8 * ((n + 3) // 4)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots((n + 3) // 4, min(n, 4))).ravel()
+    for ax, image_id in zip(axes, image_ids):
+        info = val_set.coco.imgs[int(image_id)]
+        ax.imshow(load_image(os.path.join(val_set.image_dir, info["file_name"])))
+        for r in (r for r in results if r["image_id"] == image_id):
+            kp = np.asarray(r["keypoints"]).reshape(-1, 3)  # (K, 3): x, y, confidence
+            draw_pose(ax, kp[:, :2], kp[:, 2] > threshold, radius=2.0, linewidth=1.5)
+        ax.set_title(f"image {image_id}", fontsize=8)
+    for ax in axes:
+        ax.axis("off")
+    return fig
 
 
 def _figure(n: int, ncols: int, size: float = 2.4, height: float | None = None):

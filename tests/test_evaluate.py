@@ -96,7 +96,7 @@ def samples(val_ann):
 def test_ground_truth_heatmaps_give_ap_1(samples, flip):
     """Targets → decode → inverse crop → rescore → NMS → COCOeval: a perfect network scores AP ≥ 0.99."""
     oracle = Oracle(samples)
-    stats, results = evaluate.evaluate(oracle, samples, flip=flip, decode="shift", batch_size=16)
+    stats, results = evaluate.model_ap(oracle, samples, flip=flip, decode="shift", batch_size=16)
     assert len(results) == len(samples)
     assert stats.ap >= 0.99 and stats.ar >= 0.99, stats
     # Back-mapping itself: every labelled keypoint within one heatmap pixel (4 crop px) of the annotation.
@@ -122,8 +122,8 @@ def test_sharded_predictions_merge_to_the_single_pass(samples):
         assert merged.keys() == whole.keys()
         for key in whole:
             np.testing.assert_allclose(merged[key], whole[key], rtol=0, atol=1e-9, err_msg=key)
-    stats = evaluate.evaluate_predictions(evaluate.merge_predictions(padded), samples)
-    assert stats == evaluate.evaluate_predictions(whole, samples)
+    stats = evaluate.predictions_ap(evaluate.merge_predictions(padded), samples)
+    assert stats == evaluate.predictions_ap(whole, samples)
 
 
 def symmetric_samples(n=3, size=(128, 96)):
@@ -187,7 +187,7 @@ def test_oks_nms_removes_planted_duplicates(samples):
     dup["box_scores"] = np.concatenate([preds["box_scores"], preds["box_scores"] * 0.5])
     results, keep = evaluate.predictions_to_results(dup, nms_threshold=0.9, return_keep=True)
     assert sorted(keep.tolist()) == list(range(n))
-    assert evaluate.evaluate_predictions(dup, samples).ap == evaluate.evaluate_predictions(preds, samples).ap
+    assert evaluate.predictions_ap(dup, samples).ap == evaluate.predictions_ap(preds, samples).ap
     assert len(evaluate.predictions_to_results(dup, nms_threshold=None)) == 2 * n
 
 
@@ -231,7 +231,7 @@ def test_committed_checkpoint_reproduces_its_record_and_meets_the_bars():
     ds = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), input_size=cfg.input_size,
                        sigma=cfg.sigma, train=False, augment=None)
     preds = evaluate.predict_dataset(model, ds, batch_size=64, flip=cfg.val_flip, decode=cfg.val_decode)
-    stats = evaluate.evaluate_predictions(preds, ds)
+    stats = evaluate.predictions_ap(preds, ds)
     for key in ("ap", "ap50", "ap75", "ar"):
         assert abs(getattr(stats, key) - record["val"][key]) <= 0.005, (key, stats, record["val"])
     assert stats.ap >= 0.50 and stats.ap75 >= 0.40, stats
@@ -265,7 +265,7 @@ def test_cli_evaluates_a_checkpoint_on_detections_and_writes_results(tmp_path, v
     assert 1 <= len(results) <= 6 and {r["image_id"] for r in results} <= {d["image_id"] for d in dets}
     assert all(r["score"] <= 0.9 for r in results)  # box score × mean keypoint confidence
     # The printed numbers are those of the written file.
-    stats = coco_eval.evaluate_keypoints(val_ann, str(out))
+    stats = coco_eval.results_ap(val_ann, str(out))
     assert f"{stats.ap:5.3f}" in text
 
 
@@ -276,7 +276,7 @@ def test_clear_errors_for_bad_results_and_detection_files(tmp_path, val_ann, cap
     bad = [{"image_id": max(image_ids) + 1000, "category_id": 1, "keypoints": [0.0] * 51, "score": 1.0}]
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     with pytest.raises(ValueError, match="unknown image id"):
-        coco_eval.evaluate_keypoints(val_ann, str(tmp_path / "bad.json"))
+        coco_eval.results_ap(val_ann, str(tmp_path / "bad.json"))
     assert main(["evaluate", "--results", str(tmp_path / "bad.json"), "--ann", val_ann]) == 2
     assert "unknown image id" in capsys.readouterr().err
     # --results says which ground truth: --ann, or --config (its val_ann); never a preset by default
@@ -349,5 +349,5 @@ def test_no_instances_give_zero_stats_not_a_crash(samples):
     empty = torch.utils.data.Subset(samples, [])
     preds = evaluate.predict_dataset(Oracle(samples), empty)
     assert preds["keypoints"].shape == (0, 17, 2) and preds["confidences"].shape == (0, 17)
-    stats = evaluate.evaluate_predictions(preds, samples)
+    stats = evaluate.predictions_ap(preds, samples)
     assert stats.empty and stats.ap == 0.0

@@ -100,7 +100,7 @@ def test_cli_export_and_onnx_evaluation_give_the_eager_ap(tmp_path, capsys):
     close = np.abs(ours["keypoints"] - eager["keypoints"]).max(axis=-1) < 1e-3
     assert close.mean() > 0.999
     np.testing.assert_allclose(ours["confidences"], eager["confidences"], rtol=0, atol=1e-4)
-    stats = [evaluate.evaluate_predictions(p, dataset) for p in (eager, ours)]
+    stats = [evaluate.predictions_ap(p, dataset) for p in (eager, ours)]
     assert abs(stats[0].ap - stats[1].ap) < 1e-3 and isinstance(stats[0], coco_eval.CocoKeypointStats)
     # the command line, with the exported file
     rc = main(["evaluate", "--checkpoint", CHECKPOINT, "--runtime", "onnx", "--onnx",

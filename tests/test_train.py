@@ -292,3 +292,28 @@ def test_init_from_starts_from_the_checkpoints_weights(tiny_root, tmp_path, monk
     assert all(torch.equal(seen["state"][k], reference[k]) for k in reference)
     fresh = build_model(W8).state_dict()  # and not the seeded initial weights
     assert not all(torch.equal(fresh[k], reference[k]) for k in reference)
+
+
+def test_demo_reports_the_numbers_of_train_validate_and_exports_the_weights(tiny_root, tmp_path):
+    """The demo evaluates with ``train.validate``: its "trained" row is the run's own last validation."""
+    import json
+
+    from hrnet_edu.coco_eval import STAT_KEYS, STAT_NAMES
+    from hrnet_edu.demo import run_demo
+    from hrnet_edu.evaluate import load_checkpoint
+
+    overrides = [f"data_root={tiny_root}", "val_root=none", "input_size=64,32", "epochs=1", "val_every=1",
+                 "batch_size=4", "workers=0", "log_every=1", "val_batch_size=8"]
+    out = tmp_path / "demo"
+    result = run_demo(str(out), overrides, export=str(tmp_path / "w.pt"), progress=False, command="test")
+    with open(out / "run" / "log.jsonl") as f:
+        last_val = [json.loads(line) for line in f if '"val"' in line][-1]["val"]
+    assert list(result["trained"]) == list(STAT_KEYS) and list(result["untrained"]) == list(STAT_KEYS)
+    assert result["trained"] == pytest.approx(last_val, abs=1e-12)
+    report = (out / "report.md").read_text()
+    assert "| network | " + " | ".join(STAT_NAMES) + " |" in report and "Command: `test`" in report
+    assert (out / "loss.png").stat().st_size > 0 and (out / "predictions.png").stat().st_size > 0
+    exported, _ = load_checkpoint(tmp_path / "w.pt")
+    best = load_checkpoint_state(str(out / "run" / "best.pt"))["model"]
+    assert all(torch.equal(v, best[k]) for k, v in exported.state_dict().items())
+    assert json.loads((tmp_path / "w.json").read_text())["trained"] == result["trained"]
