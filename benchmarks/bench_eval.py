@@ -24,7 +24,7 @@ import torch
 from hrnet_edu import checkpoints, evaluate
 from hrnet_edu.configs import get_config
 from hrnet_edu.data.coco import CocoKeypoints
-from hrnet_edu.model import build_model
+from hrnet_edu.model import HRNet
 from hrnet_edu.overrides import apply_overrides
 
 
@@ -67,7 +67,7 @@ def main(argv=None) -> dict:
     if args.checkpoint:
         model, cfg = evaluate.load_checkpoint(args.checkpoint, cfg, device=device)
     else:
-        model = build_model(cfg.model).to(device).eval()
+        model = HRNet(cfg.model).to(device).eval()
     dataset = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images),
                             input_size=cfg.input_size,
                             sigma=cfg.sigma, train=False, augment=None)

@@ -25,7 +25,7 @@ from hrnet_edu.blocks import BasicBlock, Bottleneck, batch_norm, make_units
 
 @dataclass(frozen=True)
 class BaselineConfig:
-    """A SimpleBaseline network. Presets ``RESNET50`` (the paper's comparison), ``RESNET18``, ``SMALL`` (CPU).
+    """A SimpleBaseline network. Presets ``RESNET50`` (the paper's comparison), ``SMALL`` (CPU).
 
     Attributes:
         block: the residual unit, ``BasicBlock`` (ResNet-18/34) or ``Bottleneck`` (ResNet-50+).
@@ -47,7 +47,6 @@ class BaselineConfig:
 
 
 RESNET50 = BaselineConfig()
-RESNET18 = BaselineConfig(block=BasicBlock, units=(2, 2, 2, 2))
 SMALL = BaselineConfig(block=BasicBlock, units=(1, 1, 1, 1), widths=(16, 32, 64, 128), stem_width=16,
                        deconv_width=64)
 

@@ -126,9 +126,6 @@ def _check_something_to_evaluate(coco_gt, img_ids) -> None:
     raise InputError(f"{source}: no person with a labelled keypoint to evaluate{scope}")
 
 
-_load_coco = load_coco  # the earlier private name, kept for callers that used it
-
-
 def validate_results(results, coco_gt) -> None:
     """Check results entries before pycocotools sees them; raise ValueError naming the entry.
 

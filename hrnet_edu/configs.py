@@ -60,7 +60,6 @@ class TrainConfig:
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
     init_from: str | None = None  # start from the weights of this checkpoint (fine-tuning), not from init
     max_train_images: int | None = None  # use only the first n training instances (smoke runs)
-    max_val_images: int | None = None
     # --- optimisation (Adam + MultiStepLR, as the reference)
     batch_size: int = 32
     epochs: int = 210
@@ -120,9 +119,8 @@ class TrainConfig:
         if self.workers < 0 or self.val_batch_size < 1:
             raise ValueError(f"workers must be >= 0 and val_batch_size >= 1, got {self.workers}, "
                              f"{self.val_batch_size}")
-        for key in ("max_train_images", "max_val_images"):
-            if getattr(self, key) is not None and getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1 or none, got {getattr(self, key)}")
+        if self.max_train_images is not None and self.max_train_images < 1:
+            raise ValueError(f"max_train_images must be >= 1 or none, got {self.max_train_images}")
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(self.device)):
             raise ValueError(f"device must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
         if self.val_decode not in ("argmax", "shift", "dark"):

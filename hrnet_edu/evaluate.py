@@ -75,7 +75,7 @@ def predict_heatmaps(model, images: torch.Tensor, flip: bool = True, flip_shift:
 
 def predict_dataset(model, dataset, batch_size: int = 32, flip: bool = True, decode: str = "shift",
                     device=None, progress: bool = False, flip_shift: bool = True, sigma: float | None = None,
-                    num_workers: int = 0, sampler=None) -> dict:
+                    num_workers: int = 0) -> dict:
     """Run ``model`` over every sample of ``dataset`` and return keypoints in image coordinates.
 
     Args:
@@ -89,11 +89,9 @@ def predict_dataset(model, dataset, batch_size: int = 32, flip: bool = True, dec
         device: where to run; the model is moved there. None: the model's current device.
         progress: show a tqdm progress bar. num_workers: DataLoader workers.
         sigma: target sigma for DARK decoding (default: the dataset's ``sigma``, else 2).
-        sampler: optional sampler over ``dataset`` (e.g. a ``DistributedSampler`` shard);
-            repeated indices (its padding) are dropped by ``merge_predictions``.
 
     Returns:
-        dict of numpy arrays (the N predicted samples, in the loader's order):
+        dict of numpy arrays (the N predicted samples, in the dataset's order):
         ``indices`` (N,) int64 index in the base dataset, ``image_ids`` (N,) int64, ``ann_ids``
         (N,) int64 (−1 for detections), ``keypoints`` (N, K, 2) float64 image pixels,
         ``confidences`` (N, K) float32 heatmap maxima, ``box_scores`` (N,) float32,
@@ -103,11 +101,8 @@ def predict_dataset(model, dataset, batch_size: int = 32, flip: bool = True, dec
     model.to(device)
     if sigma is None:
         sigma = float(getattr(_base(dataset), "sigma", 2.0))
-    base_indices = _base_indices(dataset)
-    if sampler is not None:
-        base_indices = base_indices[np.fromiter(iter(sampler), dtype=np.int64)]
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, sampler=sampler,
-                        num_workers=num_workers, pin_memory=device.type == "cuda")
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        pin_memory=device.type == "cuda")
     if progress:
         from tqdm.auto import tqdm
 
@@ -117,19 +112,29 @@ def predict_dataset(model, dataset, batch_size: int = 32, flip: bool = True, dec
     model.eval()
     try:
         for batch in loader:
-            images = batch["image"].to(device, non_blocking=True)
-            heatmaps = predict_heatmaps(model, images, flip=flip, flip_shift=flip_shift)  # (N, K, h, w)
-            keypoints, conf = heatmaps_to_keypoints(heatmaps, batch["center"], batch["scale"],
-                                                    batch["rotation"], decode, sigma)
-            parts["keypoints"].append(keypoints)
-            parts["confidences"].append(conf)
-            parts["image_ids"].append(batch["image_id"].numpy())
-            parts["ann_ids"].append(batch["ann_id"].numpy())
-            parts["box_scores"].append(batch["score"].numpy())
-            parts["areas"].append(batch["area"].numpy().astype(np.float64))
+            for name, value in _predict_batch(model, batch, device, flip, flip_shift, decode, sigma).items():
+                parts[name].append(value)
     finally:
         model.train(was_training)
-    k = getattr(getattr(model, "cfg", None), "num_joints", 17)
+    num_joints = getattr(getattr(model, "cfg", None), "num_joints", 17)
+    return _concatenate(parts, _base_indices(dataset), num_joints)
+
+
+def _predict_batch(model, batch: dict, device, flip: bool, flip_shift: bool, decode: str,
+                   sigma: float) -> dict:
+    """One loader batch → its predictions (numpy; keypoints in image pixels), ``PREDICTION_KEYS[1:]``."""
+    images = batch["image"].to(device, non_blocking=True)
+    heatmaps = predict_heatmaps(model, images, flip=flip, flip_shift=flip_shift)  # (N, K, h, w)
+    keypoints, conf = heatmaps_to_keypoints(heatmaps, batch["center"], batch["scale"],
+                                            batch["rotation"], decode, sigma)
+    return {"keypoints": keypoints, "confidences": conf, "image_ids": batch["image_id"].numpy(),
+            "ann_ids": batch["ann_id"].numpy(), "box_scores": batch["score"].numpy(),
+            "areas": batch["area"].numpy().astype(np.float64)}
+
+
+def _concatenate(parts: dict[str, list], base_indices: np.ndarray, num_joints: int) -> dict:
+    """The batches' predictions as one dict of arrays (empty arrays of the right shapes for none)."""
+    k = num_joints
     empty = {"keypoints": np.zeros((0, k, 2)), "confidences": np.zeros((0, k), np.float32),
              "image_ids": np.zeros(0, np.int64), "ann_ids": np.zeros(0, np.int64),
              "box_scores": np.zeros(0, np.float32), "areas": np.zeros(0)}
@@ -141,8 +146,8 @@ def predict_dataset(model, dataset, batch_size: int = 32, flip: bool = True, dec
 def merge_predictions(parts: list[dict]) -> dict:
     """Concatenate the ``predict_dataset`` outputs of several ranks into one, in base-dataset order.
 
-    Each sample is kept once (a ``DistributedSampler`` pads shards by repeating samples), so the
-    merged predictions equal those of a single-process pass.
+    Each sample is kept once (a shard padded by repeating samples, as ``DistributedSampler`` pads,
+    counts once), so the merged predictions equal those of a single-process pass.
     """
     merged = {k: np.concatenate([p[k] for p in parts]) for k in PREDICTION_KEYS}
     _, first = np.unique(merged["indices"], return_index=True)  # sorted by index, first occurrence

@@ -1,22 +1,28 @@
-"""HRNet for pose estimation (Sun et al., CVPR 2019): the whole network, its config, and checkpoint loading.
+"""HRNet for pose estimation (Sun et al., CVPR 2019): the whole network and its config.
 
-The network (paper Fig. 1), with r = 0 the highest-resolution branch (the paper's r is ours + 1):
+The network (paper Fig. 1), with r = 0 the highest-resolution branch (notation of ``blocks``):
 
     stem      two 3×3 stride-2 convs (3 → 64 → 64)              (N, 3, H, W) → (N, 64, H/4, W/4)
     stage 1   4 bottlenecks (``layer1``), width 64 → 256          (N, 256, H/4, W/4)
     stage s   (s = 2, 3, 4): a transition opens branch s−1 (resolution halved, width doubled), then
-              ``num_modules`` HR modules = multi-resolution block (4 basic blocks per branch)
+              ``num_modules`` HR modules = multi-resolution block (4 residual units per branch)
               + exchange unit; branch r has width C·2^r at H/2^(r+2) × W/2^(r+2)
     head      1×1 conv on branch 0 → K heatmaps                     (N, K, H/4, W/4)
 
 Stages 2–4 are built by one loop over the config. Module names are the reference implementation's
 state-dict keys (``conv1``, ``layer1.0.conv1``, ``transition1.1.0.0``, ``stage2.0.branches.0.0.conv1``,
 ``stage2.0.fuse_layers.0.1.0``, ``final_layer`` …) so ``pose_hrnet_w32_256x192.pth`` and friends
-load strictly with ``load_reference_weights`` and no renaming.
+load strictly with ``load_reference_weights`` (``checkpoints``, importable from here) and no
+renaming. Code that walks the network uses the accessors ``stage1``, ``stages()`` and ``head``
+(and ``HRModule.branches`` / ``.exchange``), not those key names.
+
+One constructor, ``HRNet(cfg)``, with the presets below as configs; ``hrnet_w32()`` and
+``hrnet_w48()`` are the paper's two networks for any number of joints.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,7 +43,8 @@ class HRNetConfig:
         num_stages: how many stages to build (1–4); with fewer than 4 the head reads branch 0 of
             the last built stage (with 1 stage: the 4P-wide output of ``layer1``, 256 in the paper).
         num_modules: HR modules in stages 2, 3, 4 (paper: 1, 4, 3).
-        num_blocks: basic blocks per branch in every module of stages 2, 3, 4 (paper: 4, 4, 4).
+        num_units: residual units (``BasicBlock``) per branch in every module of stages 2, 3, 4
+            (paper: 4, 4, 4). Checkpoints of earlier versions call it ``num_blocks``.
         stem_width: width of the two stem convolutions (64).
         stage1_units: bottlenecks in stage 1 (4).
         stage1_planes: inner width P of the stage-1 bottlenecks; stage 1 outputs 4P (64 → 256).
@@ -47,7 +54,7 @@ class HRNetConfig:
     num_joints: int = 17
     num_stages: int = 4
     num_modules: tuple[int, int, int] = (1, 4, 3)
-    num_blocks: tuple[int, int, int] = (4, 4, 4)
+    num_units: tuple[int, int, int] = (4, 4, 4)
     stem_width: int = 64
     stage1_units: int = 4
     stage1_planes: int = 64
@@ -55,13 +62,13 @@ class HRNetConfig:
     def __post_init__(self):
         # Configs come back from checkpoints and JSON with lists: store tuples so the config stays hashable.
         object.__setattr__(self, "num_modules", tuple(self.num_modules))
-        object.__setattr__(self, "num_blocks", tuple(self.num_blocks))
+        object.__setattr__(self, "num_units", tuple(self.num_units))
         if not 1 <= self.num_stages <= 4:
             raise ValueError(f"num_stages must be 1..4, got {self.num_stages}")
-        if len(self.num_modules) != 3 or len(self.num_blocks) != 3:
-            raise ValueError("num_modules and num_blocks give one number for each of stages 2, 3, 4")
+        if len(self.num_modules) != 3 or len(self.num_units) != 3:
+            raise ValueError("num_modules and num_units give one number for each of stages 2, 3, 4")
         if min(self.width, self.num_joints, self.stem_width, self.stage1_units, self.stage1_planes,
-               *self.num_modules, *self.num_blocks) < 1:
+               *self.num_modules, *self.num_units) < 1:
             raise ValueError(f"all sizes must be positive: {self}")
 
     def widths(self, s: int) -> tuple[int, ...]:
@@ -73,36 +80,57 @@ class HRNetConfig:
 
 W32 = HRNetConfig(width=32)
 W48 = HRNetConfig(width=48)
-# CPU teaching presets: same topology (4 stages, 1..4 branches, exchange units), but one module per
-# stage and fewer, thinner residual units, so a forward pass takes milliseconds on a laptop.
-W16 = HRNetConfig(width=16, num_modules=(1, 1, 1), num_blocks=(2, 2, 2), stem_width=32, stage1_units=2,
+# CPU teaching presets: same topology (4 stages, 1..4 branches, exchange units), so a forward pass
+# takes milliseconds on a laptop. Not the paper's width-only scaling: besides the width C (the
+# number in the name) they also thin the stem and stage 1 and have one module per stage and fewer
+# residual units.
+W16 = HRNetConfig(width=16, num_modules=(1, 1, 1), num_units=(2, 2, 2), stem_width=32, stage1_units=2,
                   stage1_planes=32)
-W8 = HRNetConfig(width=8, num_modules=(1, 1, 1), num_blocks=(1, 1, 1), stem_width=16, stage1_units=1,
+W8 = HRNetConfig(width=8, num_modules=(1, 1, 1), num_units=(1, 1, 1), stem_width=16, stage1_units=1,
                  stage1_planes=16)
 # The network of the CPU recipe (configs.synthpose_w16_128x96_cpu): W16's widths with W8's depth —
 # one HR module per stage, one residual unit per branch, one stage-1 bottleneck, stem 32, 0.74 M
 # parameters. Per CPU-minute it learned faster than both W8 and W16 (benchmarks/bench_cpu_recipes.py).
-W16_1UNIT = HRNetConfig(width=16, num_modules=(1, 1, 1), num_blocks=(1, 1, 1), stem_width=32, stage1_units=1,
+W16_1UNIT = HRNetConfig(width=16, num_modules=(1, 1, 1), num_units=(1, 1, 1), stem_width=32, stage1_units=1,
                         stage1_planes=32)
-PRESETS = {"w32": W32, "w48": W48, "w16": W16, "w16_1unit": W16_1UNIT, "w8": W8}
+# The network configs by name (the training configs' presets are ``configs.PRESETS``).
+MODEL_PRESETS = {"w32": W32, "w48": W48, "w16": W16, "w16_1unit": W16_1UNIT, "w8": W8}
 
 
 class HRModule(nn.Module):
     """One HR module (the reference's ``HighResolutionModule``): multi-resolution block + exchange unit.
 
-    Shapes: [X_0 … X_{R−1}], X_r (N, C_r, H_r, W_r) → [Y_0 … Y_{R'−1}], R' = R or 1 (``multi_scale_output``).
+    Shapes: [X_0 … X_{R−1}], X_r (N, C_r, H_r, W_r) → R outputs of the same shapes: the exchange
+    unit's fused Y_k for k < R' and, for k ≥ R', branch k's own output after its residual units.
+    R' = R, except in the network's very last module (``multi_scale_output=False``), whose
+    exchange unit computes only Y_0 — the branch the head reads; the reference's module returns
+    just [Y_0] there, and the other branches' outputs (which it computes too) are passed on here
+    so that ``HRNet.forward_features`` can return every branch.
     """
 
-    def __init__(self, widths: Sequence[int], num_blocks: int, multi_scale_output: bool = True):
+    def __init__(self, widths: Sequence[int], num_units: int, multi_scale_output: bool = True):
         super().__init__()
-        self.branches = MultiResolutionBlock(widths, num_blocks)
+        self.branches = MultiResolutionBlock(widths, num_units)
         # A single branch has nothing to exchange (never the case in HRNet proper).
         num_outputs = None if multi_scale_output else 1
         self.fuse_layers = ExchangeUnit(widths, num_outputs) if len(widths) > 1 else None
 
+    @property
+    def exchange(self) -> ExchangeUnit | None:
+        """The exchange unit (the reference's ``fuse_layers``); None for a single branch."""
+        return self.fuse_layers
+
+    @property
+    def num_fused(self) -> int:
+        """R': how many of the outputs the exchange unit fuses (all R but in the last module)."""
+        return len(self.branches) if self.fuse_layers is None else len(self.fuse_layers)
+
     def forward(self, xs: Sequence[Tensor]) -> list[Tensor]:
         xs = self.branches(xs)
-        return xs if self.fuse_layers is None else self.fuse_layers(xs)
+        if self.fuse_layers is None:
+            return xs
+        fused = self.fuse_layers(xs)  # [Y_0 … Y_{R'−1}]
+        return fused + xs[len(fused):]
 
 
 class Stage(nn.Sequential):
@@ -118,7 +146,8 @@ class HRNet(nn.Module):
     """HRNet: (N, 3, H, W) → heatmaps (N, K, H/4, W/4); H and W must be divisible by 32.
 
     Attributes named as the reference: ``conv1, bn1, conv2, bn2`` (stem), ``layer1`` (stage 1),
-    ``transition{s−1}`` and ``stage{s}`` for s = 2..num_stages, ``final_layer`` (head).
+    ``transition{s−1}`` and ``stage{s}`` for s = 2..num_stages, ``final_layer`` (head). Read them
+    through ``stage1``, ``stages()`` and ``head``.
     """
 
     def __init__(self, cfg: HRNetConfig = W32):
@@ -135,10 +164,10 @@ class HRNet(nn.Module):
         # Stages 2..S, one loop: a transition adds a branch, then HR modules run and exchange.
         for s in range(2, cfg.num_stages + 1):
             setattr(self, f"transition{s - 1}", Transition(cfg.widths(s - 1), cfg.widths(s)))
-            n_modules, n_blocks = cfg.num_modules[s - 2], cfg.num_blocks[s - 2]
+            n_modules, n_units = cfg.num_modules[s - 2], cfg.num_units[s - 2]
             last_stage = s == cfg.num_stages
-            # The very last module outputs only branch 0, the one the head reads.
-            modules = [HRModule(cfg.widths(s), n_blocks, not (last_stage and m == n_modules - 1))
+            # The very last module fuses only branch 0, the one the head reads.
+            modules = [HRModule(cfg.widths(s), n_units, not (last_stage and m == n_modules - 1))
                        for m in range(n_modules)]
             setattr(self, f"stage{s}", Stage(*modules))
         self.final_layer = nn.Conv2d(cfg.widths(cfg.num_stages)[0], cfg.num_joints, kernel_size=1)
@@ -155,15 +184,28 @@ class HRNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    @property
+    def stage1(self) -> nn.Sequential:
+        """Stage 1: the stage-1 bottlenecks (the reference's ``layer1``); its input is the stem's output."""
+        return self.layer1
+
     def stages(self) -> list[tuple[Transition, Stage]]:
-        """(transition{s−1}, stage{s}) for s = 2..num_stages."""
+        """(transition{s−1}, stage{s}) for s = 2..num_stages, in order."""
         return [(getattr(self, f"transition{s - 1}"), getattr(self, f"stage{s}"))
                 for s in range(2, self.cfg.num_stages + 1)]
 
-    def forward_features(self, x: Tensor) -> list[Tensor]:
-        """(N, 3, H, W) → the last built stage's outputs, a list [(N, C_r, H/2^(r+2), W/2^(r+2))].
+    @property
+    def head(self) -> nn.Conv2d:
+        """The 1×1 heatmap head on branch 0 (the reference's ``final_layer``)."""
+        return self.final_layer
 
-        For 4 stages (and any num_stages ≥ 2) this is [branch 0] only, as in the reference.
+    def forward_features(self, x: Tensor, return_stages: bool = False) -> list:
+        """(N, 3, H, W) → every branch at the end of the network, [(N, C·2^r, H/2^(r+2), W/2^(r+2))].
+
+        Branch 0 is the exchange unit's fused Y_0, the input of the head; with 4 stages branches
+        1–3 are the outputs of the last module's residual units (its exchange unit fuses only
+        output 0, see ``HRModule``). ``return_stages``: the outputs of every stage instead,
+        [[stage 1 (N, 4P, H/4, W/4)], [stage 2's 2 branches], …, [the last stage's branches]].
         """
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected images of shape (N, 3, H, W), got {tuple(x.shape)}")
@@ -173,26 +215,21 @@ class HRNet(nn.Module):
                              f"per new branch), got H×W = {h}×{w}; e.g. use 256×192 or 384×288")
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.relu(self.bn2(self.conv2(x)))  # (N, 64, H/4, W/4)
-        xs = [self.layer1(x)]  # [(N, 256, H/4, W/4)]
+        outputs = [[self.layer1(x)]]  # [(N, 256, H/4, W/4)]
         for transition, stage in self.stages():
-            xs = stage(transition(xs))
-        return xs
+            outputs.append(stage(transition(outputs[-1])))  # branch r: (N, C·2^r, H/2^(r+2), W/2^(r+2))
+        return outputs if return_stages else outputs[-1]
 
     def forward(self, x: Tensor) -> Tensor:
         # The head reads the high-resolution branch 0 only.
         return self.final_layer(self.forward_features(x)[0])
 
 
-def build_model(cfg: HRNetConfig) -> HRNet:
-    """The HRNet described by ``cfg`` (freshly initialised as in the reference)."""
-    return HRNet(cfg)
-
-
 def hrnet_w32(num_joints: int = 17) -> HRNet:
-    """HRNet-W32 of the paper: 28,536,113 parameters with K = 17."""
-    return HRNet(HRNetConfig(width=32, num_joints=num_joints))
+    """HRNet-W32 of the paper (``HRNet(W32)`` for K joints): 28,536,113 parameters with K = 17."""
+    return HRNet(dataclasses.replace(W32, num_joints=num_joints))
 
 
 def hrnet_w48(num_joints: int = 17) -> HRNet:
-    """HRNet-W48 of the paper: 63,595,745 parameters with K = 17."""
-    return HRNet(HRNetConfig(width=48, num_joints=num_joints))
+    """HRNet-W48 of the paper (``HRNet(W48)`` for K joints): 63,595,745 parameters with K = 17."""
+    return HRNet(dataclasses.replace(W48, num_joints=num_joints))

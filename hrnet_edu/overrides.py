@@ -21,7 +21,7 @@ from hrnet_edu.model import HRNetConfig
 
 # Fields renamed (old → new) or removed (old → None) since checkpoints were first written.
 OLD_KEYS: dict[type, dict[str, str | None]] = {
-    HRNetConfig: {},
+    HRNetConfig: {"num_blocks": "num_units"},
     TrainConfig: {"max_val_images": None},
 }
 
@@ -70,6 +70,7 @@ def _parse(text: str, hint, key: str):
 def _replace_path(obj, keys: list[str], text: str, full_key: str):
     if not dataclasses.is_dataclass(obj):
         raise ValueError(f"unknown config key {full_key!r}: {type(obj).__name__} has no sub-fields")
+    keys = [OLD_KEYS.get(type(obj), {}).get(keys[0]) or keys[0], *keys[1:]]  # model.num_blocks: num_units
     names = {f.name for f in dataclasses.fields(obj)}
     if keys[0] not in names:
         raise ValueError(

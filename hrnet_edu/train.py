@@ -45,6 +45,7 @@ from hrnet_edu.checkpoints import CHECKPOINT_KEYS, load_checkpoint_state, resolv
 from hrnet_edu.configs import TrainConfig
 from hrnet_edu.errors import InputError
 from hrnet_edu.losses import JointsMSELoss, JointsOHKMLoss
+from hrnet_edu.model import HRNet
 from hrnet_edu.overrides import config_changes, config_from_dict
 from hrnet_edu.runfolder import RunLock, atomic_write_text, check_run_folder, clean_stale_temporaries
 
@@ -348,8 +349,6 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
 
     The folder is locked for the run (``runfolder.RunLock``): a second run into it is refused.
     """
-    from hrnet_edu.model import build_model
-
     check_run_folder(out_dir, resume, overwrite)  # before anything is built or written
     wanted = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     info, created_group = init_distributed(torch.device(wanted).type)
@@ -361,8 +360,7 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
             lock = RunLock(out_dir).acquire()
             check_run_folder(out_dir, resume, overwrite)  # again, now that no other run can change it
             clean_stale_temporaries(out_dir)
-        return _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images, info,
-                             build_model)
+        return _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images, info)
     finally:
         torch.set_num_threads(threads_before)
         if lock is not None:
@@ -371,7 +369,7 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
             dist.destroy_process_group()
 
 
-def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images, info, build_model) -> dict:
+def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images, info) -> dict:
     device = resolve_device(cfg.device, local_rank=info.local_rank)
     cuda = device.type == "cuda"
     if progress is None:
@@ -381,7 +379,7 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
     log_path = os.path.join(out_dir, "log.jsonl")
 
     seed_everything(cfg.seed)  # the same initial weights on every rank
-    model = build_model(cfg.model).to(device)
+    model = HRNet(cfg.model).to(device)
     if cfg.init_from and not resume:  # fine-tuning: the weights only; optimizer and schedule start anew
         model.load_state_dict(load_checkpoint_state(cfg.init_from, map_location=device)["model"])
     if cuda and cfg.channels_last:

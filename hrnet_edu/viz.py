@@ -411,7 +411,7 @@ def draw_hrnet(cfg: HRNetConfig, ax=None, input_size: tuple[int, int] | None = (
     1/2^(r+2) with width C·2^r, from ``cfg.widths``). Left to right: the stem and stage 1 on row 0,
     then for every stage s ≥ 2 a transition (the arrow that opens branch s − 1 from the lowest
     one with a stride-2 3×3 conv) and ``cfg.num_modules[s − 2]`` HR modules, each drawn as one box
-    per branch (its ``num_blocks`` basic blocks) followed by an exchange unit: lines from every
+    per branch (its ``num_units`` residual units) followed by an exchange unit: lines from every
     input branch j to every output branch i ≠ j (red: down, strided 3×3 convs; green: up, 1×1 conv
     + nearest). The network's very last exchange unit keeps output 0 only, as in the model.
 
@@ -423,7 +423,7 @@ def draw_hrnet(cfg: HRNetConfig, ax=None, input_size: tuple[int, int] | None = (
         cfg: any ``HRNetConfig`` (e.g. ``model.W32``: modules 1-4-3; ``model.W16_1UNIT``: 1-1-1).
         ax: draw into this axis (its figure is returned); default a new figure sized to the net.
         input_size: (H, W) of the input, for the branch sizes in the row labels; None: strides only.
-        title: axis title; default "HRNet-W{C}: modules …, … basic blocks per branch".
+        title: axis title; default "HRNet-W{C}: modules …, … residual units (basic blocks, BB) per branch".
         unit: inches per drawing unit when the figure is created here.
 
     Returns:
@@ -453,10 +453,10 @@ def draw_hrnet(cfg: HRNetConfig, ax=None, input_size: tuple[int, int] | None = (
         opened[s - 1] = x + 0.7
         x += 0.9
         start = x
-        n_modules, n_blocks = cfg.num_modules[s - 2], cfg.num_blocks[s - 2]
+        n_modules, n_units = cfg.num_modules[s - 2], cfg.num_units[s - 2]
         for m in range(n_modules):
             for r in range(s):
-                later(_box, x, x + block_w, y[r], row_h, colors[r], f"{n_blocks}×BB", 7, f"block{s}.{m}.{r}")
+                later(_box, x, x + block_w, y[r], row_h, colors[r], f"{n_units}×BB", 7, f"block{s}.{m}.{r}")
             x += block_w
             outputs = [0] if (s == n_stages and m == n_modules - 1) else list(range(s))
             exchanges.append((x, s, outputs))
@@ -508,8 +508,8 @@ def draw_hrnet(cfg: HRNetConfig, ax=None, input_size: tuple[int, int] | None = (
     ax.axis("off")
     if title is None:
         modules = "-".join(map(str, cfg.num_modules[: n_stages - 1]))
-        blocks = "-".join(map(str, cfg.num_blocks[: n_stages - 1]))
-        title = (f"HRNet-W{cfg.width}: {modules} modules in stages 2–{n_stages}, {blocks} basic blocks (BB) "
+        units = "-".join(map(str, cfg.num_units[: n_stages - 1]))
+        title = (f"HRNet-W{cfg.width}: {modules} modules in stages 2–{n_stages}, {units} basic blocks (BB) "
                  "per branch" if n_stages > 1 else f"HRNet-W{cfg.width}, stage 1 only")
     ax.set_title(title, fontsize=9)
     return fig

@@ -27,7 +27,7 @@ from hrnet_edu.configs import synthpose_w16_128x96_cpu
 from hrnet_edu.data.coco import CocoKeypoints, load_image
 from hrnet_edu.errors import InputError, one_line
 from hrnet_edu.keypoints import coco_person_category
-from hrnet_edu.model import W8, build_model
+from hrnet_edu.model import W8, HRNet
 from hrnet_edu.overrides import apply_overrides
 from hrnet_edu.train import train
 
@@ -518,7 +518,7 @@ def checkpoint(tmp_path_factory):
     cfg = dataclasses.replace(cpu(), model=W8)
     path = tmp_path_factory.mktemp("ckpt") / "w8.pt"
     torch.manual_seed(0)
-    torch.save({"model": build_model(W8).state_dict(), "config": dataclasses.asdict(cfg), "epoch": 0}, path)
+    torch.save({"model": HRNet(W8).state_dict(), "config": dataclasses.asdict(cfg), "epoch": 0}, path)
     return str(path)
 
 

@@ -16,7 +16,7 @@ from hrnet_edu.configs import synthpose_w16_128x96_cpu
 from hrnet_edu.data.coco import CocoKeypoints
 from hrnet_edu.heatmaps import encode_heatmaps
 from hrnet_edu.keypoints import FLIP_INDEX, FLIP_PAIRS
-from hrnet_edu.model import W8, build_model
+from hrnet_edu.model import W8, HRNet
 from hrnet_edu.predict import predict_image
 
 VAL_ANN = os.path.join(SAMPLES, "annotations", "person_keypoints_val.json")
@@ -116,7 +116,7 @@ def test_sharded_predictions_merge_to_the_single_pass(samples):
     shards = [evaluate.predict_dataset(oracle, data.Subset(samples, range(r, len(samples), 3)), batch_size=5)
               for r in range(3)]
     samplers = [data.DistributedSampler(samples, 4, rank=r, shuffle=True, seed=1) for r in range(4)]
-    padded = [evaluate.predict_dataset(oracle, samples, batch_size=4, sampler=s) for s in samplers]
+    padded = [evaluate.predict_dataset(oracle, data.Subset(samples, list(s)), batch_size=4) for s in samplers]
     for parts in (shards, padded):
         merged = evaluate.merge_predictions(parts)
         assert merged.keys() == whole.keys()
@@ -194,7 +194,7 @@ def test_oks_nms_removes_planted_duplicates(samples):
 def save_w8_checkpoint(path, data_root=SAMPLES):
     cfg = dataclasses.replace(synthpose_w16_128x96_cpu(), name="test_w8", model=W8, data_root=data_root)
     torch.manual_seed(0)
-    model = build_model(W8).eval()
+    model = HRNet(W8).eval()
     torch.save({"model": model.state_dict(), "config": dataclasses.asdict(cfg), "epoch": 0}, path)
     return model, cfg
 

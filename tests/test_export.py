@@ -9,7 +9,7 @@ from conftest import REPO, SAMPLES
 
 from hrnet_edu import coco_eval, evaluate
 from hrnet_edu.export import fold_batchnorm
-from hrnet_edu.model import W8, build_model
+from hrnet_edu.model import W8, HRNet
 
 CHECKPOINT = os.path.join(REPO, "data_samples", "checkpoints", "synthpose_w16_128x96_cpu.pt")
 VAL_ANN = os.path.join(SAMPLES, "annotations", "person_keypoints_val.json")
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def trained_like_w8(seed=0):
     """A W8 net with non-trivial BN statistics and affine parameters (fresh ones are identities)."""
     torch.manual_seed(seed)
-    model = build_model(W8)
+    model = HRNet(W8)
     for m in model.modules():
         if isinstance(m, torch.nn.Conv2d):
             torch.nn.init.normal_(m.weight, std=0.1)

@@ -12,11 +12,12 @@ import socket
 import pytest
 import torch
 
+from hrnet_edu import overrides
 from hrnet_edu import train as train_mod
 from hrnet_edu.checkpoints import load_checkpoint_state, save_checkpoint
 from hrnet_edu.cli import main
 from hrnet_edu.configs import PRESETS, TrainConfig, get_config, synthpose_w16_128x96_cpu
-from hrnet_edu.model import W8, build_model
+from hrnet_edu.model import W8, HRNet
 from hrnet_edu.overrides import apply_overrides, config_from_dict
 from hrnet_edu.train import DistInfo, build_criterion, train
 
@@ -83,13 +84,30 @@ def test_apply_overrides_parses_by_field_type():
     cfg = get_config("synthpose_w16_128x96_cpu")
     new = apply_overrides(cfg, ["epochs=3", "lr=5e-4", "lr_steps=2,3", "model.width=12", "amp=bf16",
                                 "compile=true", "max_train_images=none", "augment.flip_prob=0",
-                                "input_size=(64, 32)", "model.num_blocks=1,1,1"])  # fmt: skip
+                                "input_size=(64, 32)", "model.num_units=1,1,2"])  # fmt: skip
     assert (new.epochs, new.lr, new.lr_steps, new.model.width, new.amp, new.compile) == (
         3, 5e-4, (2, 3), 12, "bf16", True)  # fmt: skip
     assert new.max_train_images is None and new.augment.flip_prob == 0.0 and new.input_size == (64, 32)
-    assert new.model.num_blocks == (1, 1, 1)
+    assert new.model.num_units == (1, 1, 2)
     assert cfg.epochs != 3 and cfg.model.width == 16  # the original is untouched
     assert apply_overrides(cfg, ["augment=none"]).augment is None
+    # the name of earlier versions (the recorded commands of benchmarks/results) still works
+    assert apply_overrides(cfg, ["model.num_blocks=2,2,2"]).model.num_units == (2, 2, 2)
+    with pytest.raises(ValueError, match="unknown config key 'max_val_images'"):  # removed: unused
+        apply_overrides(cfg, ["max_val_images=3"])
+
+
+def test_configs_of_earlier_versions_load():
+    """Checkpoints store ``asdict(cfg)``; a renamed field is mapped, a removed one ignored, a new one
+    takes its default, so that every committed checkpoint keeps loading."""
+    old = dataclasses.asdict(get_config("synthpose_w16_128x96_cpu"))
+    old["model"]["num_blocks"] = old["model"].pop("num_units")
+    old["max_val_images"], old["lr_schedule"] = None, None
+    del old["lr_schedule"], old["warmup_epochs"]  # fields an earlier version did not have
+    cfg = config_from_dict(old)
+    assert cfg.model.num_units == (1, 1, 1) and cfg.warmup_epochs == 0.0 and cfg.lr_schedule == "step"
+    assert overrides.config_changes(old, dataclasses.replace(cfg, epochs=cfg.epochs)) == {}
+    assert overrides.config_changes(old, dataclasses.replace(cfg, epochs=3)) == {"epochs": (15, 3)}
 
 
 @pytest.mark.parametrize(
@@ -126,7 +144,7 @@ def test_a_few_hundred_steps_lower_the_loss(tiny_root):
     train_set, _ = train_mod.build_datasets(cfg)
     batch = torch.utils.data.default_collate([train_set[i] for i in range(2)])
     torch.manual_seed(0)
-    model = build_model(cfg.model)
+    model = HRNet(cfg.model)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     args = (build_criterion(cfg), optimizer, scaler, cfg, torch.device("cpu"), 0, DistInfo(), False)
@@ -262,13 +280,13 @@ def test_two_process_gloo_run_ends_with_identical_parameters(tiny_root, tmp_path
     b = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
     torch.manual_seed(0)  # train() seeds with cfg.seed = 0 before building the model
-    init = build_model(W8).state_dict()
+    init = HRNet(W8).state_dict()
     assert any(not torch.equal(a[k], init[k]) for k in a if a[k].is_floating_point())  # it did train
     state = load_checkpoint_state(str(tmp_path / "run" / "last.pt"))  # written by rank 0
     assert state["epoch"] == 1
     # Validation was sharded over the 2 ranks and gathered: it equals a single-process pass.
     cfg = tiny_config(tiny_root, epochs=1, val_every=1)
-    model = build_model(W8)
+    model = HRNet(W8)
     model.load_state_dict(a)
     single = train_mod.validate(model, train_mod.build_datasets(cfg)[1], cfg, torch.device("cpu"), DistInfo())
     assert state["metrics"][0]["val"] == pytest.approx(single, abs=1e-12)
@@ -290,7 +308,7 @@ def test_init_from_starts_from_the_checkpoints_weights(tiny_root, tmp_path, monk
     reference = load_checkpoint_state(start)["model"]
     assert seen["state"].keys() == reference.keys()
     assert all(torch.equal(seen["state"][k], reference[k]) for k in reference)
-    fresh = build_model(W8).state_dict()  # and not the seeded initial weights
+    fresh = HRNet(W8).state_dict()  # and not the seeded initial weights
     assert not all(torch.equal(fresh[k], reference[k]) for k in reference)
 
 
