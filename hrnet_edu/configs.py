@@ -79,6 +79,11 @@ class TrainConfig:
     amp: str = "bf16"
     channels_last: bool = True
     compile: bool = False
+    # Warp the training crops and draw their targets on ``device``, a batch at a time
+    # (data.transforms.GpuBatchTransform): the loader workers only decode each image and cut out its
+    # crop's source region (``CocoKeypoints(raw=True)``). For a GPU whose CPU workers cannot keep up;
+    # the crops differ from the per-sample path by at most ½ grey level (its uint8 rounding).
+    warp_on_device: bool = False
     # --- bookkeeping
     val_every: int = 10  # validate every n epochs and after the last one; 0: never
     val_flip: bool = True

@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subs
 
 from hrnet_edu.checkpoints import CHECKPOINT_KEYS, load_checkpoint_state, resolve_device, save_checkpoint
 from hrnet_edu.configs import TrainConfig
+from hrnet_edu.data.transforms import GpuBatchTransform, gpu_collate
 from hrnet_edu.errors import InputError
 from hrnet_edu.losses import JointsMSELoss, JointsOHKMLoss
 from hrnet_edu.model import HRNet
@@ -123,7 +124,7 @@ def build_datasets(cfg: TrainConfig, check_images: bool = False, skip_unreadable
     common = dict(input_size=tuple(cfg.input_size), sigma=cfg.sigma, seed=cfg.seed,
                   unbiased_targets=cfg.unbiased_targets)
     train_set = CocoKeypoints(cfg.path(cfg.train_ann), cfg.path(cfg.train_images), train=True,
-                              augment=cfg.augment, **common)  # fmt: skip
+                              augment=cfg.augment, raw=cfg.warp_on_device, **common)  # fmt: skip
     val_set = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), train=False,
                             augment=None,
                             **common)  # fmt: skip
@@ -165,6 +166,7 @@ def make_loader(dataset, cfg: TrainConfig, epoch: int, info: DistInfo, device: t
         )
     # drop_last: a last batch of 1 would break BatchNorm's batch statistics.
     return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+                      collate_fn=gpu_collate if cfg.warp_on_device else None,
                       num_workers=cfg.workers, pin_memory=device.type == "cuda",
                       generator=torch.Generator().manual_seed(cfg.seed + epoch))  # fmt: skip
 
@@ -197,8 +199,12 @@ def learning_rate_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> f
 
 
 def train_one_epoch(model, loader, criterion, optimizer, scaler, cfg: TrainConfig, device, epoch: int,
-                    info: DistInfo, progress: bool, scheduler=None) -> dict:  # fmt: skip
+                    info: DistInfo, progress: bool, scheduler=None,
+                    batch_transform=None) -> dict:  # fmt: skip
     """One pass over ``loader``; returns the epoch's record (mean loss, grad norms, img/s, step losses).
+
+    ``batch_transform``: applied to each loader batch first (``GpuBatchTransform`` when
+    ``cfg.warp_on_device``: the raw regions become crops and targets on the device).
 
     Each step: heatmaps = model(images (N,3,H,W)) → (N,K,H/4,W/4); L = loss(heatmaps, target, w);
     backward (scaled for fp16); ‖∇‖ measured after unscaling; Adam step; ``scheduler.step()`` (the
@@ -217,6 +223,8 @@ def train_one_epoch(model, loader, criterion, optimizer, scaler, cfg: TrainConfi
     n_images, start = 0, time.perf_counter()
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
     for step, batch in enumerate(bar):
+        if batch_transform is not None:  # cfg.warp_on_device: crops and targets made here, on the device
+            batch = batch_transform(batch)
         images = batch["image"].to(device, non_blocking=True, memory_format=memory_format)
         target = batch["target"].to(device, non_blocking=True)
         weight = batch["target_weight"].to(device, non_blocking=True)
@@ -395,6 +403,8 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
         optimizer, lambda t: learning_rate_factor(cfg, t, steps_per_epoch))
     scaler = torch.amp.GradScaler(device.type, enabled=cuda and cfg.amp == "fp16")
     criterion = build_criterion(cfg)
+    batch_transform = GpuBatchTransform(cfg.input_size, cfg.sigma, cfg.unbiased_targets, device) \
+        if cfg.warp_on_device else None
     start_epoch, best_ap, history, changes = 0, -1.0, [], {}
     if resume:
         state = load_checkpoint_state(last_path)
@@ -452,7 +462,7 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
         getattr(train_set, "dataset", train_set).set_epoch(epoch)  # (a Subset holds it in .dataset)
         loader = make_loader(train_set, cfg, epoch, info, device)
         record = train_one_epoch(net, loader, criterion, optimizer, scaler, cfg, device, epoch, info,
-                                 progress, scheduler)  # fmt: skip
+                                 progress, scheduler, batch_transform)  # fmt: skip
         if info.world_size > 1:
             # Parameters agree on every rank (gradients are all-reduced) but BatchNorm running
             # statistics are each rank's own since the last forward: take rank 0's everywhere,

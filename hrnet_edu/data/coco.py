@@ -126,7 +126,8 @@ class CocoKeypoints(torch.utils.data.Dataset):
         unbiased_targets: Gaussians centred on the sub-pixel keypoint (see ``heatmaps``).
         seed: base seed of the augmentation.
         raw: return the un-warped image region and its matrix instead of the finished sample
-            (for :class:`hrnet_edu.data.transforms.GpuBatchTransform`, which warps on the device).
+            (for :class:`hrnet_edu.data.transforms.GpuBatchTransform`, which warps on the device:
+            the trainer with ``TrainConfig.warp_on_device``).
 
     A sample (``__getitem__``) is a dict of tensors: ``image`` (3, H, W) float32 normalized,
     ``target`` (K, H/4, W/4) float32, ``target_weight`` (K,), ``joints`` (K, 3) float32 crop
