@@ -383,9 +383,6 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
     if progress is None:
         progress = sys.stderr.isatty()
     progress = progress and info.is_main
-    last_path, best_path = os.path.join(out_dir, "last.pt"), os.path.join(out_dir, "best.pt")
-    log_path = os.path.join(out_dir, "log.jsonl")
-
     seed_everything(cfg.seed)  # the same initial weights on every rank
     model = HRNet(cfg.model).to(device)
     if cfg.init_from and not resume:  # fine-tuning: the weights only; optimizer and schedule start anew
@@ -407,50 +404,13 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
         if cfg.warp_on_device else None
     start_epoch, best_ap, history, changes = 0, -1.0, [], {}
     if resume:
-        state = load_checkpoint_state(last_path)
-        missing = [k for k in CHECKPOINT_KEYS if k not in state]
-        if missing:
-            raise InputError(f"not a checkpoint: {last_path} (not a training checkpoint of hrnet-edu: no "
-                             f"{', '.join(missing)})")
-        changes = config_changes(state["config"], cfg)
-        if changes and not apply_changes:
-            listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items())
-            raise InputError(f"--resume with a config that differs from the run's in {out_dir} ({listed}): "
-                             "drop those overrides, or pass --apply-changes to apply them")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        start_epoch, best_ap, history = state["epoch"], state["best_ap"], list(state["metrics"])
-        set_rng_state(state["rng"])
-        if "lr" in changes or "weight_decay" in changes:
-            _apply_changes(cfg, optimizer, scheduler, steps_per_epoch)
-        if best_ap >= 0 and not os.path.exists(best_path):
-            # (a run of an earlier version killed while writing its first best.pt): the next
-            # validation writes one, rather than the run ending without any
-            print(f"hrnet-edu train: warning: {best_path} is missing although the run had a best AP "
-                  f"{best_ap:.4f}; the next validation writes a new one", file=sys.stderr)
-            best_ap = -1.0
-    log_records = []
-    if info.is_main:
-        # The run has really started (data read, model built, checkpoint restored): only now is
-        # anything of an earlier run in this folder replaced.
-        log_records = _read_log(log_path, start_epoch) if resume else []
-        if changes:
-            log_records.append({"kind": "config_change", "epoch": start_epoch,
-                                "changes": {k: list(v) for k, v in changes.items()}})
-        if not resume:
-            for stale in (last_path, best_path):  # --overwrite: the old run's weights go with its log
-                if os.path.exists(stale):
-                    os.remove(stale)
-        _write_log(log_path, log_records)
-        atomic_write_text(os.path.join(out_dir, "config.json"), json.dumps(dataclasses.asdict(cfg), indent=1))
+        start_epoch, best_ap, history, changes = _restore(
+            cfg, out_dir, apply_changes, model, optimizer, scheduler, scaler, steps_per_epoch)
+    # The run has really started (data read, model built, checkpoint restored): only now is
+    # anything of an earlier run in this folder replaced.
+    log_records = _start_log(cfg, out_dir, resume, start_epoch, changes) if info.is_main else []
 
-    net = model
-    if info.world_size > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
-    if cfg.compile:
-        net = torch.compile(net)
+    net = _wrap(model, cfg, info, device)
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     if not cuda and cfg.cpu_threads:
@@ -484,14 +444,8 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
                 "best_ap": best_ap, "config": dataclasses.asdict(cfg), "metrics": history,
                 "rng": get_rng_state(),
             }  # fmt: skip
-            # Order: the log (a resume drops records past last.pt's epoch), best.pt, and last.pt
-            # last — a kill before last.pt is replaced repeats this epoch, best.pt included, so a
-            # last.pt never records a best AP whose best.pt was not written.
             log_records.extend([*steps, record])
-            _write_log(log_path, log_records)
-            if new_best:
-                save_checkpoint(state, best_path)
-            save_checkpoint(state, last_path)
+            _save_epoch(out_dir, log_records, state, new_best)
         if info.world_size > 1:
             dist.barrier()  # no rank races ahead of rank 0's checkpoint
     wall = time.perf_counter() - wall_start
@@ -506,6 +460,80 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
         "skipped": skipped, "config_changes": {k: list(v) for k, v in changes.items()},
         "history": history, "model": model,
     }  # fmt: skip
+
+
+def _wrap(model, cfg: TrainConfig, info: DistInfo, device) -> torch.nn.Module:
+    """The network the epochs run: ``model`` in DistributedDataParallel (torchrun) and torch.compile
+    (``cfg.compile``) wrappers; ``unwrap`` undoes them."""
+    net = model
+    if info.world_size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.compile(net) if cfg.compile else net
+
+
+def _restore(cfg, out_dir, apply_changes, model, optimizer, scheduler, scaler, steps_per_epoch):
+    """``--resume``: model, optimizer, schedule, scaler and RNG from ``out_dir/last.pt``.
+
+    Returns (epochs done, best AP, history, config changes). InputError for a checkpoint that is
+    not a training one, or for a changed config without ``apply_changes``.
+    """
+    last_path, best_path = os.path.join(out_dir, "last.pt"), os.path.join(out_dir, "best.pt")
+    state = load_checkpoint_state(last_path)
+    missing = [k for k in CHECKPOINT_KEYS if k not in state]
+    if missing:
+        raise InputError(f"not a checkpoint: {last_path} (not a training checkpoint of hrnet-edu: no "
+                         f"{', '.join(missing)})")
+    changes = config_changes(state["config"], cfg)
+    if changes and not apply_changes:
+        listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items())
+        raise InputError(f"--resume with a config that differs from the run's in {out_dir} ({listed}): "
+                         "drop those overrides, or pass --apply-changes to apply them")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    start_epoch, best_ap, history = state["epoch"], state["best_ap"], list(state["metrics"])
+    set_rng_state(state["rng"])
+    if "lr" in changes or "weight_decay" in changes:
+        _apply_changes(cfg, optimizer, scheduler, steps_per_epoch)
+    if best_ap >= 0 and not os.path.exists(best_path):
+        # (a run of an earlier version killed while writing its first best.pt): the next
+        # validation writes one, rather than the run ending without any
+        print(f"hrnet-edu train: warning: {best_path} is missing although the run had a best AP "
+              f"{best_ap:.4f}; the next validation writes a new one", file=sys.stderr)
+        best_ap = -1.0
+    return start_epoch, best_ap, history, changes
+
+
+def _start_log(cfg, out_dir, resume, start_epoch, changes) -> list[dict]:
+    """Rank 0, once the run has started: the log so far (+ a "config_change" record), ``config.json``;
+    a fresh run (``--overwrite``) removes the old run's weights. Returns the log's records."""
+    log_path = os.path.join(out_dir, "log.jsonl")
+    log_records = _read_log(log_path, start_epoch) if resume else []
+    if changes:
+        log_records.append({"kind": "config_change", "epoch": start_epoch,
+                            "changes": {k: list(v) for k, v in changes.items()}})
+    if not resume:
+        for stale in ("last.pt", "best.pt"):  # --overwrite: the old run's weights go with its log
+            if os.path.exists(os.path.join(out_dir, stale)):
+                os.remove(os.path.join(out_dir, stale))
+    _write_log(log_path, log_records)
+    atomic_write_text(os.path.join(out_dir, "config.json"), json.dumps(dataclasses.asdict(cfg), indent=1))
+    return log_records
+
+
+def _save_epoch(out_dir: str, log_records: list[dict], state: dict, new_best: bool) -> None:
+    """Rank 0 at the end of an epoch: the log, ``best.pt`` (on a new best AP), ``last.pt``.
+
+    Order: the log (a resume drops records past last.pt's epoch), best.pt, and last.pt last — a
+    kill before last.pt is replaced repeats this epoch, best.pt included, so a last.pt never
+    records a best AP whose best.pt was not written.
+    """
+    _write_log(os.path.join(out_dir, "log.jsonl"), log_records)
+    if new_best:
+        save_checkpoint(state, os.path.join(out_dir, "best.pt"))
+    save_checkpoint(state, os.path.join(out_dir, "last.pt"))
 
 
 def resumed_config(out_dir: str, name: str) -> TrainConfig:

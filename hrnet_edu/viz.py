@@ -327,13 +327,7 @@ def feature_browser(model, images, crops, keypoints=None):
     import ipywidgets as widgets
     from IPython.display import display
 
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), features.capture(model, device="cpu") as store:
-            model(images)
-    finally:
-        model.train(was_training)
+    store = _capture_everything(model, images)
     names = [n for n in features.layer_names(model) if n in store and isinstance(store[n], torch.Tensor)]
     stages = ["stem", "stage1"] + sorted({n.split(".")[0] for n in names if ".module" in n})
     w_image = widgets.IntSlider(0, 0, len(images) - 1, description="image")
@@ -348,13 +342,6 @@ def feature_browser(model, images, crops, keypoints=None):
                         widgets.HBox([w_kind, w_branch]), widgets.HBox([w_view, w_channel]), out])
     busy = []  # re-entrancy guard: setting options fires change events
 
-    def current_name() -> str:
-        if w_stage.value in ("stem", "stage1"):
-            return w_stage.value
-        if w_kind.value == "branch":
-            return f"{w_stage.value}.module{w_module.value}.branch{w_branch.value}"
-        return f"{w_stage.value}.module{w_module.value}.exchange.out{w_branch.value}"
-
     def refresh(_=None) -> None:
         if busy:
             return
@@ -364,18 +351,13 @@ def feature_browser(model, images, crops, keypoints=None):
             for w in (w_module, w_kind, w_branch):
                 w.disabled = not nested
             if nested:
-                inside = [n for n in names if n.startswith(w_stage.value + ".")]
-                modules = sorted({int(n.split(".")[1][len("module"):]) for n in inside})
-                w_module.options = modules
+                w_module.options = modules = _modules_of(names, w_stage.value)
                 if w_module.value not in modules:
                     w_module.value = modules[-1]
-                tag = ".branch" if w_kind.value == "branch" else ".exchange.out"
-                prefix = f"{w_stage.value}.module{w_module.value}{tag}"
-                branches = sorted({int(n[len(prefix):]) for n in names if n.startswith(prefix)})
-                w_branch.options = branches
+                w_branch.options = branches = _outputs_of(names, w_stage.value, w_module.value, w_kind.value)
                 if w_branch.value not in branches:
                     w_branch.value = branches[0]
-            name = current_name()
+            name = _browser_name(w_stage.value, w_module.value, w_kind.value, w_branch.value)
             w_channel.max = store[name].shape[1] - 1
             w_channel.disabled = w_view.value != "channel"
             view = w_channel.value if w_view.value == "channel" else w_view.value
@@ -390,6 +372,39 @@ def feature_browser(model, images, crops, keypoints=None):
         w.observe(refresh, names="value")
     refresh()
     return box
+
+
+def _capture_everything(model, images) -> dict:
+    """Every name ``features.capture`` knows, for one pass in eval mode (the model's mode restored)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), features.capture(model, device="cpu") as store:
+            model(images)
+    finally:
+        model.train(was_training)
+    return store
+
+
+def _modules_of(names: list[str], stage: str) -> list[int]:
+    """The module numbers m of "stage{s}.module{m}…" among ``names``."""
+    return sorted({int(n.split(".")[1][len("module"):]) for n in names if n.startswith(stage + ".")})
+
+
+def _outputs_of(names: list[str], stage: str, module: int, kind: str) -> list[int]:
+    """The branches r (``kind`` "branch") or the exchange outputs k of one module among ``names``."""
+    prefix = f"{stage}.module{module}" + (".branch" if kind == "branch" else ".exchange.out")
+    # (not the contributions "….exchange.out{k}.from{i}", which share the prefix)
+    return sorted({int(n[len(prefix):]) for n in names if n.startswith(prefix) and n[len(prefix):].isdigit()})
+
+
+def _browser_name(stage: str, module, kind: str, output) -> str:
+    """The captured name the browser's controls point at."""
+    if stage in ("stem", "stage1"):
+        return stage
+    if kind == "branch":
+        return f"{stage}.module{module}.branch{output}"
+    return f"{stage}.module{module}.exchange.out{output}"
 
 
 def _box(ax, x0, x1, y, height, color, text, fontsize, gid):
