@@ -1,4 +1,4 @@
-"""Evaluation throughput: person instances per second of ``evaluate.evaluate`` (and of the network alone).
+"""Evaluation throughput: person instances per second of ``evaluate.model_ap`` (and of the network alone).
 
     .venv/bin/python benchmarks/bench_eval.py                       # CPU, CPU config, SynthPose sample
     .venv/bin/python benchmarks/bench_eval.py --device cuda --config synthpose_w32_256x192 \
@@ -8,7 +8,7 @@ Three numbers per setting (flip test on and off):
 * ``network``: forward passes only, on random crops already on the device (the upper bound);
 * ``pipeline``: ``predict_dataset`` + rescoring + OKS-NMS + COCOeval on crops already decoded
   and held in memory (what the test-time post-processing costs on top of the network);
-* ``end_to_end``: ``evaluate.evaluate`` on the dataset, JPEG decoding and warping included.
+* ``end_to_end``: ``evaluate.model_ap`` on the dataset, JPEG decoding and warping included.
 Prints one JSON object. Timings on a shared machine are noisy: run on a quiet one to report.
 """
 
