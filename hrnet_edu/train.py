@@ -14,10 +14,8 @@ how many epochs this process has already run, which is what lets ``--resume`` co
 run bit for bit (on CPU with ``torch.use_deterministic_algorithms(True)``; cuDNN kernels are not
 bit-reproducible by default). The generator states are stored in the checkpoint too.
 
-Checkpoints (``out_dir/last.pt`` every epoch, ``out_dir/best.pt`` on a new best AP) are dicts
-``{"model", "optimizer", "scheduler", "scaler", "epoch", "best_ap", "config", "metrics", "rng"}``
-with ``epoch`` = the number of completed epochs, written atomically (temporary file, then
-``os.replace``) so that a run killed while saving never leaves a truncated checkpoint.
+Checkpoints: ``out_dir/last.pt`` every epoch, ``out_dir/best.pt`` on a new best AP, written
+atomically; what they hold and how they are written and read is ``checkpoints.py``.
 
 The run folder (``runfolder.py``): one run at a time (a lock naming the holder's PID); a folder
 holding a run is reused only with ``--resume`` (its own config; overrides that change it need
