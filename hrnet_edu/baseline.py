@@ -22,13 +22,16 @@ from torch import Tensor, nn
 
 from hrnet_edu.blocks import BasicBlock, Bottleneck, batch_norm, make_units
 
+RESIDUAL_UNITS = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
 
 @dataclass(frozen=True)
 class BaselineConfig:
     """A SimpleBaseline network. Presets ``RESNET50`` (the paper's comparison), ``SMALL`` (CPU).
 
     Attributes:
-        block: the residual unit, ``BasicBlock`` (ResNet-18/34) or ``Bottleneck`` (ResNet-50+).
+        block: the residual unit, "basic" (``BasicBlock``, ResNet-18/34) or "bottleneck"
+            (``Bottleneck``, ResNet-50+); a name, so the config stores in checkpoints and JSON.
         units: residual units in each of the 4 groups, e.g. (3, 4, 6, 3) for ResNet-50.
         widths: inner width of each group (the output is ``block.expansion`` times wider).
         stem_width: width of the 7×7 stem convolution.
@@ -37,7 +40,7 @@ class BaselineConfig:
         num_joints: K heatmaps.
     """
 
-    block: type[BasicBlock] | type[Bottleneck] = Bottleneck
+    block: str = "bottleneck"
     units: tuple[int, int, int, int] = (3, 4, 6, 3)
     widths: tuple[int, int, int, int] = (64, 128, 256, 512)
     stem_width: int = 64
@@ -45,9 +48,25 @@ class BaselineConfig:
     num_deconv: int = 3
     num_joints: int = 17
 
+    def __post_init__(self):
+        object.__setattr__(self, "units", tuple(self.units))
+        object.__setattr__(self, "widths", tuple(self.widths))
+        if self.block not in RESIDUAL_UNITS:
+            raise ValueError(f"block must be one of {sorted(RESIDUAL_UNITS)}, got {self.block!r}")
+
+    @property
+    def unit(self) -> type[BasicBlock] | type[Bottleneck]:
+        """The residual unit class that ``block`` names."""
+        return RESIDUAL_UNITS[self.block]
+
+    @property
+    def output_stride(self) -> int:
+        """Input pixels per heatmap pixel: 32 at the ResNet's end, halved by each deconvolution."""
+        return 32 // 2**self.num_deconv
+
 
 RESNET50 = BaselineConfig()
-SMALL = BaselineConfig(block=BasicBlock, units=(1, 1, 1, 1), widths=(16, 32, 64, 128), stem_width=16,
+SMALL = BaselineConfig(block="basic", units=(1, 1, 1, 1), widths=(16, 32, 64, 128), stem_width=16,
                        deconv_width=64)
 
 
@@ -67,8 +86,8 @@ class SimpleBaseline(nn.Module):
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         c_in = cfg.stem_width
         for g, (n, c, stride) in enumerate(zip(cfg.units, cfg.widths, (1, 2, 2, 2)), start=1):
-            setattr(self, f"layer{g}", make_units(cfg.block, c_in, c, n, stride))
-            c_in = c * cfg.block.expansion
+            setattr(self, f"layer{g}", make_units(cfg.unit, c_in, c, n, stride))
+            c_in = c * cfg.unit.expansion
         layers: list[nn.Module] = []
         for _ in range(cfg.num_deconv):
             # A 4×4 stride-2 transposed conv with padding 1 exactly doubles H and W.

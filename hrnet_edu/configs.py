@@ -29,7 +29,10 @@ import os
 import re
 from dataclasses import dataclass, field
 
+import torch
+
 from hrnet_edu import model as hrnet_model
+from hrnet_edu.baseline import BaselineConfig
 from hrnet_edu.data.transforms import AugmentConfig
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,11 +46,13 @@ class TrainConfig:
     Shapes: the network sees (N, 3, H, W) crops with ``input_size = (H, W)`` and predicts
     (N, K, H/4, W/4) heatmaps; ``sigma`` is the target Gaussian's standard deviation in heatmap px.
     ``batch_size`` is per process (per GPU): the effective batch is batch_size × world size.
-    ``amp`` is one of "none", "bf16", "fp16" and, like ``channels_last``, only acts on CUDA.
+    ``amp`` is one of "none", "bf16", "fp16" and, like ``channels_last``, only acts on CUDA; on a CPU
+    ``cpu_bf16`` and ``cpu_channels_last`` do (see ``autocast_dtype``, ``uses_channels_last``).
     """
 
     name: str = "custom"
-    model: hrnet_model.HRNetConfig = field(default_factory=lambda: hrnet_model.W32)
+    # an HRNet, or the high-to-low SimpleBaseline (baseline.BaselineConfig) for comparisons
+    model: hrnet_model.HRNetConfig | BaselineConfig = field(default_factory=lambda: hrnet_model.W32)
     # --- data
     data_root: str = "data/synthpose"
     val_root: str | None = None  # where val_ann and val_images are; None: data_root
@@ -76,6 +81,10 @@ class TrainConfig:
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
     workers: int = 4
     cpu_threads: int = 0  # torch compute threads while training on a CPU; 0: torch's default
+    # the same two switches for training on a CPU (off by default: they pay only on CPUs with native
+    # bf16, AVX512-BF16 or AMX, measured by benchmarks/bench_cpu_train_step.py)
+    cpu_bf16: bool = False  # bf16 autocast of the forward pass (the loss stays fp32)
+    cpu_channels_last: bool = False
     amp: str = "bf16"
     channels_last: bool = True
     compile: bool = False
@@ -131,10 +140,27 @@ class TrainConfig:
         if self.val_decode not in ("argmax", "shift", "dark"):
             raise ValueError(f"val_decode must be 'argmax', 'shift' or 'dark', got {self.val_decode!r}")
 
+    def autocast_dtype(self, device_type: str) -> torch.dtype | None:
+        """The autocast dtype of the training forward pass on this device type, None for fp32."""
+        if device_type == "cuda":
+            return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
+        return torch.bfloat16 if device_type == "cpu" and self.cpu_bf16 else None
+
+    def uses_channels_last(self, device_type: str) -> bool:
+        """Whether the model and its input batches are NHWC (channels-last) on this device type."""
+        if device_type == "cuda":
+            return self.channels_last
+        return device_type == "cpu" and self.cpu_channels_last
+
+    @property
+    def heatmap_stride(self) -> int:
+        """Input pixels per heatmap pixel: the model's output stride (4 in HRNet and the paper)."""
+        return self.model.output_stride
+
     @property
     def heatmap_size(self) -> tuple[int, int]:
-        """(H/4, W/4): the size of the predicted heatmaps."""
-        return (self.input_size[0] // 4, self.input_size[1] // 4)
+        """(H/4, W/4) (H/s, W/s at ``heatmap_stride`` s): the size of the predicted heatmaps."""
+        return (self.input_size[0] // self.heatmap_stride, self.input_size[1] // self.heatmap_stride)
 
     def path(self, name: str, root: str | None = None) -> str:
         """``data_root/<name>`` (or ``root/<name>``), a relative root found from the cwd or the repo root."""
@@ -179,10 +205,16 @@ def synthpose_w16_128x96_cpu() -> TrainConfig:
     * schedule: Adam, linear warm-up over 0.3 epoch, cosine decay to 0 (a short run gets its low-lr
       refinement from the decay, where the paper's 210 epochs get it from the ×0.1 steps), batch 32;
     * hardware: one compute thread and one data-loading worker (``OMP_NUM_THREADS=1``, ``workers=1``):
-      on 2 cores 267 vs 206 img/s for two compute threads (W8, measured 2026-12-02).
+      on 2 cores 267 vs 206 img/s for two compute threads (W8, measured 2026-12-02); bf16 autocast
+      and channels-last on the CPU (``cpu_bf16``, ``cpu_channels_last``): the training step 2.2×
+      faster on this AVX512-BF16 CPU (``benchmarks/bench_cpu_train_step.py``), and one epoch of the
+      recipe reached AP 0.395 in 3.7 min with them vs 0.374 in 6.1 min without
+      (``hrnet_edu.evidence``, runs hrnet and hrnet_fp32, 2026-12-02). On a CPU without native bf16
+      set ``cpu_bf16=false``.
 
-    Measured (2026-12-02, this project's 2-core CPU, partly shared with other jobs): 15 epochs in
-    5,218 s of training (87 min, 108–126 img/s when quiet) reach AP 0.694 / AP50 0.887 / AP75 0.779
+    Measured (2026-12-02, this project's 2-core CPU, partly shared with other jobs; trained before
+    the two CPU switches above, in fp32): 15 epochs in 5,218 s of training (87 min, 108–126 img/s
+    when quiet) reach AP 0.694 / AP50 0.887 / AP75 0.779
     on the bundled val split (flip test, DARK, ground-truth boxes), 3.8 % left/right inversions —
     the committed ``data_samples/checkpoints/synthpose_w16_128x96_cpu.pt`` and its JSON record.
     """
@@ -190,7 +222,8 @@ def synthpose_w16_128x96_cpu() -> TrainConfig:
         name="synthpose_w16_128x96_cpu", model=hrnet_model.W16_1UNIT, data_root="data/synthpose_20k",
         val_root="data_samples/synthpose", input_size=(128, 96), sigma=2.0, unbiased_targets=True,
         batch_size=32, epochs=15, lr=2e-3, lr_schedule="cosine", warmup_epochs=0.3, lr_steps=(),
-        device="cpu", workers=1, cpu_threads=1, amp="none", channels_last=False, val_every=1,
+        device="cpu", workers=1, cpu_threads=1, amp="none", channels_last=False, cpu_bf16=True,
+        cpu_channels_last=True, val_every=1,
         val_decode="dark", val_batch_size=64, log_every=20,
     )  # fmt: skip
 

@@ -66,7 +66,7 @@ def run_demo(out_dir: str, overrides: list[str], config: str = DEMO_CONFIG, expo
     line; default ``run_demo([...overrides])``).
     """
     from hrnet_edu.evaluate import load_checkpoint
-    from hrnet_edu.model import HRNet
+    from hrnet_edu.model import build_model
 
     start_all = time.perf_counter()
     overrides = [*DEMO_OVERRIDES, *overrides] if config == DEMO_CONFIG else list(overrides)
@@ -78,7 +78,7 @@ def run_demo(out_dir: str, overrides: list[str], config: str = DEMO_CONFIG, expo
     _, val_set = build_datasets(cfg)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)  # the same initial weights as the training run starts from
-    untrained = validate(HRNet(cfg.model).to(device), val_set, cfg, device)
+    untrained = validate(build_model(cfg.model).to(device), val_set, cfg, device)
     start = time.perf_counter()
     summary = train(cfg, os.path.join(out_dir, "run"), progress=progress)
     train_seconds = time.perf_counter() - start

@@ -244,7 +244,7 @@ def load_checkpoint(path, config=None, device="cpu", overrides=()):
             than the config's (the message lists the missing / unexpected / mis-shaped keys).
     """
     from hrnet_edu.configs import get_config
-    from hrnet_edu.model import HRNet
+    from hrnet_edu.model import build_model
     from hrnet_edu.overrides import apply_overrides, config_from_dict
 
     path = os.fspath(path)
@@ -260,7 +260,7 @@ def load_checkpoint(path, config=None, device="cpu", overrides=()):
     else:
         cfg = get_config(config) if isinstance(config, str) else config
     cfg = apply_overrides(cfg, list(overrides))
-    model = HRNet(cfg.model)
+    model = build_model(cfg.model)
     try:
         load_reference_weights(model, state)
     except ValueError as err:
@@ -366,7 +366,8 @@ def checkpoint_ap(checkpoint, config=None, overrides=(), ann=None, images=None, 
     if ann is None:
         ann, images = cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images)
     dataset = CocoKeypoints(ann, images, input_size=cfg.input_size,
-                            sigma=cfg.sigma, train=False, augment=None, boxes=boxes)
+                            sigma=cfg.sigma, heatmap_stride=cfg.heatmap_stride, train=False, augment=None,
+                            boxes=boxes)
     dataset.check_images(skip_bad_images)  # every image's header, before the long part
     if len(dataset) == 0:
         raise InputError(f"nothing to evaluate: no instances in {ann} ({boxes} boxes; skipped: "

@@ -16,8 +16,9 @@ load strictly with ``load_reference_weights`` (``checkpoints``, importable from 
 renaming. Code that walks the network uses the accessors ``stage1``, ``stages()`` and ``head``
 (and ``HRModule.branches`` / ``.exchange``), not those key names.
 
-One constructor, ``HRNet(cfg)``, with the presets below as configs; ``hrnet_w32()`` and
-``hrnet_w48()`` are the paper's two networks for any number of joints.
+Building a network: ``HRNet(cfg)`` with one of the presets below; ``build_model(cfg)`` for any
+network config (an ``HRNetConfig`` or the high-to-low ``baseline.BaselineConfig``, as training
+and checkpoints do); ``hrnet_w32()`` and ``hrnet_w48()``, the paper's two networks for K joints.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from hrnet_edu.baseline import BaselineConfig, SimpleBaseline
 from hrnet_edu.blocks import Bottleneck, MultiResolutionBlock, batch_norm, conv3x3, make_units
 from hrnet_edu.checkpoints import load_reference_weights  # noqa: F401 (re-exported: a public entry point)
 from hrnet_edu.fusion import ExchangeUnit, Transition
@@ -48,6 +50,13 @@ class HRNetConfig:
         stem_width: width of the two stem convolutions (64).
         stage1_units: bottlenecks in stage 1 (4).
         stage1_planes: inner width P of the stage-1 bottlenecks; stage 1 outputs 4P (64 → 256).
+        head_branch: the branch r the 1×1 head reads (0, the paper's): heatmaps at output stride
+            4·2^r. r > 0 exists to measure what a lower-resolution read-out costs.
+        exchange_units: where the HR modules exchange (the paper's ablation, Sec. 4.5):
+            "all" — every module ends with an exchange unit (the paper's HRNet: 8 in W32);
+            "across_stages" — only the last module of each stage (3), no exchange within a stage;
+            "final" — only the network's last module (1): parallel branches that never talk
+            until the end.
     """
 
     width: int = 32
@@ -58,6 +67,8 @@ class HRNetConfig:
     stem_width: int = 64
     stage1_units: int = 4
     stage1_planes: int = 64
+    head_branch: int = 0
+    exchange_units: str = "all"
 
     def __post_init__(self):
         # Configs come back from checkpoints and JSON with lists: store tuples so the config stays hashable.
@@ -70,6 +81,26 @@ class HRNetConfig:
         if min(self.width, self.num_joints, self.stem_width, self.stage1_units, self.stage1_planes,
                *self.num_modules, *self.num_units) < 1:
             raise ValueError(f"all sizes must be positive: {self}")
+        if not 0 <= self.head_branch < self.num_stages:
+            raise ValueError(f"head_branch must be a branch of the last stage, 0..{self.num_stages - 1}, "
+                             f"got {self.head_branch}")
+        if self.exchange_units not in ("all", "across_stages", "final"):
+            raise ValueError(f"exchange_units must be 'all', 'across_stages' or 'final', "
+                             f"got {self.exchange_units!r}")
+
+    @property
+    def output_stride(self) -> int:
+        """Input pixels per heatmap pixel: 4 on branch 0, ×2 per branch below."""
+        return 4 * 2**self.head_branch
+
+    def has_exchange_unit(self, s: int, m: int) -> bool:
+        """Whether module m (0-based) of stage s ends with an exchange unit (``exchange_units``)."""
+        last_in_stage = m == self.num_modules[s - 2] - 1
+        if self.exchange_units == "all":
+            return True
+        if self.exchange_units == "across_stages":
+            return last_in_stage
+        return last_in_stage and s == self.num_stages
 
     def widths(self, s: int) -> tuple[int, ...]:
         """Branch widths of stage s: stage 1 → (4P,), stage s ≥ 2 → (C, 2C, …, 2^(s−1)C)."""
@@ -102,18 +133,20 @@ class HRModule(nn.Module):
 
     Shapes: [X_0 … X_{R−1}], X_r (N, C_r, H_r, W_r) → R outputs of the same shapes: the exchange
     unit's fused Y_k for k < R' and, for k ≥ R', branch k's own output after its residual units.
-    R' = R, except in the network's very last module (``multi_scale_output=False``), whose
-    exchange unit computes only Y_0 — the branch the head reads; the reference's module returns
-    just [Y_0] there, and the other branches' outputs (which it computes too) are passed on here
-    so that ``HRNet.forward_features`` can return every branch.
+    R' = R, except in the network's very last module, whose exchange unit computes only
+    ``num_outputs`` outputs — Y_0, the branch the head reads (Y_0 … Y_r for a head on branch r);
+    the reference's module returns just those there, and the other branches' outputs (which it
+    computes too) are passed on here so that ``HRNet.forward_features`` can return every branch.
+    ``exchange=False`` (the fusion ablation) leaves the branches side by side, unfused.
     """
 
-    def __init__(self, widths: Sequence[int], num_units: int, multi_scale_output: bool = True):
+    def __init__(self, widths: Sequence[int], num_units: int, num_outputs: int | None = None,
+                 exchange: bool = True):
         super().__init__()
         self.branches = MultiResolutionBlock(widths, num_units)
         # A single branch has nothing to exchange (never the case in HRNet proper).
-        num_outputs = None if multi_scale_output else 1
-        self.fuse_layers = ExchangeUnit(widths, num_outputs) if len(widths) > 1 else None
+        fuse = exchange and len(widths) > 1
+        self.fuse_layers = ExchangeUnit(widths, num_outputs) if fuse else None
 
     @property
     def exchange(self) -> ExchangeUnit | None:
@@ -145,6 +178,8 @@ class Stage(nn.Sequential):
 class HRNet(nn.Module):
     """HRNet: (N, 3, H, W) → heatmaps (N, K, H/4, W/4); H and W must be divisible by 32.
 
+    (N, K, H/s, W/s) at ``cfg.output_stride`` s when ``cfg.head_branch`` > 0.
+
     Attributes named as the reference: ``conv1, bn1, conv2, bn2`` (stem), ``layer1`` (stage 1),
     ``transition{s−1}`` and ``stage{s}`` for s = 2..num_stages, ``final_layer`` (head). Read them
     through ``stage1``, ``stages()`` and ``head``.
@@ -166,11 +201,14 @@ class HRNet(nn.Module):
             setattr(self, f"transition{s - 1}", Transition(cfg.widths(s - 1), cfg.widths(s)))
             n_modules, n_units = cfg.num_modules[s - 2], cfg.num_units[s - 2]
             last_stage = s == cfg.num_stages
-            # The very last module fuses only branch 0, the one the head reads.
-            modules = [HRModule(cfg.widths(s), n_units, not (last_stage and m == n_modules - 1))
+            # The very last module fuses only branches 0..head_branch (branch 0 alone in HRNet).
+            modules = [HRModule(cfg.widths(s), n_units,
+                                cfg.head_branch + 1 if last_stage and m == n_modules - 1 else None,
+                                cfg.has_exchange_unit(s, m))
                        for m in range(n_modules)]
             setattr(self, f"stage{s}", Stage(*modules))
-        self.final_layer = nn.Conv2d(cfg.widths(cfg.num_stages)[0], cfg.num_joints, kernel_size=1)
+        head_width = cfg.widths(cfg.num_stages)[cfg.head_branch]
+        self.final_layer = nn.Conv2d(head_width, cfg.num_joints, kernel_size=1)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -196,7 +234,7 @@ class HRNet(nn.Module):
 
     @property
     def head(self) -> nn.Conv2d:
-        """The 1×1 heatmap head on branch 0 (the reference's ``final_layer``)."""
+        """The 1×1 heatmap head on branch ``cfg.head_branch`` (0; the reference's ``final_layer``)."""
         return self.final_layer
 
     def forward_features(self, x: Tensor, return_stages: bool = False) -> list:
@@ -204,8 +242,9 @@ class HRNet(nn.Module):
 
         Branch 0 is the exchange unit's fused Y_0, the input of the head; with 4 stages branches
         1–3 are the outputs of the last module's residual units (its exchange unit fuses only
-        output 0, see ``HRModule``). ``return_stages``: the outputs of every stage instead,
-        [[stage 1 (N, 4P, H/4, W/4)], [stage 2's 2 branches], …, [the last stage's branches]].
+        output 0, or outputs 0..``head_branch``; see ``HRModule``). ``return_stages``: the outputs
+        of every stage instead, [[stage 1 (N, 4P, H/4, W/4)], [stage 2's 2 branches], …, [the last
+        stage's branches]].
         """
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected images of shape (N, 3, H, W), got {tuple(x.shape)}")
@@ -221,8 +260,14 @@ class HRNet(nn.Module):
         return outputs if return_stages else outputs[-1]
 
     def forward(self, x: Tensor) -> Tensor:
-        # The head reads the high-resolution branch 0 only.
-        return self.final_layer(self.forward_features(x)[0])
+        # The head reads the high-resolution branch 0 only (``head_branch`` in the stride study).
+        return self.final_layer(self.forward_features(x)[self.cfg.head_branch])
+
+
+def build_model(cfg) -> nn.Module:
+    """The network ``cfg`` describes, freshly initialised: an ``HRNet`` for an ``HRNetConfig``, the
+    high-to-low ``SimpleBaseline`` for a ``baseline.BaselineConfig`` (the comparison of notebook 05)."""
+    return SimpleBaseline(cfg) if isinstance(cfg, BaselineConfig) else HRNet(cfg)
 
 
 def hrnet_w32(num_joints: int = 17) -> HRNet:

@@ -102,10 +102,15 @@ def _tuplify(value):
     """JSON gives lists where the dataclasses hold tuples (also nested ones)."""
     return tuple(_tuplify(v) for v in value) if isinstance(value, list | tuple) else value
 
+def _current_keys(cls, data: dict) -> dict:
+    """``data`` with the keys of ``OLD_KEYS[cls]`` renamed, or dropped where the field was removed."""
+    renamed = OLD_KEYS.get(cls, {})
+    return {renamed.get(k, k): v for k, v in data.items() if k not in renamed or renamed[k] is not None}
+
+
 def _from_dict(cls, data: dict):
     hints = typing.get_type_hints(cls)
-    renamed = OLD_KEYS.get(cls, {})
-    data = {renamed.get(k, k): v for k, v in data.items() if k not in renamed or renamed[k] is not None}
+    data = _current_keys(cls, data)
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name not in data:
@@ -113,7 +118,9 @@ def _from_dict(cls, data: dict):
         value, hint = data[f.name], hints[f.name]
         sub = [a for a in (typing.get_args(hint) or (hint,)) if dataclasses.is_dataclass(a)]
         if sub and isinstance(value, dict):
-            value = _from_dict(sub[0], value)
+            # a union of configs (model: HRNetConfig | BaselineConfig): the first whose fields hold every key
+            fits = [a for a in sub if set(_current_keys(a, value)) <= {f.name for f in dataclasses.fields(a)}]
+            value = _from_dict((fits or sub)[0], value)
         elif isinstance(value, list | tuple):
             value = _tuplify(value)
         kwargs[f.name] = value

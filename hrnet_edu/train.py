@@ -44,7 +44,7 @@ from hrnet_edu.configs import TrainConfig
 from hrnet_edu.data.transforms import GpuBatchTransform, gpu_collate
 from hrnet_edu.errors import InputError
 from hrnet_edu.losses import JointsMSELoss, JointsOHKMLoss
-from hrnet_edu.model import HRNet
+from hrnet_edu.model import build_model
 from hrnet_edu.overrides import config_changes, config_from_dict
 from hrnet_edu.runfolder import RunLock, atomic_write_text, check_run_folder, clean_stale_temporaries
 
@@ -120,7 +120,7 @@ def build_datasets(cfg: TrainConfig, check_images: bool = False, skip_unreadable
     from hrnet_edu.data.coco import CocoKeypoints
 
     common = dict(input_size=tuple(cfg.input_size), sigma=cfg.sigma, seed=cfg.seed,
-                  unbiased_targets=cfg.unbiased_targets)
+                  unbiased_targets=cfg.unbiased_targets, heatmap_stride=cfg.heatmap_stride)
     train_set = CocoKeypoints(cfg.path(cfg.train_ann), cfg.path(cfg.train_images), train=True,
                               augment=cfg.augment, raw=cfg.warp_on_device, **common)  # fmt: skip
     val_set = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), train=False,
@@ -213,8 +213,9 @@ def train_one_epoch(model, loader, criterion, optimizer, scaler, cfg: TrainConfi
     from tqdm.auto import tqdm
 
     cuda = device.type == "cuda"
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
-    memory_format = torch.channels_last if (cuda and cfg.channels_last) else torch.contiguous_format
+    amp_dtype = cfg.autocast_dtype(device.type)
+    use_amp = amp_dtype is not None
+    memory_format = torch.channels_last if cfg.uses_channels_last(device.type) else torch.contiguous_format
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
     losses, norms, steps = [], [], []
@@ -226,7 +227,6 @@ def train_one_epoch(model, loader, criterion, optimizer, scaler, cfg: TrainConfi
         images = batch["image"].to(device, non_blocking=True, memory_format=memory_format)
         target = batch["target"].to(device, non_blocking=True)
         weight = batch["target_weight"].to(device, non_blocking=True)
-        use_amp = cuda and amp_dtype is not None
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=use_amp):
             heatmaps = model(images)  # (N, K, H/4, W/4)
         loss = criterion(heatmaps, target, weight)  # fp32 (the loss upcasts)
@@ -382,10 +382,10 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
         progress = sys.stderr.isatty()
     progress = progress and info.is_main
     seed_everything(cfg.seed)  # the same initial weights on every rank
-    model = HRNet(cfg.model).to(device)
+    model = build_model(cfg.model).to(device)
     if cfg.init_from and not resume:  # fine-tuning: the weights only; optimizer and schedule start anew
         model.load_state_dict(load_checkpoint_state(cfg.init_from, map_location=device)["model"])
-    if cuda and cfg.channels_last:
+    if cfg.uses_channels_last(device.type):
         model = model.to(memory_format=torch.channels_last)
     # before anything is written: bad data fails first
     train_set, val_set = build_datasets(cfg, check_images=True, skip_unreadable=skip_bad_images)
@@ -398,8 +398,8 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
         optimizer, lambda t: learning_rate_factor(cfg, t, steps_per_epoch))
     scaler = torch.amp.GradScaler(device.type, enabled=cuda and cfg.amp == "fp16")
     criterion = build_criterion(cfg)
-    batch_transform = GpuBatchTransform(cfg.input_size, cfg.sigma, cfg.unbiased_targets, device) \
-        if cfg.warp_on_device else None
+    batch_transform = GpuBatchTransform(cfg.input_size, cfg.sigma, cfg.unbiased_targets, device,
+                                        heatmap_stride=cfg.heatmap_stride) if cfg.warp_on_device else None
     start_epoch, best_ap, history, changes = 0, -1.0, [], {}
     if resume:
         start_epoch, best_ap, history, changes = _restore(

@@ -428,7 +428,9 @@ def draw_hrnet(cfg: HRNetConfig, ax=None, input_size: tuple[int, int] | None = (
     one with a stride-2 3×3 conv) and ``cfg.num_modules[s − 2]`` HR modules, each drawn as one box
     per branch (its ``num_units`` residual units) followed by an exchange unit: lines from every
     input branch j to every output branch i ≠ j (red: down, strided 3×3 convs; green: up, 1×1 conv
-    + nearest). The network's very last exchange unit keeps output 0 only, as in the model.
+    + nearest). The network's very last exchange unit keeps output 0 only, as in the model (outputs
+    0..``head_branch``, and the head on that row, when the head reads a lower branch); modules
+    without an exchange unit (``cfg.exchange_units``) are drawn without one.
 
     Artists carry gids so the drawing can be checked: one ``LineCollection`` with gid "exchange" per
     exchange unit, one line with gid "stream{r}" per branch, one arrow with gid "transition" per
@@ -473,13 +475,16 @@ def draw_hrnet(cfg: HRNetConfig, ax=None, input_size: tuple[int, int] | None = (
             for r in range(s):
                 later(_box, x, x + block_w, y[r], row_h, colors[r], f"{n_units}×BB", 7, f"block{s}.{m}.{r}")
             x += block_w
-            outputs = [0] if (s == n_stages and m == n_modules - 1) else list(range(s))
-            exchanges.append((x, s, outputs))
+            last = s == n_stages and m == n_modules - 1
+            outputs = list(range(cfg.head_branch + 1)) if last else list(range(s))
+            if cfg.has_exchange_unit(s, m):  # the fusion ablation leaves some modules unfused
+                exchanges.append((x, s, outputs))
             x += fuse_w
         stage_spans.append((s, start, x, n_modules))
     last_exchange = exchanges[-1][0] if exchanges else x
     x += 0.2
-    later(_box, x, x + 1.3, 0, row_h, "0.2", f"head\n1×1 → {cfg.num_joints}", 7, "head")
+    head_row = y[cfg.head_branch]  # branch 0 in HRNet
+    later(_box, x, x + 1.3, head_row, row_h, "0.2", f"head\n1×1 → {cfg.num_joints}", 7, "head")
     x_end = x + 1.3
 
     if ax is None:
@@ -489,7 +494,7 @@ def draw_hrnet(cfg: HRNetConfig, ax=None, input_size: tuple[int, int] | None = (
         ax = fig.add_subplot()
     fig = ax.figure
     for r in range(n_stages):
-        end = x_end - 1.3 if r == 0 else last_exchange + 0.05
+        end = x_end - 1.3 if r == cfg.head_branch else last_exchange + 0.05
         ax.plot([opened[r], end], [y[r], y[r]], color=colors[r], linewidth=3, zorder=1, gid=f"stream{r}",
                 solid_capstyle="butt")
         stride = 2 ** (r + 2)

@@ -21,7 +21,7 @@ LAYERS = [
     ["model", "baseline"],
     ["data", "data.ground_truth", "data.transforms", "data.synthpose"],
     ["data.coco", "configs", "coco_eval"],
-    ["overrides", "analysis", "export"],
+    ["overrides", "analysis", "export", "evidence"],
     ["train", "evaluate"],
     ["features", "viz"],
     ["predict", "demo"],

@@ -128,6 +128,8 @@ class CocoKeypoints(torch.utils.data.Dataset):
         raw: return the un-warped image region and its matrix instead of the finished sample
             (for :class:`hrnet_edu.data.transforms.GpuBatchTransform`, which warps on the device:
             the trainer with ``TrainConfig.warp_on_device``).
+        heatmap_stride: input pixels per target-heatmap pixel (4; 8, 16 … for a head on a
+            lower-resolution branch, ``HRNetConfig.head_branch``).
 
     A sample (``__getitem__``) is a dict of tensors: ``image`` (3, H, W) float32 normalized,
     ``target`` (K, H/4, W/4) float32, ``target_weight`` (K,), ``joints`` (K, 3) float32 crop
@@ -138,10 +140,13 @@ class CocoKeypoints(torch.utils.data.Dataset):
 
     def __init__(self, ann_file, image_dir, input_size=(256, 192), sigma=2.0, train=True,
                  augment: AugmentConfig | None = PAPER_AUGMENT, boxes="gt", box_score_threshold=0.0,
-                 unbiased_targets=False, seed=0, raw=False):
+                 unbiased_targets=False, seed=0, raw=False, heatmap_stride=4):
         h, w = (int(v) for v in input_size)
-        if h <= 0 or w <= 0 or h % 4 or w % 4:
-            raise ValueError(f"input_size (H, W) must be positive multiples of 4, got {input_size}")
+        stride = int(heatmap_stride)
+        if h <= 0 or w <= 0 or stride < 1 or h % stride or w % stride:
+            raise ValueError(f"input_size (H, W) must be positive multiples of {heatmap_stride} (the heatmap "
+                             f"stride), got {input_size}")
+        self.heatmap_stride = stride
         if not os.path.isfile(ann_file):
             raise FileNotFoundError(f"annotation file not found: {ann_file}")
         self.ann_file, self.image_dir = str(ann_file), str(image_dir)
@@ -341,9 +346,10 @@ class CocoKeypoints(torch.utils.data.Dataset):
         joints_t = torch.from_numpy(joints)
         if not self.raw:
             batch["image"] = images
-            # heatmap ↔ input: x_hm = x_in / 4 (the reference's mapping, see geometry)
+            # heatmap ↔ input: x_hm = x_in / 4 (the reference's mapping, see geometry; / s at stride s)
+            s = self.heatmap_stride
             batch["target"], batch["target_weight"] = encode_heatmaps(
-                joints_t[..., :2] / 4.0, joints_t[..., 2], (h // 4, w // 4), self.sigma,
+                joints_t[..., :2] / float(s), joints_t[..., 2], (h // s, w // s), self.sigma,
                 unbiased=self.unbiased)
         batch.update({
             "joints": joints_t,

@@ -8,8 +8,8 @@ annotation id — for anything malformed:
 
 * the file: a JSON object with lists ``images`` and ``annotations`` (and ``categories``);
 * images: an integer ``id`` (unique), a ``file_name``, a positive ``width`` and ``height``;
-* annotations: an integer ``id`` (unique), an ``image_id`` that is one of the images, an integer
-  ``category_id``;
+* annotations: an integer ``id`` (unique; for evaluation ≥ 1, because pycocotools' matching writes
+  0 for "unmatched"), an integer ``image_id`` that is one of the images, an integer ``category_id``;
 * person annotations (category 1), crowd regions included (COCOeval reads their keypoints too):
   ``keypoints`` = 3·17 finite numbers, visibility in {0, 1, 2}, every labelled joint (v > 0)
   inside its image up to ``LABEL_MARGIN``; ``bbox`` = 4 finite numbers; ``area`` ≥ 0 and
@@ -115,8 +115,12 @@ def check_ground_truth(data, path: str, for_eval: bool = False) -> dict[str, int
             raise InputError(f"annotation id {aid} in {path}: the id appears twice")
         seen.add(aid)
         where = f"annotation id {aid} in {path}"
+        if for_eval and aid < 1:
+            # pycocotools marks "unmatched" with id 0 in its matching tables: a ground truth (or a
+            # detection) with id 0 is matched again and again and scored as a miss — a wrong AP
+            raise InputError(f"{path}: annotations[{n}] has id {aid}; COCO evaluation needs ids >= 1")
         image_id = ann.get("image_id")
-        if isinstance(image_id, bool) or image_id not in sizes:
+        if not isinstance(image_id, int) or isinstance(image_id, bool) or image_id not in sizes:
             raise InputError(f"{where}: image_id {image_id!r} is not in 'images'")
         category = ann.get("category_id")
         if not isinstance(category, int) or isinstance(category, bool):  # pycocotools indexes by it

@@ -382,8 +382,9 @@ class GpuBatchTransform:
     ``image`` (N, 3, H, W), ``target`` (N, K, H/4, W/4), ``target_weight`` (N, K), ``joints`` …
     """
 
-    def __init__(self, input_size=(256, 192), sigma=2.0, unbiased=False, device=None):
+    def __init__(self, input_size=(256, 192), sigma=2.0, unbiased=False, device=None, heatmap_stride=4):
         self.input_size, self.sigma, self.unbiased = tuple(input_size), float(sigma), bool(unbiased)
+        self.heatmap_stride = int(heatmap_stride)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
     def __call__(self, batch: dict) -> dict:
@@ -393,7 +394,8 @@ class GpuBatchTransform:
         raw = batch["raw_image"].to(self.device, non_blocking=True).permute(0, 3, 1, 2)
         out["image"] = normalize(warp_batch(raw, batch["matrix"].to(self.device), (w, h)))
         joints = out["joints"]
-        # heatmap ↔ input: x_hm = x_in / 4
+        # heatmap ↔ input: x_hm = x_in / 4 (/ s at stride s)
+        s = self.heatmap_stride
         out["target"], out["target_weight"] = encode_heatmaps(
-            joints[..., :2] / 4.0, joints[..., 2], (h // 4, w // 4), self.sigma, unbiased=self.unbiased)
+            joints[..., :2] / float(s), joints[..., 2], (h // s, w // s), self.sigma, unbiased=self.unbiased)
         return out

@@ -1,42 +1,40 @@
-"""Build notebooks/03_multi_resolution_block.ipynb.
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-    python notebooks/build/03_multi_resolution_block.py
-    cd notebooks && MPLBACKEND=Agg ../.venv/bin/jupyter nbconvert --to notebook --execute --inplace \
-        03_multi_resolution_block.ipynb
-"""
+# %% [markdown]
+# # 03 · Residual units and the multi-resolution block
+#
+# HRNet is built from one repeated pattern: **several branches at different resolutions running
+# side by side** (the multi-resolution block), followed by an **exchange** of information between
+# them (notebook 04). This notebook is about the first half: what a branch is made of, how wide and
+# how large each branch is, what it costs, and how far each branch "sees".
+#
+# **What you will learn**
+# - the two residual units HRNet uses — the basic block (stages 2–4) and the bottleneck (stage 1) —
+#   written from scratch and checked against `hrnet_edu.blocks`;
+# - the multi-resolution block: branch r runs at 1/2^(r+2) of the input with width C·2^r, and the
+#   branches do not talk to each other inside the block;
+# - a measured table of shapes, parameters and multiply-adds per branch (a surprise: every branch
+#   costs the same compute, but the parameters grow 4× per branch);
+# - the receptive field of each branch, computed analytically and measured with gradients;
+# - a drawing of the block, and of where it sits in the whole network.
+#
+# Notation: N batch, C width, H×W size, r branch with **r = 0 the highest resolution** (the paper
+# counts from 1: its branch r is our r − 1). Input crops are 256×192 (H×W) as in the paper.
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _nbtools import Builder  # noqa: E402
-
-nb = Builder()
-
-nb.md(r"""
-# 03 · Residual units and the multi-resolution block
-
-HRNet is built from one repeated pattern: **several branches at different resolutions running
-side by side** (the multi-resolution block), followed by an **exchange** of information between
-them (notebook 04). This notebook is about the first half: what a branch is made of, how wide and
-how large each branch is, what it costs, and how far each branch "sees".
-
-**What you will learn**
-- the two residual units HRNet uses — the basic block (stages 2–4) and the bottleneck (stage 1) —
-  written from scratch and checked against `hrnet_edu.blocks`;
-- the multi-resolution block: branch r runs at 1/2^(r+2) of the input with width C·2^r, and the
-  branches do not talk to each other inside the block;
-- a measured table of shapes, parameters and multiply-adds per branch (a surprise: every branch
-  costs the same compute, but the parameters grow 4× per branch);
-- the receptive field of each branch, computed analytically and measured with gradients;
-- a drawing of the block, and of where it sits in the whole network.
-
-Notation: N batch, C width, H×W size, r branch with **r = 0 the highest resolution** (the paper
-counts from 1: its branch r is our r − 1). Input crops are 256×192 (H×W) as in the paper.
-""")
-
-nb.code(r"""
-%matplotlib inline
+# %%
+# %matplotlib inline
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -53,22 +51,21 @@ from hrnet_edu.viz import draw_hrnet
 torch.manual_seed(0)
 rng = np.random.default_rng(0)
 INPUT_H, INPUT_W = 256, 192
-""")
 
-nb.md(r"""
-## 1 · The residual unit
 
-A residual unit learns a correction F(x) to its input instead of a whole new representation:
+# %% [markdown]
+# ## 1 · The residual unit
+#
+# A residual unit learns a correction F(x) to its input instead of a whole new representation:
+#
+# $$x_{out} = \mathrm{ReLU}\big(F(x) + x\big)$$
+#
+# In the **basic block** F is two 3×3 convolutions, each followed by BatchNorm, with a ReLU between:
+# $F(x) = \mathrm{BN}(W_2 * \mathrm{ReLU}(\mathrm{BN}(W_1 * x)))$. The convolutions have no bias:
+# the BatchNorm that follows has its own shift β. Here it is from scratch, with plain tensor
+# operations, next to the library's module.
 
-$$x_{out} = \mathrm{ReLU}\big(F(x) + x\big)$$
-
-In the **basic block** F is two 3×3 convolutions, each followed by BatchNorm, with a ReLU between:
-$F(x) = \mathrm{BN}(W_2 * \mathrm{ReLU}(\mathrm{BN}(W_1 * x)))$. The convolutions have no bias:
-the BatchNorm that follows has its own shift β. Here it is from scratch, with plain tensor
-operations, next to the library's module.
-""")
-
-nb.code(r"""
+# %%
 def bn_eval(x, bn):
     # BN(x) = γ (x − μ) / sqrt(σ² + ε) + β, per channel, with the running statistics (eval mode)
     s = (1, -1, 1, 1)
@@ -90,21 +87,18 @@ with torch.no_grad():
     lib = block(x)
 assert torch.allclose(ours, lib, atol=1e-5)
 print("input", tuple(x.shape), "-> output", tuple(lib.shape), "| from scratch == library:", torch.allclose(ours, lib, atol=1e-5))
-""")
 
-nb.code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 show_source(BasicBlock)
-""")
 
-nb.md(r"""
-The **bottleneck** (stage 1 only) squeezes the width with a 1×1 convolution, does the 3×3 work at
-the reduced width P, and expands back to 4P with another 1×1. When the input width differs from
-4P, the shortcut becomes a projection (1×1 conv + BN). In HRNet this happens exactly once: the
-first unit of stage 1 (64 → 256). Compare the two units at the same output width:
-""")
+# %% [markdown]
+# The **bottleneck** (stage 1 only) squeezes the width with a 1×1 convolution, does the 3×3 work at
+# the reduced width P, and expands back to 4P with another 1×1. When the input width differs from
+# 4P, the shortcut becomes a projection (1×1 conv + BN). In HRNet this happens exactly once: the
+# first unit of stage 1 (64 → 256). Compare the two units at the same output width:
 
-nb.code(r"""
+# %%
 rows = []
 for name, unit in [("basic block, C=64 → 64", BasicBlock(64, 64)),
                    ("basic block, C=256 → 256", BasicBlock(256, 256)),
@@ -117,21 +111,19 @@ for name, unit in [("basic block, C=64 → 64", BasicBlock(64, 64)),
 print(f"{'unit':40} {'params':>9} {'MACs @64×48':>13}  output")
 for name, p, macs, shape in rows:
     print(f"{name:40} {p:9,d} {macs / 1e6:11.1f} M  {shape}")
-""")
 
-nb.md(r"""
-At width 256 a bottleneck has about 17× fewer parameters and multiply-adds than a basic block — that is why stage 1, which runs
-at the highest resolution with 256 channels, uses bottlenecks, while stages 2–4 (widths 32…256)
-use basic blocks.
+# %% [markdown]
+# At width 256 a bottleneck has about 17× fewer parameters and multiply-adds than a basic block — that is why stage 1, which runs
+# at the highest resolution with 256 channels, uses bottlenecks, while stages 2–4 (widths 32…256)
+# use basic blocks.
+#
+# ## 2 · Parallel branches: the multi-resolution block
+#
+# In stage s there are s branches. Branch r runs at 1/2^(r+2) of the input resolution with width
+# C·2^r (C = 32 for HRNet-W32). Each branch is a sequence of 4 basic blocks, and **the branches do
+# not exchange anything inside the block**: that is the job of the exchange unit that follows.
 
-## 2 · Parallel branches: the multi-resolution block
-
-In stage s there are s branches. Branch r runs at 1/2^(r+2) of the input resolution with width
-C·2^r (C = 32 for HRNet-W32). Each branch is a sequence of 4 basic blocks, and **the branches do
-not exchange anything inside the block**: that is the job of the exchange unit that follows.
-""")
-
-nb.code(r"""
+# %%
 widths = W32.widths(4)  # stage 4 of HRNet-W32: (32, 64, 128, 256)
 mrb = MultiResolutionBlock(widths, num_blocks=4).eval()
 xs = [torch.randn(1, c, INPUT_H // 2 ** (r + 2), INPUT_W // 2 ** (r + 2)) for r, c in enumerate(widths)]
@@ -145,18 +137,16 @@ xs2 = xs[:3] + [torch.randn_like(xs[3])]
 with torch.no_grad():
     ys2 = mrb(xs2)
 print("outputs unchanged when only input 3 changes:", [torch.equal(a, b) for a, b in zip(ys[:3], ys2[:3])])
-""")
 
-nb.md(r"""
-### What each branch costs
+# %% [markdown]
+# ### What each branch costs
+#
+# A 3×3 convolution from C to C channels on an H×W map has 9C² weights and 9C²·H·W multiply-adds.
+# Going one branch down, C doubles and H·W is divided by 4, so **the compute per branch stays the
+# same while the parameters grow 4×**. Measured with PyTorch's FLOP counter (which counts two FLOPs
+# per multiply-add):
 
-A 3×3 convolution from C to C channels on an H×W map has 9C² weights and 9C²·H·W multiply-adds.
-Going one branch down, C doubles and H·W is divided by 4, so **the compute per branch stays the
-same while the parameters grow 4×**. Measured with PyTorch's FLOP counter (which counts two FLOPs
-per multiply-add):
-""")
-
-nb.code(r"""
+# %%
 print(f"{'branch r':>8} {'stride':>6} {'resolution':>10} {'width C_r':>9} {'params':>10} {'MACs':>10} {'analytic MACs':>14}")
 for r, (c, branch, x) in enumerate(zip(widths, mrb, xs)):
     with FlopCounterMode(display=False) as counter, torch.no_grad():
@@ -167,23 +157,22 @@ for r, (c, branch, x) in enumerate(zip(widths, mrb, xs)):
     assert macs == analytic
     print(f"{r:8d} {2 ** (r + 2):6d} {f'{h}×{w}':>10} {c:9d} {count_parameters(branch):10,d} "
           f"{macs / 1e6:8.1f} M {analytic / 1e6:12.1f} M")
-""")
 
-nb.md(r"""
-## 3 · How far does each branch see? The receptive field
 
-Every 3×3 convolution (stride 1) widens the receptive field by 2 pixels *of its own resolution*.
-A branch of 4 basic blocks has 8 such convolutions, so one output pixel depends on a
-(1 + 2·8) = 17 × 17 window of the branch's input. Measured in input-image pixels, a pixel of
-branch r is 2^(r+2) input pixels wide, so the same 17-pixel window covers 17·2^(r+2) input pixels:
-68 px on branch 0 but 544 px on branch 3 — more than the whole 256×192 crop.
+# %% [markdown]
+# ## 3 · How far does each branch see? The receptive field
+#
+# Every 3×3 convolution (stride 1) widens the receptive field by 2 pixels *of its own resolution*.
+# A branch of 4 basic blocks has 8 such convolutions, so one output pixel depends on a
+# (1 + 2·8) = 17 × 17 window of the branch's input. Measured in input-image pixels, a pixel of
+# branch r is 2^(r+2) input pixels wide, so the same 17-pixel window covers 17·2^(r+2) input pixels:
+# 68 px on branch 0 but 544 px on branch 3 — more than the whole 256×192 crop.
+#
+# We can *measure* the receptive field too: take the gradient of one output pixel with respect to
+# the input and see which input pixels receive a non-zero gradient. (To make sure no ReLU blocks a
+# path, all weights and inputs are made positive for this experiment.)
 
-We can *measure* the receptive field too: take the gradient of one output pixel with respect to
-the input and see which input pixels receive a non-zero gradient. (To make sure no ReLU blocks a
-path, all weights and inputs are made positive for this experiment.)
-""")
-
-nb.code(r"""
+# %%
 def measured_receptive_field(branch: nn.Module, width: int, size: int = 41) -> int:
     # Width (in the branch's own pixels) of the input region that influences the centre output pixel.
     probe = branch.eval()
@@ -204,20 +193,19 @@ for r, c in enumerate(widths):
     measured = measured_receptive_field(MultiResolutionBlock([c], num_blocks=4)[0], c)
     assert measured == analytic
     print(f"{r:8d} {2 ** (r + 2):6d} {analytic:21d} {measured:9d} {analytic * 2 ** (r + 2):14d}")
-""")
 
-nb.md(r"""
-So within one block the low-resolution branches see the global layout of the person (which arm is
-which, where the body is), while branch 0 keeps the precise 4-pixel grid but only sees locally.
-The exchange unit (notebook 04) lets each branch borrow what the others see.
 
-## 4 · Drawing the block
+# %% [markdown]
+# So within one block the low-resolution branches see the global layout of the person (which arm is
+# which, where the body is), while branch 0 keeps the precise 4-pixel grid but only sees locally.
+# The exchange unit (notebook 04) lets each branch borrow what the others see.
+#
+# ## 4 · Drawing the block
+#
+# The figure shows the stage-4 multi-resolution block of HRNet-W32: four parallel branches of four
+# basic blocks each. Box height is proportional to the resolution, the label gives width and size.
 
-The figure shows the stage-4 multi-resolution block of HRNet-W32: four parallel branches of four
-basic blocks each. Box height is proportional to the resolution, the label gives width and size.
-""")
-
-nb.code(r"""
+# %%
 def draw_multi_resolution_block(widths, num_blocks=4, input_size=(INPUT_H, INPUT_W)):
     fig, ax = plt.subplots(figsize=(10, 4.8))
     colors = plt.cm.viridis(np.linspace(0.15, 0.85, len(widths)))
@@ -246,47 +234,38 @@ def draw_multi_resolution_block(widths, num_blocks=4, input_size=(INPUT_H, INPUT
 
 
 fig = draw_multi_resolution_block(widths)
-""")
 
-nb.md(r"""
-In the whole network (the paper's Fig. 1, drawn from the config by `hrnet_edu.viz.draw_hrnet`) the
-block above is one column of four boxes ("4×BB") in stage 4; every stage s ≥ 2 repeats such
-blocks, each followed by an exchange unit (the crossing lines, notebook 04), and a transition (the
-black arrow) opens the next, coarser branch. Row labels give the width C·2^r and the resolution:
-""")
+# %% [markdown]
+# In the whole network (the paper's Fig. 1, drawn from the config by `hrnet_edu.viz.draw_hrnet`) the
+# block above is one column of four boxes ("4×BB") in stage 4; every stage s ≥ 2 repeats such
+# blocks, each followed by an exchange unit (the crossing lines, notebook 04), and a transition (the
+# black arrow) opens the next, coarser branch. Row labels give the width C·2^r and the resolution:
 
-nb.code(r"""
+# %%
 draw_hrnet(W32)
-""")
 
-nb.md(r"""
-## 5 · The same block inside HRNet
+# %% [markdown]
+# ## 5 · The same block inside HRNet
+#
+# In the network, `stage{s}.{m}.branches` *is* a `MultiResolutionBlock`; its branch r is
+# `stage{s}.{m}.branches.{r}` and its residual units are `….{r}.{b}` — the reference
+# implementation's names, so its checkpoints load directly (notebook 05).
 
-In the network, `stage{s}.{m}.branches` *is* a `MultiResolutionBlock`; its branch r is
-`stage{s}.{m}.branches.{r}` and its residual units are `….{r}.{b}` — the reference
-implementation's names, so its checkpoints load directly (notebook 05).
-""")
-
-nb.code(r"""
+# %%
 print("keys of branch 1, unit 0:")
 print(columns([k for k in mrb.state_dict() if k.startswith("1.0.")], width=100))
 print("parameters of the whole stage-4 block:", f"{count_parameters(mrb):,d}")
 assert count_parameters(mrb) == sum(4 * (2 * 9 * c * c + 2 * 2 * c) for c in widths)  # convs + BN γ, β
-""")
 
-nb.md(r"""
-## Exercises
-
-1. **Bottlenecks everywhere?** Replace the basic blocks of stage 4 by bottlenecks with P = C_r/4
-   (so the width is unchanged) using `make_units(Bottleneck, …)`. How do parameters and
-   multiply-adds change per branch? Why might the authors have kept basic blocks?
-2. **Receptive field of the whole stem + stage 1.** Extend the analytic count to the stem (two
-   3×3 stride-2 convolutions) and the four bottlenecks of stage 1, in input pixels, and check it
-   with the gradient method on `build_model(W8)` truncated after `layer1`.
-3. **Effective receptive field.** With the *random* weights of a freshly initialised block (not
-   made positive), plot |gradient| of the centre output pixel. Luo et al. (2016) found the
-   effective receptive field is Gaussian-shaped and much smaller than the theoretical one — do you see it?
-""")
-
-if __name__ == "__main__":
-    nb.write("03_multi_resolution_block.ipynb")
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Bottlenecks everywhere?** Replace the basic blocks of stage 4 by bottlenecks with P = C_r/4
+#    (so the width is unchanged) using `make_units(Bottleneck, …)`. How do parameters and
+#    multiply-adds change per branch? Why might the authors have kept basic blocks?
+# 2. **Receptive field of the whole stem + stage 1.** Extend the analytic count to the stem (two
+#    3×3 stride-2 convolutions) and the four bottlenecks of stage 1, in input pixels, and check it
+#    with the gradient method on `build_model(W8)` truncated after `layer1`.
+# 3. **Effective receptive field.** With the *random* weights of a freshly initialised block (not
+#    made positive), plot |gradient| of the centre output pixel. Luo et al. (2016) found the
+#    effective receptive field is Gaussian-shaped and much smaller than the theoretical one — do you see it?

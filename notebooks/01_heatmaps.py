@@ -1,43 +1,40 @@
-"""Build notebooks/01_heatmaps.ipynb (run from the repository root or from notebooks/).
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-    python notebooks/build/01_heatmaps.py
-    cd notebooks && MPLBACKEND=Agg ../.venv/bin/jupyter nbconvert --to notebook --execute --inplace 01_heatmaps.ipynb
-"""
+# %% [markdown]
+# # 01 · Heatmaps: from a keypoint to a target and back
+#
+# HRNet never outputs coordinates. For each of the K = 17 joints it predicts a **heatmap** of a
+# quarter of the input resolution (64×48 for a 256×192 crop), trained with a mean-squared error
+# against a target: a 2-D Gaussian centred on the ground-truth keypoint. At test time the
+# keypoint is read off where the heatmap peaks.
+#
+# **What you will learn**
+# - how a keypoint becomes a target heatmap (`encode_heatmaps`) — the reference's Gaussian on the
+#   nearest grid point, and the *unbiased* Gaussian on the exact sub-pixel location;
+# - how a heatmap becomes a keypoint again (`decode_heatmaps`): plain argmax, the reference's
+#   quarter-pixel shift, and DARK's Taylor step — and how large each one's error is, measured;
+# - what sigma does, and the discrepancy between the paper (σ = 1 px) and the reference
+#   configuration (σ = 2);
+# - why the reference's flip test shifts the mirrored heatmaps by one column;
+# - how heatmap coordinates go back to the original image (`heatmap_to_image`).
+#
+# Notation: N batch, K joints, H×W heatmap size; keypoints are (x, y) with integer coordinates at
+# pixel centres (see `hrnet_edu.geometry`), and x_in = 4 · x_hm between input crop and heatmap.
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _nbtools import Builder  # noqa: E402
-
-nb = Builder()
-md, code = nb.md, nb.code
-
-
-md(r"""
-# 01 · Heatmaps: from a keypoint to a target and back
-
-HRNet never outputs coordinates. For each of the K = 17 joints it predicts a **heatmap** of a
-quarter of the input resolution (64×48 for a 256×192 crop), trained with a mean-squared error
-against a target: a 2-D Gaussian centred on the ground-truth keypoint. At test time the
-keypoint is read off where the heatmap peaks.
-
-**What you will learn**
-- how a keypoint becomes a target heatmap (`encode_heatmaps`) — the reference's Gaussian on the
-  nearest grid point, and the *unbiased* Gaussian on the exact sub-pixel location;
-- how a heatmap becomes a keypoint again (`decode_heatmaps`): plain argmax, the reference's
-  quarter-pixel shift, and DARK's Taylor step — and how large each one's error is, measured;
-- what sigma does, and the discrepancy between the paper (σ = 1 px) and the reference
-  configuration (σ = 2);
-- why the reference's flip test shifts the mirrored heatmaps by one column;
-- how heatmap coordinates go back to the original image (`heatmap_to_image`).
-
-Notation: N batch, K joints, H×W heatmap size; keypoints are (x, y) with integer coordinates at
-pixel centres (see `hrnet_edu.geometry`), and x_in = 4 · x_hm between input crop and heatmap.
-""")
-
-code(r"""
-%matplotlib inline
+# %%
+# %matplotlib inline
 import math
 
 import ipywidgets as widgets
@@ -65,23 +62,21 @@ rng = np.random.default_rng(0)
 INPUT_H, INPUT_W = 256, 192  # the reference's input crop
 H, W = INPUT_H // 4, INPUT_W // 4  # heatmap 64×48
 STRIDE = 4
-""")
 
-md(r"""
-## 1 · One keypoint, one target
+# %% [markdown]
+# ## 1 · One keypoint, one target
+#
+# Take the left wrist at (101.3, 142.6) in a 256×192 input crop. On the heatmap it sits at
+# (101.3 / 4, 142.6 / 4) = (25.325, 35.65). The target is an unnormalised Gaussian (peak 1):
+#
+# $$T(x, y) = \exp\!\Big(-\frac{(x - c_x)^2 + (y - c_y)^2}{2\sigma^2}\Big)\quad\text{for } |x - \mu_x| \le 3\sigma,\ |y - \mu_y| \le 3\sigma,\quad 0 \text{ elsewhere.}$$
+#
+# * **reference** targets put the centre on the nearest grid point, $c = \mu = \lfloor p + \tfrac12 \rfloor$
+#   (the reference writes `int(x + 0.5)`): the target *claims* the joint is at (25, 36);
+# * **unbiased** targets (Zhang et al., DARK, 2020) put it on the exact point, $c = p$; only the
+#   square 3σ window stays around μ.
 
-Take the left wrist at (101.3, 142.6) in a 256×192 input crop. On the heatmap it sits at
-(101.3 / 4, 142.6 / 4) = (25.325, 35.65). The target is an unnormalised Gaussian (peak 1):
-
-$$T(x, y) = \exp\!\Big(-\frac{(x - c_x)^2 + (y - c_y)^2}{2\sigma^2}\Big)\quad\text{for } |x - \mu_x| \le 3\sigma,\ |y - \mu_y| \le 3\sigma,\quad 0 \text{ elsewhere.}$$
-
-* **reference** targets put the centre on the nearest grid point, $c = \mu = \lfloor p + \tfrac12 \rfloor$
-  (the reference writes `int(x + 0.5)`): the target *claims* the joint is at (25, 36);
-* **unbiased** targets (Zhang et al., DARK, 2020) put it on the exact point, $c = p$; only the
-  square 3σ window stays around μ.
-""")
-
-code(r"""
+# %%
 kp_input = np.array([[101.3, 142.6]])  # (K=1, 2) in input pixels
 kp = kp_input / STRIDE  # heatmap pixels
 target_ref, weight = encode_heatmaps(kp, np.array([2]), (H, W), sigma=2.0)
@@ -91,9 +86,8 @@ for name, t in (("reference", target_ref), ("unbiased", target_unb)):
     row, col = np.unravel_index(t[0].argmax(), t[0].shape)
     print(f"{name:9}: shape {t.shape}, dtype {t.dtype}, peak {t.max():.4f} at (x={col}, y={row}), "
           f"non-zero pixels {np.count_nonzero(t)} = 13 x 13")
-""")
 
-code(r"""
+# %%
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
 for ax, t, title in ((axes[0], target_ref, "reference target (σ = 2)"), (axes[1], target_unb, "unbiased target (σ = 2)")):
     im = ax.imshow(t[0], cmap="magma", vmin=0, vmax=1)  # one scale for both targets
@@ -106,15 +100,14 @@ axes[2].axvline(kp[0, 0], color="c", ls="--", label="true x = 25.325")
 axes[2].set_xlim(17, 34); axes[2].legend(fontsize=8); axes[2].set_title("a row through the peak")
 fig.colorbar(im, ax=axes[:2], shrink=0.9, label="target value")
 plt.show()
-""")
 
-md(r"""
-**Derive, then check.** The library evaluates the Gaussian as an outer product of two 1-D
-profiles for the whole batch at once (no loop over joints or pixels). Here is the slow, obvious
-version, one pixel at a time — it must give the same numbers.
-""")
 
-code(r"""
+# %% [markdown]
+# **Derive, then check.** The library evaluates the Gaussian as an outer product of two 1-D
+# profiles for the whole batch at once (no loop over joints or pixels). Here is the slow, obvious
+# version, one pixel at a time — it must give the same numbers.
+
+# %%
 def target_from_scratch(p, sigma, size, unbiased=False):
     h, w = size
     mu = np.floor(p + 0.5)
@@ -131,32 +124,29 @@ for sigma in (1.0, 2.0, 3.0):
         lib, _ = encode_heatmaps(kp, np.array([1]), (H, W), sigma, unbiased)
         assert np.allclose(lib[0], target_from_scratch(kp[0], sigma, (H, W), unbiased), atol=1e-6)
 print("library targets == per-pixel loop for sigma 1, 2, 3, reference and unbiased")
-""")
 
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 show_source(encode_heatmaps)
-""")
 
-md(r"""
-## 2 · From a heatmap back to a keypoint
+# %% [markdown]
+# ## 2 · From a heatmap back to a keypoint
+#
+# `decode_heatmaps(heatmaps, method)` offers three readings of the peak:
+#
+# * **argmax** — the integer pixel with the largest value. Error up to ½ heatmap pixel per axis,
+#   i.e. up to 2 input pixels: the price of a quarter-resolution output.
+# * **shift** (the reference) — from the argmax, move ¼ px toward the higher neighbour, in x and in
+#   y: $p \leftarrow p + \tfrac14\,\mathrm{sign}(T(p+1) - T(p-1))$ (only when 1 < px < W − 1 and
+#   1 < py < H − 1). A cheap guess that the truth lies on the side of the higher neighbour.
+# * **dark** (Zhang et al., CVPR 2020) — smooth the heatmap with a Gaussian of the target's σ, take
+#   the log (a Gaussian's log is a quadratic), and take one Newton step from the argmax:
+#   $\hat p = m - \mathcal H^{-1}\nabla$, with gradient ∇ and Hessian 𝓗 of the log-heatmap by
+#   finite differences. The library only takes the step toward a *maximum* (𝓗 negative definite)
+#   less than σ away; on a map without a clear peak (pure noise) DARK's step would otherwise land
+#   on a saddle hundreds of pixels away.
 
-`decode_heatmaps(heatmaps, method)` offers three readings of the peak:
-
-* **argmax** — the integer pixel with the largest value. Error up to ½ heatmap pixel per axis,
-  i.e. up to 2 input pixels: the price of a quarter-resolution output.
-* **shift** (the reference) — from the argmax, move ¼ px toward the higher neighbour, in x and in
-  y: $p \leftarrow p + \tfrac14\,\mathrm{sign}(T(p+1) - T(p-1))$ (only when 1 < px < W − 1 and
-  1 < py < H − 1). A cheap guess that the truth lies on the side of the higher neighbour.
-* **dark** (Zhang et al., CVPR 2020) — smooth the heatmap with a Gaussian of the target's σ, take
-  the log (a Gaussian's log is a quadratic), and take one Newton step from the argmax:
-  $\hat p = m - \mathcal H^{-1}\nabla$, with gradient ∇ and Hessian 𝓗 of the log-heatmap by
-  finite differences. The library only takes the step toward a *maximum* (𝓗 negative definite)
-  less than σ away; on a map without a clear peak (pure noise) DARK's step would otherwise land
-  on a saddle hundreds of pixels away.
-""")
-
-code(r"""
+# %%
 print(f"true keypoint (heatmap px): x = {kp[0, 0]:.3f}, y = {kp[0, 1]:.3f}")
 print(f"{'target':10} {'method':7} {'x':>8} {'y':>8} {'error (hm px)':>14} {'error (input px)':>17}")
 for name, t in (("reference", target_ref), ("unbiased", target_unb)):
@@ -164,18 +154,16 @@ for name, t in (("reference", target_ref), ("unbiased", target_unb)):
         coords, conf = decode_heatmaps(t, method)
         err = np.linalg.norm(coords[0] - kp[0])
         print(f"{name:10} {method:7} {coords[0, 0]:8.3f} {coords[0, 1]:8.3f} {err:14.3f} {STRIDE * err:17.3f}")
-""")
 
-md(r"""
-A reference target is symmetric about μ, so *every* decoder returns μ: the ½-pixel rounding
-made when the target was written cannot be undone when it is read. With the unbiased target
-the shift moves a quarter pixel the right way in x and in y, and DARK recovers the point.
+# %% [markdown]
+# A reference target is symmetric about μ, so *every* decoder returns μ: the ½-pixel rounding
+# made when the target was written cannot be undone when it is read. With the unbiased target
+# the shift moves a quarter pixel the right way in x and in y, and DARK recovers the point.
+#
+# DARK's smoothing matters for real network outputs (noisy, not exactly Gaussian). The smoothing
+# keeps each heatmap's maximum, so confidences are unchanged:
 
-DARK's smoothing matters for real network outputs (noisy, not exactly Gaussian). The smoothing
-keeps each heatmap's maximum, so confidences are unchanged:
-""")
-
-code(r"""
+# %%
 noisy = torch.from_numpy(target_unb[None]) + 0.05 * torch.randn(1, 1, H, W)
 smooth = gaussian_blur(noisy, sigma=2.0)
 print(f"max before {noisy.max():.4f}, after {smooth.max():.4f}")
@@ -186,17 +174,15 @@ for ax, img, title in ((axes[0], noisy, "noisy heatmap"), (axes[1], smooth, "smo
     ax.plot(*kp[0], "c+", ms=12, mew=2); ax.set_title(title)
 fig.colorbar(im, ax=axes, shrink=0.9, label="value")
 plt.show()
-""")
 
-md(r"""
-## 3 · The quantization error of argmax
+# %% [markdown]
+# ## 3 · The quantization error of argmax
+#
+# Slide the keypoint across one heatmap pixel (x from 25 to 26, y fixed at 35.65) and decode
+# unbiased targets: argmax draws a saw-tooth of amplitude ½ heatmap px = 2 input px, the ¼ shift
+# a finer one of amplitude ¼ px, and DARK stays on the truth.
 
-Slide the keypoint across one heatmap pixel (x from 25 to 26, y fixed at 35.65) and decode
-unbiased targets: argmax draws a saw-tooth of amplitude ½ heatmap px = 2 input px, the ¼ shift
-a finer one of amplitude ¼ px, and DARK stays on the truth.
-""")
-
-code(r"""
+# %%
 xs_true = np.linspace(25.0, 26.0, 101)
 sweep = np.stack([xs_true, np.full_like(xs_true, 35.65)], -1)[:, None]  # (N=101, K=1, 2)
 targets, _ = encode_heatmaps(sweep, np.ones((101, 1)), (H, W), sigma=2.0, unbiased=True)
@@ -209,17 +195,16 @@ for method in DECODE_METHODS:
 ax.set_xlabel("true x (heatmap px)"); ax.set_ylabel("decoded − true x (input px)")
 ax.axhline(0, color="k", lw=0.5); ax.legend(); ax.set_title("unbiased targets, σ = 2")
 plt.tight_layout()
-""")
 
-md(r"""
-## 4 · Try it: sigma and sub-pixel position
 
-`draw(sigma, frac_x, frac_y, unbiased, method)` places a keypoint at (24 + frac_x, 32 + frac_y),
-encodes it, decodes it and shows the target, the true point (cyan +) and the decoded point (×).
-It is called once here with fixed values; the widget below lets you move the sliders.
-""")
+# %% [markdown]
+# ## 4 · Try it: sigma and sub-pixel position
+#
+# `draw(sigma, frac_x, frac_y, unbiased, method)` places a keypoint at (24 + frac_x, 32 + frac_y),
+# encodes it, decodes it and shows the target, the true point (cyan +) and the decoded point (×).
+# It is called once here with fixed values; the widget below lets you move the sliders.
 
-code(r"""
+# %%
 def draw(sigma=2.0, frac_x=0.3, frac_y=-0.2, unbiased=True, method="dark"):
     p = np.array([[24.0 + frac_x, 32.0 + frac_y]])
     target, _ = encode_heatmaps(p, np.array([1]), (H, W), sigma, unbiased)
@@ -235,9 +220,8 @@ def draw(sigma=2.0, frac_x=0.3, frac_y=-0.2, unbiased=True, method="dark"):
     return err
 
 print(f"error = {draw(2.0, 0.3, -0.2, True, 'dark'):.3f} input px")
-""")
 
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 widgets.interactive(
     draw,
@@ -247,19 +231,17 @@ widgets.interactive(
     unbiased=widgets.Checkbox(value=True),
     method=widgets.Dropdown(options=DECODE_METHODS, value="dark"),
 )
-""")
 
-md(r"""
-## 5 · Measured: mean decoding error in input pixels
+# %% [markdown]
+# ## 5 · Measured: mean decoding error in input pixels
+#
+# 2,000 random sub-pixel keypoints (away from the border), encoded with four sigmas and both
+# target kinds, decoded with the three methods. Error = mean Euclidean distance, in **input**
+# pixels (×4). For uniform sub-pixel positions, argmax's expected error is
+# $4 \cdot \mathbb E\sqrt{u^2 + v^2}$ with $u, v \sim U(-\tfrac12, \tfrac12)$, i.e.
+# $4 \cdot (\sqrt2 + \ln(1 + \sqrt2)) / 6 \approx 1.530$; the ¼ shift halves it (0.765).
 
-2,000 random sub-pixel keypoints (away from the border), encoded with four sigmas and both
-target kinds, decoded with the three methods. Error = mean Euclidean distance, in **input**
-pixels (×4). For uniform sub-pixel positions, argmax's expected error is
-$4 \cdot \mathbb E\sqrt{u^2 + v^2}$ with $u, v \sim U(-\tfrac12, \tfrac12)$, i.e.
-$4 \cdot (\sqrt2 + \ln(1 + \sqrt2)) / 6 \approx 1.530$; the ¼ shift halves it (0.765).
-""")
-
-code(r"""
+# %%
 n = 2000
 points = np.stack([rng.uniform(8, W - 9, n), rng.uniform(8, H - 9, n)], -1)[:, None]  # (N, K=1, 2)
 SIGMAS_TESTED = (1.0, 1.5, 2.0, 3.0)
@@ -278,14 +260,12 @@ for unbiased in (False, True):
     for sigma in SIGMAS_TESTED:
         cells = " ".join(f"{table[unbiased, sigma, m]:7.3f}" for m in DECODE_METHODS)
         print(f"{'unbiased' if unbiased else 'reference':10} {sigma:5.1f} | {cells}")
-""")
 
-md(r"""
-Noise-free targets are the best case. A trained network's heatmap is noisy; the same table with
-independent noise of standard deviation 0.05 added to every pixel of the unbiased targets:
-""")
+# %% [markdown]
+# Noise-free targets are the best case. A trained network's heatmap is noisy; the same table with
+# independent noise of standard deviation 0.05 added to every pixel of the unbiased targets:
 
-code(r"""
+# %%
 print(f"{'sigma':>5} | " + " ".join(f"{m:>7}" for m in DECODE_METHODS) + "   (noisy unbiased targets, input px)")
 noisy_table = {}
 for sigma in SIGMAS_TESTED:
@@ -296,28 +276,25 @@ for sigma in SIGMAS_TESTED:
         coords, _ = decode_heatmaps(targets, method, sigma=sigma)
         noisy_table[sigma, method] = STRIDE * np.linalg.norm(coords.numpy() - points, axis=-1).mean()
     print(f"{sigma:5.1f} | " + " ".join(f"{noisy_table[sigma, m]:7.3f}" for m in DECODE_METHODS))
-""")
 
-md(r"""
-Read the tables:
-* with **reference** targets all three decoders give the argmax error (≈ 1.53 input px): the
-  rounding is baked into the target. A network trained on them is not exactly quantised (its
-  heatmaps are smooth), which is why the ¼ shift and DARK still help on real outputs;
-* with **unbiased** targets the ¼ shift halves the error and DARK is essentially exact;
-* with noise, argmax and the shift get worse as σ grows (a flatter peak is easier to displace),
-  while DARK, which fits the whole neighbourhood, stays near 0.2 input px.
-""")
+# %% [markdown]
+# Read the tables:
+# * with **reference** targets all three decoders give the argmax error (≈ 1.53 input px): the
+#   rounding is baked into the target. A network trained on them is not exactly quantised (its
+#   heatmaps are smooth), which is why the ¼ shift and DARK still help on real outputs;
+# * with **unbiased** targets the ¼ shift halves the error and DARK is essentially exact;
+# * with noise, argmax and the shift get worse as σ grows (a flatter peak is easier to displace),
+#   while DARK, which fits the whole neighbourhood, stays near 0.2 input px.
 
-md(r"""
-## 6 · The sigma question: 1 px (paper) or 2 (reference configuration)?
+# %% [markdown]
+# ## 6 · The sigma question: 1 px (paper) or 2 (reference configuration)?
+#
+# The paper says the target Gaussian has a standard deviation of 1 pixel; the released
+# configuration for 256×192 uses `SIGMA: 2` on the 64×48 heatmap (and 3 for 384×288 → 96×72).
+# In input pixels σ = 2 is 8 px. Here are both targets for the same keypoint, and what the
+# round trip says about them.
 
-The paper says the target Gaussian has a standard deviation of 1 pixel; the released
-configuration for 256×192 uses `SIGMA: 2` on the 64×48 heatmap (and 3 for 384×288 → 96×72).
-In input pixels σ = 2 is 8 px. Here are both targets for the same keypoint, and what the
-round trip says about them.
-""")
-
-code(r"""
+# %%
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), layout="constrained")
 for ax, sigma in zip(axes, (1.0, 2.0, 3.0)):
     t, _ = encode_heatmaps(kp, np.array([1]), (H, W), sigma, unbiased=True)
@@ -331,37 +308,46 @@ for sigma in (1.0, 2.0):
     t, _ = encode_heatmaps(kp, np.array([1]), (H, W), sigma, unbiased=True)
     errs = " ".join(f"{table[True, sigma, m]:8.3f}" for m in DECODE_METHODS)
     print(f"{sigma:5.1f} {np.count_nonzero(t):12d} {t.sum():14.2f} {errs} {noisy_table[sigma, 'dark']:12.3f}")
-""")
 
-md(r"""
-The round trip cannot tell the two apart: noise-free, every decoder is as good with σ = 1 as
-with σ = 2, and DARK is about as robust to noise with either. The difference is in *training*:
-with σ = 1 only 49 of 3,072 pixels per joint carry signal (1.6 %), against 169 (5.5 %) with
-σ = 2, so the MSE is dominated by the near-zero background and the gradient that pulls the
-peak to the right place comes from fewer pixels. σ = 2 (heatmap pixels) is the reference
-configuration's value, not the paper's; `hrnet_edu` follows the
-configuration and makes σ a parameter (`TrainConfig.sigma`) so you can measure the effect of
-training with σ = 1 yourself (notebook 07).
-""")
+# %% [markdown]
+# The round trip cannot tell the two apart: noise-free, every decoder is as good with σ = 1 as
+# with σ = 2, and DARK is about as robust to noise with either. The difference is in *training*:
+# with σ = 1 only 49 of 3,072 pixels per joint carry signal (1.6 %), against 169 (5.5 %) with
+# σ = 2, so the MSE is dominated by the near-zero background and the gradient that pulls the
+# peak to the right place comes from fewer pixels. σ = 2 (heatmap pixels) is the reference
+# configuration's value, not the paper's; `hrnet_edu` follows the configuration and makes σ a
+# parameter (`TrainConfig.sigma`).
+#
+# **Measured.** The CPU recipe (notebook 07: 32×24 heatmaps, unbiased targets, DARK decoding) trained
+# with σ = 2 and with σ = 1, everything else equal — one epoch of the 37,476 persons of `make data`
+# on this project's 2-core CPU (2026-12-02), two seeds each (`benchmarks/study_paper_evidence.py`;
+# configs and logs in `benchmarks/results/paper_evidence/`):
 
-md(r"""
-## 7 · The flip test and its one-column shift
+# %%
+from hrnet_edu import evidence
 
-At test time the reference also runs the network on the mirrored crop, mirrors those heatmaps
-back (swapping left and right channels with `FLIP_INDEX`), **shifts them one column to the
-right**, and averages. Why the shift? Follow one joint at input x:
+runs = evidence.summarize(evidence.load_runs(), ["hrnet", "sigma1"])
+for name, sigma in (("hrnet", 2), ("sigma1", 1)):
+    r = runs[name]
+    print(f"σ = {sigma} heatmap px: AP {r['mean']:.3f} (seeds: {', '.join(f'{v:.3f}' for v in r['values'])})")
 
-* mirroring the input maps x → W_in − 1 − x; the network, trained with x_hm = x_in / 4, puts the
-  peak at (W_in − 1 − x) / 4 = W − ¼ − x/4;
-* mirroring the heatmap back maps x_hm → W − 1 − x_hm, giving x/4 − ¾: **¾ px too far left**.
+# %% [markdown]
+# ## 7 · The flip test and its one-column shift
+#
+# At test time the reference also runs the network on the mirrored crop, mirrors those heatmaps
+# back (swapping left and right channels with `FLIP_INDEX`), **shifts them one column to the
+# right**, and averages. Why the shift? Follow one joint at input x:
+#
+# * mirroring the input maps x → W_in − 1 − x; the network, trained with x_hm = x_in / 4, puts the
+#   peak at (W_in − 1 − x) / 4 = W − ¼ − x/4;
+# * mirroring the heatmap back maps x_hm → W − 1 − x_hm, giving x/4 − ¾: **¾ px too far left**.
+#
+# The one-column shift turns −¾ into +¼; averaged with the unflipped heatmap the bias is about
+# +⅛ px (½ input px) instead of −⅜ px. (A user's ablation with ground-truth boxes: no shift
+# AP 0.720, one column 0.740, two columns 0.674 — consistent with an ideal shift of ¾.)
+# We measure it with perfect, unbiased "predictions":
 
-The one-column shift turns −¾ into +¼; averaged with the unflipped heatmap the bias is about
-+⅛ px (½ input px) instead of −⅜ px. (A user's ablation with ground-truth boxes: no shift
-AP 0.720, one column 0.740, two columns 0.674 — consistent with an ideal shift of ¾.)
-We measure it with perfect, unbiased "predictions":
-""")
-
-code(r"""
+# %%
 m = 500
 kp_in = np.stack([rng.uniform(40, INPUT_W - 40, (m, 17)), rng.uniform(40, INPUT_H - 40, (m, 17))], -1)
 kp_mirror = flip_points(kp_in, INPUT_W)[:, FLIP_INDEX]  # the mirrored crop's joints, channels swapped
@@ -377,18 +363,16 @@ for shift in (False, True):
     bias = [np.round(np.mean(v), 3) + 0.0 for v in (back[..., 0] - truth[..., 0], avg[..., 0] - truth[..., 0],
                                                      avg[..., 1] - truth[..., 1])]
     print(f"{str(shift):>6} | {bias[0]:21.3f} {bias[1]:17.3f} {bias[2]:7.3f}")
-""")
 
-md(r"""
-## 8 · Back to the original image
+# %% [markdown]
+# ## 8 · Back to the original image
+#
+# Decoded coordinates live on the heatmap of one person's crop. To report them in the image, undo
+# the crop: `heatmap_to_image` rebuilds the crop's affine transform with the **heatmap size** as
+# output size (so the ×4 is inside the matrix) and inverts it. A common mistake is to plot the
+# raw heatmap coordinates (or ×4 of them) on the image: they are in the crop's frame.
 
-Decoded coordinates live on the heatmap of one person's crop. To report them in the image, undo
-the crop: `heatmap_to_image` rebuilds the crop's affine transform with the **heatmap size** as
-output size (so the ×4 is inside the matrix) and inverts it. A common mistake is to plot the
-raw heatmap coordinates (or ×4 of them) on the image: they are in the crop's frame.
-""")
-
-code(r"""
+# %%
 box = np.array([[210.0, 95.0, 120.0, 310.0]])  # a person box [x, y, w, h] in a photo
 center, scale = box_to_center_scale(box, aspect_ratio=INPUT_W / INPUT_H)
 kp_image = np.array([[[260.4, 301.7], [281.9, 180.2]]])  # two joints in image pixels, (N=1, K=2, 2)
@@ -402,13 +386,11 @@ print("heatmap coordinates:", np.round(kp_hm[0], 3).tolist())
 print("decoded, image px:  ", np.round(back[0], 2).tolist())
 print(f"round-trip error: {np.abs(back - kp_image).max():.3f} image px;"
       f" naive ×4 plot would be off by {np.abs(STRIDE * decoded - kp_image).max():.1f} px")
-""")
 
-md(r"""
-## 9 · Checks
-""")
+# %% [markdown]
+# ## 9 · Checks
 
-code(r"""
+# %%
 # argmax matches its analytic error; the shift halves it on unbiased targets; DARK is near exact
 analytic = 4 * (math.sqrt(2) + math.log(1 + math.sqrt(2))) / 6
 for sigma in SIGMAS_TESTED:
@@ -423,22 +405,16 @@ assert abs(np.mean(unflipped[..., 0] - truth[..., 0]) + 0.75) < 0.01
 # heatmap → image round trip through the crop
 assert np.abs(back - kp_image).max() < 0.05
 print("all checks passed")
-""")
 
-md(r"""
-## Exercises
-
-1. **Expected errors.** Derive the 0.765 input px of the ¼ shift on unbiased targets (hint: per
-   axis the error becomes $||u| - \tfrac14|$). What happens to the shift on *reference* targets, and why?
-2. **A better flip shift.** The ideal shift is ¾ column, not 1. Implement it (e.g. linear
-   interpolation between the unshifted and the one-column-shifted heatmaps, or by subtracting a
-   constant from DARK's decoded x) and redo the table of section 7. Then explain the users'
-   ablation numbers (0.720 / 0.740 / 0.674).
-3. **Sigma and noise.** Repeat the noisy table with noise proportional to the target (e.g.
-   multiplicative) or spatially correlated noise (blur the noise first). Does σ = 1 or σ = 2 give
-   the smaller DARK error now? What does that suggest about the paper's 1 px?
-""")
-
-
-if __name__ == "__main__":
-    nb.write("01_heatmaps.ipynb")
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Expected errors.** Derive the 0.765 input px of the ¼ shift on unbiased targets (hint: per
+#    axis the error becomes $||u| - \tfrac14|$). What happens to the shift on *reference* targets, and why?
+# 2. **A better flip shift.** The ideal shift is ¾ column, not 1. Implement it (e.g. linear
+#    interpolation between the unshifted and the one-column-shifted heatmaps, or by subtracting a
+#    constant from DARK's decoded x) and redo the table of section 7. Then explain the users'
+#    ablation numbers (0.720 / 0.740 / 0.674).
+# 3. **Sigma and noise.** Repeat the noisy table with noise proportional to the target (e.g.
+#    multiplicative) or spatially correlated noise (blur the noise first). Does σ = 1 or σ = 2 give
+#    the smaller DARK error now? What does that suggest about the paper's 1 px?

@@ -1,43 +1,40 @@
-"""Build notebooks/02_oks_and_coco_ap.ipynb (run from the repository root or from notebooks/).
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-    python notebooks/build/02_oks_and_coco_ap.py
-    cd notebooks && MPLBACKEND=Agg ../.venv/bin/jupyter nbconvert --to notebook --execute --inplace 02_oks_and_coco_ap.ipynb
-"""
+# %% [markdown]
+# # 02 · Object Keypoint Similarity and COCO AP
+#
+# HRNet's COCO numbers (AP .744 for W32 at 256×192) are **keypoint AP**: average precision where a
+# predicted person counts as correct when its **Object Keypoint Similarity** (OKS) with a ground-truth
+# person is above a threshold. Students often find the metric opaque; this notebook makes it concrete
+# and exact.
+#
+# **What you will learn**
+# - the OKS formula, computed by hand for one person and checked against the library
+#   (`hrnet_edu.oks.compute_oks`, which equals pycocotools' `COCOeval.computeOks`);
+# - why the same pixel error costs more on an eye than on a hip, and more on a small person than on a
+#   large one — the per-keypoint constants $k_i$ and the object scale $s$;
+# - an interactive explorer: move one predicted keypoint and watch the similarities and the OKS;
+# - OKS non-maximum suppression (hard and soft), which removes duplicate poses;
+# - how OKS becomes precision, recall and AP on the SynthPose validation split, step by step, with
+#   the result checked number for number against pycocotools' own printout.
+#
+# Notation: K = 17 joints, keypoints are image pixels (x, y) plus a visibility flag v
+# (0 = not labelled, 1 = labelled but occluded, 2 = visible).
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _nbtools import Builder  # noqa: E402
-
-nb = Builder()
-md, code = nb.md, nb.code
-
-
-md(r"""
-# 02 · Object Keypoint Similarity and COCO AP
-
-HRNet's COCO numbers (AP .744 for W32 at 256×192) are **keypoint AP**: average precision where a
-predicted person counts as correct when its **Object Keypoint Similarity** (OKS) with a ground-truth
-person is above a threshold. Students often find the metric opaque; this notebook makes it concrete
-and exact.
-
-**What you will learn**
-- the OKS formula, computed by hand for one person and checked against the library
-  (`hrnet_edu.oks.compute_oks`, which equals pycocotools' `COCOeval.computeOks`);
-- why the same pixel error costs more on an eye than on a hip, and more on a small person than on a
-  large one — the per-keypoint constants $k_i$ and the object scale $s$;
-- an interactive explorer: move one predicted keypoint and watch the similarities and the OKS;
-- OKS non-maximum suppression (hard and soft), which removes duplicate poses;
-- how OKS becomes precision, recall and AP on the SynthPose validation split, step by step, with
-  the result checked number for number against pycocotools' own printout.
-
-Notation: K = 17 joints, keypoints are image pixels (x, y) plus a visibility flag v
-(0 = not labelled, 1 = labelled but occluded, 2 = visible).
-""")
-
-code(r"""
-%matplotlib inline
+# %%
+# %matplotlib inline
 import contextlib
 import io
 import json
@@ -58,31 +55,29 @@ from hrnet_edu.oks import compute_oks, match_detections, oks_nms, soft_oks_nms
 rng = np.random.default_rng(0)
 np.set_printoptions(precision=4, suppress=True)
 VAL_ANNOTATIONS = "../data_samples/synthpose/annotations/person_keypoints_val.json"
-""")
 
-md(r"""
-## 1 · OKS for one person, by hand
+# %% [markdown]
+# ## 1 · OKS for one person, by hand
+#
+# For a predicted person and a ground-truth person COCO defines
+#
+# $$
+# \mathrm{OKS} = \frac{\sum_i \exp\!\left(-\dfrac{d_i^2}{2\,s^2\,k_i^2}\right)\,\delta(v_i > 0)}{\sum_i \delta(v_i > 0)},
+# \qquad k_i = 2\sigma_i,
+# $$
+#
+# - $d_i$ — distance in pixels between predicted and annotated keypoint $i$;
+# - $s^2$ — the ground truth's **area** (of its segmentation mask in COCO; our SynthPose annotations
+#   store one too) — so $s$ is a length, the person's scale;
+# - $\sigma_i$ — a per-keypoint constant measured from how much human annotators disagree
+#   (`keypoints.SIGMAS`); $k_i = 2\sigma_i$;
+# - only labelled keypoints ($v_i > 0$) count. Each term is an unnormalised Gaussian of the error: 1 for
+#   a perfect keypoint, $e^{-1/2} \approx 0.61$ when $d_i = s k_i$.
+#
+# Here is a hand-placed standing person (about 120 × 360 px) with two unlabelled keypoints, and a
+# prediction with a few pixels of error everywhere.
 
-For a predicted person and a ground-truth person COCO defines
-
-$$
-\mathrm{OKS} = \frac{\sum_i \exp\!\left(-\dfrac{d_i^2}{2\,s^2\,k_i^2}\right)\,\delta(v_i > 0)}{\sum_i \delta(v_i > 0)},
-\qquad k_i = 2\sigma_i,
-$$
-
-- $d_i$ — distance in pixels between predicted and annotated keypoint $i$;
-- $s^2$ — the ground truth's **area** (of its segmentation mask in COCO; our SynthPose annotations
-  store one too) — so $s$ is a length, the person's scale;
-- $\sigma_i$ — a per-keypoint constant measured from how much human annotators disagree
-  (`keypoints.SIGMAS`); $k_i = 2\sigma_i$;
-- only labelled keypoints ($v_i > 0$) count. Each term is an unnormalised Gaussian of the error: 1 for
-  a perfect keypoint, $e^{-1/2} \approx 0.61$ when $d_i = s k_i$.
-
-Here is a hand-placed standing person (about 120 × 360 px) with two unlabelled keypoints, and a
-prediction with a few pixels of error everywhere.
-""")
-
-code(r"""
+# %%
 # (x, y) of a person facing the camera: their left side is on the right of the image
 GT_XY = np.array([
     [100, 40], [108, 32], [92, 32], [118, 38], [82, 38],        # nose, eyes, ears
@@ -112,59 +107,52 @@ print(f"{'keypoint':15} {'v':>2} {'d (px)':>7} {'k_i':>6} {'similarity':>10}")
 for name, v, di, ki, si in zip(KEYPOINT_NAMES, visibility, d, 2 * SIGMAS, sim):
     print(f"{name:15} {int(v):2d} {di:7.2f} {ki:6.3f} {si:10.4f}" + ("   (not labelled: ignored)" if v == 0 else ""))
 print(f"OKS by hand: {oks_hand:.6f}")
-""")
 
-md(r"""
-The library computes the same number for every pair of D predictions and G ground truths at once
-(a (D, G) matrix, vectorized with numpy broadcasting). It follows pycocotools' expression
-operation by operation — including the tiny `np.spacing(1)` added to the area — so the two agree to
-rounding (the test suite checks 1e-9 against `COCOeval.computeOks` on random scenes).
-""")
+# %% [markdown]
+# The library computes the same number for every pair of D predictions and G ground truths at once
+# (a (D, G) matrix, vectorized with numpy broadcasting). It follows pycocotools' expression
+# operation by operation — including the tiny `np.spacing(1)` added to the area — so the two agree to
+# rounding (the test suite checks 1e-9 against `COCOeval.computeOks` on random scenes).
 
-code(r"""
+# %%
 oks_lib = compute_oks(pred[None], gt[None], [area], box[None])  # (D=1, G=1)
 print("library:", oks_lib.round(6))
 assert np.isclose(oks_lib[0, 0], oks_hand, rtol=0, atol=1e-12)
 assert compute_oks(gt[None, :, :2], gt[None], [area], box[None])[0, 0] == 1.0  # a perfect prediction
-""")
 
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 show_source(compute_oks)
-""")
 
-md(r"""
-Two rules in that source deserve a word:
+# %% [markdown]
+# Two rules in that source deserve a word:
+#
+# - **The box rule.** A ground truth with *no* labelled keypoint has nothing to measure against, so
+#   pycocotools measures the distance from each predicted keypoint to the ground-truth box enlarged
+#   by one box size on every side (zero inside it) and averages over all K keypoints. Any prediction
+#   near such a person scores ≈ 1. Such persons are marked *ignore*, so this only decides which
+#   predictions they silently absorb.
+# - **Crowd regions.** `computeOks` does not treat crowd annotations specially (in COCO they have no
+#   keypoints, so the box rule applies). What is special happens in the *matching*
+#   (`oks.match_detections`, section 5): a crowd region is never used up, and predictions matched to
+#   it count neither as right nor as wrong.
 
-- **The box rule.** A ground truth with *no* labelled keypoint has nothing to measure against, so
-  pycocotools measures the distance from each predicted keypoint to the ground-truth box enlarged
-  by one box size on every side (zero inside it) and averages over all K keypoints. Any prediction
-  near such a person scores ≈ 1. Such persons are marked *ignore*, so this only decides which
-  predictions they silently absorb.
-- **Crowd regions.** `computeOks` does not treat crowd annotations specially (in COCO they have no
-  keypoints, so the box rule applies). What is special happens in the *matching*
-  (`oks.match_detections`, section 5): a crowd region is never used up, and predictions matched to
-  it count neither as right nor as wrong.
-""")
-
-code(r"""
+# %%
 unlabelled = gt.copy()
 unlabelled[:, 2] = 0
 inside = GT_XY + 30.0                       # within the enlarged box [x − w, x + 2w] × [y − h, y + 2h]
 outside = GT_XY + np.array([400.0, 0.0])    # beyond it on the right
 print(compute_oks(np.stack([inside, outside]), unlabelled[None], [area], box[None]).round(4).ravel())
-""")
 
-md(r"""
-## 2 · The same pixel error costs more on an eye than on a hip, and on a small person
+# %% [markdown]
+# ## 2 · The same pixel error costs more on an eye than on a hip, and on a small person
+#
+# One keypoint's similarity is $\exp(-d^2 / (2 s^2 k_i^2))$: the error $d$ is measured in units of
+# $s\,k_i$. Eyes have $\sigma = 0.025$ (annotators agree to a couple of pixels), hips $\sigma = 0.107$
+# (where exactly is a hip under clothing?). And $s$ grows with the person, so 5 px on a child far
+# away is a large error while on a close-up it is nothing.
 
-One keypoint's similarity is $\exp(-d^2 / (2 s^2 k_i^2))$: the error $d$ is measured in units of
-$s\,k_i$. Eyes have $\sigma = 0.025$ (annotators agree to a couple of pixels), hips $\sigma = 0.107$
-(where exactly is a hip under clothing?). And $s$ grows with the person, so 5 px on a child far
-away is a large error while on a close-up it is nothing.
-""")
-
-code(r"""
+# %%
 errors = np.linspace(0, 30, 301)
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
 s_ref = 100.0  # a person of area 100² px
@@ -182,15 +170,13 @@ axes[1].set(title="eye (solid) and hip (dashed) at four scales", xlabel="error d
 axes[1].legend(fontsize=7, ncol=2)
 fig.tight_layout()
 plt.show()
-""")
 
-md(r"""
-A useful way to read it: the error at which one keypoint's similarity falls to 0.5 is
-$d_{1/2} = s\,k_i\sqrt{2\ln 2}$. COCO's "medium" persons have $32^2 < s^2 \le 96^2$, "large" ones
-$s^2 > 96^2$.
-""")
+# %% [markdown]
+# A useful way to read it: the error at which one keypoint's similarity falls to 0.5 is
+# $d_{1/2} = s\,k_i\sqrt{2\ln 2}$. COCO's "medium" persons have $32^2 < s^2 \le 96^2$, "large" ones
+# $s^2 > 96^2$.
 
-code(r"""
+# %%
 sides = (32, 64, 96, 200)
 print(f"{'keypoint':15}" + "".join(f"{'area ' + str(a) + '²':>11}" for a in sides) + "   (px of error for similarity 0.5)")
 for j in (1, 3, 5, 7, 9, 11, 13, 15):
@@ -202,19 +188,18 @@ one = np.zeros((1, K, 3))
 one[0, 1] = [50.0, 50.0, 2.0]  # only the left eye labelled
 moved = one[:, :, :2] + np.array([d_half, 0.0])
 assert np.isclose(compute_oks(moved, one, [32.0**2], [[0, 0, 32, 32]])[0, 0], 0.5)
-""")
 
-md(r"""
-## 3 · Explorer: move one predicted keypoint
 
-Pick a joint and drag it by (dx, dy) pixels from a *perfect* prediction of the person of section 1.
-The left panel shows the pose (moved joint in red), the right panel every keypoint's similarity.
-Every labelled joint has a grey outline up to 1 holding its bar; unlabelled joints do not count:
-they have no outline, only a grey × and "not labelled" at the axis. A labelled joint dragged far
-away keeps its (empty) outline with its value printed, even when the similarity is 0.00. Try the same 10 px on `left_eye` and on `left_hip`.
-""")
+# %% [markdown]
+# ## 3 · Explorer: move one predicted keypoint
+#
+# Pick a joint and drag it by (dx, dy) pixels from a *perfect* prediction of the person of section 1.
+# The left panel shows the pose (moved joint in red), the right panel every keypoint's similarity.
+# Every labelled joint has a grey outline up to 1 holding its bar; unlabelled joints do not count:
+# they have no outline, only a grey × and "not labelled" at the axis. A labelled joint dragged far
+# away keeps its (empty) outline with its value printed, even when the similarity is 0.00. Try the same 10 px on `left_eye` and on `left_hip`.
 
-code(r"""
+# %%
 def similarity_bars(ax, similarity, j):
     # Labelled joints: a filled bar inside an outline up to 1 (so a similarity of 0 still shows an
     # empty box, with its value printed); unlabelled joints: no box, a grey × at the axis.
@@ -251,19 +236,17 @@ for joint in ("left_eye", "left_hip"):
     oks_value, s_j = explore(joint, dx=10.0, dy=0.0, show=False)
     print(f"{joint:9} moved 10 px: its similarity {s_j:.4f}, OKS {oks_value:.4f}")
 _ = explore("left_wrist", dx=8.0, dy=-6.0)  # the widget's starting point, drawn once
-""")
 
-md(r"""
-An eye dragged 40 px away scores 0.00: its outline stays, empty, with the value printed — unlike
-the unlabelled joints:
-""")
+# %% [markdown]
+# An eye dragged 40 px away scores 0.00: its outline stays, empty, with the value printed — unlike
+# the unlabelled joints:
 
-code(r"""
+# %%
 oks_value, s_eye = explore("left_eye", dx=40.0, dy=0.0)
 print(f"left_eye moved 40 px: similarity {s_eye:.2e}, OKS {oks_value:.4f}")
-""")
 
-code(r"""
+
+# %%
 # NBVAL_IGNORE_OUTPUT
 def explorer(joint, dx, dy):
     explore(joint, dx, dy)  # draw only: the returned numbers would be printed under the figure
@@ -275,21 +258,19 @@ widgets.interact(
     dx=widgets.FloatSlider(value=8.0, min=-40, max=40, step=1),
     dy=widgets.FloatSlider(value=-6.0, min=-40, max=40, step=1),
 );
-""")
 
-md(r"""
-## 4 · OKS-NMS: one person, one prediction
+# %% [markdown]
+# ## 4 · OKS-NMS: one person, one prediction
+#
+# A top-down pipeline predicts one pose per detected box, and person detectors often fire twice on
+# the same person. The duplicate is a *false positive* for COCO (a ground truth can be matched only
+# once). The reference removes duplicates per image with **OKS-NMS**: keep the best-scoring pose,
+# drop every pose whose OKS with it exceeds 0.9, repeat (`oks.oks_nms`). Between two predictions the
+# OKS uses all K keypoints and the mean of their two areas. **Soft-NMS** (`oks.soft_oks_nms`) instead
+# multiplies the scores of similar poses by $\exp(-\mathrm{OKS}^2/0.9)$, so a near-copy drops down the
+# ranking without disappearing.
 
-A top-down pipeline predicts one pose per detected box, and person detectors often fire twice on
-the same person. The duplicate is a *false positive* for COCO (a ground truth can be matched only
-once). The reference removes duplicates per image with **OKS-NMS**: keep the best-scoring pose,
-drop every pose whose OKS with it exceeds 0.9, repeat (`oks.oks_nms`). Between two predictions the
-OKS uses all K keypoints and the mean of their two areas. **Soft-NMS** (`oks.soft_oks_nms`) instead
-multiplies the scores of similar poses by $\exp(-\mathrm{OKS}^2/0.9)$, so a near-copy drops down the
-ranking without disappearing.
-""")
-
-code(r"""
+# %%
 people = [GT_XY, GT_XY + [160, 10], GT_XY + [330, -5]]
 poses, scores = [], []
 for p, base_score in zip(people, (0.95, 0.9, 0.8)):
@@ -303,24 +284,22 @@ print("kept (hard NMS):", keep.tolist(), "scores", scores[keep].round(2).tolist(
 keep_soft, decayed = soft_oks_nms(poses, scores, areas, threshold=0.9)
 print("pick order (soft NMS):", keep_soft.tolist())
 print("score when picked     :", decayed.round(3).tolist())
-""")
 
-md(r"""
-Hard NMS kept exactly the best pose of each person. Soft NMS keeps all nine but pushes every
-duplicate below the three originals (its score is multiplied by $e^{-1/0.9} \approx 0.33$ when it is
-a near-exact copy). Note that the reference computes these decayed scores only to *choose and
-order* the poses and then writes the original scores to the results file.
+# %% [markdown]
+# Hard NMS kept exactly the best pose of each person. Soft NMS keeps all nine but pushes every
+# duplicate below the three originals (its score is multiplied by $e^{-1/0.9} \approx 0.33$ when it is
+# a near-exact copy). Note that the reference computes these decayed scores only to *choose and
+# order* the poses and then writes the original scores to the results file.
+#
+# ## 5 · From OKS to precision, recall and AP on SynthPose
+#
+# Now a whole validation split. We fake a pose estimator with seeded noise: each person is predicted
+# with an error of 2–20 % of its scale $s$ (some persons are missed), the keypoint confidences are
+# lower for noisier persons, 15 % of persons get a duplicate pose, and the instance score is the
+# reference's rescoring (box score × mean keypoint confidence above 0.2; ground-truth boxes, so box
+# score 1).
 
-## 5 · From OKS to precision, recall and AP on SynthPose
-
-Now a whole validation split. We fake a pose estimator with seeded noise: each person is predicted
-with an error of 2–20 % of its scale $s$ (some persons are missed), the keypoint confidences are
-lower for noisier persons, 15 % of persons get a duplicate pose, and the instance score is the
-reference's rescoring (box score × mean keypoint confidence above 0.2; ground-truth boxes, so box
-score 1).
-""")
-
-code(r"""
+# %%
 with contextlib.redirect_stdout(io.StringIO()):
     coco = COCO(VAL_ANNOTATIONS)
 img_ids = sorted(coco.getImgIds())
@@ -348,17 +327,16 @@ results = make_results(ids, kpts, conf, scores)
 validate_results(results, coco)  # raises a clear ValueError naming the entry if anything is off
 print(f"{len(results)} predictions; first entry: image {results[0]['image_id']}, "
       f"{len(results[0]['keypoints'])} keypoint numbers, score {results[0]['score']:.4f}")
-""")
 
-md(r"""
-### pycocotools, as everyone runs it
 
-This is the printout the reference (and every COCO paper) reports: ten numbers, AP averaged over
-the OKS thresholds 0.50:0.05:0.95 first. (We keep only the summary lines: the rest of the printout
-contains timings.)
-""")
+# %% [markdown]
+# ### pycocotools, as everyone runs it
+#
+# This is the printout the reference (and every COCO paper) reports: ten numbers, AP averaged over
+# the OKS thresholds 0.50:0.05:0.95 first. (We keep only the summary lines: the rest of the printout
+# contains timings.)
 
-code(r"""
+# %%
 def run_cocoeval(results):
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
@@ -371,38 +349,35 @@ def run_cocoeval(results):
 
 coco_eval, summary = run_cocoeval(results)
 print(summary)
-""")
 
-md(r"""
-`coco_eval.evaluate_keypoints` runs the same thing quietly, checks the entries first, never
-modifies your list (pycocotools writes into it), copes with an empty result list and returns the
-ten numbers by name:
-""")
+# %% [markdown]
+# `coco_eval.evaluate_keypoints` runs the same thing quietly, checks the entries first, never
+# modifies your list (pycocotools writes into it), copes with an empty result list and returns the
+# ten numbers by name:
 
-code(r"""
+# %%
 stats = evaluate_keypoints(coco, results)
 print(stats)
 assert np.allclose(list(stats.as_dict().values()), coco_eval.stats, rtol=0, atol=1e-12)
 print(evaluate_keypoints(coco, []).note)
-""")
 
-md(r"""
-### The same numbers from scratch
 
-What does COCOeval do with the OKS values? Per image and per OKS threshold $t$:
+# %% [markdown]
+# ### The same numbers from scratch
+#
+# What does COCOeval do with the OKS values? Per image and per OKS threshold $t$:
+#
+# 1. keep the 20 best-scoring predictions; compute the OKS matrix with every ground truth;
+# 2. **match greedily**: from the highest score down, each prediction takes the still-free ground
+#    truth with the highest OKS ≥ t (crowd regions and persons without labelled keypoints are
+#    *ignored*: a prediction matched to one counts neither way; `oks.match_detections`);
+# 3. pool all images, sort predictions by score, and walk down the list: matched ones are true
+#    positives, unmatched ones false positives → a **precision/recall curve**;
+# 4. make precision monotone (the best precision at this recall or any higher one) and average it at
+#    the 101 recall levels 0, 0.01, …, 1 → **AP at t**. AP is the mean over the ten thresholds;
+#    AR the mean of the final recalls.
 
-1. keep the 20 best-scoring predictions; compute the OKS matrix with every ground truth;
-2. **match greedily**: from the highest score down, each prediction takes the still-free ground
-   truth with the highest OKS ≥ t (crowd regions and persons without labelled keypoints are
-   *ignored*: a prediction matched to one counts neither way; `oks.match_detections`);
-3. pool all images, sort predictions by score, and walk down the list: matched ones are true
-   positives, unmatched ones false positives → a **precision/recall curve**;
-4. make precision monotone (the best precision at this recall or any higher one) and average it at
-   the 101 recall levels 0, 0.01, …, 1 → **AP at t**. AP is the mean over the ten thresholds;
-   AR the mean of the final recalls.
-""")
-
-code(r"""
+# %%
 def pr_curve(results, t, max_dets=20):
     by_image = {}
     for r in results:
@@ -454,9 +429,8 @@ for t, a, r in zip(thresholds, ap_t, ar_t):
 print(f"AP = {np.mean(ap_t):.4f}  AP50 = {ap_t[0]:.4f}  AP75 = {ap_t[5]:.4f}  AR = {np.mean(ar_t):.4f}")
 assert np.isclose(np.mean(ap_t), stats.ap, atol=1e-12) and np.isclose(ap_t[0], stats.ap50, atol=1e-12)
 assert np.isclose(ap_t[5], stats.ap75, atol=1e-12) and np.isclose(np.mean(ar_t), stats.ar, atol=1e-12)
-""")
 
-code(r"""
+# %%
 fig, ax = plt.subplots(figsize=(6, 4))
 for t, color in ((0.5, "tab:green"), (0.75, "tab:orange"), (0.9, "tab:red")):
     recall, precision, envelope = curves[t]
@@ -466,19 +440,17 @@ ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02),
        title="precision/recall (faint: raw, bold: monotone envelope)")
 ax.legend()
 plt.show()
-""")
 
-md(r"""
-Stricter thresholds cut the curve short: a prediction with 10 % error on a person is a true positive
-at OKS 0.5 and a false positive at 0.9. Finally, what do duplicates cost, and what does OKS-NMS win
-back? OKS-NMS runs per image. Like the reference (and `evaluate.predictions_to_results`, which
-passes the dataset's crop areas), the s² of each pose is the area of its **crop**,
-(200·s_x)·(200·s_y) — the box grown to the input's 3:4 aspect ratio, then ×1.25 in width and height
-(`geometry.box_to_center_scale`) — not the box area; between two poses the OKS uses the mean of
-their two areas.
-""")
+# %% [markdown]
+# Stricter thresholds cut the curve short: a prediction with 10 % error on a person is a true positive
+# at OKS 0.5 and a false positive at 0.9. Finally, what do duplicates cost, and what does OKS-NMS win
+# back? OKS-NMS runs per image. Like the reference (and `evaluate.predictions_to_results`, which
+# passes the dataset's crop areas), the s² of each pose is the area of its **crop**,
+# (200·s_x)·(200·s_y) — the box grown to the input's 3:4 aspect ratio, then ×1.25 in width and height
+# (`geometry.box_to_center_scale`) — not the box area; between two poses the OKS uses the mean of
+# their two areas.
 
-code(r"""
+# %%
 _, crop_scale = box_to_center_scale(boxes, aspect_ratio=192 / 256)  # (N, 2) in units of 200 px
 crop_areas = np.prod(crop_scale * PIXEL_STD, axis=1)
 print(f"crop area / box area: median {np.median(crop_areas / (boxes[:, 2] * boxes[:, 3])):.2f}"
@@ -493,29 +465,23 @@ with_nms = evaluate_keypoints(coco, [results[i] for i in keep_all])
 print(f"{'':16}{'predictions':>12}{'AP':>8}{'AP50':>8}{'AP75':>8}{'AR':>8}")
 for name, n, s in (("no NMS", len(results), without_nms), ("OKS-NMS 0.9", len(keep_all), with_nms)):
     print(f"{name:16}{n:12d}{s.ap:8.4f}{s.ap50:8.4f}{s.ap75:8.4f}{s.ar:8.4f}")
-""")
 
-md(r"""
-### A word on "accuracy" during training
-
-The reference's training log also prints an `Accuracy`; `coco_eval.pck_accuracy` reproduces it.
-It is a PCK on heatmap argmaxes (correct when within about 1/20 of the heatmap side) — handy to
-watch training, but **not** the COCO metric: it has no per-keypoint constants, no object scale,
-no matching and no ranking by score. Report AP.
-
-## Exercises
-
-1. **Threshold intuition.** For the person of section 1, find (with `explore`) the smallest shift of
-   the *left hip* alone that drops the OKS below 0.95, then do the same for the *left eye*. Predict
-   the ratio of the two shifts from the σ values before you measure it.
-2. **Scale.** In section 5, make every prediction's error a fixed 4 px instead of a fraction of
-   $s$. Which of APM and APL moves, and why?
-3. **Ranking matters.** Keep the same predictions but give them random scores
-   (`rng.uniform(size=len(results))`). AR stays the same — why? How much does AP fall? Then try
-   `soft_oks_nms` instead of `oks_nms` in the last table, writing the decayed scores into the
-   results: does it help or hurt here?
-""")
-
-
-if __name__ == "__main__":
-    nb.write("02_oks_and_coco_ap.ipynb")
+# %% [markdown]
+# ### A word on "accuracy" during training
+#
+# The reference's training log also prints an `Accuracy`; `coco_eval.pck_accuracy` reproduces it.
+# It is a PCK on heatmap argmaxes (correct when within about 1/20 of the heatmap side) — handy to
+# watch training, but **not** the COCO metric: it has no per-keypoint constants, no object scale,
+# no matching and no ranking by score. Report AP.
+#
+# ## Exercises
+#
+# 1. **Threshold intuition.** For the person of section 1, find (with `explore`) the smallest shift of
+#    the *left hip* alone that drops the OKS below 0.95, then do the same for the *left eye*. Predict
+#    the ratio of the two shifts from the σ values before you measure it.
+# 2. **Scale.** In section 5, make every prediction's error a fixed 4 px instead of a fraction of
+#    $s$. Which of APM and APL moves, and why?
+# 3. **Ranking matters.** Keep the same predictions but give them random scores
+#    (`rng.uniform(size=len(results))`). AR stays the same — why? How much does AP fall? Then try
+#    `soft_oks_nms` instead of `oks_nms` in the last table, writing the decayed scores into the
+#    results: does it help or hurt here?

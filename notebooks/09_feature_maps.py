@@ -1,42 +1,39 @@
-"""Build notebooks/09_feature_maps.ipynb (run from the repository root or from notebooks/).
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-    python notebooks/build/09_feature_maps.py
-    cd notebooks && MPLBACKEND=Agg ../.venv/bin/jupyter nbconvert --to notebook --execute --inplace 09_feature_maps.ipynb
-"""
+# %% [markdown]
+# # 09 · Reading the network: feature maps, exchange units, heatmaps stage by stage
+#
+# HRNet keeps a high-resolution branch alive from the stem to the head and lets the branches talk
+# through **exchange units** (repeated multi-scale fusion). This notebook opens a trained network
+# and looks at what each part computes.
+#
+# **What you will learn**
+# - how to capture any intermediate output *by name* with forward hooks, without editing the model
+#   (`hrnet_edu.features.capture`), and the naming scheme (stage *s*, module *m*, branch *r*);
+# - what every branch looks like at every stage: branch 0 keeps 1/4 of the input resolution from
+#   stage 2 to stage 4, the low-resolution branches carry coarser maps;
+# - how much each input branch contributes to each fused output of an exchange unit — as a table
+#   and as a picture — and that the unit's output is exactly $Y_i = \mathrm{ReLU}(\sum_j a(X_j, i))$;
+# - how the heatmaps emerge stage by stage (an honest way to ask stage 2 for heatmaps: a linear probe);
+# - how a trained and an untrained network differ inside.
+#
+# Notation: N batch, K = 17 joints, C width, H×W input; branch r = 0 is the highest resolution
+# (1/4 of the input), branch r has width C·2^r at stride 4·2^r (the paper's r is ours + 1).
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _nbtools import Builder  # noqa: E402
-
-nb = Builder()
-md, code = nb.md, nb.code
-
-
-md(r"""
-# 09 · Reading the network: feature maps, exchange units, heatmaps stage by stage
-
-HRNet keeps a high-resolution branch alive from the stem to the head and lets the branches talk
-through **exchange units** (repeated multi-scale fusion). This notebook opens a trained network
-and looks at what each part computes.
-
-**What you will learn**
-- how to capture any intermediate output *by name* with forward hooks, without editing the model
-  (`hrnet_edu.features.capture`), and the naming scheme (stage *s*, module *m*, branch *r*);
-- what every branch looks like at every stage: branch 0 keeps 1/4 of the input resolution from
-  stage 2 to stage 4, the low-resolution branches carry coarser maps;
-- how much each input branch contributes to each fused output of an exchange unit — as a table
-  and as a picture — and that the unit's output is exactly $Y_i = \mathrm{ReLU}(\sum_j a(X_j, i))$;
-- how the heatmaps emerge stage by stage (an honest way to ask stage 2 for heatmaps: a linear probe);
-- how a trained and an untrained network differ inside.
-
-Notation: N batch, K = 17 joints, C width, H×W input; branch r = 0 is the highest resolution
-(1/4 of the input), branch r has width C·2^r at stride 4·2^r (the paper's r is ours + 1).
-""")
-
-code(r"""
-%matplotlib inline
+# %%
+# %matplotlib inline
 import os
 import time
 
@@ -60,18 +57,16 @@ matplotlib.rcParams["figure.dpi"] = 80  # keeps the stored notebook small
 CHECKPOINT = "../data_samples/checkpoints/synthpose_w16_128x96_cpu.pt"  # committed, trained on CPU
 # Published COCO weights (pose_hrnet_w32_256x192.pth), e.g. export HRNET_COCO_WEIGHTS=/path/to/it.
 COCO_WEIGHTS = os.environ.get("HRNET_COCO_WEIGHTS")  # None: the COCO section is skipped
-""")
 
-md(r"""
-## 1 · The trained model and a few SynthPose validation crops
+# %% [markdown]
+# ## 1 · The trained model and a few SynthPose validation crops
+#
+# The committed checkpoint is the CPU recipe `synthpose_w16_128x96_cpu` (HRNet with width C = 16, one
+# module per stage and one residual unit per branch; input 128×96, heatmaps 32×24), trained for 15
+# epochs on 20,000 generated SynthPose images (notebook 07, section 9). We also build an **untrained** twin with
+# the same configuration (seeded), to compare with at the end.
 
-The committed checkpoint is the CPU recipe `synthpose_w16_128x96_cpu` (HRNet with width C = 16, one
-module per stage and one residual unit per branch; input 128×96, heatmaps 32×24), trained for 15
-epochs on 20,000 generated SynthPose images (notebook 07, section 9). We also build an **untrained** twin with
-the same configuration (seeded), to compare with at the end.
-""")
-
-code(r"""
+# %%
 cfg = synthpose_w16_128x96_cpu()
 if os.path.exists(CHECKPOINT):
     from hrnet_edu.evaluate import load_checkpoint
@@ -88,9 +83,9 @@ untrained = HRNet(cfg.model).eval()
 print("trained checkpoint:", trained)
 print("config:", cfg.model)
 print("parameters:", sum(p.numel() for p in model.parameters()))
-""")
 
-code(r"""
+
+# %%
 def load(split_ann, split_images):  # the bundled sample: its val split, and its train split for the probes
     return CocoKeypoints(cfg.val_path(split_ann), cfg.val_path(split_images), input_size=cfg.input_size,
                          sigma=cfg.sigma, train=False, augment=None)
@@ -104,28 +99,24 @@ images = torch.stack([s["image"] for s in show])  # (4, 3, 128, 96)
 crops = np.stack([denormalize(s["image"]) for s in show])  # (4, 128, 96, 3) uint8
 joints = torch.stack([s["joints"] for s in show])  # (4, K, 3) crop coords + visibility
 print("images", tuple(images.shape), "| crops", crops.shape, "| val size", len(val), "| train size", len(train))
-""")
 
-md(r"""
-## 2 · Capturing by name
+# %% [markdown]
+# ## 2 · Capturing by name
+#
+# `features.capture(model)` registers forward hooks on the *unchanged* model and stores detached
+# copies of what each part outputs during the forward passes inside the `with` block; the hooks are
+# removed when the block ends (even on an exception). The names:
 
-`features.capture(model)` registers forward hooks on the *unchanged* model and stores detached
-copies of what each part outputs during the forward passes inside the `with` block; the hooks are
-removed when the block ends (even on an exception). The names:
-""")
-
-code(r"""
+# %%
 names = features.layer_names(model)
 print(len(names), "names; the first module of stage 3:")
 print("\n".join(n for n in names if n.startswith("stage3.module0")))
-""")
 
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 show_source(features.capture)
-""")
 
-code(r"""
+# %%
 with torch.no_grad(), features.capture(model) as feats:
     heatmaps = model(images)
 
@@ -137,48 +128,42 @@ H, W = cfg.input_size
 print(f"{'name':18} {'width C':>7} {'H×W':>7} {'stride':>6}")
 for name, t in rows:
     print(f"{name:18} {t.shape[1]:7d} {f'{t.shape[2]}×{t.shape[3]}':>7} {H // t.shape[2]:6d}")
-""")
 
-md(r"""
-The widths double and the resolutions halve from branch to branch, while branch 0 keeps 1/4 of the
-input at every stage — the defining property of HRNet. (Stage 4's last exchange unit returns
-branch 0 only: the head reads the high-resolution representation.)
+# %% [markdown]
+# The widths double and the resolutions halve from branch to branch, while branch 0 keeps 1/4 of the
+# input at every stage — the defining property of HRNet. (Stage 4's last exchange unit returns
+# branch 0 only: the head reads the high-resolution representation.)
+#
+# ## 3 · Every branch at every stage, side by side
+#
+# Row s shows the branches of stage s's last module after their residual units (just before its
+# exchange unit — so stage 4 shows all four branches, although its last exchange keeps only branch 0).
+# Each panel is the channel-mean activation of one branch, drawn at its **native** resolution (so
+# the low-resolution branches look blocky); the second figure shows the three principal components
+# of each branch's channels as RGB (one PCA per map).
 
-## 3 · Every branch at every stage, side by side
-
-Row s shows the branches of stage s's last module after their residual units (just before its
-exchange unit — so stage 4 shows all four branches, although its last exchange keeps only branch 0).
-Each panel is the channel-mean activation of one branch, drawn at its **native** resolution (so
-the low-resolution branches look blocky); the second figure shows the three principal components
-of each branch's channels as RGB (one PCA per map).
-""")
-
-code(r"""
+# %%
 viz.stage_overview(feats, index=0, reduce="mean", input_size=cfg.input_size)
-""")
 
-code(r"""
+# %%
 viz.stage_overview(feats, index=0, reduce="pca", input_size=cfg.input_size)
-""")
 
-code(r"""
+# %%
 i_top, score = features.top_channels(feats["stage4"][0][0], k=8)
 print("most active channels of stage 4, branch 0 (sample 0):", i_top.tolist())
 print("their mean |activation|:", [f"{v:.3g}" for v in score.tolist()])
 viz.feature_grid(feats["stage4"][0][0], "stage4.branch0", input_size=cfg.input_size, k=16)
-""")
 
-md(r"""
-## 4 · What each exchange unit mixes
+# %% [markdown]
+# ## 4 · What each exchange unit mixes
+#
+# An exchange unit computes, for output i, $Y_i = \mathrm{ReLU}\big(\sum_j a(X_j, i)\big)$ with
+# $a(X_i, i) = X_i$, $a(X_j, i)$ a strided 3×3 convolution chain for j < i (down-sampling) and a
+# 1×1 convolution + nearest up-sampling for j > i. The capture stores each term $a(X_j, i)$ under
+# `…exchange.out{i}.from{j}`, computed by the unit's own `contributions` method. First a check: the
+# fused outputs are exactly ReLU of the sum of the captured contributions.
 
-An exchange unit computes, for output i, $Y_i = \mathrm{ReLU}\big(\sum_j a(X_j, i)\big)$ with
-$a(X_i, i) = X_i$, $a(X_j, i)$ a strided 3×3 convolution chain for j < i (down-sampling) and a
-1×1 convolution + nearest up-sampling for j > i. The capture stores each term $a(X_j, i)$ under
-`…exchange.out{i}.from{j}`, computed by the unit's own `contributions` method. First a check: the
-fused outputs are exactly ReLU of the sum of the captured contributions.
-""")
-
-code(r"""
+# %%
 units = sorted({n.rsplit(".exchange", 1)[0] for n in feats if ".exchange" in n},
                key=lambda n: (int(n[5]), int(n.split("module")[1])))
 for unit in units:
@@ -186,51 +171,45 @@ for unit in units:
     for i, row in enumerate(contributions):
         torch.testing.assert_close(feats[f"{unit}.exchange.out{i}"], torch.relu(sum(row)), atol=1e-5, rtol=1e-5)
 print(f"checked {len(units)} exchange units: Y_i = ReLU(Σ_j a(X_j, i)) holds for every output")
-""")
 
-md(r"""
-The **share** of input j in output i is the norm ratio $\|a(X_j, i)\| / \sum_{j'} \|a(X_{j'}, i)\|$
-(over the 4 crops); each row sums to one. The diagonal is the branch's own signal (identity).
-""")
+# %% [markdown]
+# The **share** of input j in output i is the norm ratio $\|a(X_j, i)\| / \sum_{j'} \|a(X_{j'}, i)\|$
+# (over the 4 crops); each row sums to one. The diagonal is the branch's own signal (identity).
 
-code(r"""
+# %%
 shares = {u: features.contribution_shares(features.exchange_contributions(feats, u)) for u in units}
 print(f"{'exchange unit':16} {'out':>3}  shares of inputs 0..r (rows sum to 1)")
 for unit, s in shares.items():
     for i, row in enumerate(s.numpy()):
         print(f"{unit:16} {i:3d}  " + "  ".join(f"{v:.2f}" for v in row))
-""")
 
-code(r"""
+# %%
 viz.shares_figure(shares)
-""")
 
-code(r"""
+# %%
 last3 = [u for u in units if u.startswith("stage3")][-1]
 viz.contribution_figure(features.exchange_contributions(feats, last3), last3, index=0)
-""")
 
-md(r"""
-## 5 · How the heatmaps emerge, stage by stage
+# %% [markdown]
+# ## 5 · How the heatmaps emerge, stage by stage
+#
+# The trained network has a single head, a 1×1 convolution on stage 4's branch 0. Stages 2 and 3 have
+# no heatmap head of their own. Two ways to ask them anyway:
+#
+# 1. **Borrow the final head.** Branch 0 has the same width C at every stage, so the 1×1 head *can*
+#    be applied to stage 2's and stage 3's branch 0. But the head was fitted to stage-4 features:
+#    the channels of stage 2 do not mean what the head expects, so a poor result says little.
+# 2. **A linear probe per stage** (the honest version): fit a fresh 1×1 convolution C → K by ridge
+#    regression on the features of a few training crops (`features.fit_linear_probe`, closed form,
+#    deterministic) and test it on held-out validation crops. It measures how much of the heatmap
+#    can be read *linearly* from each stage's high-resolution features.
+#
+# Measured on held-out validation crops: the probe's **R²** (the fraction of the target heatmaps'
+# variance it explains — smooth, and 0 for a constant answer), and the **error** in input pixels
+# between decoded and true joints (labelled joints). The yardstick below the table answers every
+# crop with the mean pose of the fitting crops, without looking at the image.
 
-The trained network has a single head, a 1×1 convolution on stage 4's branch 0. Stages 2 and 3 have
-no heatmap head of their own. Two ways to ask them anyway:
-
-1. **Borrow the final head.** Branch 0 has the same width C at every stage, so the 1×1 head *can*
-   be applied to stage 2's and stage 3's branch 0. But the head was fitted to stage-4 features:
-   the channels of stage 2 do not mean what the head expects, so a poor result says little.
-2. **A linear probe per stage** (the honest version): fit a fresh 1×1 convolution C → K by ridge
-   regression on the features of a few training crops (`features.fit_linear_probe`, closed form,
-   deterministic) and test it on held-out validation crops. It measures how much of the heatmap
-   can be read *linearly* from each stage's high-resolution features.
-
-Measured on held-out validation crops: the probe's **R²** (the fraction of the target heatmaps'
-variance it explains — smooth, and 0 for a constant answer), and the **error** in input pixels
-between decoded and true joints (labelled joints). The yardstick below the table answers every
-crop with the mean pose of the fitting crops, without looking at the image.
-""")
-
-code(r"""
+# %%
 PROBE_LAYERS = ("stem", "stage1", "stage2", "stage3", "stage4")
 
 
@@ -296,30 +275,26 @@ for name, c, r2, err, head_err in rows_trained:
     head_text = "(width differs)" if head_err is None else f"{head_err:.1f}"
     print(f"{name:8} {c:4d} {round(r2, 2) + 0.0:9.2f} {err:15.1f} {head_text:>20}")
 print(f"mean pose (no image): {mean_pose_error:.1f} px")
-""")
 
-code(r"""
+# %%
 r2 = {name: r2 for name, _, r2, _, _ in rows_trained}
 print("probe R² grows from stage 2 to stage 3 to stage 4:", r2["stage2"] < r2["stage3"] < r2["stage4"])
 print("stage 4's probe is within 1 px of the trained head (or better):",
       rows_trained[-1][3] <= rows_trained[-1][4] + 1.0)
-""")
 
-md(r"""
-What to read in the table: a linear read-out of the high-resolution branch becomes more accurate
-stage after stage — the exchange units keep feeding it what the low-resolution branches see — and
-on stage 4 the fitted probe is about as good as the trained head (it has the same form: a 1×1
-convolution). The borrowed head, on the other hand, is poor on stages 2 and 3: the channels it
-weighs only acquire their meaning at stage 4. How far stage 4 gets below the mean-pose yardstick
-depends on how long the committed checkpoint was trained (see `data_samples/checkpoints/*.json`).
-""")
+# %% [markdown]
+# What to read in the table: a linear read-out of the high-resolution branch becomes more accurate
+# stage after stage — the exchange units keep feeding it what the low-resolution branches see — and
+# on stage 4 the fitted probe is about as good as the trained head (it has the same form: a 1×1
+# convolution). The borrowed head, on the other hand, is poor on stages 2 and 3: the channels it
+# weighs only acquire their meaning at stage 4. How far stage 4 gets below the mean-pose yardstick
+# depends on how long the committed checkpoint was trained (see `data_samples/checkpoints/*.json`).
 
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 print(f"probing 5 layers on {N_PROBE_FIT} + {N_PROBE_TEST} crops took {elapsed:.1f} s")
-""")
 
-code(r"""
+# %%
 from matplotlib.figure import Figure
 
 fig = Figure(figsize=(10, 3.2), layout="constrained")
@@ -330,21 +305,20 @@ for k, label in enumerate(PROBE_LAYERS):
     ax.set_title(f"probe on {label}", fontsize=8)
 fig.suptitle("linear-probe heatmaps (max over joints) on a held-out crop, from the stem to stage 4", fontsize=9)
 fig
-""")
 
-md(r"""
-## 6 · Trained versus untrained
 
-The same architecture with random weights (seeded, the reference's initialisation: convolution
-weights N(0, 0.001²), BatchNorm γ = 1, β = 0, running mean 0 and variance 1). In eval mode such a
-network passes almost nothing: every convolution scales its input by about 0.001·√(fan-in) ≪ 1 and
-BatchNorm, using its *running* statistics, does not undo it. To compare like with like we
-**calibrate** the untrained network's BatchNorm statistics on the probe-fitting crops (forward
-passes in train mode without gradients: no weight is learned), which turns it into a network of
-random — but well-scaled — features.
-""")
+# %% [markdown]
+# ## 6 · Trained versus untrained
+#
+# The same architecture with random weights (seeded, the reference's initialisation: convolution
+# weights N(0, 0.001²), BatchNorm γ = 1, β = 0, running mean 0 and variance 1). In eval mode such a
+# network passes almost nothing: every convolution scales its input by about 0.001·√(fan-in) ≪ 1 and
+# BatchNorm, using its *running* statistics, does not undo it. To compare like with like we
+# **calibrate** the untrained network's BatchNorm statistics on the probe-fitting crops (forward
+# passes in train mode without gradients: no weight is learned), which turns it into a network of
+# random — but well-scaled — features.
 
-code(r"""
+# %%
 def calibrate_batchnorm(net, x):
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -369,35 +343,30 @@ for u in units:
     own_t = shares[u].diagonal()[: len(shares[u])].mean().item()
     own_u = shares_u[u].diagonal()[: len(shares_u[u])].mean().item()
     print(f"{u:16} {own_t:20.2f} {own_u:22.2f}")
-""")
 
-code(r"""
+# %%
 rows_untrained, _ = probe_table(untrained)
 print(f"{'features':8} {'R² trained':>11} {'R² untrained':>13} {'px trained':>11} {'px untrained':>13}")
 for (name, _, r2_t, err_t, _), (_, _, r2_u, err_u, _) in zip(rows_trained, rows_untrained):
     print(f"{name:8} {round(r2_t, 2) + 0.0:11.2f} {round(r2_u, 2) + 0.0:13.2f} {err_t:11.1f} {err_u:13.1f}")
-""")
 
-md(r"""
-Random but well-scaled features still *look* like the image (a random convolution responds to
-edges and colour blobs — see the PCA picture below), yet a linear probe reads almost no heatmap
-out of them at any stage (R² ≈ 0): what the trained branches carry is learnt, not an artefact of
-the architecture. The exchange units of the untrained network mix their inputs in proportions
-set only by the random weights; compare them with the trained shares in section 4.
-""")
+# %% [markdown]
+# Random but well-scaled features still *look* like the image (a random convolution responds to
+# edges and colour blobs — see the PCA picture below), yet a linear probe reads almost no heatmap
+# out of them at any stage (R² ≈ 0): what the trained branches carry is learnt, not an artefact of
+# the architecture. The exchange units of the untrained network mix their inputs in proportions
+# set only by the random weights; compare them with the trained shares in section 4.
 
-code(r"""
+# %%
 viz.stage_overview(feats_u, index=0, reduce="pca", input_size=cfg.input_size)
-""")
 
-md(r"""
-## 7 · On a real photograph with the published COCO weights (optional)
+# %% [markdown]
+# ## 7 · On a real photograph with the published COCO weights (optional)
+#
+# Set `HRNET_COCO_WEIGHTS` to the reference's `pose_hrnet_w32_256x192.pth` (a plain state dict) to
+# run HRNet-W32 on matplotlib's sample photograph of Grace Hopper. Without it this section is skipped.
 
-Set `HRNET_COCO_WEIGHTS` to the reference's `pose_hrnet_w32_256x192.pth` (a plain state dict) to
-run HRNet-W32 on matplotlib's sample photograph of Grace Hopper. Without it this section is skipped.
-""")
-
-code(r"""
+# %%
 if COCO_WEIGHTS and os.path.exists(COCO_WEIGHTS):
     from matplotlib import cbook
     from PIL import Image
@@ -422,34 +391,26 @@ if COCO_WEIGHTS and os.path.exists(COCO_WEIGHTS):
     display(viz.stage_overview(feats_c, index=0, reduce="pca", input_size=(256, 192)))
 else:
     print("COCO weights not given (set HRNET_COCO_WEIGHTS): section skipped")
-""")
 
-md(r"""
-## 8 · Explore it yourself
+# %% [markdown]
+# ## 8 · Explore it yourself
+#
+# Pick an image, a stage, a module, a branch (or an exchange output) and a channel or a reduction;
+# the map is shown at its native resolution next to the input crop and the predicted heatmaps.
 
-Pick an image, a stage, a module, a branch (or an exchange output) and a channel or a reduction;
-the map is shown at its native resolution next to the input crop and the predicted heatmaps.
-""")
-
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 viz.feature_browser(model, images, crops, keypoints=joints)
-""")
 
-md(r"""
-## Exercises
-
-1. **Where does the context come from?** For the last exchange unit of stage 3, compare the share of
-   branch 2 in output 0 for crops where a limb is occluded by another figure and crops where it is
-   not. Does the low-resolution branch matter more when the joint is ambiguous?
-2. **Ablate a branch.** Inside a forward hook on `stage4[0].fuse_layers` you can zero one input; how
-   much does the probe error of stage 4 grow when branch 3 is silenced? (Use `features.capture` to
-   check that the other contributions are unchanged.)
-3. **Probe the low-resolution branches.** Fit `features.fit_linear_probe` on branch 1 of stage 4
-   (after up-sampling it ×2 with `torch.nn.functional.interpolate`). How does its error compare with
-   branch 0, and what does this say about keeping a high-resolution branch?
-""")
-
-
-if __name__ == "__main__":
-    nb.write("09_feature_maps.ipynb")
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Where does the context come from?** For the last exchange unit of stage 3, compare the share of
+#    branch 2 in output 0 for crops where a limb is occluded by another figure and crops where it is
+#    not. Does the low-resolution branch matter more when the joint is ambiguous?
+# 2. **Ablate a branch.** Inside a forward hook on `stage4[0].fuse_layers` you can zero one input; how
+#    much does the probe error of stage 4 grow when branch 3 is silenced? (Use `features.capture` to
+#    check that the other contributions are unchanged.)
+# 3. **Probe the low-resolution branches.** Fit `features.fit_linear_probe` on branch 1 of stage 4
+#    (after up-sampling it ×2 with `torch.nn.functional.interpolate`). How does its error compare with
+#    branch 0, and what does this say about keeping a high-resolution branch?

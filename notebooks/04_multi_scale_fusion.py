@@ -1,49 +1,47 @@
-"""Build notebooks/04_multi_scale_fusion.ipynb.
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-    python notebooks/build/04_multi_scale_fusion.py
-    cd notebooks && MPLBACKEND=Agg ../.venv/bin/jupyter nbconvert --to notebook --execute --inplace \
-        04_multi_scale_fusion.ipynb
-"""
+# %% [markdown]
+# # 04 · Multi-scale fusion: the exchange unit
+#
+# After every multi-resolution block (notebook 03), HRNet lets its parallel branches exchange
+# information. Output r of the **exchange unit** is the sum, over all inputs r', of input r' brought
+# to the resolution and width of branch r, followed by a ReLU:
+#
+# $$Y_i = \mathrm{ReLU}\Big(\sum_j a(X_j, i)\Big)$$
+#
+# with the transform a(X_j, i):
+# - **j = i**: identity;
+# - **j > i** (coarser input, going *up*): a 1×1 convolution that changes the width C_j → C_i,
+#   BatchNorm, then **nearest-neighbour upsampling** ×2^(j−i);
+# - **j < i** (finer input, going *down*): i − j **3×3 convolutions with stride 2**; the
+#   intermediate ones keep the width C_j and have BN + ReLU, the last one goes to C_i with BN only
+#   (the ReLU comes after the sum).
+#
+# **What you will learn**
+# - what a strided 3×3 convolution and a 1×1 conv + nearest upsampling do to a feature map, on a
+#   real picture, with exact checks;
+# - each input's contribution to each output of an exchange unit, computed with the library's
+#   `ExchangeUnit.contributions` and checked against a from-scratch version;
+# - how much each transform costs (parameters and multiply-adds) in HRNet-W32;
+# - interactively, which input dominates which output.
+#
+# Notation: r = 0 is the highest-resolution branch (the paper's r is ours + 1); C_r the width of
+# branch r; N batch, H×W size.
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _nbtools import Builder  # noqa: E402
-
-nb = Builder()
-
-nb.md(r"""
-# 04 · Multi-scale fusion: the exchange unit
-
-After every multi-resolution block (notebook 03), HRNet lets its parallel branches exchange
-information. Output r of the **exchange unit** is the sum, over all inputs r', of input r' brought
-to the resolution and width of branch r, followed by a ReLU:
-
-$$Y_i = \mathrm{ReLU}\Big(\sum_j a(X_j, i)\Big)$$
-
-with the transform a(X_j, i):
-- **j = i**: identity;
-- **j > i** (coarser input, going *up*): a 1×1 convolution that changes the width C_j → C_i,
-  BatchNorm, then **nearest-neighbour upsampling** ×2^(j−i);
-- **j < i** (finer input, going *down*): i − j **3×3 convolutions with stride 2**; the
-  intermediate ones keep the width C_j and have BN + ReLU, the last one goes to C_i with BN only
-  (the ReLU comes after the sum).
-
-**What you will learn**
-- what a strided 3×3 convolution and a 1×1 conv + nearest upsampling do to a feature map, on a
-  real picture, with exact checks;
-- each input's contribution to each output of an exchange unit, computed with the library's
-  `ExchangeUnit.contributions` and checked against a from-scratch version;
-- how much each transform costs (parameters and multiply-adds) in HRNet-W32;
-- interactively, which input dominates which output.
-
-Notation: r = 0 is the highest-resolution branch (the paper's r is ours + 1); C_r the width of
-branch r; N batch, H×W size.
-""")
-
-nb.code(r"""
-%matplotlib inline
+# %%
+# %matplotlib inline
 import json
 from pathlib import Path
 
@@ -80,22 +78,21 @@ image = Image.open(SAMPLES / "images" / file_name).convert("L").crop(box).resize
 picture = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)  # (256, 192)
 x0 = F.avg_pool2d(picture[None, None], 4)  # (1, 1, 64, 48): a one-channel "feature map" of branch 0
 print("picture", tuple(picture.shape), "-> branch-0 map", tuple(x0.shape))
-""")
 
-nb.md(r"""
-## 1 · Going down: strided 3×3 convolutions
 
-A 3×3 convolution with stride 2 (padding 1) evaluates the kernel at every *second* pixel, so an
-H×W map becomes H/2 × W/2. What it keeps depends on the kernel. Two hand-set kernels make this
-visible (BatchNorm is left at its initial state, which is the identity up to ε):
-- a **centre tap** (1 in the middle, 0 elsewhere): plain subsampling, `x[::2, ::2]` — aliasing and all;
-- a **box filter** (1/9 everywhere): average, then subsample — a smoother, anti-aliased map.
+# %% [markdown]
+# ## 1 · Going down: strided 3×3 convolutions
+#
+# A 3×3 convolution with stride 2 (padding 1) evaluates the kernel at every *second* pixel, so an
+# H×W map becomes H/2 × W/2. What it keeps depends on the kernel. Two hand-set kernels make this
+# visible (BatchNorm is left at its initial state, which is the identity up to ε):
+# - a **centre tap** (1 in the middle, 0 elsewhere): plain subsampling, `x[::2, ::2]` — aliasing and all;
+# - a **box filter** (1/9 everywhere): average, then subsample — a smoother, anti-aliased map.
+#
+# To go down two levels the exchange unit chains two such convolutions (with a ReLU between).
+# In training the kernels are learned, and they can do both and more.
 
-To go down two levels the exchange unit chains two such convolutions (with a ReLU between).
-In training the kernels are learned, and they can do both and more.
-""")
-
-nb.code(r"""
+# %%
 def set_kernel(chain: nn.Sequential, kernel: torch.Tensor) -> nn.Sequential:
     # Put the same 3×3 kernel into every stride-2 conv of a one-channel downsampling chain.
     with torch.no_grad():
@@ -122,17 +119,15 @@ fig, axes = plt.subplots(1, 4, figsize=(11, 3.4))
 for ax, (title, m) in zip(axes, [("branch 0 input (64×48)", x0), ("centre tap, stride 2 (32×24)", sub2),
                                  ("box filter, stride 2 (32×24)", avg2), ("two centre taps (16×12)", sub4)]):
     ax.imshow(m[0, 0], cmap="gray", interpolation="nearest"); ax.set_title(title, fontsize=9); ax.axis("off")
-""")
 
-nb.md(r"""
-## 2 · Going up: 1×1 convolution, then nearest-neighbour upsampling
+# %% [markdown]
+# ## 2 · Going up: 1×1 convolution, then nearest-neighbour upsampling
+#
+# Upsampling has no parameters: nearest-neighbour copies every pixel into an f×f block
+# (f = 2^(j−i)). The width is aligned *before* upsampling, by a 1×1 convolution on the small map,
+# which is f² times cheaper than doing it after. With a 1×1 weight of 1 we see the pure upsampling:
 
-Upsampling has no parameters: nearest-neighbour copies every pixel into an f×f block
-(f = 2^(j−i)). The width is aligned *before* upsampling, by a 1×1 convolution on the small map,
-which is f² times cheaper than doing it after. With a 1×1 weight of 1 we see the pure upsampling:
-""")
-
-nb.code(r"""
+# %%
 x2 = F.avg_pool2d(x0, 4)  # a branch-2 map, 16×12
 up = upsample_transform(1, 1, factor=4).eval()
 with torch.no_grad():
@@ -147,18 +142,16 @@ axes[0].imshow(x2[0, 0], cmap="gray", interpolation="nearest"); axes[0].set_titl
 axes[1].imshow(y[0, 0], cmap="gray", interpolation="nearest"); axes[1].set_title("upsampled to branch 0 (64×48)", fontsize=9)
 for ax in axes:
     ax.axis("off")
-""")
 
-nb.md(r"""
-## 3 · The exchange unit, input by input
+# %% [markdown]
+# ## 3 · The exchange unit, input by input
+#
+# Now a whole exchange unit with three branches of widths (4, 8, 16), with random weights (the
+# reference's N(0, 0.001²) initialisation would make every contribution but the identity nearly
+# zero). Its inputs are the picture at 1/4, 1/8 and 1/16 resolution, each spread over C_r channels
+# with random gains. `contributions(xs)[i][j]` returns a(X_j, i), the very terms `forward` sums.
 
-Now a whole exchange unit with three branches of widths (4, 8, 16), with random weights (the
-reference's N(0, 0.001²) initialisation would make every contribution but the identity nearly
-zero). Its inputs are the picture at 1/4, 1/8 and 1/16 resolution, each spread over C_r channels
-with random gains. `contributions(xs)[i][j]` returns a(X_j, i), the very terms `forward` sums.
-""")
-
-nb.code(r"""
+# %%
 widths = (4, 8, 16)
 unit = ExchangeUnit(widths).eval()
 with torch.no_grad():
@@ -174,21 +167,19 @@ with torch.no_grad():
 for i, row in enumerate(parts):
     print(f"output {i}:", "  ".join(f"a(X_{j}, {i}) {tuple(p.shape[1:])}" for j, p in enumerate(row)),
           f"-> Y_{i} {tuple(ys[i].shape[1:])}")
-""")
 
-nb.code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 show_source(ExchangeUnit)
-""")
 
-nb.md(r"""
-### Check: the same unit from scratch
 
-Writing a(X_j, i) with plain tensor operations, using only the unit's weights, must give the
-library's contributions, and ReLU of their sum must give its outputs.
-""")
+# %% [markdown]
+# ### Check: the same unit from scratch
+#
+# Writing a(X_j, i) with plain tensor operations, using only the unit's weights, must give the
+# library's contributions, and ReLU of their sum must give its outputs.
 
-nb.code(r"""
+# %%
 def bn_eval(x, bn):
     s = (1, -1, 1, 1)
     return (x - bn.running_mean.view(s)) / torch.sqrt(bn.running_var.view(s) + bn.eps) * bn.weight.view(s) + bn.bias.view(s)
@@ -214,34 +205,31 @@ with torch.no_grad():
         assert all(torch.allclose(m, p, atol=1e-5) for m, p in zip(mine, parts[i]))
         assert torch.allclose(torch.relu(sum(mine)), ys[i], atol=1e-5)  # Y_i = ReLU(Σ_j a(X_j, i))
 print("from scratch == library for all 9 contributions and 3 outputs")
-""")
 
-nb.md(r"""
-### Seeing the contributions
+# %% [markdown]
+# ### Seeing the contributions
+#
+# Each panel shows the per-pixel size (RMS over channels) of one term a(X_j, i): rows are outputs,
+# columns inputs, and the title gives the term's share of the output's total (`contribution_shares`:
+# its norm over the sum of the norms). Upsampled terms are blocky, downsampled ones are coarse
+# copies of the fine map.
 
-Each panel shows the per-pixel size (RMS over channels) of one term a(X_j, i): rows are outputs,
-columns inputs, and the title gives the term's share of the output's total (`contribution_shares`:
-its norm over the sum of the norms). Upsampled terms are blocky, downsampled ones are coarse
-copies of the fine map.
-""")
-
-nb.code(r"""
+# %%
 shares = contribution_shares(parts)
 print("share of input j (columns) in output i (rows):")
 print(np.round(shares.numpy(), 3))
 assert torch.allclose(shares.sum(dim=1), torch.ones(3, dtype=torch.float64))
 contribution_figure(parts, name="3-branch")
-""")
 
-nb.md(r"""
-### Interactive: pick an output branch
 
-Choose the output i; the row shows every input's contribution a(X_j, i), their sum, and the
-fused output after the ReLU, all on one colour scale (symmetric about 0, so blue is negative and
-red positive everywhere). Drawn once here for output 0, then as a widget.
-""")
+# %% [markdown]
+# ### Interactive: pick an output branch
+#
+# Choose the output i; the row shows every input's contribution a(X_j, i), their sum, and the
+# fused output after the ReLU, all on one colour scale (symmetric about 0, so blue is negative and
+# red positive everywhere). Drawn once here for output 0, then as a widget.
 
-nb.code(r"""
+# %%
 def show_output(i=0):
     row = parts[i]
     panels = [(f"a(X_{j}, {i})", p) for j, p in enumerate(row)] + [("Σ_j a(X_j, i)", sum(row)),
@@ -259,22 +247,19 @@ def show_output(i=0):
 
 
 show_output(0)
-""")
 
-nb.code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 widgets.interact(show_output, i=widgets.Dropdown(options=[0, 1, 2], value=0, description="output i"));
-""")
 
-nb.md(r"""
-## 4 · What each transform costs in HRNet-W32
+# %% [markdown]
+# ## 4 · What each transform costs in HRNet-W32
+#
+# The last exchange unit of stage 4 has four branches of widths (32, 64, 128, 256) at 64×48 … 8×6
+# for a 256×192 input (the very last module keeps only output 0; we build the full 4 × 4 unit to
+# see all the terms). Parameters and multiply-adds of each a(·, i), measured with PyTorch's FLOP counter:
 
-The last exchange unit of stage 4 has four branches of widths (32, 64, 128, 256) at 64×48 … 8×6
-for a 256×192 input (the very last module keeps only output 0; we build the full 4 × 4 unit to
-see all the terms). Parameters and multiply-adds of each a(·, i), measured with PyTorch's FLOP counter:
-""")
-
-nb.code(r"""
+# %%
 w = W32.widths(4)
 full = ExchangeUnit(w).eval()
 xs32 = [torch.zeros(1, c, 64 // 2**r, 48 // 2**r) for r, c in enumerate(w)]
@@ -291,15 +276,14 @@ print(params)
 print("multiply-adds (millions):")
 print(np.round(macs, 1))
 print(f"whole unit: {count_parameters(full):,d} parameters, {macs.sum():.1f} M multiply-adds")
-""")
 
-nb.md(r"""
-The same numbers by hand: a 1×1 conv costs C_j·C_i per pixel of the small input map; step k of a
-chain (k = 0, 1, …) writes 1/4^(k+1) of input j's pixels with 9·C_in·C_out multiply-adds each,
-where C_in = C_j throughout and C_out = C_j except in the last step (C_i).
-""")
 
-nb.code(r"""
+# %% [markdown]
+# The same numbers by hand: a 1×1 conv costs C_j·C_i per pixel of the small input map; step k of a
+# chain (k = 0, 1, …) writes 1/4^(k+1) of input j's pixels with 9·C_in·C_out multiply-adds each,
+# where C_in = C_j throughout and C_out = C_j except in the last step (C_i).
+
+# %%
 def analytic_macs(i, j, area0=64 * 48):
     area = area0 / 4**j  # pixels of input j
     if j == i:
@@ -316,66 +300,93 @@ assert np.allclose([[analytic_macs(i, j) / 1e6 for j in range(4)] for i in range
 print("measured == analytic for all 16 terms")
 for (i, j), per_step in steps_macs.items():
     print(f"a(X_{j}, {i}): steps " + " + ".join(f"{m:.2f}" for m in per_step) + f" = {sum(per_step):.2f} M")
-""")
 
-nb.md(r"""
-The identity terms (diagonal) are free; going up is cheap because the 1×1 conv runs on the small
-map; going down costs the most compute, 12.4–14.2 M multiply-adds per term whatever the distance.
-The reason is the **first** strided conv of a chain: it keeps the input width C_j and writes a
-quarter of input j's pixels, 9·C_j²·H_jW_j/4 = 7.08 M for *every* j, since C_j doubles from branch
-to branch while H_jW_j is quartered. A one-step chain (which widens to C_i = 2C_j at once) costs
-twice that, 14.16 M. In a longer chain the intermediate convs keep the width C_j on maps 4× smaller
-at each step, so they add little (1.77 M), and only the last one widens to C_i (7.08 M for two
-steps, 3.54 M for three). The chains into the coarsest branch (bottom row) carry most of the
-parameters because their last convolution is a 3×3 into a wide branch (9·C_j·C_i weights).
+# %% [markdown]
+# The identity terms (diagonal) are free; going up is cheap because the 1×1 conv runs on the small
+# map; going down costs the most compute, 12.4–14.2 M multiply-adds per term whatever the distance.
+# The reason is the **first** strided conv of a chain: it keeps the input width C_j and writes a
+# quarter of input j's pixels, 9·C_j²·H_jW_j/4 = 7.08 M for *every* j, since C_j doubles from branch
+# to branch while H_jW_j is quartered. A one-step chain (which widens to C_i = 2C_j at once) costs
+# twice that, 14.16 M. In a longer chain the intermediate convs keep the width C_j on maps 4× smaller
+# at each step, so they add little (1.77 M), and only the last one widens to C_i (7.08 M for two
+# steps, 3.54 M for three). The chains into the coarsest branch (bottom row) carry most of the
+# parameters because their last convolution is a 3×3 into a wide branch (9·C_j·C_i weights).
+#
+# ## 5 · In the network
+#
+# In `HRNet`, `stage{s}.{m}.fuse_layers` is an `ExchangeUnit`: its entry `[i][j]` is a(·, i) for
+# input j, stored under the reference implementation's keys (`fuse_layers.i.j.0` for the 1×1
+# conv of an upsampling term, `fuse_layers.i.j.k.0` for the k-th strided conv of a chain). The
+# feature-capture tool (notebook 09) records `stage{s}.module{m}.exchange.out{i}.from{j}` by
+# calling this same `contributions` method.
 
-## 5 · In the network
-
-In `HRNet`, `stage{s}.{m}.fuse_layers` is an `ExchangeUnit`: its entry `[i][j]` is a(·, i) for
-input j, stored under the reference implementation's keys (`fuse_layers.i.j.0` for the 1×1
-conv of an upsampling term, `fuse_layers.i.j.k.0` for the k-th strided conv of a chain). The
-feature-capture tool (notebook 09) records `stage{s}.module{m}.exchange.out{i}.from{j}` by
-calling this same `contributions` method.
-""")
-
-nb.code(r"""
+# %%
 model = build_model(W8)
 unit_in_net = model.stage3[0].fuse_layers
 print(type(unit_in_net).__name__, "with", len(unit_in_net), "outputs ×", len(unit_in_net[0]), "inputs")
 print("keys of a(X_0, 2), the two-step chain 0 → 2:")
 print(columns([k for k in model.state_dict() if k.startswith("stage3.0.fuse_layers.2.0.")], width=100))
 print("last module of stage 4 keeps outputs:", len(model.stage4[-1].fuse_layers))
-""")
 
-nb.md(r"""
-In the drawing of the whole network (the paper's Fig. 1, `hrnet_edu.viz.draw_hrnet`), every
-bundle of crossing lines is one exchange unit: HRNet-W32 has one per HR module, 1 + 4 + 3 = 8,
-and the last one keeps output 0 only (the branch the head reads).
-""")
+# %% [markdown]
+# In the drawing of the whole network (the paper's Fig. 1, `hrnet_edu.viz.draw_hrnet`), every
+# bundle of crossing lines is one exchange unit: HRNet-W32 has one per HR module, 1 + 4 + 3 = 8,
+# and the last one keeps output 0 only (the branch the head reads).
 
-nb.code(r"""
+# %%
 with torch.device("meta"):  # shapes only: no memory, no initialisation time
     w32 = HRNet(W32)
 units = [m for m in w32.modules() if isinstance(m, ExchangeUnit)]
 print(f"exchange units in HRNet-W32: {len(units)} = {' + '.join(map(str, W32.num_modules))};"
       f" outputs of the last one: {len(units[-1])}")
 draw_hrnet(W32)
-""")
 
-nb.md(r"""
-## Exercises
+# %% [markdown]
+# ## 6 · Does repeated fusion matter? The paper's ablation, measured at CPU scale
+#
+# The paper (Sec. 4.5) trains HRNet-W32 three ways: with only the final exchange unit (1 fusion:
+# the parallel branches never talk until the end), with exchange units between stages only (3), and
+# with exchange units also within the stages (8, HRNet itself): COCO val AP 70.8, 71.9 and 73.4.
+#
+# Here the same three variants of one small network — the CPU recipe's `W16_1UNIT` with 1, 2, 2 HR
+# modules in stages 2–4, so 5 exchange units in full — each trained for one epoch of the 37,476
+# persons of `make data` on this project's 2-core CPU (2026-12-02), two seeds each
+# (`benchmarks/study_paper_evidence.py`; configs and logs in `benchmarks/results/paper_evidence/`).
 
-1. **Bilinear instead of nearest.** Replace the `nn.Upsample` of every upsampling term by
-   bilinear interpolation (`mode="bilinear", align_corners=False`). Does the output change where
-   you expect? (Keys and parameters stay the same, so a trained checkpoint still loads — try it in
-   notebook 05 and measure how much the heatmaps move.)
-2. **Sum vs. concatenation.** Write an exchange unit that concatenates the contributions and mixes
-   them with a 1×1 convolution instead of summing. How many extra parameters and multiply-adds
-   does it cost for the stage-4 unit of HRNet-W32?
-3. **Who talks to whom after training.** Once you have a trained checkpoint (notebook 07), compute
-   `contribution_shares` for every exchange unit on a batch of validation crops. Do the
-   high-resolution outputs rely more on coarse inputs in early or late stages?
-""")
+# %%
+from IPython.display import display
+from matplotlib.figure import Figure
 
-if __name__ == "__main__":
-    nb.write("04_multi_scale_fusion.ipynb")
+from hrnet_edu import evidence
+
+variants = {"fusion_final": "final only", "fusion_across": "across stages", "fusion_all": "across + within"}
+fig = Figure(figsize=(13, 2.9), dpi=100, layout="constrained")
+for ax, (name, label) in zip(fig.subplots(1, 3), variants.items()):
+    cfg_v = evidence.study_config(name).model
+    draw_hrnet(cfg_v, ax=ax, input_size=None, title=f"{label}: {cfg_v.exchange_units}")
+display(fig)
+
+# %%
+study = evidence.load_runs()
+fusion = evidence.summarize(study, variants)
+paper = {"fusion_final": 70.8, "fusion_across": 71.9, "fusion_all": 73.4}
+print(f"{'exchange units':16} {'count':>5} {'AP here (mean)':>14} {'per seed':>15} {'paper AP (W32, COCO)':>21}")
+for name, label in variants.items():
+    n = sum(isinstance(m, ExchangeUnit) for m in build_model(evidence.study_config(name).model).modules())
+    f = fusion[name]
+    print(f"{label:16} {n:5d} {f['mean']:14.3f} {', '.join(f'{v:.3f}' for v in f['values']):>15} "
+          f"{paper[name]:21.1f}")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Bilinear instead of nearest.** Replace the `nn.Upsample` of every upsampling term by
+#    bilinear interpolation (`mode="bilinear", align_corners=False`). Does the output change where
+#    you expect? (Keys and parameters stay the same, so a trained checkpoint still loads — try it in
+#    notebook 05 and measure how much the heatmaps move.)
+# 2. **Sum vs. concatenation.** Write an exchange unit that concatenates the contributions and mixes
+#    them with a 1×1 convolution instead of summing. How many extra parameters and multiply-adds
+#    does it cost for the stage-4 unit of HRNet-W32?
+# 3. **Who talks to whom after training.** Once you have a trained checkpoint (notebook 07), compute
+#    `contribution_shares` for every exchange unit on a batch of validation crops. Do the
+#    high-resolution outputs rely more on coarse inputs in early or late stages?

@@ -1,50 +1,47 @@
-"""Build notebooks/06_data_pipeline.ipynb (run from the repository root or from notebooks/).
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-    python notebooks/build/06_data_pipeline.py
-    cd notebooks && MPLBACKEND=Agg ../.venv/bin/jupyter nbconvert --to notebook --execute --inplace 06_data_pipeline.ipynb
-"""
+# %% [markdown]
+# # 06 · The top-down data pipeline: from a COCO annotation to a training sample
+#
+# HRNet is a *top-down* pose estimator: a person detector (or the ground-truth box) finds each
+# person, the box is cropped and warped to a fixed input size — 256×192 (H×W) in the paper's main
+# setting — and the network predicts 17 heatmaps of a quarter of that size for that one person.
+# Every pixel and every keypoint goes through an affine warp on the way in, and every prediction
+# through its inverse on the way out. An error of half a pixel here costs AP silently, so this
+# notebook makes each step visible and checks it.
+#
+# **What you will learn**
+# - which COCO annotations become samples (crowds, persons without keypoints, clipped boxes);
+# - how a box becomes a *centre* and a *scale* (aspect ratio 0.75, padding 1.25, the 200-pixel unit);
+# - the crop as one 2×3 affine matrix M, the warp it drives, and its inverse;
+# - the augmentation — the paper's scale ±35 %, rotation ±45°, horizontal flip with left/right swap
+#   and half-body crops, drawn with the reference code's settings (rotation only with p = 0.6, and
+#   up to ±90°) — each shown on the same person, and its measured statistics;
+# - how a sample's targets are made, and a check that every labelled keypoint lands on the peak
+#   of its target heatmap, and back on the annotation after the round trip;
+# - the optional GPU path that warps and encodes a whole batch on the device.
+#
+# Notation: K = 17 joints; input crop H×W = 256×192, heatmaps 64×48; points (x, y) with integer
+# coordinates at pixel centres (`hrnet_edu.geometry`), and x_in = 4 · x_hm between crop and heatmap.
+# The library code lives in `hrnet_edu/data/coco.py` and `hrnet_edu/data/transforms.py`.
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _nbtools import Builder  # noqa: E402
-
-nb = Builder()
-md, code = nb.md, nb.code
-
-
-md(r"""
-# 06 · The top-down data pipeline: from a COCO annotation to a training sample
-
-HRNet is a *top-down* pose estimator: a person detector (or the ground-truth box) finds each
-person, the box is cropped and warped to a fixed input size — 256×192 (H×W) in the paper's main
-setting — and the network predicts 17 heatmaps of a quarter of that size for that one person.
-Every pixel and every keypoint goes through an affine warp on the way in, and every prediction
-through its inverse on the way out. An error of half a pixel here costs AP silently, so this
-notebook makes each step visible and checks it.
-
-**What you will learn**
-- which COCO annotations become samples (crowds, persons without keypoints, clipped boxes);
-- how a box becomes a *centre* and a *scale* (aspect ratio 0.75, padding 1.25, the 200-pixel unit);
-- the crop as one 2×3 affine matrix M, the warp it drives, and its inverse;
-- the augmentation — the paper's scale ±35 %, rotation ±45°, horizontal flip with left/right swap
-  and half-body crops, drawn with the reference code's settings (rotation only with p = 0.6, and
-  up to ±90°) — each shown on the same person, and its measured statistics;
-- how a sample's targets are made, and a check that every labelled keypoint lands on the peak
-  of its target heatmap, and back on the annotation after the round trip;
-- the optional GPU path that warps and encodes a whole batch on the device.
-
-Notation: K = 17 joints; input crop H×W = 256×192, heatmaps 64×48; points (x, y) with integer
-coordinates at pixel centres (`hrnet_edu.geometry`), and x_in = 4 · x_hm between crop and heatmap.
-The library code lives in `hrnet_edu/data/coco.py` and `hrnet_edu/data/transforms.py`.
-""")
-
-code(r"""
-%matplotlib inline
+# %%
+# %matplotlib inline
 # The crops are photographs: JPEG keeps this notebook's stored figures small at 100 dpi.
-%config InlineBackend.figure_formats = ["jpeg"]
-%config InlineBackend.print_figure_kwargs = {"bbox_inches": "tight", "pil_kwargs": {"quality": 88}}
+# %config InlineBackend.figure_formats = ["jpeg"]
+# %config InlineBackend.print_figure_kwargs = {"bbox_inches": "tight", "pil_kwargs": {"quality": 88}}
 import time
 
 import ipywidgets as widgets
@@ -80,19 +77,17 @@ torch.set_num_threads(1)  # per-sample work is small; one thread is what a DataL
 ROOT = "../data_samples/synthpose"
 INPUT = (256, 192)  # (H, W) of the input crop
 OUT = (INPUT[1], INPUT[0])  # matrices take the output size as (W, H)
-""")
 
-md(r"""
-## 1. A COCO keypoint annotation
+# %% [markdown]
+# ## 1. A COCO keypoint annotation
+#
+# A COCO person annotation holds a box `[x, y, w, h]`, 51 numbers `x1, y1, v1, …, x17, y17, v17`
+# (v = 0 unlabelled, 1 labelled but occluded, 2 visible) and a crowd flag. `CocoKeypoints` keeps
+# the reference's filtering: crowd annotations and persons with no labelled keypoint are skipped,
+# boxes are clipped to the image, degenerate boxes are dropped, and v becomes min(v, 1) — an
+# occluded joint is still a target. We use the SynthPose sample that ships with the repository.
 
-A COCO person annotation holds a box `[x, y, w, h]`, 51 numbers `x1, y1, v1, …, x17, y17, v17`
-(v = 0 unlabelled, 1 labelled but occluded, 2 visible) and a crowd flag. `CocoKeypoints` keeps
-the reference's filtering: crowd annotations and persons with no labelled keypoint are skipped,
-boxes are clipped to the image, degenerate boxes are dropped, and v becomes min(v, 1) — an
-occluded joint is still a target. We use the SynthPose sample that ships with the repository.
-""")
-
-code(r"""
+# %%
 val = CocoKeypoints(f"{ROOT}/annotations/person_keypoints_val.json", f"{ROOT}/images", train=False)
 print(f"{len(val)} persons in {len(val.image_ids)} images; skipped: {val.num_skipped}")
 labelled = np.array([(val.record(i)["joints"][:, 2] > 0).sum() for i in range(len(val))])
@@ -102,9 +97,8 @@ ann = val.coco.anns[rec["ann_id"]]
 print("annotation id", ann["id"], "image id", ann["image_id"], "bbox", np.round(ann["bbox"], 2))
 print("first 3 keypoints (x, y, v):", np.round(ann["keypoints"][:9], 1))
 print("clipped box", np.round(rec["box"], 2))
-""")
 
-code(r"""
+# %%
 image = load_image(rec["path"])
 c, s = rec["center"], rec["scale"]
 # the crop's outline in the image: the input's corners mapped back with the inverse crop transform
@@ -125,17 +119,15 @@ axes[1].legend(loc="lower right", fontsize=9)
 axes[0].set_title(f"image {rec['image_id']} ({image.shape[1]}×{image.shape[0]}), annotation {rec['ann_id']}")
 axes[1].set_title(f"zoom on the crop: the person's box is {w:.0f}×{h:.0f} px")
 plt.show()
-""")
 
-md(r"""
-## 2. Box → centre and scale
+# %% [markdown]
+# ## 2. Box → centre and scale
+#
+# The reference describes a crop by its centre c and a *scale* s in units of 200 pixels: the box
+# is grown (never shrunk) to the input's aspect ratio W/H = 0.75, then padded by 1.25 so the
+# network sees some context. Here is the rule written from scratch, checked against the library:
 
-The reference describes a crop by its centre c and a *scale* s in units of 200 pixels: the box
-is grown (never shrunk) to the input's aspect ratio W/H = 0.75, then padded by 1.25 so the
-network sees some context. Here is the rule written from scratch, checked against the library:
-""")
-
-code(r"""
+# %%
 x, y, w, h = rec["box"]
 center = np.array([x + w / 2, y + h / 2])
 aspect = OUT[0] / OUT[1]
@@ -149,20 +141,18 @@ lib_center, lib_scale = box_to_center_scale(rec["box"], aspect)
 assert np.allclose(center, lib_center) and np.allclose(scale, lib_scale)
 assert np.allclose(lib_center, rec["center"]) and np.allclose(lib_scale, rec["scale"])
 print("centre", np.round(center, 3), " scale", np.round(scale, 4), " crop size in image px", np.round(scale * 200, 2))
-""")
 
-md(r"""
-## 3. The crop is one affine matrix
+# %% [markdown]
+# ## 3. The crop is one affine matrix
+#
+# `crop_transform` builds the 2×3 matrix M with p_crop = M·(p, 1): translate the centre to the
+# origin, rotate by θ, zoom by k = W_in / (200 s_x), and move the origin to the middle of the crop.
+# The same M warps the pixels (`warp_image`, bilinear, zero border) and maps the keypoints
+# (`transform_joints`); its inverse brings predictions back to the image. Integer coordinates are
+# pixel centres, so the flip is x → W − 1 − x and `grid_sample` is called with
+# `align_corners=False` and the matching normalisation x_n = (2x + 1)/W − 1.
 
-`crop_transform` builds the 2×3 matrix M with p_crop = M·(p, 1): translate the centre to the
-origin, rotate by θ, zoom by k = W_in / (200 s_x), and move the origin to the middle of the crop.
-The same M warps the pixels (`warp_image`, bilinear, zero border) and maps the keypoints
-(`transform_joints`); its inverse brings predictions back to the image. Integer coordinates are
-pixel centres, so the flip is x → W − 1 − x and `grid_sample` is called with
-`align_corners=False` and the matching normalisation x_n = (2x + 1)/W − 1.
-""")
-
-code(r"""
+# %%
 M = crop_transform(c, s, OUT)
 M_inv = crop_inverse(M)
 print("M =\n", np.round(M, 4))
@@ -180,15 +170,14 @@ axes[1].imshow(crop.permute(1, 2, 0).numpy().astype(np.uint8)); draw_pose(axes[1
 axes[2].imshow(back.permute(1, 2, 0).numpy().astype(np.uint8)); draw_pose(axes[2], np.c_[round_trip, rec["joints"][:, 2]])
 for ax, title in zip(axes, ["image", "crop = warp(image, M)", "warp(crop, M⁻¹)"]):
     ax.set_title(title); ax.axis("off")
-""")
 
-md(r"""
-**From scratch.** For every crop pixel centre (u, v), read the image at M⁻¹(u, v) by bilinear
-interpolation of its four neighbours, with zeros outside the image. A few vectorized lines of
-numpy — and the library's `grid_sample` warp must agree with them:
-""")
 
-code(r"""
+# %% [markdown]
+# **From scratch.** For every crop pixel centre (u, v), read the image at M⁻¹(u, v) by bilinear
+# interpolation of its four neighbours, with zeros outside the image. A few vectorized lines of
+# numpy — and the library's `grid_sample` warp must agree with them:
+
+# %%
 def warp_from_scratch(img, M, out_w, out_h):
     inv = crop_inverse(M)
     v, u = np.mgrid[0:out_h, 0:out_w]
@@ -207,32 +196,29 @@ ours = warp_from_scratch(image.astype(np.float64), M_rot, *OUT)
 lib = warp_image(image, M_rot, OUT).permute(1, 2, 0).numpy()
 assert np.abs(ours - lib).max() < 0.05
 print("library warp == from-scratch bilinear (max |difference| < 0.05 grey levels):", True)
-""")
 
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 show_source(warp_batch)
-""")
 
-md(r"""
-## 4. Each augmentation on the same person
+# %% [markdown]
+# ## 4. Each augmentation on the same person
+#
+# The paper trains with random scale ([0.65, 1.35]), random rotation ([−45°, 45°]), horizontal flips
+# and half-body crops. The reference *code* draws the rotation differently from that sentence:
+# θ = clip(45°·N(0, 1), ±90°), applied with probability 0.6 — so angles beyond 45°, up to 90°,
+# do occur (section 5 measures it); hrnet-edu follows the code (`PAPER_AUGMENT`). Each
+# augmentation only changes the crop's centre, scale, angle or mirror, i.e. the matrix M:
+#
+# * **scale** multiplies s (a larger s zooms *out*);
+# * **rotation** turns the crop by θ around its centre;
+# * **flip** mirrors the image, x → W − 1 − x. The person's left arm is now on the other side, so
+#   the channels swap: the joint called *left wrist* after the flip is the annotated *right wrist*
+#   (`FLIP_INDEX`). We never flip pixels — the mirror is folded into M;
+# * **half body** replaces the box by the box of the upper-body joints (0–10) or the lower-body
+#   joints (11–16), grown to the aspect ratio and padded ×1.5, centred on the joints' mean.
 
-The paper trains with random scale ([0.65, 1.35]), random rotation ([−45°, 45°]), horizontal flips
-and half-body crops. The reference *code* draws the rotation differently from that sentence:
-θ = clip(45°·N(0, 1), ±90°), applied with probability 0.6 — so angles beyond 45°, up to 90°,
-do occur (section 5 measures it); hrnet-edu follows the code (`PAPER_AUGMENT`). Each
-augmentation only changes the crop's centre, scale, angle or mirror, i.e. the matrix M:
-
-* **scale** multiplies s (a larger s zooms *out*);
-* **rotation** turns the crop by θ around its centre;
-* **flip** mirrors the image, x → W − 1 − x. The person's left arm is now on the other side, so
-  the channels swap: the joint called *left wrist* after the flip is the annotated *right wrist*
-  (`FLIP_INDEX`). We never flip pixels — the mirror is folded into M;
-* **half body** replaces the box by the box of the upper-body joints (0–10) or the lower-body
-  joints (11–16), grown to the aspect ratio and padded ×1.5, centred on the joints' mean.
-""")
-
-code(r"""
+# %%
 W_img = image.shape[1]
 joints = rec["joints"]
 mirror_c = np.array([W_img - 1 - c[0], c[1]])
@@ -258,17 +244,15 @@ for ax, (name, params) in zip(axes.ravel(), cases.items()):
 print(f"{'case':18} {'centre':>16} {'scale':>16} {'θ':>6} flip")
 for name, p in cases.items():
     print(f"{name:18} {np.array2string(np.round(p.center, 1)):>16} {np.array2string(np.round(p.scale, 3)):>16} {p.rotation:6.1f} {p.flip}")
-""")
 
-md(r"""
-Left/right after the flip: the skeleton's colours (left blue, right orange) stay on the
-person's own sides, because channel k of a flipped crop is filled from joint `FLIP_INDEX[k]`.
-One subtlety: the crop maps the box centre to (W_in/2, H_in/2), half a pixel right of the crop's
-middle pixel (W_in − 1)/2. So the crop of the mirrored image is the plain crop mirrored about
-x = W_in/2, i.e. x → W_in − x — one pixel off mirroring the crop's own pixel array (x → W_in − 1 − x).
-""")
+# %% [markdown]
+# Left/right after the flip: the skeleton's colours (left blue, right orange) stay on the
+# person's own sides, because channel k of a flipped crop is filled from joint `FLIP_INDEX[k]`.
+# One subtlety: the crop maps the box centre to (W_in/2, H_in/2), half a pixel right of the crop's
+# middle pixel (W_in − 1)/2. So the crop of the mirrored image is the plain crop mirrored about
+# x = W_in/2, i.e. x → W_in − x — one pixel off mirroring the crop's own pixel array (x → W_in − 1 − x).
 
-code(r"""
+# %%
 _, flipped = render(cases["horizontal flip"])
 _, plain = render(cases["box crop"])
 for k in (5, 6, 9, 10):  # shoulders and wrists
@@ -276,20 +260,18 @@ for k in (5, 6, 9, 10):  # shoulders and wrists
     # p_flip = k·(F(p) − F(c)) + W_in/2 = −k·(p − c) + W_in/2, so x → W_in − x in the crop
     assert np.allclose(flipped[k, 0], OUT[0] - plain[src, 0], atol=1e-3) and np.allclose(flipped[k, 1], plain[src, 1], atol=1e-3)
     print(f"flipped channel {KEYPOINT_NAMES[k]:15} ← annotated {KEYPOINT_NAMES[src]}")
-""")
 
-md(r"""
-## 5. The random draw, measured
+# %% [markdown]
+# ## 5. The random draw, measured
+#
+# `sample_crop` draws, in the reference's order: half body (p = 0.3 when more than 8 joints are
+# labelled; upper body when N(0, 1) < 0.5, i.e. about 69 % of the time), the scale factor
+# clip(1 + 0.35·N(0, 1), 0.65, 1.35), the angle clip(45·N(0, 1), −90, 90) kept with probability
+# 0.6, and the flip (p = 0.5). Note that the scale clips whenever |N(0, 1)| > 1: almost a third
+# of the draws sit exactly at ×0.65 or ×1.35. Each sample has its own generator seeded by (seed, epoch, index), so
+# runs are reproducible and DataLoader workers never repeat each other's draws.
 
-`sample_crop` draws, in the reference's order: half body (p = 0.3 when more than 8 joints are
-labelled; upper body when N(0, 1) < 0.5, i.e. about 69 % of the time), the scale factor
-clip(1 + 0.35·N(0, 1), 0.65, 1.35), the angle clip(45·N(0, 1), −90, 90) kept with probability
-0.6, and the flip (p = 0.5). Note that the scale clips whenever |N(0, 1)| > 1: almost a third
-of the draws sit exactly at ×0.65 or ×1.35. Each sample has its own generator seeded by (seed, epoch, index), so
-runs are reproducible and DataLoader workers never repeat each other's draws.
-""")
-
-code(r"""
+# %%
 draws = [sample_crop(np.random.default_rng((0, 0, i)), c, s, joints[:, :2], joints[:, 2], W_img, aspect, PAPER_AUGMENT)
          for i in range(4000)]
 whole = [d for d in draws if not d.half_body]
@@ -306,26 +288,23 @@ print(f"{'fraction of 4000 draws':32} {'measured':>9} {'expected':>9}")
 for name, got, want in rows:
     print(f"{name:32} {got:9.3f} {want:9.3f}")
 print("scale ratio range", np.round([ratio.min(), ratio.max()], 3), " θ range", np.round([theta.min(), theta.max()], 1))
-""")
 
-md(r"""
-## 6. Training samples with their targets
+# %% [markdown]
+# ## 6. Training samples with their targets
+#
+# `CocoKeypoints(train=True)` puts it together: decode the JPEG (Pillow), draw the augmentation,
+# warp, normalise with the ImageNet mean and std, and encode the targets with
+# `heatmaps.encode_heatmaps` at x_hm = x_in / 4 (σ = 2). A joint that leaves the crop gets target
+# weight 0. Here are twelve samples of the first epoch, with the maximum over their 17 heatmaps:
 
-`CocoKeypoints(train=True)` puts it together: decode the JPEG (Pillow), draw the augmentation,
-warp, normalise with the ImageNet mean and std, and encode the targets with
-`heatmaps.encode_heatmaps` at x_hm = x_in / 4 (σ = 2). A joint that leaves the crop gets target
-weight 0. Here are twelve samples of the first epoch, with the maximum over their 17 heatmaps:
-""")
-
-code(r"""
+# %%
 train = CocoKeypoints(f"{ROOT}/annotations/person_keypoints_train.json", f"{ROOT}/images", train=True, seed=0)
 print(f"{len(train)} training persons; skipped: {train.num_skipped}")
 sample = train[0]
 for key, value in sample.items():
     print(f"{key:14} {str(tuple(value.shape)):14} {value.dtype}")
-""")
 
-code(r"""
+# %%
 fig, axes = plt.subplots(2, 6, figsize=(14, 6.2), layout="constrained")
 for ax, i in zip(axes.ravel(), range(12)):
     smp = train[i]
@@ -336,25 +315,24 @@ for ax, i in zip(axes.ravel(), range(12)):
     ax.set_title(" ".join(tags), fontsize=10); ax.axis("off")
 fig.colorbar(im, ax=axes, shrink=0.7, label="target, max over the 17 joints")
 plt.show()
-""")
 
-md(r"""
-## 7. The check: every labelled keypoint lands on its target's peak, and back
 
-For every joint with target weight 1 in 96 augmented training samples we check that
+# %% [markdown]
+# ## 7. The check: every labelled keypoint lands on its target's peak, and back
+#
+# For every joint with target weight 1 in 96 augmented training samples we check that
+#
+# 1. the target's peak is at μ = ⌊x_in/4 + ½⌋ — the reference's grid point (a joint in the crop's
+#    last two pixels has μ just past the map edge; its peak is then on the border, counted apart);
+# 2. decoding the target (argmax, ×4) and mapping back with the inverse of the sample's matrix
+#    (undoing the flip's channel swap) lands on the annotated keypoint, within the quantisation of
+#    the stride-4 grid: at most 2√2 input pixels, i.e. 2√2 / k image pixels.
+#
+# With `unbiased_targets=True` the Gaussian sits on the exact sub-pixel point, and the DARK decoder
+# recovers it (to ~0.001 px, except for joints near the heatmap's edge, where DARK's neighbours are
+# cut off); the table compares both.
 
-1. the target's peak is at μ = ⌊x_in/4 + ½⌋ — the reference's grid point (a joint in the crop's
-   last two pixels has μ just past the map edge; its peak is then on the border, counted apart);
-2. decoding the target (argmax, ×4) and mapping back with the inverse of the sample's matrix
-   (undoing the flip's channel swap) lands on the annotated keypoint, within the quantisation of
-   the stride-4 grid: at most 2√2 input pixels, i.e. 2√2 / k image pixels.
-
-With `unbiased_targets=True` the Gaussian sits on the exact sub-pixel point, and the DARK decoder
-recovers it (to ~0.001 px, except for joints near the heatmap's edge, where DARK's neighbours are
-cut off); the table compares both.
-""")
-
-code(r"""
+# %%
 def round_trip(dataset, n=96, method="argmax"):
     errs_in, errs_img, peaks_ok, border, total = [], [], 0, 0, 0
     for i in range(n):
@@ -391,21 +369,19 @@ print(f"{total} labelled joints in 96 samples ({border} at the crop's far border
 print(f"{'targets / decoder':20} {'error in input px:':>18} {'mean':>6} {'median':>7} {'max':>6}")
 for name, (ein, *_r) in [("reference / argmax", reference_targets), ("unbiased / DARK", unbiased_targets)]:
     print(f"{name:39} {ein.mean():6.3f} {np.median(ein):7.3f} {ein.max():6.3f}")
-""")
 
-md(r"""
-## 8. Throughput, and the GPU path
+# %% [markdown]
+# ## 8. Throughput, and the GPU path
+#
+# On two shared CPU cores the input pipeline can starve an H100: decoding, warping and target
+# generation cost a few milliseconds per sample. `CocoKeypoints(raw=True)` stops after the cheap
+# part — decode the JPEG, draw the augmentation, cut out only the pixels the crop will read — and
+# `GpuBatchTransform` does the float conversion, the warp and the targets for a whole batch on the
+# device. On the CPU both paths must give the same samples: the same targets, weights and joints
+# exactly, and the same pixels up to the per-sample path's rounding of its warped crop to uint8
+# (≤ ½ grey level; it warps with OpenCV, the batch path in float):
 
-On two shared CPU cores the input pipeline can starve an H100: decoding, warping and target
-generation cost a few milliseconds per sample. `CocoKeypoints(raw=True)` stops after the cheap
-part — decode the JPEG, draw the augmentation, cut out only the pixels the crop will read — and
-`GpuBatchTransform` does the float conversion, the warp and the targets for a whole batch on the
-device. On the CPU both paths must give the same samples: the same targets, weights and joints
-exactly, and the same pixels up to the per-sample path's rounding of its warped crop to uint8
-(≤ ½ grey level; it warps with OpenCV, the batch path in float):
-""")
-
-code(r"""
+# %%
 raw = CocoKeypoints(f"{ROOT}/annotations/person_keypoints_train.json", f"{ROOT}/images", train=True, seed=0, raw=True)
 batch = gpu_collate([raw[i] for i in range(8)])
 on_device = GpuBatchTransform(INPUT, device="cpu")(batch)  # device="cuda" on a GPU machine
@@ -419,9 +395,9 @@ print("raw batch", tuple(batch["raw_image"].shape), batch["raw_image"].dtype, "�
       "target", tuple(on_device["target"].shape))
 print(f"GPU path (run on the CPU here) vs CPU samples: targets, weights, joints equal; pixels differ by "
       f"≤ {levels.max():.2f} grey levels (mean {levels.mean():.2f})")
-""")
 
-code(r"""
+
+# %%
 # NBVAL_IGNORE_OUTPUT
 def per_sample_ms(fn, n=24):
     fn(0)
@@ -441,17 +417,16 @@ print(f"{'decode JPEG (256×256)':34} {decode_ms:11.2f}")
 print(f"{'raw sample (decode + draw + cut)':34} {raw_ms:11.2f}")
 print(f"{'full CPU sample':34} {full_ms:11.2f}")
 print(f"{'batch warp + targets on ' + gpu.device.type:34} {gpu_ms:11.2f}")
-""")
 
-md(r"""
-## 9. Explore
 
-Pick a training sample and an augmentation; the widget shows the crop, its targets and the
-parameters. (`random` draws from the sample's own generator at the chosen epoch.) Its starting
-state is drawn once first, for readers without a kernel.
-""")
+# %% [markdown]
+# ## 9. Explore
+#
+# Pick a training sample and an augmentation; the widget shows the crop, its targets and the
+# parameters. (`random` draws from the sample's own generator at the chosen epoch.) Its starting
+# state is drawn once first, for readers without a kernel.
 
-code(r"""
+# %%
 def explore(index=0, augmentation="random", epoch=0):
     r = train.record(index)
     img = load_image(r["path"])
@@ -482,9 +457,8 @@ def explore(index=0, augmentation="random", epoch=0):
 
 
 explore(0, "random", 0)  # the widget's starting state, drawn once
-""")
 
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 wide = {"description_width": "initial"}  # otherwise "augmentation" is cut to "augmenta…"
 widgets.interactive(explore, index=widgets.IntSlider(0, 0, len(train) - 1, description="index"),
@@ -492,26 +466,20 @@ widgets.interactive(explore, index=widgets.IntSlider(0, 0, len(train) - 1, descr
                                                            "random"], value="random", description="augmentation",
                                                   style=wide),
                     epoch=widgets.IntSlider(0, 0, 9, description="epoch"))
-""")
 
-md(r"""
-## Exercises
-
-1. **The far border.** Section 7 found joints whose target centre μ = ⌊x_in/4 + ½⌋ lies one
-   column (or row) past the heatmap: the reference keeps their weight at 1 although the peak of
-   the target is cut off. How often does it happen over one epoch of SynthPose? Change the
-   mapping to the pixel-centre-exact x_hm = (x_in − 1.5)/4 (see `hrnet_edu.geometry`) in a copy
-   of the pipeline: does the problem disappear, and what else would have to change to keep the
-   published checkpoints working?
-2. **Scale after half body.** The reference draws the half-body box (×1.5) *and then* the random
-   scale (×0.65 … ×1.35). Measure, over 2000 draws on persons with 17 labelled joints, the
-   fraction of half-body crops in which a chosen joint falls outside the crop. Would you clip the
-   scale differently for half-body crops?
-3. **A new augmentation.** Add a random translation of the crop centre (±5 % of the box) as a
-   field of `AugmentConfig`: which of the functions in `transforms.py` need to change, and which
-   check of this notebook proves you did it right?
-""")
-
-
-if __name__ == "__main__":
-    nb.write("06_data_pipeline.ipynb")
+# %% [markdown]
+# ## Exercises
+#
+# 1. **The far border.** Section 7 found joints whose target centre μ = ⌊x_in/4 + ½⌋ lies one
+#    column (or row) past the heatmap: the reference keeps their weight at 1 although the peak of
+#    the target is cut off. How often does it happen over one epoch of SynthPose? Change the
+#    mapping to the pixel-centre-exact x_hm = (x_in − 1.5)/4 (see `hrnet_edu.geometry`) in a copy
+#    of the pipeline: does the problem disappear, and what else would have to change to keep the
+#    published checkpoints working?
+# 2. **Scale after half body.** The reference draws the half-body box (×1.5) *and then* the random
+#    scale (×0.65 … ×1.35). Measure, over 2000 draws on persons with 17 labelled joints, the
+#    fraction of half-body crops in which a chosen joint falls outside the crop. Would you clip the
+#    scale differently for half-body crops?
+# 3. **A new augmentation.** Add a random translation of the crop centre (±5 % of the box) as a
+#    field of `AugmentConfig`: which of the functions in `transforms.py` need to change, and which
+#    check of this notebook proves you did it right?
