@@ -8,7 +8,7 @@ TORCH_CPU_SPEC ?= torch==2.13.0
 # Linux wheels of torch are CUDA builds (this project's own machines carry the CPU build locally).
 TORCH_PIP_ARGS ?=
 
-.PHONY: setup test lint pytest nbval demo data train-cpu lab clean
+.PHONY: setup test lint pytest nbval test-browser demo data train-cpu lab clean
 
 $(BIN)/hrnet-edu: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,30 @@ nbval: setup
 test: setup
 	$(BIN)/ruff check hrnet_edu tests benchmarks notebooks
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q tests --nbval notebooks
+
+# The browser test of the notebooks' widgets (tests/browser, README "Widgets in a browser"): JupyterLab
+# on localhost, driven by Playwright for Python (the browser extra) in the system's Chromium; on a
+# machine without it, Debian's/Ubuntu's chromium package is installed (elsewhere: CHROMIUM=/path).
+# Playwright's own browser builds are never downloaded. About 2.5 min on 2 cores (README).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(BIN)/.browser-extra: pyproject.toml $(BIN)/hrnet-edu
+	$(BIN)/python -m pip install --quiet -e ".[browser]"
+	touch $@
+
+test-browser: setup $(BIN)/.browser-extra
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	    if command -v apt-get >/dev/null 2>&1; then \
+	        echo "no $(CHROMIUM): installing the chromium package"; \
+	        $(SUDO) apt-get update -qq && \
+	        $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    else \
+	        echo "no $(CHROMIUM): install Chromium, then make test-browser CHROMIUM=/path/to/chromium"; \
+	        exit 1; \
+	    fi; \
+	fi
+	HRNET_EDU_BROWSER_TESTS=1 HRNET_EDU_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -v -s tests/browser
 
 # The CPU recipe's training set (37,476 persons; val is the bundled data_samples/synthpose split).
 data: setup
