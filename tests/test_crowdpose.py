@@ -138,7 +138,7 @@ def test_flip_augmentation_swaps_crowdpose_pairs():
 
 def test_crowdpose_gt_as_prediction_is_ap_1_and_equals_pycocotools(crowdpose_val):
     results = gt_as_results(crowdpose_val)
-    stats = coco_eval.evaluate_keypoints(CROWDPOSE_VAL, results, spec=CROWDPOSE14)
+    stats = coco_eval.results_ap(CROWDPOSE_VAL, results, spec=CROWDPOSE14)
     assert stats.ap == 1.0 and stats.ar == 1.0
     reference = plain_cocoeval(with_box_areas(crowdpose_val), results, CROWDPOSE14.sigmas)
     np.testing.assert_array_equal([*stats.as_dict().values()], reference[:10])
@@ -147,17 +147,17 @@ def test_crowdpose_gt_as_prediction_is_ap_1_and_equals_pycocotools(crowdpose_val
     noisy = gt_as_results(crowdpose_val, noise=3.0)
     reference = plain_cocoeval(with_box_areas(crowdpose_val), noisy, CROWDPOSE14.sigmas)
     for backend in coco_eval.BACKENDS:
-        stats = coco_eval.evaluate_keypoints(CROWDPOSE_VAL, noisy, spec="crowdpose14", backend=backend)
+        stats = coco_eval.results_ap(CROWDPOSE_VAL, noisy, spec="crowdpose14", backend=backend)
         np.testing.assert_allclose([*stats.as_dict().values()], reference, rtol=0, atol=1e-12)
     assert 0.3 < reference[0] < 0.9
     other = plain_cocoeval(with_box_areas(crowdpose_val), noisy, np.full(14, 0.05))
     assert abs(other[0] - reference[0]) > 0.01
     # the ground truth remembers its spec: the file read once with it evaluates without repeating it
     coco, _ = read_ground_truth(CROWDPOSE_VAL, for_eval=True, spec=CROWDPOSE14)
-    assert coco_eval.evaluate_keypoints(coco, noisy).ap == reference[0]
+    assert coco_eval.results_ap(coco, noisy).ap == reference[0]
     # 17-joint results on it name the problem
     with pytest.raises(ValueError, match=r"keypoints must be 42 numbers .* got shape \(51,\)"):
-        coco_eval.evaluate_keypoints(coco, [{**noisy[0], "keypoints": [1.0] * 51}])
+        coco_eval.results_ap(coco, [{**noisy[0], "keypoints": [1.0] * 51}])
 
 
 def test_a_category_with_more_names_than_the_annotations_carry():
@@ -172,9 +172,9 @@ def test_a_category_with_more_names_than_the_annotations_carry():
     coco.dataset = data
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
-    stats = coco_eval.evaluate_keypoints(coco, results)  # COCO-17: 51 numbers per result
+    stats = coco_eval.results_ap(coco, results)  # COCO-17: 51 numbers per result
     np.testing.assert_allclose([*stats.as_dict().values()], reference, rtol=0, atol=1e-12)
-    assert coco_eval.evaluate_keypoints(coco, gt_as_results(data)).ap == 1.0
+    assert coco_eval.results_ap(coco, gt_as_results(data)).ap == 1.0
 
 
 def test_category_and_spec_disagree(tmp_path):
@@ -206,7 +206,7 @@ def test_annotations_without_area_get_the_box_rule(tmp_path):
     path = tmp_path / "ann.json"
     path.write_text(json.dumps(data))
     results = gt_as_results(data, noise=2.0)
-    stats = coco_eval.evaluate_keypoints(str(path), results)
+    stats = coco_eval.results_ap(str(path), results)
     np.testing.assert_allclose([*stats.as_dict().values()], plain_cocoeval(with_box_areas(data), results,
                                                                            COCO17.sigmas), rtol=0, atol=1e-12)
     coco, _ = read_ground_truth(path, for_eval=True)
