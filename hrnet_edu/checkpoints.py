@@ -159,6 +159,49 @@ def load_reference_weights(model: nn.Module, state_dict_or_path) -> nn.Module:
     return model
 
 
+def transfer_weights(model: nn.Module, state_dict_or_checkpoint, source_spec, target_spec) -> dict:
+    """Load weights trained on one keypoint set into ``model``, built for another (fine-tuning).
+
+    Only the last 1×1 convolution, ``final_layer``, depends on the keypoint set: its weight is
+    (K, C, 1, 1) and its bias (K,), one row per heatmap. Every other tensor is loaded as it is
+    (strictly, as ``load_reference_weights``); row j of the head comes from the source's row of the
+    joint with the same name (``target_spec.index_in(source_spec)``), and the rows of joints the
+    source does not have keep ``model``'s own initialisation. With equal specs this is a plain
+    strict load.
+
+    Args:
+        model: the network for ``target_spec`` (K_target heatmaps), initialised.
+        state_dict_or_checkpoint: a state dict, or one of our checkpoints ({"model": …}).
+        source_spec, target_spec: KeypointSpecs or built-in names (``keypoints.get_spec``).
+
+    Returns:
+        {"copied": target joint names whose head rows were copied, "new": those left initialised}.
+    Raises:
+        ValueError: the head does not have the source's K rows, or another tensor does not match.
+    """
+    from hrnet_edu.keypoints import get_spec
+
+    source, target = get_spec(source_spec), get_spec(target_spec)
+    state = dict(state_dict_of(state_dict_or_checkpoint))
+    own = model.state_dict()
+    index = target.index_in(source)  # (K_target,) source row of each target joint, −1 for none
+    for key in (k for k in own if k.split(".")[0] == "final_layer"):
+        if key not in state:
+            continue  # reported as missing by load_reference_weights
+        if state[key].shape[0] != source.num_joints or own[key].shape[0] != target.num_joints:
+            raise ValueError(f"{key}: the weights have {state[key].shape[0]} rows and the model "
+                             f"{own[key].shape[0]}, not the {source.num_joints} of keypoint spec "
+                             f"{source.name!r} and the {target.num_joints} of {target.name!r}")
+        rows = own[key].clone()
+        for j, i in enumerate(index):
+            if i >= 0:
+                rows[j] = state[key][i]  # the head row of the joint of the same name
+        state[key] = rows
+    load_reference_weights(model, state)
+    return {"copied": [n for n, i in zip(target.names, index) if i >= 0],
+            "new": [n for n, i in zip(target.names, index) if i < 0]}
+
+
 # ----------------------------------------------------------------------------- device
 def resolve_device(name: str = "auto", local_rank: int | None = None) -> torch.device:
     """The device called ``name``: "auto" (cuda when available, else cpu), "cpu", "cuda", "cuda:N", "mps".

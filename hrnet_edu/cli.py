@@ -61,19 +61,23 @@ def _synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    parser.add_argument("--layout", choices=("coco17", "crowdpose14"), default="coco17",
+                        help="the keypoints labelled: COCO's 17 (default) or CrowdPose's 14 (12 body joints, "
+                        "head top, neck; no area, as CrowdPose's files); train with keypoints=crowdpose14")
 
 
 def _synth(args, parser) -> int:
-    """``hrnet-edu synth --out DIR --train N --val M --seed S [--size 256] [--workers W]``."""
+    """``hrnet-edu synth --out DIR --train N --val M --seed S [--size 256] [--workers W] [--layout L]``."""
     from hrnet_edu.data.synthpose import check_arguments, generate
 
     try:
         check_arguments(args.out, args.train, args.val, args.seed, args.size, args.workers)
     except ValueError as err:
         parser.error(str(err))  # exits with status 2 and the message
-    summary = generate(args.out, args.train, args.val, args.seed, args.size, args.workers)
+    summary = generate(args.out, args.train, args.val, args.seed, args.size, args.workers, args.layout)
+    layout = "" if args.layout == "coco17" else f", {args.layout} layout"
     print(f"SynthPose: {summary['n_train']} train images ({summary['n_persons_train']} persons), "
-          f"{summary['n_val']} val images ({summary['n_persons_val']} persons) "
+          f"{summary['n_val']} val images ({summary['n_persons_val']} persons){layout} "
           f"→ {summary['out_dir']}")  # fmt: skip
     return 0
 
@@ -137,6 +141,8 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--boxes", default="gt", help="'gt' or a COCO person-detection results JSON")
     parser.add_argument("--ann", help="ground-truth COCO keypoint file to evaluate on (e.g. COCO's "
                         "person_keypoints_val2017.json); default: the config's val_ann")
+    parser.add_argument("--keypoints", help="with --results: the keypoint set of the ground truth (coco17, "
+                        "crowdpose14); default: the config's, else coco17 (a checkpoint records its own)")
     parser.add_argument("--images", help="folder of --ann's images (e.g. COCO's val2017/); default: the "
                         "config's val_images")
     parser.add_argument("--skip-bad-images", action="store_true",
@@ -158,9 +164,12 @@ def _evaluate(args, parser) -> int:
 
     if args.batch_size < 1 or args.workers < 0:
         parser.error("--batch-size must be >= 1 and --workers >= 0")
+    if args.keypoints and not args.results:
+        parser.error("--keypoints goes with --results: a checkpoint records its own keypoint set")
     if args.results:
         stats, settings = evaluate.results_file_ap(args.results, ann=args.ann, config=args.config,
-                                                   overrides=args.overrides, out=args.out)
+                                                   overrides=args.overrides, out=args.out,
+                                                   keypoints=args.keypoints)
     else:
         stats, settings = evaluate.checkpoint_ap(
             args.checkpoint, config=args.config, overrides=args.overrides, ann=args.ann, images=args.images,

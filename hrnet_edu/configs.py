@@ -68,7 +68,9 @@ class TrainConfig:
     input_size: tuple[int, int] = (256, 192)
     sigma: float = 2.0
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
-    init_from: str | None = None  # start from the weights of this checkpoint (fine-tuning), not from init
+    # start from the weights of this checkpoint (fine-tuning), not from init; one of another keypoint
+    # set gives the head rows of the joints of the same name (checkpoints.transfer_weights)
+    init_from: str | None = None
     max_train_images: int | None = None  # use only the first n training instances (smoke runs)
     # --- optimisation (Adam + MultiStepLR, as the reference)
     batch_size: int = 32

@@ -12,7 +12,11 @@ This module is the one place where that chain is written; training (``train.vali
 command line and notebook 08 all call it. ``predict_dataset`` returns plain numpy arrays, so that
 under torchrun each rank can predict its shard and rank 0 can ``merge_predictions`` them.
 
-Shapes: N person instances, K joints (17), H×W the input crop (heatmaps H/4 × W/4).
+The keypoint set (``keypoints.KeypointSpec``) enters in three places: the flip test swaps the
+channels of its ``flip_index``, OKS-NMS and COCOeval use its ``sigmas``; both are taken from the
+dataset's ``spec`` (COCO-17 unless the dataset was made with another), or passed explicitly.
+
+Shapes: N person instances, K joints (17 for COCO), H×W the input crop (heatmaps H/4 × W/4).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from hrnet_edu import coco_eval
 from hrnet_edu.checkpoints import load_checkpoint_file, load_reference_weights, resolve_device
 from hrnet_edu.errors import InputError
 from hrnet_edu.heatmaps import flip_test_average, heatmaps_to_keypoints
+from hrnet_edu.keypoints import KeypointSpec, get_spec
 from hrnet_edu.oks import oks_nms
 
 PREDICTION_KEYS = ("indices", "image_ids", "ann_ids", "keypoints", "confidences", "box_scores", "areas")
@@ -37,6 +42,15 @@ def _base(dataset):
     while isinstance(dataset, Subset):
         dataset = dataset.dataset
     return dataset
+
+
+def dataset_spec(dataset_or_coco) -> KeypointSpec:
+    """The keypoint spec of a dataset (through Subsets), of a ground truth read with one, else COCO-17."""
+    base = _base(dataset_or_coco)
+    if isinstance(getattr(base, "spec", None), KeypointSpec):
+        return base.spec
+    coco = getattr(base, "coco", base)
+    return get_spec(getattr(coco, "hrnet_edu_checked", {}).get("spec"))
 
 
 def _base_indices(dataset) -> np.ndarray:
@@ -52,7 +66,8 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 
 @torch.inference_mode()
-def predict_heatmaps(model, images: torch.Tensor, flip: bool = True, flip_shift: bool = True) -> torch.Tensor:
+def predict_heatmaps(model, images: torch.Tensor, flip: bool = True, flip_shift: bool = True,
+                     flip_index=None) -> torch.Tensor:
     """Heatmaps of a batch of crops, with the flip test.
 
     Args:
@@ -61,6 +76,8 @@ def predict_heatmaps(model, images: torch.Tensor, flip: bool = True, flip_shift:
         flip: also run the mirrored crops and average ``½ (H(x) + flip_back(H(mirror x)))``;
             both go through the network in one batch of 2N.
         flip_shift: the reference's one-column shift in ``flip_back`` (see ``heatmaps``).
+        flip_index: (K,) the left ↔ right channel permutation (``KeypointSpec.flip_index``);
+            default COCO-17's.
 
     Returns:
         (N, K, H/4, W/4) float32 heatmaps.
@@ -70,12 +87,13 @@ def predict_heatmaps(model, images: torch.Tensor, flip: bool = True, flip_shift:
     n = images.shape[0]
     # mirror x → W − 1 − x: reverse the columns of the crop
     out = model(torch.cat([images, images.flip(-1)])).float()
-    return flip_test_average(out[:n], out[n:], shift=flip_shift)
+    flip_index = get_spec(None).flip_index if flip_index is None else flip_index
+    return flip_test_average(out[:n], out[n:], shift=flip_shift, flip_index=flip_index)
 
 
 def predict_dataset(model, dataset, batch_size: int = 32, flip: bool = True, decode: str = "shift",
                     device=None, progress: bool = False, flip_shift: bool = True, sigma: float | None = None,
-                    num_workers: int = 0) -> dict:
+                    num_workers: int = 0, flip_index=None) -> dict:
     """Run ``model`` over every sample of ``dataset`` and return keypoints in image coordinates.
 
     Args:
@@ -89,6 +107,8 @@ def predict_dataset(model, dataset, batch_size: int = 32, flip: bool = True, dec
         device: where to run; the model is moved there. None: the model's current device.
         progress: show a tqdm progress bar. num_workers: DataLoader workers.
         sigma: target sigma for DARK decoding (default: the dataset's ``sigma``, else 2).
+        flip_index: the flip test's channel permutation (default: the dataset's spec's, see
+            ``dataset_spec``).
 
     Returns:
         dict of numpy arrays (the N predicted samples, in the dataset's order):
@@ -101,6 +121,8 @@ def predict_dataset(model, dataset, batch_size: int = 32, flip: bool = True, dec
     model.to(device)
     if sigma is None:
         sigma = float(getattr(_base(dataset), "sigma", 2.0))
+    if flip_index is None:
+        flip_index = dataset_spec(dataset).flip_index
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         pin_memory=device.type == "cuda")
     if progress:
@@ -112,7 +134,8 @@ def predict_dataset(model, dataset, batch_size: int = 32, flip: bool = True, dec
     model.eval()
     try:
         for batch in loader:
-            for name, value in _predict_batch(model, batch, device, flip, flip_shift, decode, sigma).items():
+            for name, value in _predict_batch(model, batch, device, flip, flip_shift, decode, sigma,
+                                              flip_index).items():
                 parts[name].append(value)
     finally:
         model.train(was_training)
@@ -121,10 +144,10 @@ def predict_dataset(model, dataset, batch_size: int = 32, flip: bool = True, dec
 
 
 def _predict_batch(model, batch: dict, device, flip: bool, flip_shift: bool, decode: str,
-                   sigma: float) -> dict:
+                   sigma: float, flip_index) -> dict:
     """One loader batch → its predictions (numpy; keypoints in image pixels), ``PREDICTION_KEYS[1:]``."""
     images = batch["image"].to(device, non_blocking=True)
-    heatmaps = predict_heatmaps(model, images, flip=flip, flip_shift=flip_shift)  # (N, K, h, w)
+    heatmaps = predict_heatmaps(model, images, flip, flip_shift, flip_index)  # (N, K, h, w)
     keypoints, conf = heatmaps_to_keypoints(heatmaps, batch["center"], batch["scale"],
                                             batch["rotation"], decode, sigma)
     return {"keypoints": keypoints, "confidences": conf, "image_ids": batch["image_id"].numpy(),
@@ -155,7 +178,7 @@ def merge_predictions(parts: list[dict]) -> dict:
 
 
 def predictions_to_results(preds: dict, nms_threshold: float | None = 0.9, rescore_threshold: float = 0.2,
-                           return_keep: bool = False):
+                           return_keep: bool = False, sigmas=None):
     """Rescore, apply OKS-NMS per image and build COCO results entries (the reference's ``evaluate``).
 
     Args:
@@ -163,12 +186,14 @@ def predictions_to_results(preds: dict, nms_threshold: float | None = 0.9, resco
         nms_threshold: OKS above which a pose of the same image is suppressed (0.9); None: no NMS.
         rescore_threshold: keypoints with confidence above it enter the instance score (0.2).
         return_keep: also return the (M,) indices into ``preds`` of the kept poses.
+        sigmas: (K,) the OKS constants of OKS-NMS (``KeypointSpec.sigmas``); default COCO-17's.
 
     Returns:
         list of M results entries (``coco_eval.make_results``), image by image; and ``keep``.
     """
     # score = box score × mean of the confidences > 0.2
     scores = coco_eval.rescore(preds["box_scores"], preds["confidences"], threshold=rescore_threshold)
+    sigmas = get_spec(None).sigmas if sigmas is None else sigmas
     keep = []
     image_ids = preds["image_ids"]
     for image_id in np.unique(image_ids):
@@ -177,7 +202,8 @@ def predictions_to_results(preds: dict, nms_threshold: float | None = 0.9, resco
             keep.append(idx)
             continue
         # The reference's OKS-NMS uses the crop areas (200·s)² and all K keypoints.
-        keep.append(idx[oks_nms(preds["keypoints"][idx], scores[idx], preds["areas"][idx], nms_threshold)])
+        keep.append(idx[oks_nms(preds["keypoints"][idx], scores[idx], preds["areas"][idx], nms_threshold,
+                                sigmas=sigmas)])
     keep = np.concatenate(keep) if keep else np.zeros(0, dtype=np.int64)
     if not len(keep):  # no instance at all (e.g. every detection below the score threshold)
         return ([], keep) if return_keep else []
@@ -187,7 +213,7 @@ def predictions_to_results(preds: dict, nms_threshold: float | None = 0.9, resco
 
 
 def predictions_ap(preds: dict, dataset_or_coco, nms_threshold: float | None = 0.9, results_path=None,
-                   img_ids=None, return_results: bool = False):
+                   img_ids=None, return_results: bool = False, spec=None):
     """COCO keypoint AP/AR of predictions: rescoring, OKS-NMS, results file, COCOeval.
 
     Args:
@@ -197,15 +223,19 @@ def predictions_ap(preds: dict, dataset_or_coco, nms_threshold: float | None = 0
         nms_threshold: see ``predictions_to_results``. results_path: also write the results JSON.
         img_ids: images to evaluate (default: every image of the ground truth, as the reference).
         return_results: also return the results entries evaluated.
+        spec: the keypoint set, whose sigmas OKS-NMS and COCOeval use; default: the dataset's
+            (``dataset_spec``).
 
     Returns:
         CocoKeypointStats (the ten numbers); with ``return_results``, (stats, results).
     """
     coco_gt = getattr(_base(dataset_or_coco), "coco", dataset_or_coco)
-    results = predictions_to_results(preds, nms_threshold)
+    # OKS-NMS and COCOeval with the keypoint set's sigmas
+    spec = dataset_spec(dataset_or_coco) if spec is None else get_spec(spec)
+    results = predictions_to_results(preds, nms_threshold, sigmas=spec.sigmas)
     if results_path is not None:
         coco_eval.write_results(results, results_path)
-    stats = coco_eval.results_ap(coco_gt, results, img_ids=img_ids)
+    stats = coco_eval.results_ap(coco_gt, results, img_ids=img_ids, spec=spec)
     return (stats, results) if return_results else stats
 
 
@@ -308,11 +338,12 @@ def _skip_note(counts: dict) -> str:
 
 
 # ----------------------------------------------------------------------------- what the command runs
-def results_file_ap(results, ann=None, config=None, overrides=(), out=None):
+def results_file_ap(results, ann=None, config=None, overrides=(), out=None, keypoints=None):
     """The ten COCO numbers of a results JSON file (``hrnet-edu evaluate --results``).
 
     The ground truth is ``ann``, or else the ``val_ann`` of the preset ``config`` (with ``overrides``
-    applied, e.g. ``data_root=...``); InputError when neither says which ground truth.
+    applied, e.g. ``data_root=...``); InputError when neither says which ground truth. The keypoint
+    set is ``keypoints`` (a spec or built-in name), else the config's, else COCO-17.
 
     Returns:
         (CocoKeypointStats, one line saying what was evaluated).
@@ -323,13 +354,14 @@ def results_file_ap(results, ann=None, config=None, overrides=(), out=None):
     check_output_file(out)
     if config is None and overrides:
         raise InputError(f"key=value overrides ({' '.join(overrides)}) need --config: they change a preset")
+    cfg = apply_overrides(get_config(config), list(overrides)) if config is not None else None
     if ann is None:
-        if config is None:
+        if cfg is None:
             raise InputError("--results needs its ground truth: --ann FILE, or --config NAME (its val_ann)")
-        cfg = apply_overrides(get_config(config), list(overrides))
         ann = cfg.val_path(cfg.val_ann)
-    coco_gt = coco_eval.load_coco(ann)
-    stats = coco_eval.results_ap(coco_gt, results)
+    spec = get_spec(keypoints if keypoints is not None else cfg.spec if cfg is not None else None)
+    coco_gt = coco_eval.load_coco(ann, spec)
+    stats = coco_eval.results_ap(coco_gt, results, spec=spec)
     ignored = _skip_note(coco_gt.hrnet_edu_checked["counts"])
     return stats, f"results {results} on {ann} (ground truth not evaluated: {ignored})"
 
@@ -367,7 +399,7 @@ def checkpoint_ap(checkpoint, config=None, overrides=(), ann=None, images=None, 
         ann, images = cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images)
     dataset = CocoKeypoints(ann, images, input_size=cfg.input_size,
                             sigma=cfg.sigma, heatmap_stride=cfg.heatmap_stride, train=False, augment=None,
-                            boxes=boxes)
+                            boxes=boxes, spec=cfg.spec)  # the checkpoint's keypoint set
     dataset.check_images(skip_bad_images)  # every image's header, before the long part
     if len(dataset) == 0:
         raise InputError(f"nothing to evaluate: no instances in {ann} ({boxes} boxes; skipped: "
@@ -381,7 +413,7 @@ def checkpoint_ap(checkpoint, config=None, overrides=(), ann=None, images=None, 
     stats, _ = model_ap(model, dataset, flip=flip, decode=decode, nms_threshold=nms_threshold,
                         results_path=results_path, batch_size=batch_size, device=device,
                         progress=progress, num_workers=workers, img_ids=img_ids)
-    settings = (f"{cfg.name}: {len(dataset)} instances ({boxes} boxes) of {ann}, skipped: "
+    settings = (f"{cfg.name} ({cfg.spec.name}): {len(dataset)} instances ({boxes} boxes) of {ann}, skipped: "
                 f"{_skip_note(dataset.num_skipped)}; flip={flip}, "
                 f"decode={decode}, input {cfg.input_size[0]}x{cfg.input_size[1]}, device {device}, "
                 f"runtime {runtime}"

@@ -100,7 +100,7 @@ def sample_crops(cfg, n: int = 8) -> torch.Tensor:
                                 "graph on real crops; set data_root=..., e.g. data_samples/synthpose)")
     dataset = CocoKeypoints(ann, images, input_size=cfg.input_size, sigma=cfg.sigma,
                             heatmap_stride=cfg.heatmap_stride, train=False,
-                            augment=None)
+                            augment=None, spec=cfg.spec)
     return torch.stack([dataset[i]["image"] for i in range(min(n, len(dataset)))])
 
 

@@ -35,7 +35,7 @@ from hrnet_edu.viz import draw_pose
 
 
 def predict_image(model, image: np.ndarray, box=None, input_size=(256, 192), flip: bool = True,
-                  decode: str = "shift", sigma: float = 2.0, device=None):
+                  decode: str = "shift", sigma: float = 2.0, device=None, flip_index=None):
     """Keypoints of the person in ``box`` of one image.
 
     Args:
@@ -43,6 +43,8 @@ def predict_image(model, image: np.ndarray, box=None, input_size=(256, 192), fli
         image: (H, W, 3) uint8 RGB. box: [x, y, w, h] in image pixels (default: the whole image).
         input_size: (H_in, W_in) the network was trained on. flip, decode, sigma: see ``evaluate``.
         device: where to run (default: the model's device).
+        flip_index: the flip test's left ↔ right permutation (``KeypointSpec.flip_index``; default
+            COCO-17's).
 
     Returns:
         keypoints (K, 2) float64 image pixels (x, y), confidences (K,) float32.
@@ -65,20 +67,22 @@ def predict_image(model, image: np.ndarray, box=None, input_size=(256, 192), fli
     was_training = model.training
     model.eval()
     try:
-        heatmaps = predict_heatmaps(model, crop[None].to(device), flip=flip)  # (1, K, H_in/4, W_in/4)
+        heatmaps = predict_heatmaps(model, crop[None].to(device), flip=flip,
+                                    flip_index=flip_index)  # (1, K, H_in/4, W_in/4)
     finally:
         model.train(was_training)
     keypoints, conf = heatmaps_to_keypoints(heatmaps, center[None], scale[None], 0.0, decode, sigma)
     return keypoints[0], conf[0]
 
 
-def draw_predictions(image: np.ndarray, poses, boxes=None, threshold: float = 0.2) -> Figure:
+def draw_predictions(image: np.ndarray, poses, boxes=None, threshold: float = 0.2, spec=None) -> Figure:
     """The image at its own pixel size with each pose's confident keypoints and skeleton.
 
     Args:
         image: (H, W, 3) uint8. poses: list of (keypoints (K, 2), confidences (K,)).
         boxes: optional list of [x, y, w, h] drawn as dashed rectangles.
         threshold: keypoints with confidence ≤ threshold are not drawn (the reference's 0.2).
+        spec: the keypoint set whose skeleton is drawn (default COCO-17).
 
     Returns:
         a matplotlib Figure of W×H pixels at dpi 100 (no pyplot).
@@ -90,7 +94,7 @@ def draw_predictions(image: np.ndarray, poses, boxes=None, threshold: float = 0.
     ax.set_axis_off()
     for keypoints, conf in poses:
         draw_pose(ax, keypoints, np.asarray(conf) > threshold, radius=max(2.0, w / 160),
-                  linewidth=max(1.5, w / 200))
+                  linewidth=max(1.5, w / 200), spec=spec)
     for x, y, bw, bh in boxes or []:
         ax.add_patch(Rectangle((x, y), bw, bh, fill=False, edgecolor="white", linestyle="--", linewidth=1))
     ax.set_xlim(-0.5, w - 0.5)
@@ -121,7 +125,8 @@ def predict_file(image_path, checkpoint, out, boxes=None, config=None, flip: boo
     model, cfg = load_checkpoint(checkpoint, config, device=device)
     model, device = runtime_model(model, cfg, runtime, onnx_path, device)
     image = load_image(image_path)
-    poses = [predict_image(model, image, box, cfg.input_size, flip, decode, cfg.sigma, device)
-             for box in boxes or [None]]
-    draw_predictions(image, poses, boxes, threshold).savefig(out, dpi=100)
+    # the checkpoint's keypoint set: its flip pairs in the flip test, its skeleton in the drawing
+    poses = [predict_image(model, image, box, cfg.input_size, flip, decode, cfg.sigma, device,
+                           cfg.spec.flip_index) for box in boxes or [None]]
+    draw_predictions(image, poses, boxes, threshold, cfg.spec).savefig(out, dpi=100)
     return poses

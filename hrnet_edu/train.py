@@ -39,7 +39,13 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 
-from hrnet_edu.checkpoints import CHECKPOINT_KEYS, load_checkpoint_state, resolve_device, save_checkpoint
+from hrnet_edu.checkpoints import (
+    CHECKPOINT_KEYS,
+    load_checkpoint_state,
+    resolve_device,
+    save_checkpoint,
+    transfer_weights,
+)
 from hrnet_edu.configs import TrainConfig
 from hrnet_edu.data.transforms import GpuBatchTransform, gpu_collate
 from hrnet_edu.errors import InputError
@@ -120,7 +126,8 @@ def build_datasets(cfg: TrainConfig, check_images: bool = False, skip_unreadable
     from hrnet_edu.data.coco import CocoKeypoints
 
     common = dict(input_size=tuple(cfg.input_size), sigma=cfg.sigma, seed=cfg.seed,
-                  unbiased_targets=cfg.unbiased_targets, heatmap_stride=cfg.heatmap_stride)
+                  unbiased_targets=cfg.unbiased_targets, heatmap_stride=cfg.heatmap_stride,
+                  spec=cfg.spec)  # fmt: skip
     train_set = CocoKeypoints(cfg.path(cfg.train_ann), cfg.path(cfg.train_images), train=True,
                               augment=cfg.augment, raw=cfg.warp_on_device, **common)  # fmt: skip
     val_set = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), train=False,
@@ -350,8 +357,9 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
         skip_bad_images: leave out missing / unreadable images (counted) instead of stopping.
 
     Returns a summary dict (epochs done, final loss, best and last AP, wall time, img/s, peak
-    GPU memory, skipped samples, history, and ``model``: the trained network itself) — on every
-    rank, the AP numbers only on rank 0.
+    GPU memory, skipped samples, the keypoint set, ``init_from``: which head rows ``cfg.init_from``
+    gave, by joint name (``checkpoints.transfer_weights``; None without it), history, and
+    ``model``: the trained network itself) — on every rank, the AP numbers only on rank 0.
 
     The folder is locked for the run (``runfolder.RunLock``): a second run into it is refused.
     """
@@ -383,8 +391,12 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
     progress = progress and info.is_main
     seed_everything(cfg.seed)  # the same initial weights on every rank
     model = build_model(cfg.model).to(device)
+    transferred = None
     if cfg.init_from and not resume:  # fine-tuning: the weights only; optimizer and schedule start anew
-        model.load_state_dict(load_checkpoint_state(cfg.init_from, map_location=device)["model"])
+        source = load_checkpoint_state(cfg.init_from, map_location=device)
+        # a checkpoint of another keypoint set (older ones: COCO-17) gives its head rows by joint name
+        source_spec = (source.get("config") or {}).get("keypoints")
+        transferred = transfer_weights(model, source, source_spec, cfg.spec)
     if cfg.uses_channels_last(device.type):
         model = model.to(memory_format=torch.channels_last)
     # before anything is written: bad data fails first
@@ -456,7 +468,7 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
         "world_size": info.world_size,
         "peak_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
         "skipped": skipped, "config_changes": {k: list(v) for k, v in changes.items()},
-        "history": history, "model": model,
+        "keypoints": cfg.spec.name, "init_from": transferred, "history": history, "model": model,
     }  # fmt: skip
 
 

@@ -87,7 +87,8 @@ def predictions_figure(val_set, preds: dict, n: int = 8, threshold: float = 0.2)
     from hrnet_edu.evaluate import predictions_to_results
     from hrnet_edu.viz import draw_pose
 
-    results = predictions_to_results(preds)
+    spec = get_spec(getattr(val_set, "spec", None))  # the validation set's keypoint set
+    results = predictions_to_results(preds, sigmas=spec.sigmas)
     image_ids = val_set.image_ids[:n]
     fig = Figure(figsize=(2.6 * min(n, 4), 2.8 * ((n + 3) // 4)), layout="constrained")
     axes = np.atleast_1d(fig.subplots((n + 3) // 4, min(n, 4))).ravel()
@@ -96,7 +97,7 @@ def predictions_figure(val_set, preds: dict, n: int = 8, threshold: float = 0.2)
         ax.imshow(load_image(os.path.join(val_set.image_dir, info["file_name"])))
         for r in (r for r in results if r["image_id"] == image_id):
             kp = np.asarray(r["keypoints"]).reshape(-1, 3)  # (K, 3): x, y, confidence
-            draw_pose(ax, kp[:, :2], kp[:, 2] > threshold, radius=2.0, linewidth=1.5)
+            draw_pose(ax, kp[:, :2], kp[:, 2] > threshold, radius=2.0, linewidth=1.5, spec=spec)
         ax.set_title(f"image {image_id}", fontsize=8)
     for ax in axes:
         ax.axis("off")
