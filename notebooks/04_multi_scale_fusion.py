@@ -64,6 +64,7 @@ from hrnet_edu.viz import contribution_figure, draw_hrnet
 torch.manual_seed(0)
 rng = np.random.default_rng(0)
 
+# %%
 # The largest SynthPose figure, cropped to 256×192 (H×W) around its box and reduced to the 1/4
 # resolution of branch 0 (64×48). (Notebook 06 does this crop properly, with the affine warp.)
 REPO = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
@@ -115,6 +116,7 @@ assert torch.allclose(sub4, x0[..., ::4, ::4] * bn_scale**2, atol=1e-6)  # the p
 print("1 step :", tuple(x0.shape), "->", tuple(sub2.shape), "| centre tap == x[::2, ::2]")
 print("2 steps:", tuple(x0.shape), "->", tuple(sub4.shape), "| == x[::4, ::4]")
 
+# %%
 fig, axes = plt.subplots(1, 4, figsize=(11, 3.4))
 for ax, (title, m) in zip(axes, [("branch 0 input (64×48)", x0), ("centre tap, stride 2 (32×24)", sub2),
                                  ("box filter, stride 2 (32×24)", avg2), ("two centre taps (16×12)", sub4)]):
