@@ -11,7 +11,8 @@ on one fixed batch, so the data pipeline is not measured. Variants:
   AVX512-BF16), the loss in fp32;
 * ``bf16_channels_last``: both;
 * ``compile``: ``torch.compile`` (inductor) of the model, fp32; its first steps (the compilation)
-  are timed separately and counted against a run's budget.
+  are timed separately and counted against a run's budget;
+* ``compile_bf16_channels_last``: the three together.
 
 Variants are measured in interleaved rounds (each round times every variant once), so a load
 that comes and goes on the machine hits all of them alike; the median step time over rounds is
@@ -37,7 +38,8 @@ from hrnet_edu import model as hrnet_model
 from hrnet_edu.configs import synthpose_w16_128x96_cpu
 from hrnet_edu.losses import JointsMSELoss
 
-VARIANTS = ["eager", "eager_2threads", "channels_last", "bf16", "bf16_channels_last", "compile"]
+VARIANTS = ["eager", "eager_2threads", "channels_last", "bf16", "bf16_channels_last", "compile",
+            "compile_bf16_channels_last"]
 
 
 def make_variant(name: str, batch: dict):
@@ -47,7 +49,7 @@ def make_variant(name: str, batch: dict):
     fmt = torch.channels_last if "channels_last" in name else torch.contiguous_format
     net = net.to(memory_format=fmt)
     images = batch["image"].contiguous(memory_format=fmt)
-    model = torch.compile(net) if name == "compile" else net
+    model = torch.compile(net) if name.startswith("compile") else net
     optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
     criterion = JointsMSELoss()
     threads = 2 if name == "eager_2threads" else 1
