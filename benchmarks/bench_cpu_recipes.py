@@ -27,7 +27,8 @@ import time
 
 import torch
 
-from hrnet_edu.configs import apply_overrides, get_config
+from hrnet_edu.configs import get_config
+from hrnet_edu.overrides import apply_overrides
 from hrnet_edu.train import train
 
 VAL = "data_samples/synthpose"
@@ -40,7 +41,7 @@ BASE = ["model.width=8", "model.stem_width=16", "model.stage1_planes=16", "batch
 # name → overrides on PRESET. Each run is short (a few CPU minutes); see the module docstring.
 W16_1UNIT = ["model.width=16", "model.stem_width=32", "model.stage1_planes=32"]
 W32_1UNIT = ["model.width=32", "model.stem_width=32", "model.stage1_planes=32"]
-W16 = [*W16_1UNIT, "model.num_blocks=2,2,2", "model.stage1_units=2"]  # = model.W16
+W16 = [*W16_1UNIT, "model.num_units=2,2,2", "model.stage1_units=2"]  # = model.W16
 RECIPES = {
     # round 1: the W8 network, 5 epochs of 9,600 persons (48 k samples)
     "base": [],

@@ -1,4 +1,4 @@
-"""Evaluation throughput: person instances per second of ``evaluate.evaluate`` (and of the network alone).
+"""Evaluation throughput: person instances per second of ``evaluate.model_ap`` (and of the network alone).
 
     .venv/bin/python benchmarks/bench_eval.py                       # CPU, CPU config, SynthPose sample
     .venv/bin/python benchmarks/bench_eval.py --device cuda --config synthpose_w32_256x192 \
@@ -8,7 +8,7 @@ Three numbers per setting (flip test on and off):
 * ``network``: forward passes only, on random crops already on the device (the upper bound);
 * ``pipeline``: ``predict_dataset`` + rescoring + OKS-NMS + COCOeval on crops already decoded
   and held in memory (what the test-time post-processing costs on top of the network);
-* ``end_to_end``: ``evaluate.evaluate`` on the dataset, JPEG decoding and warping included.
+* ``end_to_end``: ``evaluate.model_ap`` on the dataset, JPEG decoding and warping included.
 Prints one JSON object. Timings on a shared machine are noisy: run on a quiet one to report.
 """
 
@@ -21,10 +21,11 @@ import time
 
 import torch
 
-from hrnet_edu import evaluate
-from hrnet_edu.configs import apply_overrides, get_config
+from hrnet_edu import checkpoints, evaluate
+from hrnet_edu.configs import get_config
 from hrnet_edu.data.coco import CocoKeypoints
-from hrnet_edu.model import build_model
+from hrnet_edu.model import HRNet
+from hrnet_edu.overrides import apply_overrides
 
 
 class InMemory(list):
@@ -62,11 +63,11 @@ def main(argv=None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = apply_overrides(get_config(args.config), args.overrides)
-    device = evaluate.resolve_device(args.device)
+    device = checkpoints.resolve_device(args.device)
     if args.checkpoint:
         model, cfg = evaluate.load_checkpoint(args.checkpoint, cfg, device=device)
     else:
-        model = build_model(cfg.model).to(device).eval()
+        model = HRNet(cfg.model).to(device).eval()
     dataset = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images),
                             input_size=cfg.input_size,
                             sigma=cfg.sigma, train=False, augment=None)
@@ -81,9 +82,9 @@ def main(argv=None) -> dict:
     for flip in (False, True):
         key = "flip" if flip else "no_flip"
         net = timed(lambda f=flip: evaluate.predict_heatmaps(model, crops, flip=f), args.repeat)
-        pipe = timed(lambda f=flip: evaluate.evaluate(model, memory, flip=f, batch_size=args.batch_size,
+        pipe = timed(lambda f=flip: evaluate.model_ap(model, memory, flip=f, batch_size=args.batch_size,
                                                       device=device), args.repeat)
-        e2e = timed(lambda f=flip: evaluate.evaluate(model, subset, flip=f, batch_size=args.batch_size,
+        e2e = timed(lambda f=flip: evaluate.model_ap(model, subset, flip=f, batch_size=args.batch_size,
                                                      device=device, num_workers=args.workers), 1)
         report[key] = {"network_per_s": args.batch_size / net, "pipeline_per_s": n / pipe,
                        "end_to_end_per_s": n / e2e}

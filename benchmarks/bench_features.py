@@ -17,7 +17,7 @@ import time
 import torch
 
 from hrnet_edu import features
-from hrnet_edu.model import PRESETS, HRNet
+from hrnet_edu.model import MODEL_PRESETS, HRNet
 
 
 def timed(fn, repeats: int, device: torch.device) -> float:
@@ -35,7 +35,7 @@ def timed(fn, repeats: int, device: torch.device) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="w32", choices=sorted(PRESETS))
+    parser.add_argument("--model", default="w32", choices=sorted(MODEL_PRESETS))
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, nargs=2, default=(256, 192), metavar=("H", "W"))
     parser.add_argument("--repeats", type=int, default=5)
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
 
     device = torch.device(args.device)
     torch.manual_seed(0)
-    model = HRNet(PRESETS[args.model]).eval().to(device)
+    model = HRNet(MODEL_PRESETS[args.model]).eval().to(device)
     x = torch.randn(args.batch, 3, *args.size, device=device)
     all_names = features.layer_names(model)
     selections = {

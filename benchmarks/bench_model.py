@@ -6,11 +6,12 @@
 Both networks run the same stem + stages 1–4 at 256×192 under ``torch.inference_mode`` in eval mode
 with the same thread count, input and repetitions; each timing is the median of ``--reps`` runs
 after ``--warmup`` runs, the two models alternating so that a noisy neighbour hurts both alike.
-Compared: our ``HRNet.forward_features`` (stem, stages, last module outputs branch 0 only, as in the
-reference) and ``forward`` (+ the 1×1 heatmap head); timm's ``features_only=True,
-feature_location=''`` (stem, stages; its last module fuses all four outputs, slightly more work —
-the script prints both multiply-add counts). timm is optional: it needs torchvision, so it lives in
-a separate virtual environment (see the project README / the engineer's report).
+Compared: our ``HRNet.forward_features`` (stem, stages; the last module fuses output 0 only, as in
+the reference, and passes branches 1–3 on unfused) and ``forward`` (+ the 1×1 heatmap head);
+timm's ``features_only=True, feature_location=''`` (stem, stages; its last module fuses all four
+outputs, slightly more work — the script prints both multiply-add counts). timm is optional: it
+needs torchvision, so it lives in a separate virtual environment (see the project README / the
+engineer's report).
 """
 
 from __future__ import annotations

@@ -19,10 +19,11 @@ import time
 
 import torch
 
-from hrnet_edu.configs import apply_overrides, get_config
+from hrnet_edu.configs import get_config
 from hrnet_edu.evaluate import load_checkpoint
 from hrnet_edu.export import OnnxRunner, export_onnx, sample_crops
-from hrnet_edu.model import build_model
+from hrnet_edu.model import HRNet
+from hrnet_edu.overrides import apply_overrides
 
 
 def main() -> None:
@@ -39,7 +40,7 @@ def main() -> None:
     if args.checkpoint:
         model = load_checkpoint(args.checkpoint, cfg)[0]
     else:
-        model = build_model(cfg.model).eval()
+        model = HRNet(cfg.model).eval()
         # The reference's N(0, 0.001²) initialisation shrinks activations layer after layer into
         # denormal floats, which are slow on CPUs and would distort both timings. Instead: He's
         # initialisation, then BN statistics measured on real crops, so every layer sees

@@ -26,7 +26,7 @@ from hrnet_edu.train import DistInfo, build_criterion, train_one_epoch
 def measure(cfg: TrainConfig, device: torch.device, steps: int, warmup: int) -> dict:
     """images/s of ``steps`` training steps after ``warmup`` steps, and peak memory (GiB)."""
     torch.manual_seed(0)
-    net = hrnet_model.build_model(cfg.model).to(device)
+    net = hrnet_model.HRNet(cfg.model).to(device)
     if device.type == "cuda" and cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)

@@ -24,10 +24,11 @@ import numpy as np
 import torch
 
 from hrnet_edu import analysis, evaluate
-from hrnet_edu.configs import config_from_dict, get_config
+from hrnet_edu.checkpoints import load_checkpoint_state
+from hrnet_edu.configs import get_config
 from hrnet_edu.data.coco import CocoKeypoints
 from hrnet_edu.keypoints import KEYPOINT_NAMES
-from hrnet_edu.train import AP_KEYS, load_checkpoint_state
+from hrnet_edu.overrides import config_from_dict
 
 
 def main() -> None:
@@ -55,7 +56,7 @@ def main() -> None:
     val = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), input_size=cfg.input_size,
                         sigma=cfg.sigma, train=False, augment=None)
     preds = evaluate.predict_dataset(model, val, batch_size=64, flip=cfg.val_flip, decode=cfg.val_decode)
-    stats = evaluate.evaluate_predictions(preds, val)
+    stats = evaluate.predictions_ap(preds, val)
     taxonomy = analysis.error_taxonomy(val.coco, evaluate.predictions_to_results(preds))
     train = CocoKeypoints(cfg.val_path(cfg.train_ann), cfg.val_path(cfg.train_images),
                           input_size=cfg.input_size, train=False, augment=None)
@@ -77,7 +78,7 @@ def main() -> None:
             data = json.load(f)
     out = {
         "config": cfg.name, "epochs": state["epoch"], "checkpoint_of_run": args.which,
-        "val": {k: float(getattr(stats, k)) for k in AP_KEYS},
+        "val": stats.as_record(),
         "eval": {"flip": cfg.val_flip, "decode": cfg.val_decode, "flip_shift": True, "nms_threshold": 0.9,
                  "rescore_threshold": 0.2, "boxes": "gt",
                  "split": "data_samples/synthpose val (150 images, 300 persons)"},

@@ -27,7 +27,7 @@ RESIDUAL_UNITS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 @dataclass(frozen=True)
 class BaselineConfig:
-    """A SimpleBaseline network. Presets ``RESNET50`` (the paper's comparison), ``RESNET18``, ``SMALL`` (CPU).
+    """A SimpleBaseline network. Presets ``RESNET50`` (the paper's comparison), ``SMALL`` (CPU).
 
     Attributes:
         block: the residual unit, "basic" (``BasicBlock``, ResNet-18/34) or "bottleneck"
@@ -66,7 +66,6 @@ class BaselineConfig:
 
 
 RESNET50 = BaselineConfig()
-RESNET18 = BaselineConfig(block="basic", units=(2, 2, 2, 2))
 SMALL = BaselineConfig(block="basic", units=(1, 1, 1, 1), widths=(16, 32, 64, 128), stem_width=16,
                        deconv_width=64)
 

@@ -2,14 +2,18 @@
 subnetworks").
 
 Notation used throughout hrnet-edu: N batch, C width (channels), H×W spatial size, r branch index
-with r = 0 the highest resolution (the paper counts from 1: its branch r is our r − 1). Branch r
-runs at 1/2^(r+2) of the input resolution with width C·2^r.
+with r = 0 the highest resolution. The paper counts branches from 1: its r is our r + 1, and
+this is the one place that says so (the other modules refer here). Branch r runs at 1/2^(r+2)
+of the input resolution with width C·2^r.
 
 Residual units (He et al. 2016), both computing  x_out = ReLU(F(x) + shortcut(x)):
 
 - ``BasicBlock``: F = 3×3 conv → BN → ReLU → 3×3 conv → BN (width stays C). Used in stages 2–4.
 - ``Bottleneck``: F = 1×1 conv (C_in → P) → 3×3 conv (P → P) → 1×1 conv (P → 4P), each with BN and
   ReLU except the last. Used in stage 1 (P = 64, output 256).
+
+"Residual unit" is the one name for either, here and everywhere (``num_units``, ``make_units``);
+"block" is kept for the classes' names, which are the reference's and ResNet's.
 
 The multi-resolution block runs R branches side by side, each a sequence of residual units at its
 own resolution; the branches do not talk to each other here (that is the exchange unit's job,
@@ -128,16 +132,17 @@ def make_units(block: type[BasicBlock] | type[Bottleneck], c_in: int, c: int, nu
 
 
 class MultiResolutionBlock(nn.ModuleList):
-    """R parallel branches; branch r is ``num_blocks`` basic blocks at width C_r (reference: ``branches``).
+    """R parallel branches; branch r is ``num_units`` residual units (``BasicBlock``) at width C_r
+    (the reference's ``branches``).
 
     Shapes: [(N, C_0, H_0, W_0), …, (N, C_{R−1}, H_{R−1}, W_{R−1})] → the same shapes, branch by branch.
     Args:
         widths: C_r for every branch, e.g. (32, 64, 128) in stage 3 of HRNet-W32.
-        num_blocks: residual units per branch (4 in the paper).
+        num_units: residual units per branch (4 in the paper).
     """
 
-    def __init__(self, widths: Sequence[int], num_blocks: int):
-        super().__init__([make_units(BasicBlock, c, c, num_blocks) for c in widths])
+    def __init__(self, widths: Sequence[int], num_units: int):
+        super().__init__([make_units(BasicBlock, c, c, num_units) for c in widths])
 
     def forward(self, xs: Sequence[Tensor]) -> list[Tensor]:
         if len(xs) != len(self):

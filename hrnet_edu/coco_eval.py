@@ -1,4 +1,4 @@
-"""COCO keypoint results files, a thin COCOeval wrapper, and the reference's training accuracy.
+"""COCO keypoint results files and a thin COCOeval wrapper.
 
 The paper reports COCO keypoint AP (Sec. 4.1): AP averaged over OKS thresholds
 0.50, 0.55, …, 0.95, with at most 20 detections per image, plus AP at 0.5 and 0.75, AP for
@@ -7,8 +7,8 @@ pycocotools computes them; this module prepares its input (results entries, resc
 reference does), checks it with clear errors, runs it quietly and returns the ten numbers as
 a named structure.
 
-``pck_accuracy`` is something else: the quick heatmap-argmax accuracy the reference logs during
-training. It is NOT the COCO metric and is never reported as one.
+(The quick heatmap-argmax accuracy the reference logs during training is something else, a
+training metric: ``losses.pck_accuracy``.)
 
 Shapes: N person instances (detections), K joints, H×W heatmap size.
 """
@@ -26,7 +26,6 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from hrnet_edu.heatmaps import decode_heatmaps
 from hrnet_edu.keypoints import NUM_KEYPOINTS, coco_person_category
 
 
@@ -127,9 +126,6 @@ def _check_something_to_evaluate(coco_gt, img_ids) -> None:
     raise InputError(f"{source}: no person with a labelled keypoint to evaluate{scope}")
 
 
-_load_coco = load_coco  # the earlier private name, kept for callers that used it
-
-
 def validate_results(results, coco_gt) -> None:
     """Check results entries before pycocotools sees them; raise ValueError naming the entry.
 
@@ -182,9 +178,6 @@ def write_results(results: list[dict], path) -> str:
     return path
 
 
-STAT_NAMES = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
-
-
 @dataclass(frozen=True)
 class CocoKeypointStats:
     """The ten numbers of COCOeval.summarize() for keypoints, in its order (``stats[0..9]``).
@@ -213,9 +206,12 @@ class CocoKeypointStats:
         return self.num_results == 0
 
     def as_dict(self) -> dict[str, float]:
-        """The ten numbers keyed AP, AP50, …, ARL (the reference's names, in summarize() order)."""
-        values = [getattr(self, f.name) for f in fields(self)][:10]
-        return dict(zip(STAT_NAMES, values))
+        """The ten numbers keyed AP, AP50, …, ARL (``STAT_NAMES``: the reference's, in summarize() order)."""
+        return {name: float(getattr(self, key)) for name, key in zip(STAT_NAMES, STAT_KEYS)}
+
+    def as_record(self) -> dict[str, float]:
+        """The ten numbers keyed ap, ap50, …, ar_l (``STAT_KEYS``): the "val" records of ``log.jsonl``."""
+        return {key: float(getattr(self, key)) for key in STAT_KEYS}
 
     def __str__(self) -> str:
         d = self.as_dict()
@@ -223,6 +219,11 @@ class CocoKeypointStats:
         vals = " | ".join(f"{v:5.3f}" for v in d.values())
         extra = f"\n({self.note})" if self.note else ""
         return f"{head}\n{vals}{extra}"
+
+
+# The ten names are the fields of CocoKeypointStats, written there once:
+STAT_KEYS = tuple(f.name for f in fields(CocoKeypointStats))[:10]  # "ap", "ap50", …, "ap_m", …, "ar_l"
+STAT_NAMES = tuple(key.upper().replace("_", "") for key in STAT_KEYS)  # "AP", "AP50", …, "APM", …, "ARL"
 
 
 def load_results(results, coco_gt) -> list[dict]:
@@ -458,8 +459,8 @@ _FAST_COCOEVAL = None
 BACKENDS = ("hrnet_edu", "pycocotools")
 
 
-def evaluate_keypoints(coco_gt, results, img_ids=None, verbose: bool = False,
-                       backend: str = "hrnet_edu") -> CocoKeypointStats:
+def results_ap(coco_gt, results, img_ids=None, verbose: bool = False,
+               backend: str = "hrnet_edu") -> CocoKeypointStats:
     """Run COCOeval (iouType 'keypoints') and return the ten standard numbers.
 
     Args:
@@ -586,42 +587,3 @@ def synthetic_keypoint_set(n_images: int = 5000, n_persons: int = 11000, n_detec
     results = [{"image_id": int(i), "category_id": 1, "keypoints": row, "score": float(sc)}
                for i, row, sc in zip(det_img[keep].tolist(), flat[keep].tolist(), scores[keep].tolist())]
     return coco, results
-
-
-def pck_accuracy(pred_heatmaps, target_heatmaps, threshold: float = 0.5):
-    """The reference's training-time accuracy (``accuracy()``): NOT the COCO metric.
-
-    A PCK computed on heatmaps: predicted and target keypoints are the argmax of each heatmap;
-    their distance is normalised by (H/10, W/10) — applied, as in the reference, as x / (H/10)
-    and y / (W/10) — and a joint is correct when the normalised distance is < threshold
-    (0.5, i.e. about 1/20 of the heatmap side). Joints whose target argmax has x ≤ 1 or y ≤ 1
-    (an all-zero target, i.e. no label, gives (0, 0)) are skipped, as in the reference; the
-    target weights are not used.
-
-    Args:
-        pred_heatmaps, target_heatmaps: (N, K, H, W) numpy arrays or torch tensors (any device).
-        threshold: normalised distance threshold.
-
-    Returns:
-        per_joint: (K,) float64 accuracy per joint, −1 where no sample of that joint counts;
-        mean: float, the mean over joints that count (0 when none);
-        count: int, the number of joints that count.
-    """
-    pred = _numpy(pred_heatmaps, np.float32)
-    target = _numpy(target_heatmaps, np.float32)
-    if pred.ndim != 4 or pred.shape != target.shape:
-        raise ValueError(f"expected two (N, K, H, W) heatmap batches, got {pred.shape} and {target.shape}")
-    h, w = pred.shape[2], pred.shape[3]
-    # integer argmax (x, y), (0, 0) where a map has no positive value: the reference's get_max_preds
-    p, t = (decode_heatmaps(x, method="argmax")[0].astype(np.float64) for x in (pred, target))  # (N, K, 2)
-    norm = np.array([h, w], dtype=np.float64) / 10  # the reference divides (x, y) by (H, W)/10
-    counted = (t[..., 0] > 1) & (t[..., 1] > 1)  # (N, K)
-    # d = ‖p / norm − t / norm‖, in units of a tenth of the heatmap side
-    dist = np.linalg.norm(p / norm - t / norm, axis=-1)  # (N, K)
-    n_counted = counted.sum(axis=0)  # (K,)
-    hits = ((dist < threshold) & counted).sum(axis=0)
-    per_joint = np.where(n_counted > 0, hits / np.maximum(n_counted, 1), -1.0)
-    valid = n_counted > 0
-    count = int(valid.sum())
-    mean = float(per_joint[valid].mean()) if count else 0.0
-    return per_joint, mean, count

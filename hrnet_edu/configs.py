@@ -1,4 +1,4 @@
-"""Training configurations: one frozen dataclass, named presets, ``key=value`` overrides.
+"""Training configurations: one frozen dataclass and its named presets.
 
 The paper's COCO setting (§4.1): input 256×192 (or 384×288), heatmaps at 1/4 of the input,
 Gaussian targets (the paper says a standard deviation of 1 pixel; the reference configuration uses
@@ -14,8 +14,8 @@ Presets (plain functions; ``PRESETS`` maps their names to them so the command li
 * ``coco_w32_256x192``, ``coco_w48_384x288`` — the paper's settings, for a user-supplied COCO folder
   holding ``annotations/person_keypoints_{train,val}2017.json``, ``train2017/`` and ``val2017/``.
 
-Overrides: ``apply_overrides(cfg, ["epochs=3", "model.width=8", "lr_steps=2,3"])`` — dotted keys
-reach nested dataclasses; values are parsed according to the field's type.
+Changing a preset: ``dataclasses.replace(cfg, epochs=3)`` in Python, ``key=value`` on the command line
+(``overrides.apply_overrides``); ``overrides.config_from_dict`` reads a config back from a checkpoint.
 
 Relative paths (``data_root``) are looked up in the working directory first and then in the
 repository root, so a notebook running inside ``notebooks/`` finds ``data_samples/`` as well.
@@ -27,10 +27,7 @@ import dataclasses
 import math
 import os
 import re
-import types
-import typing
 from dataclasses import dataclass, field
-from typing import Union
 
 import torch
 
@@ -68,7 +65,6 @@ class TrainConfig:
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
     init_from: str | None = None  # start from the weights of this checkpoint (fine-tuning), not from init
     max_train_images: int | None = None  # use only the first n training instances (smoke runs)
-    max_val_images: int | None = None
     # --- optimisation (Adam + MultiStepLR, as the reference)
     batch_size: int = 32
     epochs: int = 210
@@ -92,6 +88,11 @@ class TrainConfig:
     amp: str = "bf16"
     channels_last: bool = True
     compile: bool = False
+    # Warp the training crops and draw their targets on ``device``, a batch at a time
+    # (data.transforms.GpuBatchTransform): the loader workers only decode each image and cut out its
+    # crop's source region (``CocoKeypoints(raw=True)``). For a GPU whose CPU workers cannot keep up;
+    # the crops differ from the per-sample path by at most ½ grey level (its uint8 rounding).
+    warp_on_device: bool = False
     # --- bookkeeping
     val_every: int = 10  # validate every n epochs and after the last one; 0: never
     val_flip: bool = True
@@ -132,9 +133,8 @@ class TrainConfig:
         if self.workers < 0 or self.val_batch_size < 1:
             raise ValueError(f"workers must be >= 0 and val_batch_size >= 1, got {self.workers}, "
                              f"{self.val_batch_size}")
-        for key in ("max_train_images", "max_val_images"):
-            if getattr(self, key) is not None and getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1 or none, got {getattr(self, key)}")
+        if self.max_train_images is not None and self.max_train_images < 1:
+            raise ValueError(f"max_train_images must be >= 1 or none, got {self.max_train_images}")
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(self.device)):
             raise ValueError(f"device must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
         if self.val_decode not in ("argmax", "shift", "dark"):
@@ -259,102 +259,3 @@ def get_config(name: str) -> TrainConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown config {name!r}; known configs: {', '.join(PRESETS)}")
     return PRESETS[name]()
-
-
-def _parse_bool(text: str, key: str) -> bool:
-    low = text.strip().lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"override {key}={text!r}: expected a boolean (true/false/1/0)")
-
-
-def _parse(text: str, hint, key: str):
-    """Parse ``text`` as a value of type ``hint`` (bool, int, float, str, tuples, X | None)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (Union, types.UnionType):
-        if type(None) in args and text.strip().lower() in ("none", "null"):
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _parse(text, arg, key)
-            except ValueError as e:
-                errors.append(str(e))
-        raise ValueError("; ".join(errors))
-    if origin is tuple:
-        items = [t.strip() for t in text.strip().strip("()[]").split(",") if t.strip()]
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_parse(t, args[0], key) for t in items)
-        if len(items) != len(args):
-            raise ValueError(f"override {key}={text!r}: expected {len(args)} comma-separated values")
-        return tuple(_parse(t, a, key) for t, a in zip(items, args))
-    if hint is bool:
-        return _parse_bool(text, key)
-    if hint in (int, float):
-        try:
-            return hint(text)
-        except ValueError:
-            raise ValueError(f"override {key}={text!r}: expected {hint.__name__}") from None
-    if hint is str:
-        return text
-    raise ValueError(f"override {key}: fields of type {hint} cannot be set from the command line")
-
-
-def _replace_path(obj, keys: list[str], text: str, full_key: str):
-    if not dataclasses.is_dataclass(obj):
-        raise ValueError(f"unknown config key {full_key!r}: {type(obj).__name__} has no sub-fields")
-    names = {f.name for f in dataclasses.fields(obj)}
-    if keys[0] not in names:
-        raise ValueError(
-            f"unknown config key {full_key!r}; {type(obj).__name__} fields are: {', '.join(sorted(names))}"
-        )
-    hint = typing.get_type_hints(type(obj))[keys[0]]
-    if len(keys) > 1:
-        value = _replace_path(getattr(obj, keys[0]), keys[1:], text, full_key)
-    else:
-        value = _parse(text, hint, full_key)
-    return dataclasses.replace(obj, **{keys[0]: value})
-
-
-def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
-    """A copy of ``cfg`` with ``["key=value", "model.width=8", ...]`` applied (``cfg`` is untouched).
-
-    Raises ValueError for a malformed item, an unknown key (listing the valid ones) or a value
-    that does not parse as the field's type.
-    """
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} is not of the form key=value")
-        key, text = item.split("=", 1)
-        cfg = _replace_path(cfg, key.strip().split("."), text, key.strip())
-    return cfg
-
-
-def _tuplify(value):
-    """JSON gives lists where the dataclasses hold tuples (also nested ones)."""
-    return tuple(_tuplify(v) for v in value) if isinstance(value, list | tuple) else value
-
-
-def _from_dict(cls, data: dict):
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in data:
-            continue  # a checkpoint from an older version: keep the default
-        value, hint = data[f.name], hints[f.name]
-        sub = [a for a in (typing.get_args(hint) or (hint,)) if dataclasses.is_dataclass(a)]
-        if sub and isinstance(value, dict):
-            # a union of configs (model: HRNetConfig | BaselineConfig): the first whose fields hold every key
-            fits = [a for a in sub if set(value) <= {f.name for f in dataclasses.fields(a)}]
-            value = _from_dict((fits or sub)[0], value)
-        elif isinstance(value, list | tuple):
-            value = _tuplify(value)
-        kwargs[f.name] = value
-    return cls(**kwargs)
-
-
-def config_from_dict(data: dict) -> TrainConfig:
-    """The inverse of ``dataclasses.asdict(cfg)`` (as stored in checkpoints and ``config.json``)."""
-    return _from_dict(TrainConfig, data)

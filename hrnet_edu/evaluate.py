@@ -17,18 +17,16 @@ Shapes: N person instances, K joints (17), H×W the input crop (heatmaps H/4 × 
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
 from hrnet_edu import coco_eval
-from hrnet_edu.cli import command
+from hrnet_edu.checkpoints import load_checkpoint_file, load_reference_weights, resolve_device
 from hrnet_edu.errors import InputError
-from hrnet_edu.heatmaps import decode_heatmaps, flip_test_average, heatmap_to_image
+from hrnet_edu.heatmaps import flip_test_average, heatmaps_to_keypoints
 from hrnet_edu.oks import oks_nms
 
 PREDICTION_KEYS = ("indices", "image_ids", "ann_ids", "keypoints", "confidences", "box_scores", "areas")
@@ -75,27 +73,9 @@ def predict_heatmaps(model, images: torch.Tensor, flip: bool = True, flip_shift:
     return flip_test_average(out[:n], out[n:], shift=flip_shift)
 
 
-def heatmaps_to_keypoints(heatmaps, center, scale, rotation=0.0, decode: str = "shift", sigma: float = 2.0):
-    """Decode heatmaps and map the keypoints back to the image (the reference's ``get_final_preds``).
-
-    Args:
-        heatmaps: (N, K, h, w) tensor. center, scale: (N, 2) of the crops (scale in units of 200 px).
-        rotation: (N,) or scalar crop rotation in degrees. decode: "argmax", "shift" or "dark";
-        sigma: the targets' sigma (DARK only).
-
-    Returns:
-        keypoints (N, K, 2) float64 image pixels, confidences (N, K) float32 (numpy).
-    """
-    coords, conf = decode_heatmaps(heatmaps, method=decode, sigma=sigma)  # heatmap px, (N, K, 2)
-    # heatmap px → image px through the inverse crop transform (built for the heatmap size)
-    keypoints = heatmap_to_image(np.asarray(coords.cpu()), np.asarray(center), np.asarray(scale),
-                                 tuple(heatmaps.shape[-2:]), rotation=np.asarray(rotation))
-    return keypoints, np.asarray(conf.cpu())
-
-
 def predict_dataset(model, dataset, batch_size: int = 32, flip: bool = True, decode: str = "shift",
                     device=None, progress: bool = False, flip_shift: bool = True, sigma: float | None = None,
-                    num_workers: int = 0, sampler=None) -> dict:
+                    num_workers: int = 0) -> dict:
     """Run ``model`` over every sample of ``dataset`` and return keypoints in image coordinates.
 
     Args:
@@ -109,11 +89,9 @@ def predict_dataset(model, dataset, batch_size: int = 32, flip: bool = True, dec
         device: where to run; the model is moved there. None: the model's current device.
         progress: show a tqdm progress bar. num_workers: DataLoader workers.
         sigma: target sigma for DARK decoding (default: the dataset's ``sigma``, else 2).
-        sampler: optional sampler over ``dataset`` (e.g. a ``DistributedSampler`` shard);
-            repeated indices (its padding) are dropped by ``merge_predictions``.
 
     Returns:
-        dict of numpy arrays (the N predicted samples, in the loader's order):
+        dict of numpy arrays (the N predicted samples, in the dataset's order):
         ``indices`` (N,) int64 index in the base dataset, ``image_ids`` (N,) int64, ``ann_ids``
         (N,) int64 (−1 for detections), ``keypoints`` (N, K, 2) float64 image pixels,
         ``confidences`` (N, K) float32 heatmap maxima, ``box_scores`` (N,) float32,
@@ -123,11 +101,8 @@ def predict_dataset(model, dataset, batch_size: int = 32, flip: bool = True, dec
     model.to(device)
     if sigma is None:
         sigma = float(getattr(_base(dataset), "sigma", 2.0))
-    base_indices = _base_indices(dataset)
-    if sampler is not None:
-        base_indices = base_indices[np.fromiter(iter(sampler), dtype=np.int64)]
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, sampler=sampler,
-                        num_workers=num_workers, pin_memory=device.type == "cuda")
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        pin_memory=device.type == "cuda")
     if progress:
         from tqdm.auto import tqdm
 
@@ -137,19 +112,29 @@ def predict_dataset(model, dataset, batch_size: int = 32, flip: bool = True, dec
     model.eval()
     try:
         for batch in loader:
-            images = batch["image"].to(device, non_blocking=True)
-            heatmaps = predict_heatmaps(model, images, flip=flip, flip_shift=flip_shift)  # (N, K, h, w)
-            keypoints, conf = heatmaps_to_keypoints(heatmaps, batch["center"], batch["scale"],
-                                                    batch["rotation"], decode, sigma)
-            parts["keypoints"].append(keypoints)
-            parts["confidences"].append(conf)
-            parts["image_ids"].append(batch["image_id"].numpy())
-            parts["ann_ids"].append(batch["ann_id"].numpy())
-            parts["box_scores"].append(batch["score"].numpy())
-            parts["areas"].append(batch["area"].numpy().astype(np.float64))
+            for name, value in _predict_batch(model, batch, device, flip, flip_shift, decode, sigma).items():
+                parts[name].append(value)
     finally:
         model.train(was_training)
-    k = getattr(getattr(model, "cfg", None), "num_joints", 17)
+    num_joints = getattr(getattr(model, "cfg", None), "num_joints", 17)
+    return _concatenate(parts, _base_indices(dataset), num_joints)
+
+
+def _predict_batch(model, batch: dict, device, flip: bool, flip_shift: bool, decode: str,
+                   sigma: float) -> dict:
+    """One loader batch → its predictions (numpy; keypoints in image pixels), ``PREDICTION_KEYS[1:]``."""
+    images = batch["image"].to(device, non_blocking=True)
+    heatmaps = predict_heatmaps(model, images, flip=flip, flip_shift=flip_shift)  # (N, K, h, w)
+    keypoints, conf = heatmaps_to_keypoints(heatmaps, batch["center"], batch["scale"],
+                                            batch["rotation"], decode, sigma)
+    return {"keypoints": keypoints, "confidences": conf, "image_ids": batch["image_id"].numpy(),
+            "ann_ids": batch["ann_id"].numpy(), "box_scores": batch["score"].numpy(),
+            "areas": batch["area"].numpy().astype(np.float64)}
+
+
+def _concatenate(parts: dict[str, list], base_indices: np.ndarray, num_joints: int) -> dict:
+    """The batches' predictions as one dict of arrays (empty arrays of the right shapes for none)."""
+    k = num_joints
     empty = {"keypoints": np.zeros((0, k, 2)), "confidences": np.zeros((0, k), np.float32),
              "image_ids": np.zeros(0, np.int64), "ann_ids": np.zeros(0, np.int64),
              "box_scores": np.zeros(0, np.float32), "areas": np.zeros(0)}
@@ -161,8 +146,8 @@ def predict_dataset(model, dataset, batch_size: int = 32, flip: bool = True, dec
 def merge_predictions(parts: list[dict]) -> dict:
     """Concatenate the ``predict_dataset`` outputs of several ranks into one, in base-dataset order.
 
-    Each sample is kept once (a ``DistributedSampler`` pads shards by repeating samples), so the
-    merged predictions equal those of a single-process pass.
+    Each sample is kept once (a shard padded by repeating samples, as ``DistributedSampler`` pads,
+    counts once), so the merged predictions equal those of a single-process pass.
     """
     merged = {k: np.concatenate([p[k] for p in parts]) for k in PREDICTION_KEYS}
     _, first = np.unique(merged["indices"], return_index=True)  # sorted by index, first occurrence
@@ -201,8 +186,8 @@ def predictions_to_results(preds: dict, nms_threshold: float | None = 0.9, resco
     return (results, keep) if return_keep else results
 
 
-def evaluate_predictions(preds: dict, dataset_or_coco, nms_threshold: float | None = 0.9, results_path=None,
-                         img_ids=None) -> coco_eval.CocoKeypointStats:
+def predictions_ap(preds: dict, dataset_or_coco, nms_threshold: float | None = 0.9, results_path=None,
+                   img_ids=None, return_results: bool = False):
     """COCO keypoint AP/AR of predictions: rescoring, OKS-NMS, results file, COCOeval.
 
     Args:
@@ -211,36 +196,34 @@ def evaluate_predictions(preds: dict, dataset_or_coco, nms_threshold: float | No
             ``COCO`` or the path of an annotation file.
         nms_threshold: see ``predictions_to_results``. results_path: also write the results JSON.
         img_ids: images to evaluate (default: every image of the ground truth, as the reference).
+        return_results: also return the results entries evaluated.
 
     Returns:
-        CocoKeypointStats (the ten numbers).
+        CocoKeypointStats (the ten numbers); with ``return_results``, (stats, results).
     """
-    return _evaluate(preds, dataset_or_coco, nms_threshold, results_path, img_ids)[0]
-
-
-def _evaluate(preds, dataset_or_coco, nms_threshold, results_path, img_ids):
     coco_gt = getattr(_base(dataset_or_coco), "coco", dataset_or_coco)
     results = predictions_to_results(preds, nms_threshold)
     if results_path is not None:
         coco_eval.write_results(results, results_path)
-    return coco_eval.evaluate_keypoints(coco_gt, results, img_ids=img_ids), results
+    stats = coco_eval.results_ap(coco_gt, results, img_ids=img_ids)
+    return (stats, results) if return_results else stats
 
 
-def evaluate(model, dataset, flip: bool = True, decode: str = "shift", nms_threshold: float | None = 0.9,
+def model_ap(model, dataset, flip: bool = True, decode: str = "shift", nms_threshold: float | None = 0.9,
              results_path=None, batch_size: int = 32, device=None, progress: bool = False, img_ids=None,
              **predict_kwargs):
-    """``predict_dataset`` + ``evaluate_predictions``: the whole test pipeline of the paper.
+    """``predict_dataset`` + ``predictions_ap``: the whole test pipeline of the paper.
 
     Returns:
         (CocoKeypointStats, results): the ten COCO numbers and the results entries evaluated.
     """
     preds = predict_dataset(model, dataset, batch_size=batch_size, flip=flip, decode=decode, device=device,
                             progress=progress, **predict_kwargs)
-    return _evaluate(preds, dataset, nms_threshold, results_path, img_ids)
+    return predictions_ap(preds, dataset, nms_threshold, results_path, img_ids, return_results=True)
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def load_checkpoint(path, config=None, device="cpu"):
+def load_checkpoint(path, config=None, device="cpu", overrides=()):
     """A model ready for evaluation from one of our checkpoints or a reference ``.pth``.
 
     Args:
@@ -249,6 +232,8 @@ def load_checkpoint(path, config=None, device="cpu"):
         config: a ``TrainConfig`` or preset name. Required for plain state dicts (they do not say
             which architecture they are); for our checkpoints it overrides the stored config.
         device: where to put the model.
+        overrides: ``key=value`` items applied to that config (``overrides.apply_overrides``)
+            before the network is built, e.g. ``["data_root=/data/coco"]``.
 
     Returns:
         (model in eval mode, TrainConfig).
@@ -258,15 +243,15 @@ def load_checkpoint(path, config=None, device="cpu"):
         ValueError: a plain state dict without ``config``, or weights of another architecture
             than the config's (the message lists the missing / unexpected / mis-shaped keys).
     """
-    from hrnet_edu.configs import config_from_dict, get_config
-    from hrnet_edu.model import build_model, load_reference_weights
-    from hrnet_edu.runfolder import load_checkpoint_file
+    from hrnet_edu.configs import get_config
+    from hrnet_edu.model import build_model
+    from hrnet_edu.overrides import apply_overrides, config_from_dict
 
     path = os.fspath(path)
     state = load_checkpoint_file(path)  # "not a checkpoint: PATH (reason)" for anything unreadable
     if not isinstance(state, dict):
         raise InputError(f"not a checkpoint: {path} (holds a {type(state).__name__}, not a state dict)")
-    ours = isinstance(state, dict) and isinstance(state.get("config"), dict) and "model" in state
+    ours = isinstance(state.get("config"), dict) and "model" in state
     if config is None:
         if not ours:
             raise ValueError(f"{path} holds weights without a config (like the reference's published "
@@ -274,6 +259,7 @@ def load_checkpoint(path, config=None, device="cpu"):
         cfg = config_from_dict(state["config"])
     else:
         cfg = get_config(config) if isinstance(config, str) else config
+    cfg = apply_overrides(cfg, list(overrides))
     model = build_model(cfg.model)
     try:
         load_reference_weights(model, state)
@@ -285,64 +271,6 @@ def load_checkpoint(path, config=None, device="cpu"):
         raise InputError(f"checkpoint {path} is not an HRNet of config {cfg.name!r} (model {cfg.model}): "
                          f"{', '.join(counts)}\n{err}") from None
     return model.eval().to(device), cfg
-
-
-# ----------------------------------------------------------------------------- command line
-def resolve_device(name: str) -> torch.device:
-    """"auto" (cuda when available), "cpu", "cuda", "cuda:N", ...; InputError for anything else or for
-    CUDA where there is none (torch would fail later, at the first tensor moved there)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"unknown device {name!r} (auto, cpu, cuda, cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {name} but CUDA is not available here (use cpu or auto)")
-    return device
-
-
-@command("hrnet-edu evaluate")
-def cli_main(argv: list[str]) -> int:
-    """``hrnet-edu evaluate``: the ten COCO keypoint numbers of a checkpoint (or of a results file)."""
-    from hrnet_edu.configs import PRESETS, apply_overrides, get_config
-
-    parser = argparse.ArgumentParser(
-        prog="hrnet-edu evaluate", description="COCO keypoint AP of a checkpoint on the config's val split.",
-        epilog="example (paper, COCO val2017): hrnet-edu evaluate --config coco_w32_256x192 --checkpoint "
-               "pose_hrnet_w32_256x192.pth --boxes COCO_val2017_detections_AP_H_56_person.json "
-               "data_root=/data/coco")  # fmt: skip
-    parser.add_argument("--config", help="preset (" + ", ".join(PRESETS) + "); default: the checkpoint's")
-    what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--checkpoint", help="our .pt checkpoint or a reference .pth state dict")
-    what.add_argument("--results", help="evaluate an existing COCO results JSON instead of a model")
-    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True, help="flip test")
-    parser.add_argument("--decode", choices=("argmax", "shift", "dark"), default="shift")
-    parser.add_argument("--boxes", default="gt", help="'gt' or a COCO person-detection results JSON")
-    parser.add_argument("--ann", help="ground-truth COCO keypoint file to evaluate on (e.g. COCO's "
-                        "person_keypoints_val2017.json); default: the config's val_ann")
-    parser.add_argument("--images", help="folder of --ann's images (e.g. COCO's val2017/); default: the "
-                        "config's val_images")
-    parser.add_argument("--skip-bad-images", action="store_true",
-                        help="leave out missing / unreadable images (counted) instead of stopping")
-    parser.add_argument("--out", help="write the COCO results JSON here")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
-    parser.add_argument("--nms-threshold", type=float, default=0.9)
-    parser.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
-                        help="torch: eager PyTorch (the reference); onnx: ONNX Runtime on the CPU (the "
-                        "checkpoint is exported and checked first, or see --onnx; needs the deploy extra)")
-    parser.add_argument("--onnx", help="with --runtime onnx: an already exported .onnx of this checkpoint")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("overrides", nargs="*", help="config key=value, e.g. data_root=/data/coco")
-    args = parser.parse_args(argv)
-    if args.batch_size < 1 or args.workers < 0:
-        parser.error("--batch-size must be >= 1 and --workers >= 0")
-    stats, settings = _run_cli(args, get_config, apply_overrides)
-    print(settings)
-    print(stats)
-    return 0
 
 
 def runtime_model(model, cfg, runtime: str, onnx_path=None, device="cpu"):
@@ -359,7 +287,12 @@ def runtime_model(model, cfg, runtime: str, onnx_path=None, device="cpu"):
     return onnx_runner_for(model, cfg, onnx_path), torch.device("cpu")
 
 
-def _check_output_file(path, what: str = "--out") -> None:
+def runtime_device(device: str, runtime: str) -> torch.device:
+    """``checkpoints.resolve_device``, where "auto" means the CPU for ONNX Runtime (it runs there)."""
+    return resolve_device("cpu" if runtime == "onnx" and device == "auto" else device)
+
+
+def check_output_file(path, what: str = "--out") -> None:
     """Refuse an output path that cannot be a file before the work, not after it."""
     if path is None:
         return
@@ -374,51 +307,83 @@ def _skip_note(counts: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
 
 
-def _run_cli(args, get_config, apply_overrides):
+# ----------------------------------------------------------------------------- what the command runs
+def results_file_ap(results, ann=None, config=None, overrides=(), out=None):
+    """The ten COCO numbers of a results JSON file (``hrnet-edu evaluate --results``).
+
+    The ground truth is ``ann``, or else the ``val_ann`` of the preset ``config`` (with ``overrides``
+    applied, e.g. ``data_root=...``); InputError when neither says which ground truth.
+
+    Returns:
+        (CocoKeypointStats, one line saying what was evaluated).
+    """
+    from hrnet_edu.configs import get_config
+    from hrnet_edu.overrides import apply_overrides
+
+    check_output_file(out)
+    if config is None and overrides:
+        raise InputError(f"key=value overrides ({' '.join(overrides)}) need --config: they change a preset")
+    if ann is None:
+        if config is None:
+            raise InputError("--results needs its ground truth: --ann FILE, or --config NAME (its val_ann)")
+        cfg = apply_overrides(get_config(config), list(overrides))
+        ann = cfg.val_path(cfg.val_ann)
+    coco_gt = coco_eval.load_coco(ann)
+    stats = coco_eval.results_ap(coco_gt, results)
+    ignored = _skip_note(coco_gt.hrnet_edu_checked["counts"])
+    return stats, f"results {results} on {ann} (ground truth not evaluated: {ignored})"
+
+
+def checkpoint_ap(checkpoint, config=None, overrides=(), ann=None, images=None, boxes="gt",
+                  flip: bool = True, decode: str = "shift", nms_threshold: float | None = 0.9,
+                  results_path=None, batch_size: int = 32, device="auto", workers: int = 2,
+                  runtime: str = "torch", onnx_path=None, skip_bad_images: bool = False,
+                  progress: bool = False):
+    """The ten COCO numbers of a checkpoint on a validation set (``hrnet-edu evaluate --checkpoint``).
+
+    Args:
+        checkpoint, config, overrides: see ``load_checkpoint`` (the checkpoint is read once).
+        ann, images: a COCO-format keypoint file and its image folder, given together; default:
+            the config's ``val_ann`` / ``val_images``.
+        boxes: "gt" or a COCO person-detection results file. flip, decode, nms_threshold,
+            results_path, batch_size: see ``model_ap``. workers: DataLoader workers.
+        device: "auto", "cpu", "cuda", "cuda:N". runtime: "torch", or "onnx" (ONNX Runtime on the
+            CPU; ``onnx_path``: an exported graph of this checkpoint, else it is exported first).
+        skip_bad_images: leave out missing / unreadable images (counted in the line returned, and
+            left out of the evaluation) instead of stopping. progress: a tqdm bar.
+
+    Returns:
+        (CocoKeypointStats, one line of the settings: config, instances, skipped, flip, decode, ...).
+    """
     from hrnet_edu.data.coco import CocoKeypoints
 
-    _check_output_file(args.out)
-    cfg = apply_overrides(get_config(args.config), args.overrides) if args.config else None
-    if args.results:
-        cfg = cfg or apply_overrides(get_config("synthpose_w16_128x96_cpu"), args.overrides)
-        ann = args.ann or cfg.val_path(cfg.val_ann)
-        coco_gt = coco_eval.load_coco(ann)
-        stats = coco_eval.evaluate_keypoints(coco_gt, args.results)
-        ignored = _skip_note(coco_gt.hrnet_edu_checked["counts"])
-        return stats, f"results {args.results} on {ann} (ground truth not evaluated: {ignored})"
-    if (args.ann is None) != (args.images is None):
+    check_output_file(results_path)
+    if (ann is None) != (images is None):
         raise InputError("--ann and --images go together: the annotation file and its image folder")
-    # ONNX Runtime runs on the CPU: "auto" means the CPU there
-    device = resolve_device("cpu" if args.runtime == "onnx" and args.device == "auto" else args.device)
-    model, cfg = load_checkpoint(args.checkpoint, cfg, device=device)
-    if not args.config and args.overrides:  # overrides of the checkpoint's own config
-        cfg = apply_overrides(cfg, args.overrides)
-        model = load_checkpoint(args.checkpoint, cfg, device=device)[0]
+    device = runtime_device(device, runtime)
+    model, cfg = load_checkpoint(checkpoint, config, device=device, overrides=overrides)
     # --ann/--images: any COCO-format set, whatever file names the checkpoint's config was trained with
-    ann, images = args.ann, args.images
     if ann is None:
         ann, images = cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images)
     dataset = CocoKeypoints(ann, images, input_size=cfg.input_size,
                             sigma=cfg.sigma, heatmap_stride=cfg.heatmap_stride, train=False, augment=None,
-                            boxes=args.boxes)
-    dataset.check_images(args.skip_bad_images)  # every image's header, before the long part
+                            boxes=boxes)
+    dataset.check_images(skip_bad_images)  # every image's header, before the long part
     if len(dataset) == 0:
-        raise InputError(f"nothing to evaluate: no instances in {ann} ({args.boxes} boxes; skipped: "
+        raise InputError(f"nothing to evaluate: no instances in {ann} ({boxes} boxes; skipped: "
                          f"{_skip_note(dataset.num_skipped)})")
-    model, device = runtime_model(model, cfg, args.runtime, args.onnx, device)
-    # images left out by --skip-bad-images are left out of the evaluation too (their persons
+    model, device = runtime_model(model, cfg, runtime, onnx_path, device)
+    # images left out by skip_bad_images are left out of the evaluation too (their persons
     # would count as missed); the settings line says how many
     img_ids = None
     if dataset.unreadable_image_ids:
         img_ids = sorted(set(dataset.image_ids) - set(dataset.unreadable_image_ids))
-    stats, _ = evaluate(model, dataset, flip=args.flip, decode=args.decode, nms_threshold=args.nms_threshold,
-                        results_path=args.out, batch_size=args.batch_size, device=device,
-                        progress=not args.no_progress and sys.stderr.isatty(), num_workers=args.workers,
-                        img_ids=img_ids)
-    settings = (f"{cfg.name}: {len(dataset)} instances ({args.boxes} boxes) of {ann}, skipped: "
-                f"{_skip_note(dataset.num_skipped)}; flip={args.flip}, "
-                f"decode={args.decode}, input {cfg.input_size[0]}x{cfg.input_size[1]}, device {device}, "
-                f"runtime {args.runtime}"
-                + (f", results → {args.out}" if args.out else ""))
+    stats, _ = model_ap(model, dataset, flip=flip, decode=decode, nms_threshold=nms_threshold,
+                        results_path=results_path, batch_size=batch_size, device=device,
+                        progress=progress, num_workers=workers, img_ids=img_ids)
+    settings = (f"{cfg.name}: {len(dataset)} instances ({boxes} boxes) of {ann}, skipped: "
+                f"{_skip_note(dataset.num_skipped)}; flip={flip}, "
+                f"decode={decode}, input {cfg.input_size[0]}x{cfg.input_size[1]}, device {device}, "
+                f"runtime {runtime}"
+                + (f", results → {results_path}" if results_path else ""))
     return stats, settings
-

@@ -25,7 +25,6 @@ Shapes: N batch, K joints, H×W the input crop (heatmaps H/4 × W/4).
 
 from __future__ import annotations
 
-import argparse
 import copy
 import logging
 import os
@@ -35,8 +34,6 @@ import warnings
 import numpy as np
 import torch
 from torch import nn
-
-from hrnet_edu.cli import command
 
 INPUT_NAME, OUTPUT_NAME = "images", "heatmaps"
 DEFAULT_ATOL = 1e-4  # max |heatmap difference| ONNX Runtime vs eager PyTorch accepted by the export
@@ -240,29 +237,3 @@ def onnx_runner_for(model: nn.Module, cfg, onnx_path=None, check_crops: int = 8)
     path = os.path.join(tmp, "model.onnx")
     export_onnx(model, path, sample_crops(cfg, check_crops))
     return OnnxRunner(path, cfg=cfg.model)
-
-
-@command("hrnet-edu export")
-def cli_main(argv: list[str]) -> int:
-    """``hrnet-edu export --checkpoint PATH [--config NAME] --out model.onnx [key=value ...]``."""
-    parser = argparse.ArgumentParser(prog="hrnet-edu export", description="Export a checkpoint to ONNX "
-                                     "(dynamic batch, BatchNorm folded), checked against PyTorch first.")
-    parser.add_argument("--checkpoint", required=True, help="our .pt checkpoint or a reference .pth")
-    parser.add_argument("--config", help="preset naming the architecture (needed for reference .pth files)")
-    parser.add_argument("--out", required=True, help="the .onnx file to write")
-    parser.add_argument("--atol", type=float, default=DEFAULT_ATOL, help="max |heatmap difference| accepted")
-    parser.add_argument("--check-crops", type=int, default=8, help="validation crops used for the check")
-    parser.add_argument("overrides", nargs="*", help="config key=value, e.g. data_root=/data/coco")
-    args = parser.parse_args(argv)
-    from hrnet_edu.configs import apply_overrides, get_config
-    from hrnet_edu.evaluate import load_checkpoint
-
-    cfg = apply_overrides(get_config(args.config), args.overrides) if args.config else None
-    model, cfg = load_checkpoint(args.checkpoint, cfg)
-    if not args.config and args.overrides:
-        cfg = apply_overrides(cfg, args.overrides)
-    crops = sample_crops(cfg, args.check_crops)
-    diff = export_onnx(model, args.out, crops, atol=args.atol)
-    print(f"wrote {args.out}: {cfg.name}, input (N, 3, {cfg.input_size[0]}, {cfg.input_size[1]}), "
-          f"max |ONNX Runtime − PyTorch| = {diff:.1e} on {len(crops)} validation crops")
-    return 0

@@ -1,17 +1,19 @@
 """Reading the network: capture HRNet's intermediate feature maps by name, and reduce them for display.
 
-``capture(model)`` registers forward hooks on an unmodified :class:`hrnet_edu.model.HRNet` (or any
-model with the reference's module names) and stores, for one forward pass, what each part of the
-paper's Figure 1 computes. Names (s = stage 2..4, m = module in the stage, r = branch, 0 being the
-highest resolution — the paper's r is ours + 1)::
+``capture(model)`` registers forward hooks on an unmodified :class:`hrnet_edu.model.HRNet` and
+stores, for one forward pass, what each part of the paper's Figure 1 computes. It finds the parts
+through the model's own accessors (``HRNet.stage1``, ``stages()``, ``head``, ``HRModule.branches``
+and ``.exchange``), never by attribute names. Names (s = stage 2..4, m = module in the stage,
+r = branch, 0 being the highest resolution as in ``blocks``; output k, input i as in ``fusion``)::
 
     stem                           (N, 64, H/4, W/4)     the two stride-2 convolutions (+BN, ReLU)
     stage1                         (N, 256, H/4, W/4)    stage 1 (layer1, four bottlenecks)
-    stage{s}                       list of (N, C·2^r, H/2^(r+2), W/2^(r+2)), the stage's outputs
+    stage{s}                       list of (N, C·2^r, H/2^(r+2), W/2^(r+2)), the stage's fused
+                                                         outputs (branch 0 only after stage 4)
     stage{s}.module{m}.branch{r}   (N, C·2^r, ...)       branch r after its residual units
     stage{s}.module{m}.exchange              list        the exchange unit's fused outputs
-    stage{s}.module{m}.exchange.out{i}       tensor      fused output i = ReLU(Σ_j a(X_j, i))
-    stage{s}.module{m}.exchange.out{i}.from{j}  tensor   contribution a(X_j, i) of input j to output i
+    stage{s}.module{m}.exchange.out{k}       tensor      fused output k = ReLU(Σ_i a(X_i, k))
+    stage{s}.module{m}.exchange.out{k}.from{i}  tensor   contribution a(X_i, k) of input i to output k
     heatmaps                       (N, K, H/4, W/4)      the final 1×1 head
 
 (64 and 256 are the paper's stem and stage-1 widths; the CPU presets W16/W8 use narrower ones.)
@@ -41,13 +43,12 @@ from torch import Tensor, nn
 
 
 def _stages(model: nn.Module) -> list[tuple[int, nn.Module]]:
-    """The (s, stage{s}) modules the model has, s = 2, 3, 4 in order."""
-    stages = [(s, getattr(model, f"stage{s}", None)) for s in (2, 3, 4)]
-    return [(s, stage) for s, stage in stages if stage is not None]
+    """(s, stage s) for the stages s = 2, 3, … the model has, in order (``HRNet.stages()``)."""
+    return [(s, stage) for s, (_, stage) in enumerate(model.stages(), start=2)]
 
 
 def _exchange_shape(unit) -> list[int]:
-    """Number of inputs feeding each output of an exchange unit (fuse_layers[i][j])."""
+    """Number of inputs feeding each output of an exchange unit (unit[k][i])."""
     if unit is None:
         return []
     return [len(row) for row in unit]
@@ -60,12 +61,12 @@ def layer_names(model: nn.Module) -> list[str]:
         for m, module in enumerate(stage):
             prefix = f"stage{s}.module{m}"
             names += [f"{prefix}.branch{r}" for r in range(len(module.branches))]
-            shape = _exchange_shape(getattr(module, "fuse_layers", None))
+            shape = _exchange_shape(module.exchange)
             if shape:
                 names.append(f"{prefix}.exchange")
-            for i, n_in in enumerate(shape):
-                names.append(f"{prefix}.exchange.out{i}")
-                names += [f"{prefix}.exchange.out{i}.from{j}" for j in range(n_in)]
+            for k, n_in in enumerate(shape):
+                names.append(f"{prefix}.exchange.out{k}")
+                names += [f"{prefix}.exchange.out{k}.from{i}" for i in range(n_in)]
         names.append(f"stage{s}")
     names.append("heatmaps")
     return names
@@ -116,7 +117,7 @@ def capture(model: nn.Module, names=None, *, device=None):
         feats["stage2"][1]                    # (N, 2C, H/8, W/8)
 
     Args:
-        model: an HRNet with the reference's module names (not modified; hooks only).
+        model: an HRNet (not modified; hooks only).
         names: None (everything, see ``layer_names``), one name, or a list of names / fnmatch patterns.
         device: where to put the stored copies (e.g. "cpu"); None keeps the model's device.
 
@@ -141,20 +142,22 @@ def capture(model: nn.Module, names=None, *, device=None):
 
     handles = []
     try:
-        handles.append(model.layer1.register_forward_pre_hook(lambda mod, inp: put("stem", inp[0])))
-        handles.append(model.layer1.register_forward_hook(lambda mod, inp, out: put("stage1", out)))
+        handles.append(model.stage1.register_forward_pre_hook(lambda mod, inp: put("stem", inp[0])))
+        handles.append(model.stage1.register_forward_hook(lambda mod, inp, out: put("stage1", out)))
         for s, stage in _stages(model):
-            handles.append(stage.register_forward_hook(lambda mod, inp, out, s=s: put(f"stage{s}", out)))
+            # the fused outputs only: the last module passes its other branches on unfused
+            handles.append(stage.register_forward_hook(
+                lambda mod, inp, out, s=s, n=stage[-1].num_fused: put(f"stage{s}", out[:n])))
             for m, module in enumerate(stage):
                 prefix = f"stage{s}.module{m}"
                 for r, branch in enumerate(module.branches):
                     handles.append(branch.register_forward_hook(
                         lambda mod, inp, out, n=f"{prefix}.branch{r}": put(n, out)))
-                unit = getattr(module, "fuse_layers", None)
+                unit = module.exchange
                 if unit is not None and any(n.startswith(f"{prefix}.exchange") for n in wanted):
                     handles.append(unit.register_forward_hook(
                         lambda mod, inp, out, p=prefix: _exchange_hook(mod, inp, out, p, wanted, put)))
-        handles.append(model.final_layer.register_forward_hook(lambda mod, inp, out: put("heatmaps", out)))
+        handles.append(model.head.register_forward_hook(lambda mod, inp, out: put("heatmaps", out)))
         yield store
     finally:
         for handle in handles:
@@ -164,28 +167,28 @@ def capture(model: nn.Module, names=None, *, device=None):
 def _exchange_hook(unit, inputs, outputs, prefix: str, wanted: set[str], put) -> None:
     """Store an exchange unit's outputs and, when asked for, its per-input contributions."""
     put(f"{prefix}.exchange", outputs)
-    for i, y in enumerate(outputs):
-        put(f"{prefix}.exchange.out{i}", y)
+    for k, y in enumerate(outputs):
+        put(f"{prefix}.exchange.out{k}", y)
     if any(".from" in n and n.startswith(prefix + ".") for n in wanted):
         with torch.no_grad():
-            # contributions[i][j] = a(X_j, i): the very terms the unit's forward sums for output i.
+            # contributions[k][i] = a(X_i, k): the very terms the unit's forward sums for output k.
             contributions = unit.contributions(inputs[0])
-        for i, row in enumerate(contributions):
-            for j, c in enumerate(row):
-                put(f"{prefix}.exchange.out{i}.from{j}", c)
+        for k, row in enumerate(contributions):
+            for i, c in enumerate(row):
+                put(f"{prefix}.exchange.out{k}.from{i}", c)
 
 
 def exchange_contributions(store: dict, prefix: str) -> list[list[Tensor]]:
-    """Gather captured contributions of one exchange unit: result[i][j] = a(X_j, i), each (N, C_i, H_i, W_i).
+    """Gather captured contributions of one exchange unit: result[k][i] = a(X_i, k), each (N, C_k, H_k, W_k).
 
-    ``prefix`` is e.g. "stage3.module0"; the store must hold its ".exchange.out{i}.from{j}" names.
+    ``prefix`` is e.g. "stage3.module0"; the store must hold its ".exchange.out{k}.from{i}" names.
     """
     pattern = re.compile(re.escape(prefix) + r"\.exchange\.out(\d+)\.from(\d+)$")
-    found = {tuple(map(int, m.groups())): v for k, v in store.items() if (m := pattern.match(k))}
+    found = {tuple(map(int, m.groups())): v for name, v in store.items() if (m := pattern.match(name))}
     if not found:
         raise ValueError(f"no contributions of {prefix!r} captured (e.g. '{prefix}.exchange.out0.from0')")
-    n_out = 1 + max(i for i, _ in found)
-    return [[found[i, j] for j in range(1 + max(j for ii, j in found if ii == i))] for i in range(n_out)]
+    n_out = 1 + max(k for k, _ in found)
+    return [[found[k, i] for i in range(1 + max(i for kk, i in found if kk == k))] for k in range(n_out)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,10 +288,10 @@ def pca_rgb(fmap: Tensor, components: int = 3) -> Tensor:
 
 
 def contribution_shares(contributions, per_sample: bool = False) -> Tensor:
-    """Each input branch's share of each fused output: share[i, j] = ‖a(X_j, i)‖ / Σ_j' ‖a(X_j', i)‖.
+    """Each input branch's share of each fused output: share[k, i] = ‖a(X_i, k)‖ / Σ_i' ‖a(X_i', k)‖.
 
     Args:
-        contributions: nested list, contributions[i][j] = a(X_j, i) of shape (N, C_i, H_i, W_i)
+        contributions: nested list, contributions[k][i] = a(X_i, k) of shape (N, C_k, H_k, W_k)
             (from ``ExchangeUnit.contributions`` or ``exchange_contributions``).
         per_sample: norms per sample (→ (N, outputs, inputs)) instead of over the batch (→ (outputs, inputs)).
 

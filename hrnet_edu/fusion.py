@@ -1,23 +1,25 @@
 """Multi-scale fusion: the exchange unit, and the transition that opens a new branch (paper Sec. 3).
 
 The exchange unit takes R inputs X_0 … X_{R−1} (branch r at resolution 1/2^(r+2), width C_r) and
-produces outputs Y_0 … Y_{R'−1} (R' = R, or 1 in the very last module of the network):
+produces outputs Y_0 … Y_{R'−1} (R' = R, or 1 in the very last module of the network). In the
+paper's notation, input i and output k:
 
-    Y_i = ReLU( Σ_j a(X_j, i) )                                   (paper Eq. 1 followed by the ReLU)
+    Y_k = ReLU( Σ_i a(X_i, k) )                                   (paper Eq. 1 followed by the ReLU)
 
-where the transform a(X_j, i) brings input j to the resolution and width of output i:
+where the transform a(X_i, k) brings input i to the resolution and width of output k:
 
-- j = i: identity;
-- j > i (lower resolution in, "upsampling"): 1×1 conv C_j → C_i, BN, nearest upsampling ×2^(j−i);
-- j < i (higher resolution in, "downsampling"): i − j strided 3×3 convs (stride 2), each halving the
-  resolution; the intermediate ones keep C_j and are followed by BN + ReLU, the last goes to C_i
+- i = k: identity;
+- i > k (lower resolution in, "upsampling"): 1×1 conv C_i → C_k, BN, nearest upsampling ×2^(i−k);
+- i < k (higher resolution in, "downsampling"): k − i strided 3×3 convs (stride 2), each halving the
+  resolution; the intermediate ones keep C_i and are followed by BN + ReLU, the last goes to C_k
   with BN and *no* ReLU (the ReLU comes after the sum).
 
-Branch indices: r = 0 is the highest resolution; the paper's r is ours + 1.
-``ExchangeUnit`` is a nested ``nn.ModuleList`` — row i (output), entry j (input) — laid out exactly
-as the reference's ``fuse_layers`` (identity entries are parameter-free ``nn.Identity`` where the
-reference stores ``None``), so the state-dict keys ``fuse_layers.{i}.{j}.{0,1}`` (upsampling) and
-``fuse_layers.{i}.{j}.{k}.{0,1}`` (k-th stride-2 conv of the chain) are the reference's.
+Branch indices i, k: 0 is the highest resolution (counted as in ``blocks``, from 0 where the paper
+counts from 1). ``ExchangeUnit`` is a nested ``nn.ModuleList`` — row k (output), entry i (input) —
+laid out exactly as the reference's ``fuse_layers`` (identity entries are parameter-free
+``nn.Identity`` where the reference stores ``None``), so the state-dict keys
+``fuse_layers.{k}.{i}.{0,1}`` (upsampling) and ``fuse_layers.{k}.{i}.{n}.{0,1}`` (n-th stride-2
+conv of the chain) are the reference's.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from hrnet_edu.blocks import batch_norm, conv1x1, conv3x3
 
 
 def upsample_transform(c_in: int, c_out: int, factor: int) -> nn.Sequential:
-    """a(X_j, i) for j > i: (N, C_j, H, W) → (N, C_i, H·f, W·f) with f = 2^(j−i).
+    """a(X_i, k) for i > k: (N, C_i, H, W) → (N, C_k, H·f, W·f) with f = 2^(i−k).
 
     The 1×1 conv aligns the widths *before* upsampling, so it runs on the small map (cheap).
     Nearest upsampling copies each pixel into an f×f patch (no parameters, key index 2).
@@ -40,9 +42,9 @@ def upsample_transform(c_in: int, c_out: int, factor: int) -> nn.Sequential:
 
 
 def downsample_transform(c_in: int, c_out: int, steps: int) -> nn.Sequential:
-    """a(X_j, i) for j < i: (N, C_j, H, W) → (N, C_i, H/2^s, W/2^s), s = i − j strided 3×3 convs.
+    """a(X_i, k) for i < k: (N, C_i, H, W) → (N, C_k, H/2^s, W/2^s), s = k − i strided 3×3 convs.
 
-    Intermediate steps keep the input width C_j and have BN + ReLU; the last step goes to C_i and
+    Intermediate steps keep the input width C_i and have BN + ReLU; the last step goes to C_k and
     ends with BN only, because the exchange unit applies the ReLU after summing all contributions.
     """
     chain = [nn.Sequential(conv3x3(c_in, c_in, stride=2), batch_norm(c_in), nn.ReLU(inplace=True))
@@ -51,24 +53,24 @@ def downsample_transform(c_in: int, c_out: int, steps: int) -> nn.Sequential:
     return nn.Sequential(*chain)
 
 
-def make_transform(widths: Sequence[int], j: int, i: int) -> nn.Module:
-    """The transform a(·, i) applied to input branch j (widths[r] = C_r)."""
-    if j == i:
+def make_transform(widths: Sequence[int], i: int, k: int) -> nn.Module:
+    """The transform a(·, k) applied to input branch i (widths[r] = C_r)."""
+    if i == k:
         return nn.Identity()
-    if j > i:
-        return upsample_transform(widths[j], widths[i], 2 ** (j - i))
-    return downsample_transform(widths[j], widths[i], i - j)
+    if i > k:
+        return upsample_transform(widths[i], widths[k], 2 ** (i - k))
+    return downsample_transform(widths[i], widths[k], k - i)
 
 
 class ExchangeUnit(nn.ModuleList):
-    """Fuse R parallel representations: Y_i = ReLU(Σ_j a(X_j, i)) (the reference's ``fuse_layers``).
+    """Fuse R parallel representations: Y_k = ReLU(Σ_i a(X_i, k)) (the reference's ``fuse_layers``).
 
     Shapes: xs = [X_0 … X_{R−1}], X_r (N, C_r, H/2^r, W/2^r) relative to branch 0's H×W →
-    [Y_0 … Y_{R'−1}] with Y_i of the same shape as X_i.
+    [Y_0 … Y_{R'−1}] with Y_k of the same shape as X_k.
     Args:
         widths: C_r of every input branch.
         num_outputs: R' outputs (default R); the last module of HRNet keeps only output 0.
-    ``self[i][j]`` is the transform a(·, i) applied to input j.
+    ``self[k][i]`` is the transform a(·, k) applied to input i.
     """
 
     def __init__(self, widths: Sequence[int], num_outputs: int | None = None):
@@ -78,11 +80,11 @@ class ExchangeUnit(nn.ModuleList):
         if not 1 <= num_outputs <= len(widths):
             raise ValueError(f"num_outputs must be in 1..{len(widths)}, got {num_outputs}")
         inputs = range(len(widths))
-        rows = [nn.ModuleList([make_transform(widths, j, i) for j in inputs]) for i in range(num_outputs)]
+        rows = [nn.ModuleList([make_transform(widths, i, k) for i in inputs]) for k in range(num_outputs)]
         super().__init__(rows)
 
     def contributions(self, xs: Sequence[Tensor]) -> list[list[Tensor]]:
-        """Each input's contribution to each output: result[i][j] = a(X_j, i), shape of Y_i.
+        """Each input's contribution to each output: result[k][i] = a(X_i, k), shape of Y_k.
 
         These are exactly the terms ``forward`` sums, exposed for inspection and visualisation.
         """
@@ -101,7 +103,7 @@ class ExchangeUnit(nn.ModuleList):
             total = next(terms) + next(terms)
             for term in terms:
                 total += term
-            # Y_i = ReLU(Σ_j a(X_j, i))
+            # Y_k = ReLU(Σ_i a(X_i, k))
             outputs.append(total.relu_())
         return outputs
 

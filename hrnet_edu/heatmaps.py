@@ -346,3 +346,21 @@ def heatmap_to_image(coords_hm, center, scale, heatmap_size: tuple[int, int], ro
     if was_numpy:
         return out
     return torch.as_tensor(out, dtype=_float(coords).dtype, device=coords.device)
+
+
+def heatmaps_to_keypoints(heatmaps, center, scale, rotation=0.0, decode: str = "shift", sigma: float = 2.0):
+    """Decode heatmaps and map the keypoints back to the image (the reference's ``get_final_preds``).
+
+    Args:
+        heatmaps: (N, K, h, w) tensor. center, scale: (N, 2) of the crops (scale in units of 200 px).
+        rotation: (N,) or scalar crop rotation in degrees. decode: "argmax", "shift" or "dark";
+        sigma: the targets' sigma (DARK only).
+
+    Returns:
+        keypoints (N, K, 2) float64 image pixels, confidences (N, K) float32 (numpy).
+    """
+    coords, conf = decode_heatmaps(heatmaps, method=decode, sigma=sigma)  # heatmap px, (N, K, 2)
+    # heatmap px → image px through the inverse crop transform (built for the heatmap size)
+    keypoints = heatmap_to_image(np.asarray(coords.cpu()), np.asarray(center), np.asarray(scale),
+                                 tuple(heatmaps.shape[-2:]), rotation=np.asarray(rotation))
+    return keypoints, np.asarray(conf.cpu())

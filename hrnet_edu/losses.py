@@ -1,4 +1,5 @@
-"""Heatmap losses: the weighted MSE of the paper (§4.1) and online hard keypoint mining.
+"""Heatmap losses: the weighted MSE of the paper (§4.1), online hard keypoint mining, and the
+reference's training accuracy (``pck_accuracy``).
 
 HRNet is trained by regressing K heatmaps, one per joint, towards Gaussian targets centred on
 the labelled joints ("The loss function, defined as the mean squared error, is applied for
@@ -22,8 +23,11 @@ compared number for number with the reference's logs.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
+
+from hrnet_edu.heatmaps import decode_heatmaps
 
 
 def _per_joint_squared_error(
@@ -116,3 +120,42 @@ class JointsOHKMLoss(nn.Module):
         hardest, _ = torch.topk(per_joint, k=self.topk, dim=1, sorted=False)  # (N, topk)
         # L = mean_n Σ_top-k ℓ_nk / topk
         return (hardest.sum(dim=1) / self.topk).mean()
+
+
+def pck_accuracy(pred_heatmaps, target_heatmaps, threshold: float = 0.5):
+    """The reference's training-time accuracy (``accuracy()``): NOT the COCO metric.
+
+    A PCK computed on heatmaps: predicted and target keypoints are the argmax of each heatmap;
+    their distance is normalised by (H/10, W/10) — applied, as in the reference, as x / (H/10)
+    and y / (W/10) — and a joint is correct when the normalised distance is < threshold
+    (0.5, i.e. about 1/20 of the heatmap side). Joints whose target argmax has x ≤ 1 or y ≤ 1
+    (an all-zero target, i.e. no label, gives (0, 0)) are skipped, as in the reference; the
+    target weights are not used.
+
+    Args:
+        pred_heatmaps, target_heatmaps: (N, K, H, W) numpy arrays or torch tensors (any device).
+        threshold: normalised distance threshold.
+
+    Returns:
+        per_joint: (K,) float64 accuracy per joint, −1 where no sample of that joint counts;
+        mean: float, the mean over joints that count (0 when none);
+        count: int, the number of joints that count.
+    """
+    pred, target = (np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float32)
+                    for x in (pred_heatmaps, target_heatmaps))
+    if pred.ndim != 4 or pred.shape != target.shape:
+        raise ValueError(f"expected two (N, K, H, W) heatmap batches, got {pred.shape} and {target.shape}")
+    h, w = pred.shape[2], pred.shape[3]
+    # integer argmax (x, y), (0, 0) where a map has no positive value: the reference's get_max_preds
+    p, t = (decode_heatmaps(x, method="argmax")[0].astype(np.float64) for x in (pred, target))  # (N, K, 2)
+    norm = np.array([h, w], dtype=np.float64) / 10  # the reference divides (x, y) by (H, W)/10
+    counted = (t[..., 0] > 1) & (t[..., 1] > 1)  # (N, K)
+    # d = ‖p / norm − t / norm‖, in units of a tenth of the heatmap side
+    dist = np.linalg.norm(p / norm - t / norm, axis=-1)  # (N, K)
+    n_counted = counted.sum(axis=0)  # (K,)
+    hits = ((dist < threshold) & counted).sum(axis=0)
+    per_joint = np.where(n_counted > 0, hits / np.maximum(n_counted, 1), -1.0)
+    valid = n_counted > 0
+    count = int(valid.sum())
+    mean = float(per_joint[valid].mean()) if count else 0.0
+    return per_joint, mean, count

@@ -74,6 +74,22 @@ def compute_oks(
     and averages over all K keypoints. A detection anywhere near such a person scores ≈ 1,
     which is what lets an "ignore" region absorb detections.
     """
+    dt, gt, sigmas, areas, boxes = _check_oks_inputs(dt_keypoints, gt_keypoints, gt_areas, gt_boxes,
+                                                     gt_iscrowd, sigmas)
+    G = gt.shape[0]
+    oks = np.zeros((dt.shape[0], G))
+    if oks.size == 0:
+        return oks
+    labelled = gt[:, :, 2] > 0  # (G, K)
+    has_labels = labelled.any(axis=1)  # (G,)  k1 > 0 in pycocotools
+    for g_idx, box_rule in ((np.flatnonzero(has_labels), False), (np.flatnonzero(~has_labels), True)):
+        if g_idx.size:
+            oks[:, g_idx] = _oks_with(dt, gt[g_idx], areas[g_idx], boxes[g_idx], sigmas, box_rule)
+    return oks
+
+
+def _check_oks_inputs(dt_keypoints, gt_keypoints, gt_areas, gt_boxes, gt_iscrowd, sigmas):
+    """``compute_oks``' arguments as float64 arrays of checked shapes: (dt, gt, sigmas, areas, boxes)."""
     dt = _as_float_array(dt_keypoints, "dt_keypoints", (None, None))
     gt = _as_float_array(gt_keypoints, "gt_keypoints", (None, 3))
     sigmas = np.asarray(sigmas, dtype=np.float64)
@@ -90,47 +106,46 @@ def compute_oks(
         raise ValueError(f"gt_areas must be ({G},) and gt_boxes ({G}, 4), got {areas.shape}, {boxes.shape}")
     if gt_iscrowd is not None and np.asarray(gt_iscrowd).reshape(-1).shape != (G,):
         raise ValueError(f"gt_iscrowd must have shape ({G},), got {np.asarray(gt_iscrowd).shape}")
+    return dt, gt, sigmas, areas, boxes
 
-    oks = np.zeros((dt.shape[0], G))
-    if oks.size == 0:
-        return oks
+
+def _oks_with(dt: np.ndarray, g: np.ndarray, areas: np.ndarray, boxes: np.ndarray, sigmas: np.ndarray,
+              box_rule: bool) -> np.ndarray:
+    """(D, G') OKS of the detections ``dt`` (D, K, 2|3) with ground truths ``g`` (G', K, 3) that all
+    have labelled keypoints (``box_rule`` False) or all have none (True: the box rule)."""
+    K = sigmas.shape[0]
     # (2σ)²: the per-keypoint variance of pycocotools' ``vars``.
     variances = (sigmas * 2) ** 2  # (K,)
-    labelled = gt[:, :, 2] > 0  # (G, K)
-    has_labels = labelled.any(axis=1)  # (G,)  k1 > 0 in pycocotools
     xd, yd = dt[:, None, :, 0], dt[:, None, :, 1]  # (D, 1, K)
-    block = max(1, _BLOCK_ELEMENTS // (G * K))  # rows of D per block keep memory bounded
-    for g_idx, box_rule in ((np.flatnonzero(has_labels), False), (np.flatnonzero(~has_labels), True)):
-        if g_idx.size == 0:
-            continue
-        g = gt[g_idx]  # (G', K, 3)
+    block = max(1, _BLOCK_ELEMENTS // (g.shape[0] * K))  # rows of D per block keep memory bounded
+    if box_rule:
+        # distance to the box grown by one box size on each side: [x0, x1] × [y0, y1]
+        x0 = (boxes[:, 0] - boxes[:, 2])[None, :, None]  # (1, G', 1)
+        x1 = (boxes[:, 0] + boxes[:, 2] * 2)[None, :, None]
+        y0 = (boxes[:, 1] - boxes[:, 3])[None, :, None]
+        y1 = (boxes[:, 1] + boxes[:, 3] * 2)[None, :, None]
+        mask = np.ones((g.shape[0], K))  # average over all K keypoints
+    else:
+        mask = (g[:, :, 2] > 0).astype(np.float64)  # average over the labelled keypoints only
+    denom = areas[None, :, None] + EPS  # (1, G', 1)
+    oks = np.empty((dt.shape[0], g.shape[0]))
+    for start in range(0, dt.shape[0], block):
+        xb, yb = xd[start : start + block], yd[start : start + block]  # (B, 1, K)
         if box_rule:
-            # distance to the box grown by one box size on each side: [x0, x1] × [y0, y1]
-            x0 = (boxes[g_idx, 0] - boxes[g_idx, 2])[None, :, None]  # (1, G', 1)
-            x1 = (boxes[g_idx, 0] + boxes[g_idx, 2] * 2)[None, :, None]
-            y0 = (boxes[g_idx, 1] - boxes[g_idx, 3])[None, :, None]
-            y1 = (boxes[g_idx, 1] + boxes[g_idx, 3] * 2)[None, :, None]
-            mask = np.ones((g_idx.size, K))  # average over all K keypoints
+            dx = np.maximum(0, x0 - xb) + np.maximum(0, xb - x1)  # (B, G', K)
+            dy = np.maximum(0, y0 - yb) + np.maximum(0, yb - y1)
         else:
-            mask = labelled[g_idx].astype(np.float64)  # average over the labelled keypoints only
-        denom = areas[g_idx][None, :, None] + EPS  # (1, G', 1)
-        for start in range(0, dt.shape[0], block):
-            xb, yb = xd[start : start + block], yd[start : start + block]  # (B, 1, K)
-            if box_rule:
-                dx = np.maximum(0, x0 - xb) + np.maximum(0, xb - x1)  # (B, G', K)
-                dy = np.maximum(0, y0 - yb) + np.maximum(0, yb - y1)
-            else:
-                dx = xb - g[None, :, :, 0]  # (B, G', K)
-                dy = yb - g[None, :, :, 1]
-            # e_i = d_i² / (2σ_i)² / (s² + eps) / 2   — pycocotools' operation order, done in place
-            e = np.square(dx, out=dx)
-            e += np.square(dy, out=dy)
-            e /= variances
-            e /= denom
-            e /= 2
-            # OKS = Σ_i exp(−e_i) δ(v_i > 0) / Σ_i δ(v_i > 0)
-            similarity = np.exp(np.negative(e, out=e), out=e)
-            oks[start : start + block, g_idx] = np.einsum("bgk,gk->bg", similarity, mask) / mask.sum(-1)
+            dx = xb - g[None, :, :, 0]  # (B, G', K)
+            dy = yb - g[None, :, :, 1]
+        # e_i = d_i² / (2σ_i)² / (s² + eps) / 2   — pycocotools' operation order, done in place
+        e = np.square(dx, out=dx)
+        e += np.square(dy, out=dy)
+        e /= variances
+        e /= denom
+        e /= 2
+        # OKS = Σ_i exp(−e_i) δ(v_i > 0) / Σ_i δ(v_i > 0)
+        similarity = np.exp(np.negative(e, out=e), out=e)
+        oks[start : start + block] = np.einsum("bgk,gk->bg", similarity, mask) / mask.sum(-1)
     return oks
 
 

@@ -1,4 +1,4 @@
-"""One image in, keypoints drawn on it out: ``hrnet-edu predict IMAGE --checkpoint PATH --out FILE.png``.
+"""One image in, keypoints drawn on it out (``hrnet-edu predict IMAGE --checkpoint PATH --out FILE.png``).
 
 The same top-down chain as ``evaluate`` for a single picture: each person box (``--box x,y,w,h``,
 repeatable; the whole image when none is given) is grown to the input's aspect ratio, padded by
@@ -11,7 +11,6 @@ Shapes: K joints; images (H, W, 3) uint8 RGB; crops (1, 3, H_in, W_in).
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import numpy as np
@@ -19,20 +18,19 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from hrnet_edu.cli import command
 from hrnet_edu.data.coco import load_image
 from hrnet_edu.data.transforms import normalize, warp_image
 from hrnet_edu.errors import InputError
 from hrnet_edu.evaluate import (
-    _check_output_file,
-    heatmaps_to_keypoints,
+    check_output_file,
     load_checkpoint,
     model_device,
     predict_heatmaps,
-    resolve_device,
+    runtime_device,
     runtime_model,
 )
 from hrnet_edu.geometry import box_to_center_scale, crop_transform
+from hrnet_edu.heatmaps import heatmaps_to_keypoints
 from hrnet_edu.viz import draw_pose
 
 
@@ -100,51 +98,30 @@ def draw_predictions(image: np.ndarray, poses, boxes=None, threshold: float = 0.
     return fig
 
 
-def _parse_box(text: str) -> list[float]:
-    try:
-        box = [float(v) for v in text.split(",")]
-    except ValueError:
-        box = []
-    if len(box) != 4 or box[2] <= 0 or box[3] <= 0:
-        raise argparse.ArgumentTypeError(f"--box must be x,y,w,h with w, h > 0 (image pixels), got {text!r}")
-    return box
+def predict_file(image_path, checkpoint, out, boxes=None, config=None, flip: bool = True,
+                 decode: str = "shift", threshold: float = 0.2, device="auto", runtime: str = "torch",
+                 onnx_path=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``hrnet-edu predict``: the poses of an image file, drawn into the image file ``out``.
 
+    Args:
+        image_path: an image file (JPEG, PNG, ...). checkpoint, config: see ``evaluate.load_checkpoint``.
+        out: the image to write (e.g. pose.png), checked before any work.
+        boxes: person boxes [x, y, w, h] in image pixels; None: the whole image.
+        flip, decode: see ``predict_image``. threshold: draw keypoints above this confidence.
+        device, runtime, onnx_path: see ``evaluate.checkpoint_ap``.
 
-@command("hrnet-edu predict")
-def cli_main(argv: list[str]) -> int:
-    """``hrnet-edu predict IMAGE [--box x,y,w,h ...] --checkpoint PATH [--config NAME] --out FILE.png``."""
-    parser = argparse.ArgumentParser(prog="hrnet-edu predict",
-                                     description="Draw predicted keypoints and skeleton on an image.")
-    parser.add_argument("image", help="an image file (JPEG, PNG, ...)")
-    parser.add_argument("--box", type=_parse_box, action="append", help="person box x,y,w,h (repeatable; "
-                        "default: the whole image)")
-    parser.add_argument("--checkpoint", required=True, help="our .pt checkpoint or a reference .pth")
-    parser.add_argument("--config", help="preset naming the architecture (needed for reference .pth files)")
-    parser.add_argument("--out", required=True, help="output PNG")
-    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True, help="flip test")
-    parser.add_argument("--decode", choices=("argmax", "shift", "dark"), default="shift")
-    parser.add_argument("--threshold", type=float, default=0.2, help="draw keypoints above this confidence")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
-                        help="torch: eager PyTorch (the reference); onnx: ONNX Runtime on the CPU")
-    parser.add_argument("--onnx", help="with --runtime onnx: an already exported .onnx of this checkpoint")
-    args = parser.parse_args(argv)
-    _check_output_file(args.out)
-    root, ext = os.path.splitext(os.path.basename(args.out))
+    Returns:
+        one (keypoints (K, 2), confidences (K,)) per box.
+    """
+    check_output_file(out)
+    root, ext = os.path.splitext(os.path.basename(out))
     if not root or not ext:  # "dir/" or "dir/.png" would write a hidden file
-        raise InputError(f"--out {args.out}: give an image file name such as pose.png")
-    device = resolve_device("cpu" if args.runtime == "onnx" and args.device == "auto" else args.device)
-    model, cfg = load_checkpoint(args.checkpoint, args.config, device=device)
-    model, device = runtime_model(model, cfg, args.runtime, args.onnx, device)
-    image = load_image(args.image)
-    boxes = args.box or [None]
-    poses = [predict_image(model, image, box, cfg.input_size, args.flip, args.decode, cfg.sigma, device)
-             for box in boxes]
-    draw_predictions(image, poses, args.box, args.threshold).savefig(args.out, dpi=100)
-    for i, (keypoints, conf) in enumerate(poses):
-        shown = conf > args.threshold
-        print(f"person {i}: {shown.sum()} of {len(conf)} keypoints above {args.threshold} "
-              f"(mean confidence {conf.mean():.2f}, mean position "
-              f"({keypoints[:, 0].mean():.1f}, {keypoints[:, 1].mean():.1f}))")
-    print(f"wrote {args.out}")
-    return 0
+        raise InputError(f"--out {out}: give an image file name such as pose.png")
+    device = runtime_device(device, runtime)
+    model, cfg = load_checkpoint(checkpoint, config, device=device)
+    model, device = runtime_model(model, cfg, runtime, onnx_path, device)
+    image = load_image(image_path)
+    poses = [predict_image(model, image, box, cfg.input_size, flip, decode, cfg.sigma, device)
+             for box in boxes or [None]]
+    draw_predictions(image, poses, boxes, threshold).savefig(out, dpi=100)
+    return poses

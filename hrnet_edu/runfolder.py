@@ -176,38 +176,3 @@ def clean_stale_temporaries(out_dir: str) -> list[str]:
                 os.remove(os.path.join(out_dir, name))
                 removed.append(name)
     return removed
-
-
-def load_checkpoint_file(path) -> object:
-    """``torch.load(path, weights_only=True)`` on the CPU, any failure as "not a checkpoint: PATH (reason)".
-
-    torch answers random bytes with an IndexError, an empty file with a bare EOFError, a truncated
-    one with a zip-reader message, and other pickles with advice to pass ``weights_only=False``
-    — which would let the file run code, so it is never passed on.
-    """
-    import torch
-
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    if os.path.isdir(path):
-        raise InputError(f"not a checkpoint: {path} (a folder)")
-    if os.path.getsize(path) == 0:
-        raise InputError(f"not a checkpoint: {path} (empty file)")
-    with open(path, "rb") as f:
-        zipped = f.read(4) == b"PK\x03\x04"  # torch.save's format is a zip archive
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (MemoryError, KeyboardInterrupt):
-        raise
-    except Exception as err:  # torch raises anything from IndexError to RuntimeError here
-        text = str(err)
-        if "Unsupported global" in text:
-            name = text.split("Unsupported global: GLOBAL ", 1)[1].split()[0] if "GLOBAL " in text else "?"
-            reason = f"it holds Python objects ({name}) besides tensors and plain containers; refused, as " \
-                     "loading them could run code"
-        elif zipped or "zip archive" in text or "central directory" in text:
-            reason = "truncated or corrupted: not a complete PyTorch zip archive"
-        else:
-            reason = f"not a PyTorch checkpoint file: {type(err).__name__}"
-        raise InputError(f"not a checkpoint: {path} ({reason})") from None

@@ -5,8 +5,8 @@ loss against the Gaussian targets (``losses.py``), backward, Adam step; every ``
 epochs the network is evaluated with COCO AP (``evaluate.py``), and a checkpoint is written.
 
 What a reader should find here, in order: distributed set-up (torchrun), seeding, the data
-loaders, one epoch, validation, checkpoints, ``train`` (which ties them together) and the command
-line ``hrnet-edu train --config NAME [--out DIR] [--resume] [key=value ...]``.
+loaders, one epoch, validation, the run folder's log and ``train`` (which ties them together);
+``hrnet-edu train --config NAME [--out DIR] [--resume] [key=value ...]`` (``cli.py``) calls it.
 
 Reproducibility. At the start of every epoch the torch / numpy / python generators are seeded
 from (seed, epoch, rank): the data order and the augmentations of epoch e then do not depend on
@@ -14,10 +14,8 @@ how many epochs this process has already run, which is what lets ``--resume`` co
 run bit for bit (on CPU with ``torch.use_deterministic_algorithms(True)``; cuDNN kernels are not
 bit-reproducible by default). The generator states are stored in the checkpoint too.
 
-Checkpoints (``out_dir/last.pt`` every epoch, ``out_dir/best.pt`` on a new best AP) are dicts
-``{"model", "optimizer", "scheduler", "scaler", "epoch", "best_ap", "config", "metrics", "rng"}``
-with ``epoch`` = the number of completed epochs, written atomically (temporary file, then
-``os.replace``) so that a run killed while saving never leaves a truncated checkpoint.
+Checkpoints: ``out_dir/last.pt`` every epoch, ``out_dir/best.pt`` on a new best AP, written
+atomically; what they hold and how they are written and read is ``checkpoints.py``.
 
 The run folder (``runfolder.py``): one run at a time (a lock naming the holder's PID); a folder
 holding a run is reused only with ``--resume`` (its own config; overrides that change it need
@@ -28,7 +26,6 @@ leaves loadable files that agree with each other.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -42,20 +39,14 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 
-from hrnet_edu.cli import command
-from hrnet_edu.configs import PRESETS, TrainConfig, _tuplify, apply_overrides, config_from_dict, get_config
+from hrnet_edu.checkpoints import CHECKPOINT_KEYS, load_checkpoint_state, resolve_device, save_checkpoint
+from hrnet_edu.configs import TrainConfig
+from hrnet_edu.data.transforms import GpuBatchTransform, gpu_collate
 from hrnet_edu.errors import InputError
 from hrnet_edu.losses import JointsMSELoss, JointsOHKMLoss
-from hrnet_edu.runfolder import (
-    RunLock,
-    atomic_write,
-    atomic_write_text,
-    check_run_folder,
-    clean_stale_temporaries,
-    load_checkpoint_file,
-)
-
-AP_KEYS = ("ap", "ap50", "ap75", "ap_m", "ap_l", "ar", "ar50", "ar75", "ar_m", "ar_l")
+from hrnet_edu.model import build_model
+from hrnet_edu.overrides import config_changes, config_from_dict
+from hrnet_edu.runfolder import RunLock, atomic_write_text, check_run_folder, clean_stale_temporaries
 
 
 # ----------------------------------------------------------------------------- distributed set-up
@@ -86,20 +77,6 @@ def init_distributed(device_type: str) -> tuple[DistInfo, bool]:
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
     local = int(os.environ.get("LOCAL_RANK", dist.get_rank()))
     return DistInfo(dist.get_rank(), dist.get_world_size(), local), created
-
-
-def resolve_device(name: str, info: DistInfo) -> torch.device:
-    """"auto" → cuda:local_rank when CUDA is available, else cpu."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device={name} but CUDA is not available here (device=cpu or auto)")
-    if device.type == "cuda":
-        if device.index is None:
-            device = torch.device("cuda", info.local_rank)
-        torch.cuda.set_device(device)
-    return device
 
 
 # ----------------------------------------------------------------------------- seeding
@@ -145,7 +122,7 @@ def build_datasets(cfg: TrainConfig, check_images: bool = False, skip_unreadable
     common = dict(input_size=tuple(cfg.input_size), sigma=cfg.sigma, seed=cfg.seed,
                   unbiased_targets=cfg.unbiased_targets, heatmap_stride=cfg.heatmap_stride)
     train_set = CocoKeypoints(cfg.path(cfg.train_ann), cfg.path(cfg.train_images), train=True,
-                              augment=cfg.augment, **common)  # fmt: skip
+                              augment=cfg.augment, raw=cfg.warp_on_device, **common)  # fmt: skip
     val_set = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), train=False,
                             augment=None,
                             **common)  # fmt: skip
@@ -187,6 +164,7 @@ def make_loader(dataset, cfg: TrainConfig, epoch: int, info: DistInfo, device: t
         )
     # drop_last: a last batch of 1 would break BatchNorm's batch statistics.
     return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+                      collate_fn=gpu_collate if cfg.warp_on_device else None,
                       num_workers=cfg.workers, pin_memory=device.type == "cuda",
                       generator=torch.Generator().manual_seed(cfg.seed + epoch))  # fmt: skip
 
@@ -219,8 +197,12 @@ def learning_rate_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> f
 
 
 def train_one_epoch(model, loader, criterion, optimizer, scaler, cfg: TrainConfig, device, epoch: int,
-                    info: DistInfo, progress: bool, scheduler=None) -> dict:  # fmt: skip
+                    info: DistInfo, progress: bool, scheduler=None,
+                    batch_transform=None) -> dict:  # fmt: skip
     """One pass over ``loader``; returns the epoch's record (mean loss, grad norms, img/s, step losses).
+
+    ``batch_transform``: applied to each loader batch first (``GpuBatchTransform`` when
+    ``cfg.warp_on_device``: the raw regions become crops and targets on the device).
 
     Each step: heatmaps = model(images (N,3,H,W)) → (N,K,H/4,W/4); L = loss(heatmaps, target, w);
     backward (scaled for fp16); ‖∇‖ measured after unscaling; Adam step; ``scheduler.step()`` (the
@@ -240,6 +222,8 @@ def train_one_epoch(model, loader, criterion, optimizer, scaler, cfg: TrainConfi
     n_images, start = 0, time.perf_counter()
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
     for step, batch in enumerate(bar):
+        if batch_transform is not None:  # cfg.warp_on_device: crops and targets made here, on the device
+            batch = batch_transform(batch)
         images = batch["image"].to(device, non_blocking=True, memory_format=memory_format)
         target = batch["target"].to(device, non_blocking=True)
         weight = batch["target_weight"].to(device, non_blocking=True)
@@ -286,12 +270,15 @@ def train_one_epoch(model, loader, criterion, optimizer, scaler, cfg: TrainConfi
 
 
 # ----------------------------------------------------------------------------- validation
-def validate(model, val_set, cfg: TrainConfig, device, info: DistInfo) -> dict | None:
+def validate(model, val_set, cfg: TrainConfig, device, info: DistInfo = DistInfo(),
+             return_predictions: bool = False):
     """COCO keypoint AP/AR of ``model`` on ``val_set`` (flip test and decoding from ``cfg``).
 
     Under torchrun every rank predicts its share of the crops; the predictions are gathered on
     rank 0 (``all_gather_object``), which rescores, applies OKS-NMS and runs COCOeval. Returns
-    the ten numbers (``AP_KEYS``) on rank 0 and None on the other ranks.
+    the ten numbers (keyed ``coco_eval.STAT_KEYS``) on rank 0 and None on the other ranks; with
+    ``return_predictions`` also the ``evaluate.predict_dataset`` dict they come from (merged, on
+    rank 0), as (numbers, predictions).
     """
     from hrnet_edu import evaluate
 
@@ -302,63 +289,14 @@ def validate(model, val_set, cfg: TrainConfig, device, info: DistInfo) -> dict |
                   num_workers=cfg.workers)  # fmt: skip
     if info.world_size > 1:
         shard = Subset(val_set, range(info.rank, len(val_set), info.world_size))
-        preds = evaluate.predict_dataset(model, shard, **kwargs)
         gathered = [None] * info.world_size
-        dist.all_gather_object(gathered, preds)
-        merged = evaluate.merge_predictions(gathered) if info.is_main else None
-        stats = evaluate.evaluate_predictions(merged, val_set) if info.is_main else None
+        dist.all_gather_object(gathered, evaluate.predict_dataset(model, shard, **kwargs))
+        preds = evaluate.merge_predictions(gathered) if info.is_main else None
     else:
         preds = evaluate.predict_dataset(model, val_set, **kwargs)
-        stats = evaluate.evaluate_predictions(preds, val_set)
     model.train(was_training)
-    if stats is None:
-        return None
-    return {k: float(getattr(stats, k)) for k in AP_KEYS}
-
-
-# ----------------------------------------------------------------------------- checkpoints
-def save_checkpoint(state: dict, path: str) -> None:
-    """``torch.save(state, path)`` atomically: write ``path.<pid>.tmp``, fsync, then ``os.replace`` it.
-
-    ``os.replace`` is atomic on POSIX and Windows, so readers (and a resumed run) see either the
-    old complete file or the new complete file, never a partial one (``runfolder.atomic_write``).
-    """
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
-
-
-CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "best_ap", "config", "metrics",
-                   "rng")
-
-
-def load_checkpoint_state(path: str, map_location="cpu") -> dict:
-    """A training checkpoint written by ``train`` (``torch.load(weights_only=True)``).
-
-    FileNotFoundError for no file; InputError "not a checkpoint: PATH (reason)" for anything else
-    that is not one of ours (random bytes, an empty or truncated file, a plain state dict).
-    """
-    state = load_checkpoint_file(path)
-    if not isinstance(state, dict):
-        raise InputError(f"not a checkpoint: {path} (holds a {type(state).__name__}, not a dict)")
-    if map_location != "cpu":
-        state["model"] = {k: v.to(map_location) for k, v in state["model"].items()}
-    return state
-
-
-def _flatten(data, prefix: str = "") -> dict:
-    """{"model.width": 32, ...}: nested config dicts as dotted keys, lists as tuples."""
-    out = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = _tuplify(value)
-    return out
-
-
-def config_changes(stored: dict, cfg: TrainConfig) -> dict[str, tuple]:
-    """{dotted key: (stored value, new value)} for every value ``cfg`` changes in a stored config."""
-    old, new = _flatten(stored), _flatten(dataclasses.asdict(cfg))
-    return {k: (old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)}
+    metrics = evaluate.predictions_ap(preds, val_set).as_record() if preds is not None else None
+    return (metrics, preds) if return_predictions else metrics
 
 
 def _read_log(path: str, max_epoch: int) -> list[dict]:
@@ -417,8 +355,6 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
 
     The folder is locked for the run (``runfolder.RunLock``): a second run into it is refused.
     """
-    from hrnet_edu.model import build_model
-
     check_run_folder(out_dir, resume, overwrite)  # before anything is built or written
     wanted = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     info, created_group = init_distributed(torch.device(wanted).type)
@@ -430,8 +366,7 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
             lock = RunLock(out_dir).acquire()
             check_run_folder(out_dir, resume, overwrite)  # again, now that no other run can change it
             clean_stale_temporaries(out_dir)
-        return _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images, info,
-                             build_model)
+        return _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images, info)
     finally:
         torch.set_num_threads(threads_before)
         if lock is not None:
@@ -440,15 +375,12 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
             dist.destroy_process_group()
 
 
-def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images, info, build_model) -> dict:
-    device = resolve_device(cfg.device, info)
+def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images, info) -> dict:
+    device = resolve_device(cfg.device, local_rank=info.local_rank)
     cuda = device.type == "cuda"
     if progress is None:
         progress = sys.stderr.isatty()
     progress = progress and info.is_main
-    last_path, best_path = os.path.join(out_dir, "last.pt"), os.path.join(out_dir, "best.pt")
-    log_path = os.path.join(out_dir, "log.jsonl")
-
     seed_everything(cfg.seed)  # the same initial weights on every rank
     model = build_model(cfg.model).to(device)
     if cfg.init_from and not resume:  # fine-tuning: the weights only; optimizer and schedule start anew
@@ -466,52 +398,17 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
         optimizer, lambda t: learning_rate_factor(cfg, t, steps_per_epoch))
     scaler = torch.amp.GradScaler(device.type, enabled=cuda and cfg.amp == "fp16")
     criterion = build_criterion(cfg)
+    batch_transform = GpuBatchTransform(cfg.input_size, cfg.sigma, cfg.unbiased_targets, device,
+                                        heatmap_stride=cfg.heatmap_stride) if cfg.warp_on_device else None
     start_epoch, best_ap, history, changes = 0, -1.0, [], {}
     if resume:
-        state = load_checkpoint_state(last_path)
-        missing = [k for k in CHECKPOINT_KEYS if k not in state]
-        if missing:
-            raise InputError(f"not a checkpoint: {last_path} (not a training checkpoint of hrnet-edu: no "
-                             f"{', '.join(missing)})")
-        changes = config_changes(state["config"], cfg)
-        if changes and not apply_changes:
-            listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items())
-            raise InputError(f"--resume with a config that differs from the run's in {out_dir} ({listed}): "
-                             "drop those overrides, or pass --apply-changes to apply them")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        start_epoch, best_ap, history = state["epoch"], state["best_ap"], list(state["metrics"])
-        set_rng_state(state["rng"])
-        if "lr" in changes or "weight_decay" in changes:
-            _apply_changes(cfg, optimizer, scheduler, steps_per_epoch)
-        if best_ap >= 0 and not os.path.exists(best_path):
-            # (a run of an earlier version killed while writing its first best.pt): the next
-            # validation writes one, rather than the run ending without any
-            print(f"hrnet-edu train: warning: {best_path} is missing although the run had a best AP "
-                  f"{best_ap:.4f}; the next validation writes a new one", file=sys.stderr)
-            best_ap = -1.0
-    log_records = []
-    if info.is_main:
-        # The run has really started (data read, model built, checkpoint restored): only now is
-        # anything of an earlier run in this folder replaced.
-        log_records = _read_log(log_path, start_epoch) if resume else []
-        if changes:
-            log_records.append({"kind": "config_change", "epoch": start_epoch,
-                                "changes": {k: list(v) for k, v in changes.items()}})
-        if not resume:
-            for stale in (last_path, best_path):  # --overwrite: the old run's weights go with its log
-                if os.path.exists(stale):
-                    os.remove(stale)
-        _write_log(log_path, log_records)
-        atomic_write_text(os.path.join(out_dir, "config.json"), json.dumps(dataclasses.asdict(cfg), indent=1))
+        start_epoch, best_ap, history, changes = _restore(
+            cfg, out_dir, apply_changes, model, optimizer, scheduler, scaler, steps_per_epoch)
+    # The run has really started (data read, model built, checkpoint restored): only now is
+    # anything of an earlier run in this folder replaced.
+    log_records = _start_log(cfg, out_dir, resume, start_epoch, changes) if info.is_main else []
 
-    net = model
-    if info.world_size > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
-    if cfg.compile:
-        net = torch.compile(net)
+    net = _wrap(model, cfg, info, device)
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     if not cuda and cfg.cpu_threads:
@@ -523,7 +420,7 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
         getattr(train_set, "dataset", train_set).set_epoch(epoch)  # (a Subset holds it in .dataset)
         loader = make_loader(train_set, cfg, epoch, info, device)
         record = train_one_epoch(net, loader, criterion, optimizer, scaler, cfg, device, epoch, info,
-                                 progress, scheduler)  # fmt: skip
+                                 progress, scheduler, batch_transform)  # fmt: skip
         if info.world_size > 1:
             # Parameters agree on every rank (gradients are all-reduced) but BatchNorm running
             # statistics are each rank's own since the last forward: take rank 0's everywhere,
@@ -545,14 +442,8 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
                 "best_ap": best_ap, "config": dataclasses.asdict(cfg), "metrics": history,
                 "rng": get_rng_state(),
             }  # fmt: skip
-            # Order: the log (a resume drops records past last.pt's epoch), best.pt, and last.pt
-            # last — a kill before last.pt is replaced repeats this epoch, best.pt included, so a
-            # last.pt never records a best AP whose best.pt was not written.
             log_records.extend([*steps, record])
-            _write_log(log_path, log_records)
-            if new_best:
-                save_checkpoint(state, best_path)
-            save_checkpoint(state, last_path)
+            _save_epoch(out_dir, log_records, state, new_best)
         if info.world_size > 1:
             dist.barrier()  # no rank races ahead of rank 0's checkpoint
     wall = time.perf_counter() - wall_start
@@ -569,45 +460,91 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
     }  # fmt: skip
 
 
-@command("hrnet-edu train")
-def cli_main(argv: list[str]) -> int:
-    """``hrnet-edu train --config NAME [--out DIR] [--resume | --overwrite] [key=value ...]``."""
-    parser = argparse.ArgumentParser(prog="hrnet-edu train", description="Train HRNet from a named config.")
-    parser.add_argument("--config", required=True, help="one of: " + ", ".join(PRESETS))
-    parser.add_argument("--out", default=None, help="output folder (default runs/<config>)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt, with its config")
-    parser.add_argument("--overwrite", action="store_true", help="start afresh in a folder holding a run")
-    parser.add_argument("--apply-changes", action="store_true",
-                        help="with --resume: apply overrides that change the run's config (logged)")
-    parser.add_argument("--skip-bad-images", action="store_true",
-                        help="leave out missing / unreadable images (counted) instead of stopping")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("overrides", nargs="*", help="key=value, e.g. epochs=3 model.width=8 lr_steps=2,3")
-    args = parser.parse_intermixed_args(argv)  # options after overrides too (--overwrite, --resume)
-    if args.resume and args.overwrite:
-        parser.error("--resume and --overwrite exclude each other: continue the run, or replace it")
-    try:
-        base = get_config(args.config)
-    except ValueError as e:
-        parser.error(str(e))
-    out_dir = args.out or os.path.join("runs", base.name)
-    if args.resume:
-        # a resumed run continues with its own config; overrides change it only with --apply-changes
-        check_run_folder(out_dir, resume=True, overwrite=args.overwrite)
-        last = os.path.join(out_dir, "last.pt")
-        stored = load_checkpoint_state(last).get("config")
-        if not isinstance(stored, dict):
-            raise InputError(f"not a checkpoint: {last} (no training config in it)")
-        if stored.get("name") != base.name:
-            raise InputError(f"--config {args.config}, but the run in {out_dir} is {stored.get('name')!r}")
-        base = config_from_dict(stored)
-    try:
-        cfg = apply_overrides(base, args.overrides)
-    except ValueError as e:
-        parser.error(str(e))
-    summary = train(cfg, out_dir, resume=args.resume, progress=False if args.no_progress else None,
-                    overwrite=args.overwrite, apply_changes=args.apply_changes,
-                    skip_bad_images=args.skip_bad_images)  # fmt: skip
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps({k: v for k, v in summary.items() if k not in ("history", "model")}, indent=1))
-    return 0
+def _wrap(model, cfg: TrainConfig, info: DistInfo, device) -> torch.nn.Module:
+    """The network the epochs run: ``model`` in DistributedDataParallel (torchrun) and torch.compile
+    (``cfg.compile``) wrappers; ``unwrap`` undoes them."""
+    net = model
+    if info.world_size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.compile(net) if cfg.compile else net
+
+
+def _restore(cfg, out_dir, apply_changes, model, optimizer, scheduler, scaler, steps_per_epoch):
+    """``--resume``: model, optimizer, schedule, scaler and RNG from ``out_dir/last.pt``.
+
+    Returns (epochs done, best AP, history, config changes). InputError for a checkpoint that is
+    not a training one, or for a changed config without ``apply_changes``.
+    """
+    last_path, best_path = os.path.join(out_dir, "last.pt"), os.path.join(out_dir, "best.pt")
+    state = load_checkpoint_state(last_path)
+    missing = [k for k in CHECKPOINT_KEYS if k not in state]
+    if missing:
+        raise InputError(f"not a checkpoint: {last_path} (not a training checkpoint of hrnet-edu: no "
+                         f"{', '.join(missing)})")
+    changes = config_changes(state["config"], cfg)
+    if changes and not apply_changes:
+        listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items())
+        raise InputError(f"--resume with a config that differs from the run's in {out_dir} ({listed}): "
+                         "drop those overrides, or pass --apply-changes to apply them")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    start_epoch, best_ap, history = state["epoch"], state["best_ap"], list(state["metrics"])
+    set_rng_state(state["rng"])
+    if "lr" in changes or "weight_decay" in changes:
+        _apply_changes(cfg, optimizer, scheduler, steps_per_epoch)
+    if best_ap >= 0 and not os.path.exists(best_path):
+        # (a run of an earlier version killed while writing its first best.pt): the next
+        # validation writes one, rather than the run ending without any
+        print(f"hrnet-edu train: warning: {best_path} is missing although the run had a best AP "
+              f"{best_ap:.4f}; the next validation writes a new one", file=sys.stderr)
+        best_ap = -1.0
+    return start_epoch, best_ap, history, changes
+
+
+def _start_log(cfg, out_dir, resume, start_epoch, changes) -> list[dict]:
+    """Rank 0, once the run has started: the log so far (+ a "config_change" record), ``config.json``;
+    a fresh run (``--overwrite``) removes the old run's weights. Returns the log's records."""
+    log_path = os.path.join(out_dir, "log.jsonl")
+    log_records = _read_log(log_path, start_epoch) if resume else []
+    if changes:
+        log_records.append({"kind": "config_change", "epoch": start_epoch,
+                            "changes": {k: list(v) for k, v in changes.items()}})
+    if not resume:
+        for stale in ("last.pt", "best.pt"):  # --overwrite: the old run's weights go with its log
+            if os.path.exists(os.path.join(out_dir, stale)):
+                os.remove(os.path.join(out_dir, stale))
+    _write_log(log_path, log_records)
+    atomic_write_text(os.path.join(out_dir, "config.json"), json.dumps(dataclasses.asdict(cfg), indent=1))
+    return log_records
+
+
+def _save_epoch(out_dir: str, log_records: list[dict], state: dict, new_best: bool) -> None:
+    """Rank 0 at the end of an epoch: the log, ``best.pt`` (on a new best AP), ``last.pt``.
+
+    Order: the log (a resume drops records past last.pt's epoch), best.pt, and last.pt last — a
+    kill before last.pt is replaced repeats this epoch, best.pt included, so a last.pt never
+    records a best AP whose best.pt was not written.
+    """
+    _write_log(os.path.join(out_dir, "log.jsonl"), log_records)
+    if new_best:
+        save_checkpoint(state, os.path.join(out_dir, "best.pt"))
+    save_checkpoint(state, os.path.join(out_dir, "last.pt"))
+
+
+def resumed_config(out_dir: str, name: str) -> TrainConfig:
+    """The config a run in ``out_dir`` was started with (stored in its ``last.pt``), for ``--resume``.
+
+    InputError when ``out_dir`` holds no run to resume, when its checkpoint holds no config, or when
+    the run is of another preset than ``name``.
+    """
+    check_run_folder(out_dir, resume=True, overwrite=False)
+    last = os.path.join(out_dir, "last.pt")
+    stored = load_checkpoint_state(last).get("config")
+    if not isinstance(stored, dict):
+        raise InputError(f"not a checkpoint: {last} (no training config in it)")
+    if stored.get("name") != name:
+        raise InputError(f"--config {name}, but the run in {out_dir} is {stored.get('name')!r}")
+    return config_from_dict(stored)

@@ -1,4 +1,5 @@
-"""Drawing helpers: poses, heatmaps, feature maps, exchange-unit contributions and the network (matplotlib).
+"""Drawing helpers: poses, heatmaps, feature maps, exchange-unit contributions, the network, and a
+training run's loss curve and predictions (matplotlib).
 
 Every function returns a ``matplotlib.figure.Figure`` built without pyplot (so nothing is shown or
 kept in pyplot's global list; a notebook displays the returned figure), except ``draw_pose``, which
@@ -10,6 +11,8 @@ Heatmaps are drawn over the input crop with the reference's mapping x_in = 4 · 
 
 from __future__ import annotations
 
+import json
+import os
 import re
 
 import numpy as np
@@ -48,6 +51,52 @@ def draw_pose(ax, keypoints, visible=None, *, radius=3.0, linewidth=2.0, alpha=1
     ax.scatter(kp[vis, 0], kp[vis, 1], s=radius**2 * 4, c=colors[vis], edgecolors="white",
                linewidths=0.5, alpha=alpha, zorder=3)
     return ax
+
+
+def loss_figure(log_path: str) -> Figure:
+    """Training loss per logged step and validation AP per epoch, from ``log.jsonl``."""
+    with open(log_path) as f:
+        records = [json.loads(line) for line in f]
+    steps = [r for r in records if r["kind"] == "step"]
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    per_epoch = max(r["step"] for r in steps)
+    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    ax, ax2 = fig.subplots(1, 2)
+    x = [r["epoch"] - 1 + r["step"] / per_epoch for r in steps]
+    ax.semilogy(x, [r["loss"] for r in steps], lw=0.8, alpha=0.6, label="logged steps")
+    ax.semilogy([r["epoch"] for r in epochs], [r["loss"] for r in epochs], "o-", label="epoch mean")
+    ax.set(xlabel="epoch", ylabel="loss (0.5·weighted MSE)", title="training loss")
+    ax.legend()
+    val = [r for r in epochs if "val" in r]
+    ax2.plot([r["epoch"] for r in val], [r["val"]["ap"] for r in val], "o-", label="AP")
+    ax2.plot([r["epoch"] for r in val], [r["val"]["ap50"] for r in val], "s--", label="AP50")
+    top = max([0.1] + [r["val"]["ap50"] for r in val])
+    ax2.set(xlabel="epoch", ylabel="COCO keypoint AP (val)", title="validation")
+    ax2.set_ylim(0, min(1.0, 1.15 * top))
+    ax2.legend()
+    return fig
+
+
+def predictions_figure(val_set, preds: dict, n: int = 8, threshold: float = 0.2) -> Figure:
+    """The first ``n`` validation images with every predicted pose (joints of confidence > threshold)."""
+    from hrnet_edu.data.coco import load_image
+    from hrnet_edu.evaluate import predictions_to_results
+    from hrnet_edu.viz import draw_pose
+
+    results = predictions_to_results(preds)
+    image_ids = val_set.image_ids[:n]
+    fig = Figure(figsize=(2.6 * min(n, 4), 2.8 * ((n + 3) // 4)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots((n + 3) // 4, min(n, 4))).ravel()
+    for ax, image_id in zip(axes, image_ids):
+        info = val_set.coco.imgs[int(image_id)]
+        ax.imshow(load_image(os.path.join(val_set.image_dir, info["file_name"])))
+        for r in (r for r in results if r["image_id"] == image_id):
+            kp = np.asarray(r["keypoints"]).reshape(-1, 3)  # (K, 3): x, y, confidence
+            draw_pose(ax, kp[:, :2], kp[:, 2] > threshold, radius=2.0, linewidth=1.5)
+        ax.set_title(f"image {image_id}", fontsize=8)
+    for ax in axes:
+        ax.axis("off")
+    return fig
 
 
 def _figure(n: int, ncols: int, size: float = 2.4, height: float | None = None):
@@ -315,13 +364,7 @@ def feature_browser(model, images, crops, keypoints=None):
     import ipywidgets as widgets
     from IPython.display import display
 
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), features.capture(model, device="cpu") as store:
-            model(images)
-    finally:
-        model.train(was_training)
+    store = _capture_everything(model, images)
     names = [n for n in features.layer_names(model) if n in store and isinstance(store[n], torch.Tensor)]
     stages = ["stem", "stage1"] + sorted({n.split(".")[0] for n in names if ".module" in n})
     w_image = widgets.IntSlider(0, 0, len(images) - 1, description="image")
@@ -336,13 +379,6 @@ def feature_browser(model, images, crops, keypoints=None):
                         widgets.HBox([w_kind, w_branch]), widgets.HBox([w_view, w_channel]), out])
     busy = []  # re-entrancy guard: setting options fires change events
 
-    def current_name() -> str:
-        if w_stage.value in ("stem", "stage1"):
-            return w_stage.value
-        if w_kind.value == "branch":
-            return f"{w_stage.value}.module{w_module.value}.branch{w_branch.value}"
-        return f"{w_stage.value}.module{w_module.value}.exchange.out{w_branch.value}"
-
     def refresh(_=None) -> None:
         if busy:
             return
@@ -352,18 +388,13 @@ def feature_browser(model, images, crops, keypoints=None):
             for w in (w_module, w_kind, w_branch):
                 w.disabled = not nested
             if nested:
-                inside = [n for n in names if n.startswith(w_stage.value + ".")]
-                modules = sorted({int(n.split(".")[1][len("module"):]) for n in inside})
-                w_module.options = modules
+                w_module.options = modules = _modules_of(names, w_stage.value)
                 if w_module.value not in modules:
                     w_module.value = modules[-1]
-                tag = ".branch" if w_kind.value == "branch" else ".exchange.out"
-                prefix = f"{w_stage.value}.module{w_module.value}{tag}"
-                branches = sorted({int(n[len(prefix):]) for n in names if n.startswith(prefix)})
-                w_branch.options = branches
+                w_branch.options = branches = _outputs_of(names, w_stage.value, w_module.value, w_kind.value)
                 if w_branch.value not in branches:
                     w_branch.value = branches[0]
-            name = current_name()
+            name = _browser_name(w_stage.value, w_module.value, w_kind.value, w_branch.value)
             w_channel.max = store[name].shape[1] - 1
             w_channel.disabled = w_view.value != "channel"
             view = w_channel.value if w_view.value == "channel" else w_view.value
@@ -378,6 +409,39 @@ def feature_browser(model, images, crops, keypoints=None):
         w.observe(refresh, names="value")
     refresh()
     return box
+
+
+def _capture_everything(model, images) -> dict:
+    """Every name ``features.capture`` knows, for one pass in eval mode (the model's mode restored)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), features.capture(model, device="cpu") as store:
+            model(images)
+    finally:
+        model.train(was_training)
+    return store
+
+
+def _modules_of(names: list[str], stage: str) -> list[int]:
+    """The module numbers m of "stage{s}.module{m}…" among ``names``."""
+    return sorted({int(n.split(".")[1][len("module"):]) for n in names if n.startswith(stage + ".")})
+
+
+def _outputs_of(names: list[str], stage: str, module: int, kind: str) -> list[int]:
+    """The branches r (``kind`` "branch") or the exchange outputs k of one module among ``names``."""
+    prefix = f"{stage}.module{module}" + (".branch" if kind == "branch" else ".exchange.out")
+    # (not the contributions "….exchange.out{k}.from{i}", which share the prefix)
+    return sorted({int(n[len(prefix):]) for n in names if n.startswith(prefix) and n[len(prefix):].isdigit()})
+
+
+def _browser_name(stage: str, module, kind: str, output) -> str:
+    """The captured name the browser's controls point at."""
+    if stage in ("stem", "stage1"):
+        return stage
+    if kind == "branch":
+        return f"{stage}.module{module}.branch{output}"
+    return f"{stage}.module{module}.exchange.out{output}"
 
 
 def _box(ax, x0, x1, y, height, color, text, fontsize, gid):
@@ -399,7 +463,7 @@ def draw_hrnet(cfg: HRNetConfig, ax=None, input_size: tuple[int, int] | None = (
     1/2^(r+2) with width C·2^r, from ``cfg.widths``). Left to right: the stem and stage 1 on row 0,
     then for every stage s ≥ 2 a transition (the arrow that opens branch s − 1 from the lowest
     one with a stride-2 3×3 conv) and ``cfg.num_modules[s − 2]`` HR modules, each drawn as one box
-    per branch (its ``num_blocks`` basic blocks) followed by an exchange unit: lines from every
+    per branch (its ``num_units`` residual units) followed by an exchange unit: lines from every
     input branch j to every output branch i ≠ j (red: down, strided 3×3 convs; green: up, 1×1 conv
     + nearest). The network's very last exchange unit keeps output 0 only, as in the model (outputs
     0..``head_branch``, and the head on that row, when the head reads a lower branch); modules
@@ -413,7 +477,7 @@ def draw_hrnet(cfg: HRNetConfig, ax=None, input_size: tuple[int, int] | None = (
         cfg: any ``HRNetConfig`` (e.g. ``model.W32``: modules 1-4-3; ``model.W16_1UNIT``: 1-1-1).
         ax: draw into this axis (its figure is returned); default a new figure sized to the net.
         input_size: (H, W) of the input, for the branch sizes in the row labels; None: strides only.
-        title: axis title; default "HRNet-W{C}: modules …, … basic blocks per branch".
+        title: axis title; default "HRNet-W{C}: modules …, … residual units (basic blocks, BB) per branch".
         unit: inches per drawing unit when the figure is created here.
 
     Returns:
@@ -443,10 +507,10 @@ def draw_hrnet(cfg: HRNetConfig, ax=None, input_size: tuple[int, int] | None = (
         opened[s - 1] = x + 0.7
         x += 0.9
         start = x
-        n_modules, n_blocks = cfg.num_modules[s - 2], cfg.num_blocks[s - 2]
+        n_modules, n_units = cfg.num_modules[s - 2], cfg.num_units[s - 2]
         for m in range(n_modules):
             for r in range(s):
-                later(_box, x, x + block_w, y[r], row_h, colors[r], f"{n_blocks}×BB", 7, f"block{s}.{m}.{r}")
+                later(_box, x, x + block_w, y[r], row_h, colors[r], f"{n_units}×BB", 7, f"block{s}.{m}.{r}")
             x += block_w
             last = s == n_stages and m == n_modules - 1
             outputs = list(range(cfg.head_branch + 1)) if last else list(range(s))
@@ -501,8 +565,8 @@ def draw_hrnet(cfg: HRNetConfig, ax=None, input_size: tuple[int, int] | None = (
     ax.axis("off")
     if title is None:
         modules = "-".join(map(str, cfg.num_modules[: n_stages - 1]))
-        blocks = "-".join(map(str, cfg.num_blocks[: n_stages - 1]))
-        title = (f"HRNet-W{cfg.width}: {modules} modules in stages 2–{n_stages}, {blocks} basic blocks (BB) "
+        units = "-".join(map(str, cfg.num_units[: n_stages - 1]))
+        title = (f"HRNet-W{cfg.width}: {modules} modules in stages 2–{n_stages}, {units} basic blocks (BB) "
                  "per branch" if n_stages > 1 else f"HRNet-W{cfg.width}, stage 1 only")
     ax.set_title(title, fontsize=9)
     return fig

@@ -46,7 +46,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from hrnet_edu import viz
-from hrnet_edu.coco_eval import evaluate_keypoints, make_results, rescore, validate_results
+from hrnet_edu.coco_eval import make_results, rescore, results_ap, validate_results
 from hrnet_edu.geometry import PIXEL_STD, box_to_center_scale
 from hrnet_edu.keypoints import KEYPOINT_NAMES, SIGMAS
 from hrnet_edu.keypoints import NUM_KEYPOINTS as K
@@ -366,15 +366,15 @@ coco_eval, summary = run_cocoeval(results)
 print(summary)
 
 # %% [markdown]
-# `coco_eval.evaluate_keypoints` runs the same thing quietly, checks the entries first, never
+# `coco_eval.results_ap` runs the same thing quietly, checks the entries first, never
 # modifies your list (pycocotools writes into it), copes with an empty result list and returns the
 # ten numbers by name:
 
 # %%
-stats = evaluate_keypoints(coco, results)
+stats = results_ap(coco, results)
 print(stats)
 assert np.allclose(list(stats.as_dict().values()), coco_eval.stats, rtol=0, atol=1e-12)
-print(evaluate_keypoints(coco, []).note)
+print(results_ap(coco, []).note)
 
 
 # %% [markdown]
@@ -489,8 +489,8 @@ for img in np.unique(ids):
     rows = np.flatnonzero(ids == img)
     keep_all += rows[oks_nms(kpts[rows], scores[rows], crop_areas[rows], threshold=0.9)].tolist()
 keep_all = sorted(keep_all)
-without_nms = evaluate_keypoints(coco, results)
-with_nms = evaluate_keypoints(coco, [results[i] for i in keep_all])
+without_nms = results_ap(coco, results)
+with_nms = results_ap(coco, [results[i] for i in keep_all])
 print(f"{'':16}{'predictions':>12}{'AP':>8}{'AP50':>8}{'AP75':>8}{'AR':>8}")
 for name, n, s in (("no NMS", len(results), without_nms), ("OKS-NMS 0.9", len(keep_all), with_nms)):
     print(f"{name:16}{n:12d}{s.ap:8.4f}{s.ap50:8.4f}{s.ap75:8.4f}{s.ar:8.4f}")
@@ -498,7 +498,7 @@ for name, n, s in (("no NMS", len(results), without_nms), ("OKS-NMS 0.9", len(ke
 # %% [markdown]
 # ### A word on "accuracy" during training
 #
-# The reference's training log also prints an `Accuracy`; `coco_eval.pck_accuracy` reproduces it.
+# The reference's training log also prints an `Accuracy`; `losses.pck_accuracy` reproduces it.
 # It is a PCK on heatmap argmaxes (correct when within about 1/20 of the heatmap side) — handy to
 # watch training, but **not** the COCO metric: it has no per-keypoint constants, no object scale,
 # no matching and no ranking by score. Report AP.

@@ -56,23 +56,17 @@ import torch
 
 # %%
 from hrnet_edu import evaluate
-from hrnet_edu.configs import PRESETS, apply_overrides, get_config
+from hrnet_edu.checkpoints import load_checkpoint_state
+from hrnet_edu.configs import PRESETS, get_config
 from hrnet_edu.data.coco import denormalize
-from hrnet_edu.demo import loss_figure
 from hrnet_edu.flops import count_parameters
 from hrnet_edu.heatmaps import decode_heatmaps
 from hrnet_edu.losses import JointsMSELoss, JointsOHKMLoss
 from hrnet_edu.model import build_model
 from hrnet_edu.notebook_utils import show_source
-from hrnet_edu.train import (
-    DistInfo,
-    build_criterion,
-    build_datasets,
-    load_checkpoint_state,
-    train,
-    train_one_epoch,
-)
-from hrnet_edu.viz import draw_pose, show_heatmap
+from hrnet_edu.overrides import apply_overrides
+from hrnet_edu.train import DistInfo, build_criterion, build_datasets, train, train_one_epoch
+from hrnet_edu.viz import draw_pose, loss_figure, show_heatmap
 
 # %%
 torch.manual_seed(0)

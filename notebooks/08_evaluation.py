@@ -53,7 +53,7 @@ from hrnet_edu.configs import synthpose_w16_128x96_cpu
 from hrnet_edu.data.coco import CocoKeypoints, load_image
 from hrnet_edu.data.transforms import denormalize
 from hrnet_edu.geometry import crop_transform, flip_points, transform_points
-from hrnet_edu.heatmaps import decode_heatmaps, encode_heatmaps, flip_back, flip_test_average
+from hrnet_edu.heatmaps import encode_heatmaps, flip_back, flip_test_average, heatmaps_to_keypoints
 from hrnet_edu.keypoints import FLIP_INDEX, KEYPOINT_NAMES
 from hrnet_edu.model import build_model
 from hrnet_edu.notebook_utils import show_source
@@ -115,7 +115,7 @@ i0, k0 = int(np.argmax([s["area"] for s in samples])), KEYPOINT_NAMES.index("lef
 image0 = load_image(val.image_path(i0))
 crop0 = denormalize(crops[i0])
 averaged = flip_test_average(H[i0:i0 + 1], H_mirror[i0:i0 + 1])  # (1, K, h, w)
-kp0, conf0 = evaluate.heatmaps_to_keypoints(averaged, center[i0:i0 + 1], scale[i0:i0 + 1])
+kp0, conf0 = heatmaps_to_keypoints(averaged, center[i0:i0 + 1], scale[i0:i0 + 1])
 
 fig = Figure(figsize=(15, 3.6), layout="constrained")
 axes = fig.subplots(1, 6)
@@ -155,6 +155,8 @@ display(fig)
 # and for their mirror images.
 
 # %%
+from hrnet_edu.heatmaps import decode_heatmaps
+
 flip_rng = np.random.default_rng(0)  # its own generator: the draws below do not move
 in_h, in_w = cfg.input_size
 kp_in = np.stack([flip_rng.uniform(24, in_w - 24, (500, 17)), flip_rng.uniform(24, in_h - 24, (500, 17))], -1)
@@ -229,7 +231,7 @@ show_source(evaluate.predict_dataset)
 
 # %%
 t0 = time.perf_counter()
-stats, results = evaluate.evaluate(model, val, flip=True, decode=cfg.val_decode, batch_size=32)
+stats, results = evaluate.model_ap(model, val, flip=True, decode=cfg.val_decode, batch_size=32)
 print(f"flip test, {cfg.val_decode} decoding (the checkpoint's validation setting)")
 seconds = time.perf_counter() - t0
 print(stats)
@@ -263,15 +265,15 @@ meta = {"indices": np.arange(len(samples)), "image_ids": np.array([int(s["image_
 
 
 def variant(heatmaps, decode):
-    keypoints, confidences = evaluate.heatmaps_to_keypoints(heatmaps, center, scale, 0.0, decode, cfg.sigma)
+    keypoints, confidences = heatmaps_to_keypoints(heatmaps, center, scale, 0.0, decode, cfg.sigma)
     preds = {**meta, "keypoints": keypoints, "confidences": confidences}
-    return preds, evaluate.evaluate_predictions(preds, val)
+    return preds, evaluate.predictions_ap(preds, val)
 
 
 flipped = flip_test_average(H, H_mirror, shift=True)
 preds, check = variant(flipped, cfg.val_decode)
 assert abs(check.ap - stats.ap) < 1e-9 and len(evaluate.predictions_to_results(preds)) == len(results)
-print("reusing the forward passes reproduces evaluate():", round(check.ap, 4) == round(stats.ap, 4))
+print("reusing the forward passes reproduces model_ap():", round(check.ap, 4) == round(stats.ap, 4))
 
 # %%
 targets = torch.stack([s["target"] for s in samples])  # (N, K, 32, 24) ground-truth heatmaps
@@ -322,9 +324,9 @@ for stride in STRIDES:
     size, sigma_s = (128 // stride, 96 // stride), 8 / stride
     centred = encode_heatmaps(joints[..., :2] / stride, joints[..., 2], size, sigma_s)[0]  # the reference's
     exact = encode_heatmaps(joints[..., :2] / stride, joints[..., 2], size, sigma_s, unbiased=True)[0]
-    kp_c, conf_c = evaluate.heatmaps_to_keypoints(centred, center, scale, 0.0, "argmax")
-    kp_e, conf_e = evaluate.heatmaps_to_keypoints(exact, center, scale, 0.0, "dark", sigma_s)
-    ceilings[stride] = [evaluate.evaluate_predictions({**meta, "keypoints": kp, "confidences": c}, val).ap
+    kp_c, conf_c = heatmaps_to_keypoints(centred, center, scale, 0.0, "argmax")
+    kp_e, conf_e = heatmaps_to_keypoints(exact, center, scale, 0.0, "dark", sigma_s)
+    ceilings[stride] = [evaluate.predictions_ap({**meta, "keypoints": kp, "confidences": c}, val).ap
                         for kp, c in ((kp_c, conf_c), (kp_e, conf_e))]
     print(f"{stride:6d} {size[0]:>4d}×{size[1]:<3d} {sigma_s:9.2f} {ceilings[stride][0]:24.3f} "
           f"{ceilings[stride][1]:15.3f}")
@@ -383,7 +385,7 @@ for label, p, thr in (("original, no NMS", preds, None), ("original, OKS-NMS 0.9
                       ("with duplicates, no NMS", duplicated, None),
                       ("with duplicates, OKS-NMS 0.9", duplicated, 0.9)):
     res, kept[label] = evaluate.predictions_to_results(p, nms_threshold=thr, return_keep=True)
-    s = evaluate.evaluate_predictions(p, val, nms_threshold=thr)
+    s = evaluate.predictions_ap(p, val, nms_threshold=thr)
     print(f"{label:28} {len(res):6d} {s.ap:6.3f} {s.ar:6.3f}")
 same = sorted(kept["with duplicates, OKS-NMS 0.9"].tolist()) == sorted(kept["original, OKS-NMS 0.9"].tolist())
 print("NMS removes every planted duplicate and keeps the same poses as without them:", same)
@@ -635,11 +637,11 @@ onnx_diff = export.export_onnx(model, onnx_path, crops[:8])  # raises (and write
 runner = export.OnnxRunner(onnx_path, cfg=cfg)
 print(f"exported: {os.path.getsize(onnx_path) / 1e6:.1f} MB; ONNX Runtime vs PyTorch on 8 real crops, "
       f"max |Δ heatmap| below 1e-4: {onnx_diff <= 1e-4}")
-onnx_stats, _ = evaluate.evaluate(runner, val, flip=True, decode=cfg.val_decode, batch_size=32)
+onnx_stats, _ = evaluate.model_ap(runner, val, flip=True, decode=cfg.val_decode, batch_size=32)
 print(f"the whole evaluation through ONNX Runtime: AP {onnx_stats.ap:.4f} (PyTorch: {stats.ap:.4f})")
 
 # %% [markdown]
-# The runner stands in for the model (`evaluate.evaluate(runner, …)` above; `--runtime onnx` on the
+# The runner stands in for the model (`evaluate.model_ap(runner, …)` above; `--runtime onnx` on the
 # command line), so the AP is the PyTorch one to decoding precision. What it buys is speed. Measured
 # live on this machine (the numbers vary from run to run and machine to machine):
 

@@ -21,13 +21,15 @@ from PIL import Image
 
 from hrnet_edu import coco_eval, runfolder
 from hrnet_edu import train as train_mod
+from hrnet_edu.checkpoints import load_checkpoint_state
 from hrnet_edu.cli import main
-from hrnet_edu.configs import apply_overrides, synthpose_w16_128x96_cpu
+from hrnet_edu.configs import synthpose_w16_128x96_cpu
 from hrnet_edu.data.coco import CocoKeypoints, load_image
 from hrnet_edu.errors import InputError, one_line
 from hrnet_edu.keypoints import coco_person_category
-from hrnet_edu.model import W8, build_model
-from hrnet_edu.train import load_checkpoint_state, train
+from hrnet_edu.model import W8, HRNet
+from hrnet_edu.overrides import apply_overrides
+from hrnet_edu.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -108,7 +110,7 @@ def test_malformed_ground_truth_is_refused_for_training_and_evaluation(tmp_path,
     kind, index, key, value = mutation
     data = mutate(valid_coco(), (kind, index, key), value)
     ann, images = write(tmp_path, data, images=False)
-    for load in (lambda: CocoKeypoints(ann, images), lambda: coco_eval.evaluate_keypoints(ann, [])):
+    for load in (lambda: CocoKeypoints(ann, images), lambda: coco_eval.results_ap(ann, [])):
         with pytest.raises(InputError, match=message) as err:
             load()
         assert ann in str(err.value) and "\n" not in str(err.value)
@@ -126,7 +128,7 @@ def test_missing_width_and_the_issue_cases_name_file_and_id(tmp_path):
     data["annotations"][0]["keypoints"][0] = math.nan
     ann, _ = write(tmp_path, data, images=False)
     with pytest.raises(InputError, match="not finite"):
-        coco_eval.evaluate_keypoints(ann, results)
+        coco_eval.results_ap(ann, results)
 
 
 def test_annotation_id_zero_is_refused_for_evaluation_where_pycocotools_scores_it_wrongly(tmp_path):
@@ -137,7 +139,7 @@ def test_annotation_id_zero_is_refused_for_evaluation_where_pycocotools_scores_i
     ann, images = write(tmp_path, data, images=False)
     assert len(CocoKeypoints(ann, images)) == 3
     with pytest.raises(InputError, match=r"annotations\[0\] has id 0; COCO evaluation needs ids >= 1") as err:
-        coco_eval.evaluate_keypoints(ann, gt_as_results(data))
+        coco_eval.results_ap(ann, gt_as_results(data))
     assert ann in str(err.value)
 
 
@@ -151,7 +153,7 @@ def test_reference_skips_are_counted_not_errors(tmp_path):
                                                "not_person": 1}
     coco = coco_eval.load_coco(ann)
     assert coco.hrnet_edu_checked["counts"] == {"crowd": 1, "no_keypoints": 1, "not_person": 1}
-    stats = coco_eval.evaluate_keypoints(coco, gt_as_results(data))
+    stats = coco_eval.results_ap(coco, gt_as_results(data))
     assert stats.ap == pytest.approx(1.0)
 
 
@@ -160,7 +162,7 @@ def test_empty_ground_truth_is_an_error_not_ten_zeros(tmp_path, capsys):
     data["annotations"] = [person(1, 1, labelled=0), person(2, 1, iscrowd=1)]
     ann, _ = write(tmp_path, data, images=False)
     with pytest.raises(InputError, match=r"ann\.json: no person with a labelled keypoint.*1 crowd, 1 witho"):
-        coco_eval.evaluate_keypoints(ann, [])
+        coco_eval.results_ap(ann, [])
     (tmp_path / "res.json").write_text("[]")
     assert main(["evaluate", "--results", str(tmp_path / "res.json"), "--ann", ann]) == 2
     err = capsys.readouterr().err
@@ -255,7 +257,7 @@ def test_random_mutations_load_correctly_or_raise_the_clear_error(tmp_path, chan
         np.testing.assert_array_equal(record["joints"][:, 2], np.minimum(kps[:, 2], 1))
         assert np.isfinite(record["joints"]).all() and set(kps[:, 2]) <= {0, 1, 2}
     try:
-        stats = coco_eval.evaluate_keypoints(str(path), gt_as_results(data))
+        stats = coco_eval.results_ap(str(path), gt_as_results(data))
     except InputError as err:
         assert str(path) in str(err) or "results[" in str(err)
         return
@@ -525,7 +527,7 @@ def checkpoint(tmp_path_factory):
     cfg = dataclasses.replace(cpu(), model=W8)
     path = tmp_path_factory.mktemp("ckpt") / "w8.pt"
     torch.manual_seed(0)
-    torch.save({"model": build_model(W8).state_dict(), "config": dataclasses.asdict(cfg), "epoch": 0}, path)
+    torch.save({"model": HRNet(W8).state_dict(), "config": dataclasses.asdict(cfg), "epoch": 0}, path)
     return str(path)
 
 

@@ -71,7 +71,7 @@ def test_make_units_shapes_and_keys():
 
 def test_multi_resolution_block_runs_branches_independently():
     widths = (4, 8, 16)
-    block = MultiResolutionBlock(widths, num_blocks=2).eval()
+    block = MultiResolutionBlock(widths, num_units=2).eval()
     _randomize_bn(block)
     xs = [torch.randn(2, c, 16 // 2**r, 12 // 2**r) for r, c in enumerate(widths)]
     ys = block(xs)

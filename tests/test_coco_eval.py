@@ -15,14 +15,14 @@ from pycocotools.cocoeval import COCOeval
 
 from hrnet_edu.coco_eval import (
     CocoKeypointStats,
-    evaluate_keypoints,
     make_results,
-    pck_accuracy,
     rescore,
+    results_ap,
     validate_results,
     write_results,
 )
 from hrnet_edu.keypoints import NUM_KEYPOINTS, coco_person_category
+from hrnet_edu.losses import pck_accuracy
 
 K = NUM_KEYPOINTS
 
@@ -92,7 +92,7 @@ def test_ground_truth_as_prediction_gives_ap_one(capsys):
     coco = small_dataset()
     results = gt_as_results(coco)
     before = copy.deepcopy(results)
-    stats = evaluate_keypoints(coco, results)
+    stats = results_ap(coco, results)
     assert capsys.readouterr().out == ""  # quiet unless verbose
     assert results == before  # pycocotools writes into entries: we must have passed a copy
     assert isinstance(stats, CocoKeypointStats) and stats.num_results == len(results) and not stats.empty
@@ -105,7 +105,7 @@ def test_ground_truth_as_prediction_gives_ap_one(capsys):
 def test_wrapper_equals_pycocotools_on_perturbed_predictions():
     coco = small_dataset(seed=1)
     results = perturbed_results(coco, seed=2)
-    stats = evaluate_keypoints(coco, results)
+    stats = results_ap(coco, results)
     np.testing.assert_allclose(list(stats.as_dict().values()), pycocotools_stats(coco, results), atol=1e-12)
     assert 0 < stats.ap < 1
     assert list(stats.as_dict()) == ["AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL"]
@@ -114,7 +114,7 @@ def test_wrapper_equals_pycocotools_on_perturbed_predictions():
 
 def test_verbose_shows_pycocotools_printout(capsys):
     coco = small_dataset()
-    evaluate_keypoints(coco, gt_as_results(coco), verbose=True)
+    results_ap(coco, gt_as_results(coco), verbose=True)
     assert "Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets= 20 ]" in capsys.readouterr().out
 
 
@@ -125,8 +125,8 @@ def test_paths_round_trip_and_img_ids(tmp_path):
     results = perturbed_results(coco, seed=4)
     res_path = write_results(results, tmp_path / "out" / "results.json")
     assert json.loads(open(res_path).read()) == results
-    assert evaluate_keypoints(str(gt_path), res_path) == evaluate_keypoints(coco, results)
-    subset = evaluate_keypoints(coco, results, img_ids=[1, 2])
+    assert results_ap(str(gt_path), res_path) == results_ap(coco, results)
+    subset = results_ap(coco, results, img_ids=[1, 2])
     kept = [r for r in results if r["image_id"] in (1, 2)]
     with contextlib.redirect_stdout(io.StringIO()):
         ev = COCOeval(coco, coco.loadRes(copy.deepcopy(kept)), "keypoints")
@@ -136,12 +136,12 @@ def test_paths_round_trip_and_img_ids(tmp_path):
         ev.summarize()
     np.testing.assert_allclose(list(subset.as_dict().values()), ev.stats, atol=1e-12)
     with pytest.raises(FileNotFoundError, match="nowhere.json"):
-        evaluate_keypoints(coco, str(tmp_path / "nowhere.json"))
+        results_ap(coco, str(tmp_path / "nowhere.json"))
 
 
 def test_empty_results_give_zeros_and_a_flag():
     coco = small_dataset()
-    stats = evaluate_keypoints(coco, [])
+    stats = results_ap(coco, [])
     assert stats.empty and stats.num_results == 0 and "no results" in stats.note
     assert set(stats.as_dict().values()) == {0.0}
 
@@ -166,7 +166,7 @@ def test_malformed_entries_give_clear_errors(change, message):
     with pytest.raises(ValueError, match=message):
         validate_results(results, coco)
     with pytest.raises(ValueError, match=message):
-        evaluate_keypoints(coco, results)
+        results_ap(coco, results)
 
 
 def test_validate_rejects_non_lists():
@@ -268,5 +268,5 @@ def test_synthpose_val_ground_truth_gives_ap_one():
     coco = os.path.join(SAMPLES, "annotations", "person_keypoints_val.json")
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(coco)
-    stats = evaluate_keypoints(gt, gt_as_results(gt))
+    stats = results_ap(gt, gt_as_results(gt))
     assert stats.ap == pytest.approx(1.0) and stats.ar == pytest.approx(1.0)

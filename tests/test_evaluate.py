@@ -11,12 +11,12 @@ import torch
 from conftest import REPO, SAMPLES
 
 from hrnet_edu import coco_eval, evaluate
+from hrnet_edu.cli import main
 from hrnet_edu.configs import synthpose_w16_128x96_cpu
 from hrnet_edu.data.coco import CocoKeypoints
 from hrnet_edu.heatmaps import encode_heatmaps
 from hrnet_edu.keypoints import FLIP_INDEX, FLIP_PAIRS
-from hrnet_edu.model import W8, build_model
-from hrnet_edu.predict import cli_main as predict_cli
+from hrnet_edu.model import W8, HRNet
 from hrnet_edu.predict import predict_image
 
 VAL_ANN = os.path.join(SAMPLES, "annotations", "person_keypoints_val.json")
@@ -96,7 +96,7 @@ def samples(val_ann):
 def test_ground_truth_heatmaps_give_ap_1(samples, flip):
     """Targets → decode → inverse crop → rescore → NMS → COCOeval: a perfect network scores AP ≥ 0.99."""
     oracle = Oracle(samples)
-    stats, results = evaluate.evaluate(oracle, samples, flip=flip, decode="shift", batch_size=16)
+    stats, results = evaluate.model_ap(oracle, samples, flip=flip, decode="shift", batch_size=16)
     assert len(results) == len(samples)
     assert stats.ap >= 0.99 and stats.ar >= 0.99, stats
     # Back-mapping itself: every labelled keypoint within one heatmap pixel (4 crop px) of the annotation.
@@ -116,14 +116,14 @@ def test_sharded_predictions_merge_to_the_single_pass(samples):
     shards = [evaluate.predict_dataset(oracle, data.Subset(samples, range(r, len(samples), 3)), batch_size=5)
               for r in range(3)]
     samplers = [data.DistributedSampler(samples, 4, rank=r, shuffle=True, seed=1) for r in range(4)]
-    padded = [evaluate.predict_dataset(oracle, samples, batch_size=4, sampler=s) for s in samplers]
+    padded = [evaluate.predict_dataset(oracle, data.Subset(samples, list(s)), batch_size=4) for s in samplers]
     for parts in (shards, padded):
         merged = evaluate.merge_predictions(parts)
         assert merged.keys() == whole.keys()
         for key in whole:
             np.testing.assert_allclose(merged[key], whole[key], rtol=0, atol=1e-9, err_msg=key)
-    stats = evaluate.evaluate_predictions(evaluate.merge_predictions(padded), samples)
-    assert stats == evaluate.evaluate_predictions(whole, samples)
+    stats = evaluate.predictions_ap(evaluate.merge_predictions(padded), samples)
+    assert stats == evaluate.predictions_ap(whole, samples)
 
 
 def symmetric_samples(n=3, size=(128, 96)):
@@ -187,14 +187,14 @@ def test_oks_nms_removes_planted_duplicates(samples):
     dup["box_scores"] = np.concatenate([preds["box_scores"], preds["box_scores"] * 0.5])
     results, keep = evaluate.predictions_to_results(dup, nms_threshold=0.9, return_keep=True)
     assert sorted(keep.tolist()) == list(range(n))
-    assert evaluate.evaluate_predictions(dup, samples).ap == evaluate.evaluate_predictions(preds, samples).ap
+    assert evaluate.predictions_ap(dup, samples).ap == evaluate.predictions_ap(preds, samples).ap
     assert len(evaluate.predictions_to_results(dup, nms_threshold=None)) == 2 * n
 
 
 def save_w8_checkpoint(path, data_root=SAMPLES):
     cfg = dataclasses.replace(synthpose_w16_128x96_cpu(), name="test_w8", model=W8, data_root=data_root)
     torch.manual_seed(0)
-    model = build_model(W8).eval()
+    model = HRNet(W8).eval()
     torch.save({"model": model.state_dict(), "config": dataclasses.asdict(cfg), "epoch": 0}, path)
     return model, cfg
 
@@ -231,7 +231,7 @@ def test_committed_checkpoint_reproduces_its_record_and_meets_the_bars():
     ds = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), input_size=cfg.input_size,
                        sigma=cfg.sigma, train=False, augment=None)
     preds = evaluate.predict_dataset(model, ds, batch_size=64, flip=cfg.val_flip, decode=cfg.val_decode)
-    stats = evaluate.evaluate_predictions(preds, ds)
+    stats = evaluate.predictions_ap(preds, ds)
     for key in ("ap", "ap50", "ap75", "ar"):
         assert abs(getattr(stats, key) - record["val"][key]) <= 0.005, (key, stats, record["val"])
     assert stats.ap >= 0.50 and stats.ap75 >= 0.40, stats
@@ -256,16 +256,16 @@ def test_cli_evaluates_a_checkpoint_on_detections_and_writes_results(tmp_path, v
             for a in gt["annotations"][:6]]
     (tmp_path / "dets.json").write_text(json.dumps(dets))
     out = tmp_path / "results.json"
-    rc = evaluate.cli_main(["--checkpoint", str(tmp_path / "w8.pt"), "--boxes", str(tmp_path / "dets.json"),
-                            "--out", str(out), "--workers", "0", "--device", "cpu", "--no-flip",
-                            f"val_ann={val_ann}"])
+    rc = main(["evaluate", "--checkpoint", str(tmp_path / "w8.pt"), "--boxes", str(tmp_path / "dets.json"),
+               "--out", str(out), "--workers", "0", "--device", "cpu", "--no-flip",
+               f"val_ann={val_ann}"])
     text = capsys.readouterr().out
     assert rc == 0 and "6 instances" in text and "AP50" in text
     results = json.loads(out.read_text())
     assert 1 <= len(results) <= 6 and {r["image_id"] for r in results} <= {d["image_id"] for d in dets}
     assert all(r["score"] <= 0.9 for r in results)  # box score × mean keypoint confidence
     # The printed numbers are those of the written file.
-    stats = coco_eval.evaluate_keypoints(val_ann, str(out))
+    stats = coco_eval.results_ap(val_ann, str(out))
     assert f"{stats.ap:5.3f}" in text
 
 
@@ -276,22 +276,29 @@ def test_clear_errors_for_bad_results_and_detection_files(tmp_path, val_ann, cap
     bad = [{"image_id": max(image_ids) + 1000, "category_id": 1, "keypoints": [0.0] * 51, "score": 1.0}]
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     with pytest.raises(ValueError, match="unknown image id"):
-        coco_eval.evaluate_keypoints(val_ann, str(tmp_path / "bad.json"))
-    assert evaluate.cli_main(["--results", str(tmp_path / "bad.json"), f"val_ann={val_ann}",
-                              f"data_root={SAMPLES}"]) == 2
+        coco_eval.results_ap(val_ann, str(tmp_path / "bad.json"))
+    assert main(["evaluate", "--results", str(tmp_path / "bad.json"), "--ann", val_ann]) == 2
+    assert "unknown image id" in capsys.readouterr().err
+    # --results says which ground truth: --ann, or --config (its val_ann); never a preset by default
+    assert main(["evaluate", "--results", str(tmp_path / "bad.json")]) == 2
+    assert "--results needs its ground truth: --ann FILE, or --config NAME" in capsys.readouterr().err
+    assert main(["evaluate", "--results", str(tmp_path / "bad.json"), f"val_ann={val_ann}"]) == 2
+    assert "need --config" in capsys.readouterr().err
+    assert main(["evaluate", "--results", str(tmp_path / "bad.json"), "--config", "synthpose_w16_128x96_cpu",
+                 f"val_ann={val_ann}", f"val_root={SAMPLES}"]) == 2
     assert "unknown image id" in capsys.readouterr().err
     save_w8_checkpoint(tmp_path / "w8.pt")
     (tmp_path / "empty.json").write_text("[]")
     unknown = [{"image_id": max(image_ids) + 1000, "category_id": 1, "bbox": [0, 0, 10, 20], "score": 1.0}]
     (tmp_path / "unknown.json").write_text(json.dumps(unknown))
     for dets, message in (("empty.json", "non-empty"), ("unknown.json", "not an image")):
-        assert evaluate.cli_main(["--checkpoint", str(tmp_path / "w8.pt"), "--boxes", str(tmp_path / dets),
+        assert main(["evaluate", "--checkpoint", str(tmp_path / "w8.pt"), "--boxes", str(tmp_path / dets),
                                   "--device", "cpu", f"val_ann={val_ann}"]) == 2
         err = capsys.readouterr().err
         assert message in err and dets in err
     # A checkpoint that does not fit the named config: rc 2 and the key listing.
     w32 = ["--config", "synthpose_w32_256x192"]
-    assert evaluate.cli_main(["--checkpoint", str(tmp_path / "w8.pt"), *w32]) == 2
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "w8.pt"), *w32]) == 2
     assert "mis-shaped" in capsys.readouterr().err
 
 
@@ -326,15 +333,15 @@ def test_predict_cli_draws_on_an_image_of_the_same_size(tmp_path, capsys):
     out = tmp_path / "out.png"
     args = [str(tmp_path / "in.png"), "--checkpoint", str(tmp_path / "w8.pt"), "--out", str(out),
             "--device", "cpu"]
-    assert predict_cli(args + ["--box", "10,5,60,80", "--box", "70,10,40,70"]) == 0
+    assert main(["predict", *args, "--box", "10,5,60,80", "--box", "70,10,40,70"]) == 0
     assert "person 1:" in capsys.readouterr().out
     with Image.open(out) as drawn:
         assert drawn.size == (128, 96)
-    assert predict_cli(args) == 0  # whole image as the box
-    assert predict_cli([str(tmp_path / "absent.png")] + args[1:]) == 2
+    assert main(["predict", *args]) == 0  # whole image as the box
+    assert main(["predict", str(tmp_path / "absent.png"), *args[1:]]) == 2
     assert "absent.png" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        predict_cli(args + ["--box", "1,2,3"])
+        main(["predict", *args, "--box", "1,2,3"])
 
 
 def test_no_instances_give_zero_stats_not_a_crash(samples):
@@ -342,5 +349,5 @@ def test_no_instances_give_zero_stats_not_a_crash(samples):
     empty = torch.utils.data.Subset(samples, [])
     preds = evaluate.predict_dataset(Oracle(samples), empty)
     assert preds["keypoints"].shape == (0, 17, 2) and preds["confidences"].shape == (0, 17)
-    stats = evaluate.evaluate_predictions(preds, samples)
+    stats = evaluate.predictions_ap(preds, samples)
     assert stats.empty and stats.ap == 0.0

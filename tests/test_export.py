@@ -9,7 +9,7 @@ from conftest import REPO, SAMPLES
 
 from hrnet_edu import coco_eval, evaluate
 from hrnet_edu.export import fold_batchnorm
-from hrnet_edu.model import W8, build_model
+from hrnet_edu.model import W8, HRNet
 
 CHECKPOINT = os.path.join(REPO, "data_samples", "checkpoints", "synthpose_w16_128x96_cpu.pt")
 VAL_ANN = os.path.join(SAMPLES, "annotations", "person_keypoints_val.json")
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def trained_like_w8(seed=0):
     """A W8 net with non-trivial BN statistics and affine parameters (fresh ones are identities)."""
     torch.manual_seed(seed)
-    model = build_model(W8)
+    model = HRNet(W8)
     for m in model.modules():
         if isinstance(m, torch.nn.Conv2d):
             torch.nn.init.normal_(m.weight, std=0.1)
@@ -100,11 +100,11 @@ def test_cli_export_and_onnx_evaluation_give_the_eager_ap(tmp_path, capsys):
     close = np.abs(ours["keypoints"] - eager["keypoints"]).max(axis=-1) < 1e-3
     assert close.mean() > 0.999
     np.testing.assert_allclose(ours["confidences"], eager["confidences"], rtol=0, atol=1e-4)
-    stats = [evaluate.evaluate_predictions(p, dataset) for p in (eager, ours)]
+    stats = [evaluate.predictions_ap(p, dataset) for p in (eager, ours)]
     assert abs(stats[0].ap - stats[1].ap) < 1e-3 and isinstance(stats[0], coco_eval.CocoKeypointStats)
     # the command line, with the exported file
-    rc = evaluate.cli_main(["--checkpoint", CHECKPOINT, "--runtime", "onnx", "--onnx",
-                            str(tmp_path / "m.onnx"), "--workers", "0", "--no-progress"])
+    rc = main(["evaluate", "--checkpoint", CHECKPOINT, "--runtime", "onnx", "--onnx",
+               str(tmp_path / "m.onnx"), "--workers", "0", "--no-progress"])
     assert rc == 0 and f"{stats[0].ap:5.3f}" in capsys.readouterr().out
 
 
@@ -115,5 +115,5 @@ def test_clear_errors(tmp_path, capsys):
     assert main(["export", "--checkpoint", str(tmp_path / "absent.pt"), "--out", out]) == 2
     assert "error: checkpoint not found" in capsys.readouterr().err
     if os.path.isfile(CHECKPOINT):
-        assert evaluate.cli_main(["--checkpoint", CHECKPOINT, "--onnx", "x.onnx", "--workers", "0"]) == 2
+        assert main(["evaluate", "--checkpoint", CHECKPOINT, "--onnx", "x.onnx", "--workers", "0"]) == 2
         assert "--onnx needs --runtime onnx" in capsys.readouterr().err

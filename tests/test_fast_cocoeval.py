@@ -12,7 +12,7 @@ from conftest import SAMPLES
 from pycocotools.cocoeval import COCOeval
 
 from hrnet_edu import coco_eval
-from hrnet_edu.coco_eval import evaluate_keypoints, load_coco, results_to_coco, synthetic_keypoint_set
+from hrnet_edu.coco_eval import load_coco, results_ap, results_to_coco, synthetic_keypoint_set
 
 VAL_ANN = os.path.join(SAMPLES, "annotations", "person_keypoints_val.json")
 
@@ -110,8 +110,8 @@ def test_bundled_val_split_gives_identical_stats():
             noisy[:, 2] = rng.uniform(0, 1, len(kp))
             results.append({"image_id": a["image_id"], "category_id": 1,
                             "keypoints": noisy.reshape(-1).tolist(), "score": float(rng.uniform(0, 1))})
-    ours = evaluate_keypoints(coco, results)
-    plain = evaluate_keypoints(coco, results, backend="pycocotools")
+    ours = results_ap(coco, results)
+    plain = results_ap(coco, results, backend="pycocotools")
     assert ours == plain and 0.1 < plain.ap < 1
     with pytest.raises(ValueError, match="backend must be one of"):
-        evaluate_keypoints(coco, results, backend="fast")
+        results_ap(coco, results, backend="fast")

@@ -127,6 +127,10 @@ def test_browser_updates_the_figure_when_widgets_change(w8):
     controls["channel"].value = 5
     assert box.figure.axes[1].get_title().endswith("channel 5")
     assert len([ax for ax in box.figure.axes if ax.get_label() != "<colorbar>"]) == 3
+    controls["output"].value = "exchange"  # an exchange unit's fused outputs (not its contributions)
+    assert controls["branch"].options == (0, 1, 2)
+    title = box.figure.axes[1].get_title()
+    assert title.startswith(f"stage 3 · module {len(w8.stage3) - 1} · exchange · out 2"), title
 
 
 def test_stage_overview_shows_every_branch_at_every_stage(w8):

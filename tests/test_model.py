@@ -11,8 +11,8 @@ from hrnet_edu.flops import count_macs, count_parameters, macs_by_module, paper_
 from hrnet_edu.model import (
     W8,
     W16,
+    HRNet,
     HRNetConfig,
-    build_model,
     hrnet_w32,
     hrnet_w48,
     load_reference_weights,
@@ -120,34 +120,61 @@ def test_multiply_adds_match_the_paper(name, paper, macs, request):
 @pytest.mark.parametrize("cfg", [W8, W16])
 @pytest.mark.parametrize("size", [(32, 32), (64, 32), (96, 64)])
 def test_output_shapes(cfg, size):
-    model = build_model(cfg).eval()
+    model = HRNet(cfg).eval()
     with torch.no_grad():
         out = model(torch.randn(2, 3, *size))
         feats = model.forward_features(torch.randn(1, 3, *size))
     assert out.shape == (2, cfg.num_joints, size[0] // 4, size[1] // 4)
-    assert [tuple(f.shape) for f in feats] == [(1, cfg.width, size[0] // 4, size[1] // 4)]
+    # every branch r of the last stage: width C·2^r at stride 4·2^r
+    assert [tuple(f.shape) for f in feats] == [(1, cfg.width * 2**r, size[0] // 2 ** (r + 2),
+                                               size[1] // 2 ** (r + 2)) for r in range(4)]
 
 
 def test_full_preset_shapes(w32, w48):
     with torch.no_grad():
         assert w32.eval()(torch.randn(1, 3, 64, 32)).shape == (1, 17, 16, 8)
-        assert [f.shape for f in w32.forward_features(torch.randn(1, 3, 32, 64))] == [(1, 32, 8, 16)]
+        assert [f.shape[:2] for f in w32.forward_features(torch.randn(1, 3, 32, 64))] == [
+            (1, 32), (1, 64), (1, 128), (1, 256)]
         assert w48.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 17, 8, 8)
+
+
+def test_forward_features_returns_what_the_head_reads_and_every_branch():
+    """Branch 0 is the head's input; branches 1–3 are the last module's residual-unit outputs (its
+    exchange unit fuses output 0 only); with return_stages, every stage's outputs, as captured."""
+    from hrnet_edu import features
+
+    model = _randomize(HRNet(W16)).eval()
+    x = torch.randn(2, 3, 64, 32)
+    with torch.no_grad(), features.capture(model) as feats:
+        heatmaps = model(x)
+        last = model.forward_features(x)
+        stages = model.forward_features(x, return_stages=True)
+    torch.testing.assert_close(model.head(last[0]), heatmaps, rtol=0, atol=0)
+    m = W16.num_modules[2] - 1
+    for r in range(1, 4):
+        torch.testing.assert_close(last[r], feats[f"stage4.module{m}.branch{r}"], rtol=0, atol=0)
+    assert [len(outputs) for outputs in stages] == [1, 2, 3, 4] and stages[-1][0].equal(last[0])
+    torch.testing.assert_close(stages[0][0], feats["stage1"], rtol=0, atol=0)
+    for s in (2, 3):
+        for mine, captured in zip(stages[s - 1], feats[f"stage{s}"], strict=True):
+            torch.testing.assert_close(mine, captured, rtol=0, atol=0)
+    assert model.stage1 is model.layer1 and model.head is model.final_layer  # accessors, same modules
+    assert [stage for _, stage in model.stages()] == [model.stage2, model.stage3, model.stage4]
 
 
 @pytest.mark.parametrize("size", [(250, 192), (256, 200), (16, 16)])
 def test_sizes_not_divisible_by_32_are_refused(size):
     with pytest.raises(ValueError, match=f"{size[0]}×{size[1]}"):
-        build_model(W8)(torch.randn(1, 3, *size))
+        HRNet(W8)(torch.randn(1, 3, *size))
     with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
-        build_model(W8)(torch.randn(1, 1, 64, 64))
+        HRNet(W8)(torch.randn(1, 1, 64, 64))
 
 
 @pytest.mark.parametrize("stages", [1, 2, 3, 4])
 def test_num_stages(stages):
     cfg = dataclasses.replace(W8, num_stages=stages)
-    model = build_model(cfg).eval()
-    assert hasattr(model, f"stage{stages}") == (stages > 1) and not hasattr(model, f"stage{stages + 1}")
+    model = HRNet(cfg).eval()
+    assert len(model.stages()) == stages - 1 and not hasattr(model, f"stage{stages + 1}")
     assert model.final_layer.in_channels == (cfg.stage1_planes * 4 if stages == 1 else cfg.width)
     with torch.no_grad():
         assert model(torch.randn(1, 3, 64, 32)).shape == (1, 17, 16, 8)
@@ -156,7 +183,7 @@ def test_num_stages(stages):
 
 
 def test_gradients_reach_every_parameter():
-    model = _randomize(build_model(W8)).train()
+    model = _randomize(HRNet(W8)).train()
     out = model(torch.randn(2, 3, 64, 64))
     (out**2).mean().backward()
     dead = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
@@ -164,7 +191,7 @@ def test_gradients_reach_every_parameter():
 
 
 def test_eval_mode_is_deterministic_and_batch_independent():
-    model = _randomize(build_model(W8)).eval()
+    model = _randomize(HRNet(W8)).eval()
     x = torch.randn(3, 3, 64, 32)
     with torch.no_grad():
         a, b, single = model(x), model(x), model(x[1:2])
@@ -173,7 +200,7 @@ def test_eval_mode_is_deterministic_and_batch_independent():
 
 
 def test_checkpoint_round_trip_in_every_accepted_format(tmp_path):
-    source = _randomize(build_model(W8)).eval()
+    source = _randomize(HRNet(W8)).eval()
     state = source.state_dict()
     x = torch.randn(2, 3, 64, 32)
     with torch.no_grad():
@@ -183,34 +210,34 @@ def test_checkpoint_round_trip_in_every_accepted_format(tmp_path):
     formats = [path, str(path), state, {"state_dict": state}, {"model": state, "epoch": 3},
                {f"module.{k}": v for k, v in state.items()}]
     for fmt in formats:
-        fresh = build_model(W8).eval()
+        fresh = HRNet(W8).eval()
         assert load_reference_weights(fresh, fmt) is fresh
         with torch.no_grad():
             assert torch.equal(fresh(x), expected)
 
 
 def test_old_checkpoint_without_batch_counters_loads():
-    full = _randomize(build_model(W8)).state_dict()
+    full = _randomize(HRNet(W8)).state_dict()
     state = {k: v for k, v in full.items() if "num_batches_tracked" not in k}
-    fresh = load_reference_weights(build_model(W8), state)
+    fresh = load_reference_weights(HRNet(W8), state)
     assert torch.equal(fresh.conv1.weight, state["conv1.weight"])
 
 
 def test_mismatched_checkpoints_are_refused_with_the_keys(tmp_path):
-    state = build_model(W8).state_dict()
+    state = HRNet(W8).state_dict()
     shapes = r"mis-shaped \(\d+\)[\s\S]*conv2.weight: checkpoint \(16, 16, 3, 3\) vs model \(32, 32, 3, 3\)"
     with pytest.raises(ValueError, match=shapes):
-        load_reference_weights(build_model(W16), state)
+        load_reference_weights(HRNet(W16), state)
     broken = dict(state)
     del broken["final_layer.bias"]
     broken["head.weight"] = torch.zeros(1)
     keys = r"missing \(1\):\s+final_layer.bias[\s\S]*unexpected \(1\):\s+head.weight"
     with pytest.raises(ValueError, match=keys):
-        load_reference_weights(build_model(W8), broken)
+        load_reference_weights(HRNet(W8), broken)
     with pytest.raises(ValueError, match="not a state dict"):
-        load_reference_weights(build_model(W8), {"epoch": 3, "note": "hello"})
+        load_reference_weights(HRNet(W8), {"epoch": 3, "note": "hello"})
     with pytest.raises(FileNotFoundError, match="nothing.pth"):
-        load_reference_weights(build_model(W8), tmp_path / "nothing.pth")
+        load_reference_weights(HRNet(W8), tmp_path / "nothing.pth")
 
 
 def test_simple_baseline_matches_the_paper_and_hrnet_io():
@@ -220,7 +247,7 @@ def test_simple_baseline_matches_the_paper_and_hrnet_io():
     x = torch.randn(2, 3, 64, 32)
     with torch.no_grad():
         assert model.forward_features(x).shape == (2, SMALL.widths[3], 2, 1)  # 1/32
-        assert model(x).shape == build_model(W8).eval()(x).shape == (2, 17, 16, 8)  # same I/O as HRNet
+        assert model(x).shape == HRNet(W8).eval()(x).shape == (2, 17, 16, 8)  # same I/O as HRNet
     with pytest.raises(ValueError, match="100×32"):
         model(torch.randn(1, 3, 100, 32))
 
@@ -233,7 +260,7 @@ def test_config_round_trips_through_a_plain_dict():
 
 
 def test_macs_by_module_add_up_and_match_the_convolution_formula():
-    model = build_model(W8)
+    model = HRNet(W8)
     macs = macs_by_module(model, (64, 32))
     children = [name for name, _ in model.named_children()]
     assert sum(macs.get(name, 0) for name in children) == macs[""]

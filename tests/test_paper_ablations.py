@@ -10,10 +10,11 @@ import torch
 
 from hrnet_edu import model as hrnet_model
 from hrnet_edu.baseline import SMALL, BaselineConfig, SimpleBaseline
-from hrnet_edu.configs import TrainConfig, config_from_dict, synthpose_w16_128x96_cpu
+from hrnet_edu.configs import TrainConfig, synthpose_w16_128x96_cpu
 from hrnet_edu.data.coco import CocoKeypoints
 from hrnet_edu.fusion import ExchangeUnit
 from hrnet_edu.heatmaps import decode_heatmaps
+from hrnet_edu.overrides import config_from_dict
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 VAL = "data_samples/synthpose"

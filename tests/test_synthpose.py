@@ -14,6 +14,7 @@ from PIL import Image
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from hrnet_edu.cli import main
 from hrnet_edu.data import synthpose
 from hrnet_edu.keypoints import NUM_KEYPOINTS, coco_person_category
 
@@ -194,7 +195,7 @@ def test_output_folder_that_is_a_file(tmp_path):
 def test_cli(tmp_path, capsys):
     out = tmp_path / "cli"
     argv = ["--out", str(out), "--train", "2", "--val", "1", "--seed", "5", "--size", "96"]
-    assert synthpose.cli_main(argv) == 0
+    assert main(["synth", *argv]) == 0
     assert "2 train images" in capsys.readouterr().out
     meta = json.loads((out / "synthpose.json").read_text())
     assert (meta["seed"], meta["image_size"]) == (5, 96)
@@ -206,7 +207,7 @@ def test_cli(tmp_path, capsys):
         (["--train", "2", "--val", "1"], "--out"),
     ):
         with pytest.raises(SystemExit) as exit_info:
-            synthpose.cli_main(argv)
+            main(["synth", *argv])
         assert exit_info.value.code == 2
         assert message in capsys.readouterr().err
 

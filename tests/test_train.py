@@ -12,17 +12,14 @@ import socket
 import pytest
 import torch
 
+from hrnet_edu import overrides
 from hrnet_edu import train as train_mod
-from hrnet_edu.configs import (
-    PRESETS,
-    TrainConfig,
-    apply_overrides,
-    config_from_dict,
-    get_config,
-    synthpose_w16_128x96_cpu,
-)
-from hrnet_edu.model import W8, build_model
-from hrnet_edu.train import DistInfo, build_criterion, load_checkpoint_state, save_checkpoint, train
+from hrnet_edu.checkpoints import load_checkpoint_state, save_checkpoint
+from hrnet_edu.cli import main
+from hrnet_edu.configs import PRESETS, TrainConfig, get_config, synthpose_w16_128x96_cpu
+from hrnet_edu.model import W8, HRNet
+from hrnet_edu.overrides import apply_overrides, config_from_dict
+from hrnet_edu.train import DistInfo, build_criterion, train
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +84,30 @@ def test_apply_overrides_parses_by_field_type():
     cfg = get_config("synthpose_w16_128x96_cpu")
     new = apply_overrides(cfg, ["epochs=3", "lr=5e-4", "lr_steps=2,3", "model.width=12", "amp=bf16",
                                 "compile=true", "max_train_images=none", "augment.flip_prob=0",
-                                "input_size=(64, 32)", "model.num_blocks=1,1,1"])  # fmt: skip
+                                "input_size=(64, 32)", "model.num_units=1,1,2"])  # fmt: skip
     assert (new.epochs, new.lr, new.lr_steps, new.model.width, new.amp, new.compile) == (
         3, 5e-4, (2, 3), 12, "bf16", True)  # fmt: skip
     assert new.max_train_images is None and new.augment.flip_prob == 0.0 and new.input_size == (64, 32)
-    assert new.model.num_blocks == (1, 1, 1)
+    assert new.model.num_units == (1, 1, 2)
     assert cfg.epochs != 3 and cfg.model.width == 16  # the original is untouched
     assert apply_overrides(cfg, ["augment=none"]).augment is None
+    # the name of earlier versions (the recorded commands of benchmarks/results) still works
+    assert apply_overrides(cfg, ["model.num_blocks=2,2,2"]).model.num_units == (2, 2, 2)
+    with pytest.raises(ValueError, match="unknown config key 'max_val_images'"):  # removed: unused
+        apply_overrides(cfg, ["max_val_images=3"])
+
+
+def test_configs_of_earlier_versions_load():
+    """Checkpoints store ``asdict(cfg)``; a renamed field is mapped, a removed one ignored, a new one
+    takes its default, so that every committed checkpoint keeps loading."""
+    old = dataclasses.asdict(get_config("synthpose_w16_128x96_cpu"))
+    old["model"]["num_blocks"] = old["model"].pop("num_units")
+    old["max_val_images"], old["lr_schedule"] = None, None
+    del old["lr_schedule"], old["warmup_epochs"]  # fields an earlier version did not have
+    cfg = config_from_dict(old)
+    assert cfg.model.num_units == (1, 1, 1) and cfg.warmup_epochs == 0.0 and cfg.lr_schedule == "step"
+    assert overrides.config_changes(old, dataclasses.replace(cfg, epochs=cfg.epochs)) == {}
+    assert overrides.config_changes(old, dataclasses.replace(cfg, epochs=3)) == {"epochs": (15, 3)}
 
 
 @pytest.mark.parametrize(
@@ -118,7 +132,7 @@ def test_apply_overrides_errors(item, message):
 
 def test_cli_rejects_bad_override(capsys):
     with pytest.raises(SystemExit) as exc:
-        train_mod.cli_main(["--config", "synthpose_w16_128x96_cpu", "--out", "/nonexistent", "bogus=1"])
+        main(["train", "--config", "synthpose_w16_128x96_cpu", "--out", "/nonexistent", "bogus=1"])
     assert exc.value.code == 2
     assert "unknown config key 'bogus'" in capsys.readouterr().err
 
@@ -130,7 +144,7 @@ def test_a_few_hundred_steps_lower_the_loss(tiny_root):
     train_set, _ = train_mod.build_datasets(cfg)
     batch = torch.utils.data.default_collate([train_set[i] for i in range(2)])
     torch.manual_seed(0)
-    model = build_model(cfg.model)
+    model = HRNet(cfg.model)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     args = (build_criterion(cfg), optimizer, scaler, cfg, torch.device("cpu"), 0, DistInfo(), False)
@@ -139,6 +153,34 @@ def test_a_few_hundred_steps_lower_the_loss(tiny_root):
     assert len(losses) == 200 and all(torch.isfinite(torch.tensor(losses)))
     first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
     assert last < 0.3 * first, (first, last)
+
+
+def test_warp_on_device_trains_on_the_same_batches(tiny_root, tmp_path):
+    """cfg.warp_on_device: the trainer's batches (order, augmentation, targets) are made on the device
+    from raw regions and equal the per-sample path's up to its uint8 rounding (½ grey level); the
+    first step's loss (same initial weights) agrees, and a run completes."""
+    from hrnet_edu.data.transforms import IMAGENET_STD, GpuBatchTransform
+
+    batches = {}
+    for on_device in (False, True):
+        cfg = tiny_config(tiny_root, warp_on_device=on_device, epochs=1)
+        train_set = train_mod.build_datasets(cfg)[0]
+        batch = next(iter(train_mod.make_loader(train_set, cfg, 0, DistInfo(), torch.device("cpu"))))
+        assert ("raw_image" in batch) == on_device and ("image" in batch) != on_device
+        finish = GpuBatchTransform(cfg.input_size, cfg.sigma, cfg.unbiased_targets, "cpu")
+        batches[on_device] = finish(batch) if on_device else batch
+    half_grey = 0.5 / 255 / min(IMAGENET_STD)
+    assert (batches[True]["image"] - batches[False]["image"]).abs().max() <= half_grey + 1e-6
+    for key in ("target", "target_weight", "joints", "center", "scale", "image_id"):
+        assert torch.equal(batches[True][key], batches[False][key]), key
+    losses = {}
+    for on_device in (False, True):
+        out = str(tmp_path / f"device{on_device}")
+        train(tiny_config(tiny_root, warp_on_device=on_device, epochs=1), out, progress=False)
+        losses[on_device] = [loss for _, _, loss in _step_losses(out)]
+    assert len(losses[True]) == len(losses[False]) == 3 and all(math.isfinite(v) for v in losses[True])
+    # later steps drift apart: Adam's first updates are about ±lr whatever the gradient's size
+    assert losses[True][0] == pytest.approx(losses[False][0], rel=1e-4) and losses[True] != losses[False]
 
 
 # ----------------------------------------------------------------------------- checkpoints and resume
@@ -266,13 +308,13 @@ def test_two_process_gloo_run_ends_with_identical_parameters(tiny_root, tmp_path
     b = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
     torch.manual_seed(0)  # train() seeds with cfg.seed = 0 before building the model
-    init = build_model(W8).state_dict()
+    init = HRNet(W8).state_dict()
     assert any(not torch.equal(a[k], init[k]) for k in a if a[k].is_floating_point())  # it did train
     state = load_checkpoint_state(str(tmp_path / "run" / "last.pt"))  # written by rank 0
     assert state["epoch"] == 1
     # Validation was sharded over the 2 ranks and gathered: it equals a single-process pass.
     cfg = tiny_config(tiny_root, epochs=1, val_every=1)
-    model = build_model(W8)
+    model = HRNet(W8)
     model.load_state_dict(a)
     single = train_mod.validate(model, train_mod.build_datasets(cfg)[1], cfg, torch.device("cpu"), DistInfo())
     assert state["metrics"][0]["val"] == pytest.approx(single, abs=1e-12)
@@ -294,5 +336,30 @@ def test_init_from_starts_from_the_checkpoints_weights(tiny_root, tmp_path, monk
     reference = load_checkpoint_state(start)["model"]
     assert seen["state"].keys() == reference.keys()
     assert all(torch.equal(seen["state"][k], reference[k]) for k in reference)
-    fresh = build_model(W8).state_dict()  # and not the seeded initial weights
+    fresh = HRNet(W8).state_dict()  # and not the seeded initial weights
     assert not all(torch.equal(fresh[k], reference[k]) for k in reference)
+
+
+def test_demo_reports_the_numbers_of_train_validate_and_exports_the_weights(tiny_root, tmp_path):
+    """The demo evaluates with ``train.validate``: its "trained" row is the run's own last validation."""
+    import json
+
+    from hrnet_edu.coco_eval import STAT_KEYS, STAT_NAMES
+    from hrnet_edu.demo import run_demo
+    from hrnet_edu.evaluate import load_checkpoint
+
+    overrides = [f"data_root={tiny_root}", "val_root=none", "input_size=64,32", "epochs=1", "val_every=1",
+                 "batch_size=4", "workers=0", "log_every=1", "val_batch_size=8"]
+    out = tmp_path / "demo"
+    result = run_demo(str(out), overrides, export=str(tmp_path / "w.pt"), progress=False, command="test")
+    with open(out / "run" / "log.jsonl") as f:
+        last_val = [json.loads(line) for line in f if '"val"' in line][-1]["val"]
+    assert list(result["trained"]) == list(STAT_KEYS) and list(result["untrained"]) == list(STAT_KEYS)
+    assert result["trained"] == pytest.approx(last_val, abs=1e-12)
+    report = (out / "report.md").read_text()
+    assert "| network | " + " | ".join(STAT_NAMES) + " |" in report and "Command: `test`" in report
+    assert (out / "loss.png").stat().st_size > 0 and (out / "predictions.png").stat().st_size > 0
+    exported, _ = load_checkpoint(tmp_path / "w.pt")
+    best = load_checkpoint_state(str(out / "run" / "best.pt"))["model"]
+    assert all(torch.equal(v, best[k]) for k, v in exported.state_dict().items())
+    assert json.loads((tmp_path / "w.json").read_text())["trained"] == result["trained"]

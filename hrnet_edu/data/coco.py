@@ -126,7 +126,8 @@ class CocoKeypoints(torch.utils.data.Dataset):
         unbiased_targets: Gaussians centred on the sub-pixel keypoint (see ``heatmaps``).
         seed: base seed of the augmentation.
         raw: return the un-warped image region and its matrix instead of the finished sample
-            (for :class:`hrnet_edu.data.transforms.GpuBatchTransform`, which warps on the device).
+            (for :class:`hrnet_edu.data.transforms.GpuBatchTransform`, which warps on the device:
+            the trainer with ``TrainConfig.warp_on_device``).
         heatmap_stride: input pixels per target-heatmap pixel (4; 8, 16 … for a head on a
             lower-resolution branch, ``HRNetConfig.head_branch``).
 

@@ -26,7 +26,6 @@ and floats rounded to 2 decimals, so the same seed gives byte-identical annotati
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import multiprocessing
@@ -37,7 +36,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hrnet_edu.cli import command
 from hrnet_edu.data.synth_render import (
     LUMA,
     Figure,
@@ -343,25 +341,3 @@ def generate(
             "n_persons_val": summary["n_persons_val"]}  # fmt: skip
     (out / "synthpose.json").write_text(json.dumps(meta, sort_keys=True, indent=2) + "\n")
     return summary
-
-
-@command("hrnet-edu synth")
-def cli_main(argv: list[str]) -> int:
-    """``hrnet-edu synth --out DIR --train N --val M --seed S [--size 256] [--workers W]``."""
-    parser = argparse.ArgumentParser(prog="hrnet-edu synth", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", required=True, help="output folder (created if missing)")
-    parser.add_argument("--train", type=int, required=True, help="number of training images")
-    parser.add_argument("--val", type=int, required=True, help="number of validation images")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    args = parser.parse_args(argv)
-    try:
-        check_arguments(args.out, args.train, args.val, args.seed, args.size, args.workers)
-    except ValueError as err:
-        parser.error(str(err))  # exits with status 2 and the message
-    summary = generate(args.out, args.train, args.val, args.seed, args.size, args.workers)
-    print(f"SynthPose: {summary['n_train']} train images ({summary['n_persons_train']} persons), "
-          f"{summary['n_val']} val images ({summary['n_persons_val']} persons) "
-          f"→ {summary['out_dir']}")  # fmt: skip
-    return 0

@@ -1,0 +1,182 @@
+"""Checkpoint files: writing them atomically, reading ours and the reference's, and the device to load onto.
+
+Every ``torch.save`` and ``torch.load`` of hrnet-edu is in this module.
+
+* Our training checkpoints (``OUT/last.pt`` every epoch, ``OUT/best.pt`` on a new best AP) are dicts
+  ``{"model", "optimizer", "scheduler", "scaler", "epoch", "best_ap", "config", "metrics", "rng"}``
+  (``CHECKPOINT_KEYS``) with ``epoch`` = the number of completed epochs and ``config`` =
+  ``dataclasses.asdict(TrainConfig)``; exported weights (``export_weights``) keep only ``model``
+  and ``config``.
+* The reference implementation's published weights (``pose_hrnet_w32_256x192.pth`` …) are plain
+  state dicts; our module names are the reference's, so they load strictly with
+  ``load_reference_weights`` and no renaming (it also accepts ours, ``{"state_dict": …}`` and
+  ``module.``-prefixed keys).
+* Writing is atomic (``runfolder.atomic_write``: a temporary file, fsync, ``os.replace``), so a
+  run killed while saving leaves the previous complete file, never a truncated one.
+* Reading uses ``torch.load(weights_only=True)`` on the CPU: a checkpoint cannot run code, and
+  anything that is not one becomes one line, "not a checkpoint: PATH (reason)".
+
+Building the network a checkpoint describes needs the configuration and model classes, which sit
+above this module: ``evaluate.load_checkpoint`` does it with the functions here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from hrnet_edu.errors import InputError
+from hrnet_edu.runfolder import atomic_write
+
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "best_ap", "config", "metrics",
+                   "rng")
+
+
+# ----------------------------------------------------------------------------- writing
+def save_checkpoint(state: dict, path: str) -> None:
+    """``torch.save(state, path)`` atomically: write ``path.<pid>.tmp``, fsync, then ``os.replace`` it.
+
+    ``os.replace`` is atomic on POSIX and Windows, so readers (and a resumed run) see either the
+    old complete file or the new complete file, never a partial one (``runfolder.atomic_write``).
+    """
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def export_weights(checkpoint: str, path: str, record: dict) -> None:
+    """Write ``path`` = {"model": fp32 state dict, "config"} of a training checkpoint, and ``path``
+    with .json = ``record`` (how the weights were made); both atomically."""
+    state = load_checkpoint_state(checkpoint)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    save_checkpoint({"model": state["model"], "config": state["config"]}, path)
+
+    def write_record(tmp):
+        with open(tmp, "w") as f:
+            json.dump(record, f, indent=1)
+
+    atomic_write(os.path.splitext(path)[0] + ".json", write_record)
+
+
+# ----------------------------------------------------------------------------- reading
+def load_checkpoint_file(path) -> object:
+    """``torch.load(path, weights_only=True)`` on the CPU, any failure as "not a checkpoint: PATH (reason)".
+
+    torch answers random bytes with an IndexError, an empty file with a bare EOFError, a truncated
+    one with a zip-reader message, and other pickles with advice to pass ``weights_only=False``
+    — which would let the file run code, so it is never passed on.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if os.path.isdir(path):
+        raise InputError(f"not a checkpoint: {path} (a folder)")
+    if os.path.getsize(path) == 0:
+        raise InputError(f"not a checkpoint: {path} (empty file)")
+    with open(path, "rb") as f:
+        zipped = f.read(4) == b"PK\x03\x04"  # torch.save's format is a zip archive
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # torch raises anything from IndexError to RuntimeError here
+        text = str(err)
+        if "Unsupported global" in text:
+            name = text.split("Unsupported global: GLOBAL ", 1)[1].split()[0] if "GLOBAL " in text else "?"
+            reason = f"it holds Python objects ({name}) besides tensors and plain containers; refused, as " \
+                     "loading them could run code"
+        elif zipped or "zip archive" in text or "central directory" in text:
+            reason = "truncated or corrupted: not a complete PyTorch zip archive"
+        else:
+            reason = f"not a PyTorch checkpoint file: {type(err).__name__}"
+        raise InputError(f"not a checkpoint: {path} ({reason})") from None
+
+
+def load_checkpoint_state(path: str, map_location="cpu") -> dict:
+    """A checkpoint written by ``train`` or ``export_weights``: the dict, weights on ``map_location``.
+
+    FileNotFoundError for no file; InputError "not a checkpoint: PATH (reason)" for anything else
+    that is not a dict (random bytes, an empty or truncated file, a bare tensor).
+    """
+    state = load_checkpoint_file(path)
+    if not isinstance(state, dict):
+        raise InputError(f"not a checkpoint: {path} (holds a {type(state).__name__}, not a dict)")
+    if map_location != "cpu":
+        state["model"] = {k: v.to(map_location) for k, v in state["model"].items()}
+    return state
+
+
+def state_dict_of(obj) -> dict:
+    """A raw state dict, or {"state_dict": …} / {"model": …} (ours), "module." prefixes stripped."""
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model"):
+            if key in obj and isinstance(obj[key], Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
+        keys = list(obj)[:8] if isinstance(obj, Mapping) else "—"
+        raise ValueError("not a state dict: expected a mapping name → tensor (or one under 'state_dict' "
+                         f"or 'model'), got {type(obj).__name__} with keys {keys}")
+    # DataParallel / DistributedDataParallel save every key as "module.<name>".
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def load_reference_weights(model: nn.Module, state_dict_or_path) -> nn.Module:
+    """Load a checkpoint in the reference format (or ours) strictly into ``model``; return the model.
+
+    Args:
+        model: an ``HRNet`` whose config matches the checkpoint (width, joints, stages).
+        state_dict_or_path: a path to a ``.pth`` file (read with ``torch.load(weights_only=True)``
+            onto the CPU), a state dict, or a dict holding one under "state_dict" or "model".
+    Raises:
+        FileNotFoundError: the path does not exist.
+        ValueError: keys are missing, unexpected or of another shape; the message lists them.
+    A missing BatchNorm ``num_batches_tracked`` counter (old PyTorch checkpoints) is allowed: it is
+    not used in training mode with a fixed momentum nor in evaluation.
+    """
+    source = "state dict"
+    if isinstance(state_dict_or_path, (str, os.PathLike)):
+        source = os.fspath(state_dict_or_path)
+        state_dict_or_path = load_checkpoint_file(source)
+    state = state_dict_of(state_dict_or_path)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in expected]
+    misshaped = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+                 for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or misshaped:
+        def listing(title, items):
+            more = f"\n    … and {len(items) - 20} more" if len(items) > 20 else ""
+            shown = "\n    ".join(items[:20]) + more
+            return f"  {title} ({len(items)}):\n    {shown}" if items else f"  {title}: none"
+        raise ValueError(f"checkpoint ({source}) does not match the model "
+                         f"({type(model).__name__}, {len(expected)} state-dict entries):\n"
+                         + "\n".join([listing("missing", missing), listing("unexpected", unexpected),
+                                      listing("mis-shaped", misshaped)]))
+    model.load_state_dict(state, strict=False)  # key sets checked above (num_batches_tracked may be absent)
+    return model
+
+
+# ----------------------------------------------------------------------------- device
+def resolve_device(name: str = "auto", local_rank: int | None = None) -> torch.device:
+    """The device called ``name``: "auto" (cuda when available, else cpu), "cpu", "cuda", "cuda:N", "mps".
+
+    InputError for anything else, or for CUDA where there is none (torch would fail later, at the
+    first tensor moved there). ``local_rank`` (a torchrun process): a bare "cuda" becomes
+    ``cuda:local_rank``, and the CUDA device is made the current one.
+    """
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"unknown device {name!r} (auto, cpu, cuda, cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {name} but CUDA is not available here (use cpu or auto)")
+    if device.type == "cuda" and local_rank is not None:
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    return device
