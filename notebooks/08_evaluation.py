@@ -512,7 +512,6 @@ print("OKS best 4:", np.round(tax.oks[order[:4]], 3), " worst 4:", np.round(tax.
 # Slide through the matched persons (sorted from worst to best OKS) and see which joints fail.
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 import ipywidgets as widgets
 
 worst_first = order[::-1]
@@ -520,14 +519,23 @@ worst_first = order[::-1]
 
 def show(rank=0):
     j = worst_first[rank]
-    fig = Figure(figsize=(4, 4.5), layout="constrained")
+    fig = Figure(figsize=(4, 5), layout="constrained")
     ax = fig.add_subplot()
     person_view(ax, j)
-    counts = {c: int((tax.labels[j] == i).sum()) for i, c in enumerate(CATEGORIES)}
-    ax.set_title(f"OKS {tax.oks[j]:.2f}\n{counts}", fontsize=8)
+    # one 3:4 (W:H) frame around every person, so the figure keeps its size from rank to rank
+    (x0, x1), (y1, y0) = ax.get_xlim(), ax.get_ylim()
+    cx, cy, half_h = (x0 + x1) / 2, (y0 + y1) / 2, max(y1 - y0, (x1 - x0) * 4 / 3) / 2
+    ax.set_xlim(cx - 0.75 * half_h, cx + 0.75 * half_h)
+    ax.set_ylim(cy + half_h, cy - half_h)
+    counts = " · ".join(f"{c} {int((tax.labels[j] == i).sum())}" for i, c in enumerate(CATEGORIES))
+    ax.set_title(f"rank {rank}: OKS {tax.oks[j]:.2f}\n{counts}", fontsize=9)
     display(fig)
 
 
+show(0)  # the explorer's default, drawn once so it is there without a kernel
+
+# %%
+# NBVAL_IGNORE_OUTPUT
 _ = widgets.interact(show, rank=widgets.IntSlider(0, 0, len(worst_first) - 1, description="rank"))
 
 # %% [markdown]
