@@ -8,7 +8,7 @@ TORCH_CPU_SPEC ?= torch==2.13.0
 # Linux wheels of torch are CUDA builds (this project's own machines carry the CPU build locally).
 TORCH_PIP_ARGS ?=
 
-.PHONY: setup test lint pytest nbval test-browser demo data train-cpu lab clean
+.PHONY: setup test lint pytest nbval browser-deps test-browser demo data train-cpu lab clean
 
 $(BIN)/hrnet-edu: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,7 @@ $(BIN)/.browser-extra: pyproject.toml $(BIN)/hrnet-edu
 	$(BIN)/python -m pip install --quiet -e ".[browser]"
 	touch $@
 
-test-browser: setup $(BIN)/.browser-extra
+browser-deps: setup $(BIN)/.browser-extra
 	@if [ ! -x "$(CHROMIUM)" ]; then \
 	    if command -v apt-get >/dev/null 2>&1; then \
 	        echo "no $(CHROMIUM): installing the chromium package"; \
@@ -62,6 +62,8 @@ test-browser: setup $(BIN)/.browser-extra
 	        exit 1; \
 	    fi; \
 	fi
+
+test-browser: browser-deps
 	HRNET_EDU_BROWSER_TESTS=1 HRNET_EDU_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -v -s tests/browser
 
 # The CPU recipe's training set (37,476 persons; val is the bundled data_samples/synthpose split).

@@ -190,7 +190,7 @@ def overlay_heatmaps(image, heatmaps, joints=None, keypoints=None, *, stride: in
 
 
 def feature_grid(fmap, name: str = "", *, input_size=None, channels=None, k: int = 16, ncols: int = 8,
-                 cmap: str = "viridis") -> Figure:
+                 cmap: str = "viridis", image=None) -> Figure:
     """One panel per channel of a (C, H, W) map, each at its native resolution.
 
     Args:
@@ -198,18 +198,44 @@ def feature_grid(fmap, name: str = "", *, input_size=None, channels=None, k: int
         name: the capture name, turned into the title (stage / module / branch, width, resolution).
         input_size: (H_in, W_in) of the network input, to show the stride (1/4, 1/8, ...).
         channels: which channels; default the k most active ones (``features.top_channels``).
+        image: optional (H_in, W_in, 3) input crop the map comes from, drawn first, to the left of
+            the channels (spanning their rows).
 
     Returns:
-        The figure: one axis per channel titled "c<index>", the suptitle describing the map.
+        The figure: the crop's axis first when given (titled "input crop H×W"), then one axis per
+        channel titled "c<index>"; the suptitle describes the map.
     """
     if channels is None:
         channels = features.top_channels(fmap, k)[0].tolist()
-    fig, axes = _figure(len(channels), ncols, size=1.5, height=1.5 * fmap.shape[-2] / fmap.shape[-1])
+    size, height = 1.5, 1.5 * fmap.shape[-2] / fmap.shape[-1]
+    if image is None:
+        fig, axes = _figure(len(channels), ncols, size=size, height=height)
+    else:
+        ncols = max(1, min(len(channels), ncols))
+        rows = int(np.ceil(len(channels) / ncols))
+        lead = min(rows, 2) * size  # the crop's column: as wide as two channel panels at most
+        fig = Figure(figsize=(size * ncols + lead, height * rows + 0.4), layout="constrained")
+        grid = fig.add_gridspec(rows, ncols + 1, width_ratios=[lead / size] + [1] * ncols)
+        _input_panel(fig.add_subplot(grid[:, 0]), image)
+        axes = [fig.add_subplot(grid[i // ncols, i % ncols + 1], xticks=[], yticks=[])
+                for i in range(len(channels))]
     for ax, c in zip(axes, channels):
         ax.imshow(_numpy(fmap[c]), cmap=cmap, interpolation="nearest")
-        ax.set_title(f"c{c}", fontsize=7)
-    fig.suptitle(features.describe(name, fmap, input_size), fontsize=9)
+        ax.set_title(f"c{c}", fontsize=8)
+    fig.suptitle(features.describe(name, fmap, input_size), fontsize=10)
     return fig
+
+
+def _input_panel(ax, image, keypoints=None):
+    """Draw the (H, W, 3) input crop on ``ax``, titled with its size: the picture a map comes from."""
+    crop = _numpy(image)
+    ax.imshow(crop)
+    if keypoints is not None:
+        draw_pose(ax, _numpy(keypoints), radius=1.5, linewidth=1.0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"input crop {crop.shape[0]}×{crop.shape[1]}", fontsize=8)
+    return ax
 
 
 def _stage_rows(store: dict) -> list[tuple[str, list]]:
@@ -227,7 +253,7 @@ def _stage_rows(store: dict) -> list[tuple[str, list]]:
     return rows
 
 
-def stage_overview(store: dict, index: int = 0, reduce: str = "mean", input_size=None) -> Figure:
+def stage_overview(store: dict, index: int = 0, reduce: str = "mean", input_size=None, image=None) -> Figure:
     """Every branch at every stage, side by side: rows = stages 1..4, columns = branches r.
 
     ``store`` holds captured features (see ``features.capture``): "stage1" (N, 4P, H/4, W/4), and for
@@ -235,40 +261,54 @@ def stage_overview(store: dict, index: int = 0, reduce: str = "mean", input_size
     branches, also in stage 4 whose last exchange unit keeps branch 0 only), or else "stage{s}".
     Each panel is ``activation_map(...)[index]`` at the branch's native resolution, or with
     reduce="pca" the top three principal components of its channels as RGB (``features.pca_rgb``).
-    Returns a figure with one axis per (stage, branch) present (empty grid cells removed).
+    ``image``: optional (H, W, 3) input crop of sample ``index``, drawn in the first row's last
+    column (free when the first row has fewer branches than the widest; else in a column of its own).
+    Returns a figure with one axis per (stage, branch) present (empty grid cells removed), titled
+    with ``features.describe`` on two lines, and then the crop's axis when given.
     """
     rows = _stage_rows(store)
     if not rows:
         raise ValueError("store holds no 'stage1'..'stage4' entries; capture them first")
     ncols = max(len(outs) for _, outs in rows)
-    fig = Figure(figsize=(2.2 * ncols, 2.4 * len(rows)), layout="constrained")
+    extra = image is not None and len(rows[0][1]) == ncols  # no free cell in the first row
+    ncols += extra
+    fig = Figure(figsize=(2.2 * ncols, 2.5 * len(rows)), layout="constrained")
     for i, (name, outs) in enumerate(rows):
         for r, out in enumerate(outs):
             ax = fig.add_subplot(len(rows), ncols, i * ncols + r + 1, xticks=[], yticks=[])
             x = out[index]  # (C, h, w)
             shown = features.pca_rgb(x) if reduce == "pca" else features.activation_map(x, reduce)
             ax.imshow(_numpy(shown), cmap="magma", interpolation="nearest")
-            ax.set_title(features.describe(f"{name}.branch{r}", out, input_size), fontsize=7)
+            title = features.describe(f"{name}.branch{r}", out, input_size)
+            ax.set_title(title.replace(" (", "\n("), fontsize=8)
+    if image is not None:
+        _input_panel(fig.add_subplot(len(rows), ncols, ncols), image)
     what = "PCA (RGB) of the channels" if reduce == "pca" else f"{reduce} activation"
-    fig.suptitle(f"{what} of every branch at every stage", fontsize=9)
+    fig.suptitle(f"{what} of every branch at every stage", fontsize=10)
     return fig
 
 
-def contribution_figure(contributions, name: str = "", index: int = 0) -> Figure:
+def contribution_figure(contributions, name: str = "", index: int = 0, image=None) -> Figure:
     """The exchange unit's terms a(X_j, i) as pictures: rows = outputs i, columns = inputs j.
 
     contributions[i][j]: (N, C_i, H_i, W_i); each panel is the per-pixel RMS over channels of
     sample ``index``, titled with its share of output i (``features.contribution_shares``).
+    ``image``: optional (H, W, 3) input crop of that sample, drawn in a first column (top row).
+    Returns the figure: the n_out × n_in panels row by row, then the crop's axis when given.
     """
     shares = features.contribution_shares(contributions)
     n_out, n_in = shares.shape
-    fig = Figure(figsize=(2.0 * n_in, 2.1 * n_out + 0.3), layout="constrained")
+    lead = image is not None  # one column more, on the left, for the crop
+    ncols = n_in + lead
+    fig = Figure(figsize=(2.0 * ncols, 2.2 * n_out + 0.3), layout="constrained")
     for i, row in enumerate(contributions):
         for j, c in enumerate(row):
-            ax = fig.add_subplot(n_out, n_in, i * n_in + j + 1, xticks=[], yticks=[])
+            ax = fig.add_subplot(n_out, ncols, i * ncols + j + 1 + lead, xticks=[], yticks=[])
             ax.imshow(_numpy(features.activation_map(c[index], "rms")), cmap="magma", interpolation="nearest")
-            ax.set_title(f"out {i} ← in {j}: {shares[i, j]:.2f}", fontsize=7)
-    fig.suptitle(f"{name} exchange unit: RMS of each contribution (share of the output)", fontsize=9)
+            ax.set_title(f"out {i} ← in {j}: {shares[i, j]:.2f}", fontsize=8)
+    if lead:
+        _input_panel(fig.add_subplot(n_out, ncols, 1), image)
+    fig.suptitle(f"{name} exchange unit: RMS of each contribution (share of the output)", fontsize=10)
     return fig
 
 
@@ -277,15 +317,15 @@ def shares_figure(shares_by_unit: dict) -> Figure:
 
     shares_by_unit: name → (outputs, inputs) array from ``features.contribution_shares``.
     """
-    fig, axes = _figure(len(shares_by_unit), 4, size=2.3)
+    fig, axes = _figure(len(shares_by_unit), 4, size=2.5)
     for ax, (name, shares) in zip(axes, shares_by_unit.items()):
         s = _numpy(shares)
         ax.imshow(s, cmap="Blues", vmin=0, vmax=1)
         for (i, j), v in np.ndenumerate(s):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="k" if v < 0.6 else "w")
-        ax.set_xticks(range(s.shape[1]), [f"in {j}" for j in range(s.shape[1])], fontsize=7)
-        ax.set_yticks(range(s.shape[0]), [f"out {i}" for i in range(s.shape[0])], fontsize=7)
-        ax.set_title(name, fontsize=8)
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8, color="k" if v < 0.6 else "w")
+        ax.set_xticks(range(s.shape[1]), [f"in {j}" for j in range(s.shape[1])], fontsize=8)
+        ax.set_yticks(range(s.shape[0]), [f"out {i}" for i in range(s.shape[0])], fontsize=8)
+        ax.set_title(name, fontsize=9)
     return fig
 
 
@@ -303,10 +343,7 @@ def browser_figure(store: dict, crops, index: int, name: str, view="mean", keypo
     fmap = store[name][index]  # (C, h, w)
     crop = _numpy(crops[index])
     fig, (ax_in, ax_map, ax_hm) = _figure(3, 3, size=2.8, height=2.8 * crop.shape[0] / crop.shape[1])
-    ax_in.imshow(crop)
-    if keypoints is not None:
-        draw_pose(ax_in, _numpy(keypoints[index]), radius=1.5, linewidth=1.0)
-    ax_in.set_title(f"input crop {crop.shape[0]}×{crop.shape[1]}", fontsize=8)
+    _input_panel(ax_in, crop, None if keypoints is None else keypoints[index])
     if view == "pca":
         ax_map.imshow(_numpy(features.pca_rgb(fmap)), interpolation="nearest")
     elif isinstance(view, str):
@@ -314,7 +351,7 @@ def browser_figure(store: dict, crops, index: int, name: str, view="mean", keypo
     else:
         ax_map.imshow(_numpy(fmap[int(view)]), cmap="magma", interpolation="nearest")
     what = view if isinstance(view, str) else f"channel {int(view)}"
-    ax_map.set_title(features.describe(name, fmap, crop.shape[:2]) + f"\n{what}", fontsize=7)
+    ax_map.set_title(features.describe(name, fmap, crop.shape[:2]) + f"\n{what}", fontsize=8)
     im = show_heatmap(ax_hm, _numpy(store["heatmaps"][index]).max(axis=0), crop, vmax=None)
     fig.colorbar(im, ax=ax_hm, shrink=0.8)
     ax_hm.set_title("heatmaps (max over joints)", fontsize=8)

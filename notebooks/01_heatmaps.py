@@ -26,9 +26,11 @@
 # - how a heatmap becomes a keypoint again (`decode_heatmaps`): plain argmax, the reference's
 #   quarter-pixel shift, and DARK's Taylor step — and how large each one's error is, measured;
 # - what sigma does, and the discrepancy between the paper (σ = 1 px) and the reference
-#   configuration (σ = 2);
-# - why the reference's flip test shifts the mirrored heatmaps by one column;
-# - how heatmap coordinates go back to the original image (`heatmap_to_image`).
+#   configuration (σ = 2).
+#
+# Two more steps between a heatmap and a keypoint belong to the test pipeline and are taught where
+# it runs, on a trained network (notebook 08, section 2): the flip test with its one-column shift,
+# and the way from heatmap coordinates back to the original image (`heatmap_to_image`).
 #
 # Notation: N batch, K joints, H×W heatmap size; keypoints are (x, y) with integer coordinates at
 # pixel centres (see `hrnet_edu.geometry`), and x_in = 4 · x_hm between input crop and heatmap.
@@ -42,17 +44,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from hrnet_edu.geometry import box_to_center_scale, crop_transform, flip_points, transform_points
-from hrnet_edu.heatmaps import (
-    DECODE_METHODS,
-    decode_heatmaps,
-    encode_heatmaps,
-    flip_back,
-    flip_test_average,
-    gaussian_blur,
-    heatmap_to_image,
-)
-from hrnet_edu.keypoints import FLIP_INDEX, KEYPOINT_NAMES
+from hrnet_edu.heatmaps import DECODE_METHODS, decode_heatmaps, encode_heatmaps, gaussian_blur
 from hrnet_edu.notebook_utils import show_source
 
 torch.manual_seed(0)
@@ -332,63 +324,7 @@ for name, sigma in (("hrnet", 2), ("sigma1", 1)):
     print(f"σ = {sigma} heatmap px: AP {r['mean']:.3f} (seeds: {', '.join(f'{v:.3f}' for v in r['values'])})")
 
 # %% [markdown]
-# ## 7 · The flip test and its one-column shift
-#
-# At test time the reference also runs the network on the mirrored crop, mirrors those heatmaps
-# back (swapping left and right channels with `FLIP_INDEX`), **shifts them one column to the
-# right**, and averages. Why the shift? Follow one joint at input x:
-#
-# * mirroring the input maps x → W_in − 1 − x; the network, trained with x_hm = x_in / 4, puts the
-#   peak at (W_in − 1 − x) / 4 = W − ¼ − x/4;
-# * mirroring the heatmap back maps x_hm → W − 1 − x_hm, giving x/4 − ¾: **¾ px too far left**.
-#
-# The one-column shift turns −¾ into +¼; averaged with the unflipped heatmap the bias is about
-# +⅛ px (½ input px) instead of −⅜ px. (A user's ablation with ground-truth boxes: no shift
-# AP 0.720, one column 0.740, two columns 0.674 — consistent with an ideal shift of ¾.)
-# We measure it with perfect, unbiased "predictions":
-
-# %%
-m = 500
-kp_in = np.stack([rng.uniform(40, INPUT_W - 40, (m, 17)), rng.uniform(40, INPUT_H - 40, (m, 17))], -1)
-kp_mirror = flip_points(kp_in, INPUT_W)[:, FLIP_INDEX]  # the mirrored crop's joints, channels swapped
-vis = np.ones((m, 17))
-pred, _ = encode_heatmaps(kp_in / STRIDE, vis, (H, W), unbiased=True)  # "network" on the crop
-pred_mirror, _ = encode_heatmaps(kp_mirror / STRIDE, vis, (H, W), unbiased=True)  # on the mirror
-truth = kp_in / STRIDE
-print(f"{'shift':>6} | {'flipped back: x bias':>21} {'averaged: x bias':>17} {'y bias':>7}  (heatmap px, DARK)")
-for shift in (False, True):
-    back, _ = decode_heatmaps(flip_back(pred_mirror, shift=shift), "dark")
-    avg, _ = decode_heatmaps(flip_test_average(pred, pred_mirror, shift=shift), "dark")
-    # (np.round(·) + 0.0 turns a −0.000 into 0.000, so the printed table is stable)
-    bias = [np.round(np.mean(v), 3) + 0.0 for v in (back[..., 0] - truth[..., 0], avg[..., 0] - truth[..., 0],
-                                                     avg[..., 1] - truth[..., 1])]
-    print(f"{str(shift):>6} | {bias[0]:21.3f} {bias[1]:17.3f} {bias[2]:7.3f}")
-
-# %% [markdown]
-# ## 8 · Back to the original image
-#
-# Decoded coordinates live on the heatmap of one person's crop. To report them in the image, undo
-# the crop: `heatmap_to_image` rebuilds the crop's affine transform with the **heatmap size** as
-# output size (so the ×4 is inside the matrix) and inverts it. A common mistake is to plot the
-# raw heatmap coordinates (or ×4 of them) on the image: they are in the crop's frame.
-
-# %%
-box = np.array([[210.0, 95.0, 120.0, 310.0]])  # a person box [x, y, w, h] in a photo
-center, scale = box_to_center_scale(box, aspect_ratio=INPUT_W / INPUT_H)
-kp_image = np.array([[[260.4, 301.7], [281.9, 180.2]]])  # two joints in image pixels, (N=1, K=2, 2)
-to_heatmap = crop_transform(center, scale, output_size=(W, H))  # image → heatmap directly
-kp_hm = transform_points(kp_image, to_heatmap)
-targets, _ = encode_heatmaps(kp_hm, np.ones((1, 2)), (H, W), unbiased=True)
-decoded, _ = decode_heatmaps(targets, "dark")
-back = heatmap_to_image(decoded, center, scale, (H, W))
-print("centre", np.round(center[0], 2), "scale", np.round(scale[0], 4))
-print("heatmap coordinates:", np.round(kp_hm[0], 3).tolist())
-print("decoded, image px:  ", np.round(back[0], 2).tolist())
-print(f"round-trip error: {np.abs(back - kp_image).max():.3f} image px;"
-      f" naive ×4 plot would be off by {np.abs(STRIDE * decoded - kp_image).max():.1f} px")
-
-# %% [markdown]
-# ## 9 · Checks
+# ## 7 · Checks
 
 # %%
 # argmax matches its analytic error; the shift halves it on unbiased targets; DARK is near exact
@@ -397,13 +333,6 @@ for sigma in SIGMAS_TESTED:
     assert abs(table[False, sigma, "argmax"] - analytic) < 0.05
     assert abs(table[True, sigma, "shift"] - analytic / 2) < 0.05
     assert table[True, sigma, "dark"] < 0.05
-# the flip-test biases follow the derivation: −3/4 without shift, +1/4 with
-flipped, _ = decode_heatmaps(flip_back(pred_mirror, shift=True), "dark")
-assert abs(np.mean(flipped[..., 0] - truth[..., 0]) - 0.25) < 0.01
-unflipped, _ = decode_heatmaps(flip_back(pred_mirror, shift=False), "dark")
-assert abs(np.mean(unflipped[..., 0] - truth[..., 0]) + 0.75) < 0.01
-# heatmap → image round trip through the crop
-assert np.abs(back - kp_image).max() < 0.05
 print("all checks passed")
 
 # %% [markdown]
@@ -411,10 +340,10 @@ print("all checks passed")
 #
 # 1. **Expected errors.** Derive the 0.765 input px of the ¼ shift on unbiased targets (hint: per
 #    axis the error becomes $||u| - \tfrac14|$). What happens to the shift on *reference* targets, and why?
-# 2. **A better flip shift.** The ideal shift is ¾ column, not 1. Implement it (e.g. linear
-#    interpolation between the unshifted and the one-column-shifted heatmaps, or by subtracting a
-#    constant from DARK's decoded x) and redo the table of section 7. Then explain the users'
-#    ablation numbers (0.720 / 0.740 / 0.674).
+# 2. **The 3σ window.** The targets are cut to zero outside a square of side 6σ + 1 around μ.
+#    What fraction of the Gaussian's mass does the cut remove, and how large is the jump at the
+#    window's edge? Does the cut bias DARK's estimate for an unbiased target whose centre is ½ px
+#    from μ (compare with an uncut Gaussian written by hand)?
 # 3. **Sigma and noise.** Repeat the noisy table with noise proportional to the target (e.g.
 #    multiplicative) or spatially correlated noise (blur the noise first). Does σ = 1 or σ = 2 give
 #    the smaller DARK error now? What does that suggest about the paper's 1 px?

@@ -48,7 +48,8 @@ from pycocotools.cocoeval import COCOeval
 from hrnet_edu import viz
 from hrnet_edu.coco_eval import make_results, rescore, results_ap, validate_results
 from hrnet_edu.geometry import PIXEL_STD, box_to_center_scale
-from hrnet_edu.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS as K, SIGMAS
+from hrnet_edu.keypoints import KEYPOINT_NAMES, SIGMAS
+from hrnet_edu.keypoints import NUM_KEYPOINTS as K
 from hrnet_edu.notebook_utils import show_source
 from hrnet_edu.oks import compute_oks, match_detections, oks_nms, soft_oks_nms
 
@@ -92,6 +93,11 @@ box = np.array([40.0, 20.0, 120.0, 360.0])  # x, y, w, h
 area = 0.5 * box[2] * box[3]  # s²: a person fills about half of its box
 pred = GT_XY + rng.normal(scale=4.0, size=(K, 2))  # (K, 2) a prediction off by ~4 px per axis
 
+
+# %% [markdown]
+# The formula, term by term, for this pair:
+
+# %%
 def oks_by_hand(pred_xy, gt, area, sigmas=SIGMAS):
     # Per-keypoint similarity exp(-d² / (2 s² k²)) and the OKS, straight from the formula.
     d2 = ((pred_xy - gt[:, :2]) ** 2).sum(axis=1)  # d_i²
@@ -215,6 +221,11 @@ def similarity_bars(ax, similarity, j):
     ax.set_xticks(range(K), KEYPOINT_NAMES, rotation=70, fontsize=9)
 
 
+# %% [markdown]
+# The explorer moves one joint of the perfect prediction, computes the OKS by hand (and checks it
+# against `compute_oks`), and draws the pose beside the bars:
+
+# %%
 def explore(joint="left_wrist", dx=8.0, dy=-6.0, show=True):
     j = KEYPOINT_NAMES.index(joint)
     moved = GT_XY.copy()
@@ -306,6 +317,10 @@ img_ids = sorted(coco.getImgIds())
 anns = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=img_ids)) if a["num_keypoints"] > 0 and not a["iscrowd"]]
 print(f"{len(img_ids)} images, {len(coco.getAnnIds())} annotations, {len(anns)} labelled persons")
 
+# %% [markdown]
+# The fake estimator, one seeded pass over the labelled persons, and its results file:
+
+# %%
 ids, kpts, conf, box_scores, boxes = [], [], [], [], []
 for a in anns:
     if rng.random() < 0.05:
@@ -378,36 +393,50 @@ print(results_ap(coco, []).note)
 #    AR the mean of the final recalls.
 
 # %%
+def match_image(img, dts, t):
+    # Steps 1-2 for one image: its predictions (best first, at most 20) matched to its ground truths.
+    gts = coco.loadAnns(coco.getAnnIds(imgIds=img))
+    ignore = np.array([bool(g["iscrowd"]) or g["num_keypoints"] == 0 for g in gts], dtype=bool)
+    matched, dt_ignore = np.full(len(dts), -1), np.zeros(len(dts), dtype=bool)
+    if dts and gts:
+        oks = compute_oks(np.array([d["keypoints"] for d in dts]).reshape(-1, K, 3),
+                          np.array([g["keypoints"] for g in gts]).reshape(-1, K, 3),
+                          [g["area"] for g in gts], [g["bbox"] for g in gts])
+        matched, dt_ignore = match_detections(oks, [d["score"] for d in dts], ignore,
+                                              [g["iscrowd"] for g in gts], t)
+    # (scores, matched?, ignored?) per prediction, and the image's number of positives
+    return [d["score"] for d in dts], list(matched >= 0), list(dt_ignore), int((~ignore).sum())
+
+
+# %% [markdown]
+# Step 3: pool the images, sort by score, count true and false positives down the list.
+
+# %%
 def pr_curve(results, t, max_dets=20):
     by_image = {}
     for r in results:
         by_image.setdefault(r["image_id"], []).append(r)
     all_scores, all_tp, all_ignored, n_positives = [], [], [], 0
     for img in img_ids:
-        gts = coco.loadAnns(coco.getAnnIds(imgIds=img))
         dts = sorted(by_image.get(img, []), key=lambda r: -r["score"])[:max_dets]  # stable, like mergesort
-        ignore = np.array([bool(g["iscrowd"]) or g["num_keypoints"] == 0 for g in gts], dtype=bool)
-        n_positives += int((~ignore).sum())
-        if not dts:
-            continue
-        matched, dt_ignore = np.full(len(dts), -1), np.zeros(len(dts), dtype=bool)
-        if gts:
-            oks = compute_oks(np.array([d["keypoints"] for d in dts]).reshape(-1, K, 3),
-                              np.array([g["keypoints"] for g in gts]).reshape(-1, K, 3),
-                              [g["area"] for g in gts], [g["bbox"] for g in gts])
-            matched, dt_ignore = match_detections(oks, [d["score"] for d in dts], ignore,
-                                                  [g["iscrowd"] for g in gts], t)
-        all_scores += [d["score"] for d in dts]
-        all_tp += list(matched >= 0)
-        all_ignored += list(dt_ignore)
+        image_scores, image_tp, image_ignored, image_positives = match_image(img, dts, t)
+        all_scores += image_scores
+        all_tp += image_tp
+        all_ignored += image_ignored
+        n_positives += image_positives
     order = np.argsort(-np.array(all_scores), kind="mergesort")
-    tp_flags, ignored = np.array(all_tp)[order], np.array(all_ignored)[order]
+    tp_flags, ignored = np.array(all_tp, dtype=bool)[order], np.array(all_ignored, dtype=bool)[order]
     tp = np.cumsum(tp_flags & ~ignored)
     fp = np.cumsum(~tp_flags & ~ignored)
     recall = tp / n_positives
     precision = tp / (tp + fp + np.spacing(1))  # pycocotools adds eps here too
     return recall, precision
 
+
+# %% [markdown]
+# Step 4 at the ten thresholds, and the check against pycocotools' numbers above:
+
+# %%
 def average_precision(recall, precision):
     envelope = np.maximum.accumulate(precision[::-1])[::-1]  # best precision at this recall or beyond
     levels = np.linspace(0, 1, 101)

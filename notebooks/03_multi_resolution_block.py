@@ -206,25 +206,31 @@ for r, c in enumerate(widths):
 # basic blocks each. Box height is proportional to the resolution, the label gives width and size.
 
 # %%
+def draw_branch(ax, r, c, y, h, color, num_units, input_size):
+    # One row of the figure: branch r's basic blocks (box height h ∝ resolution) at height y.
+    hh, ww = input_size[0] // 2 ** (r + 2), input_size[1] // 2 ** (r + 2)
+    for b in range(num_units):
+        ax.add_patch(Rectangle((1.2 + b * 1.6, y - h / 2), 1.1, h, color=color, alpha=0.85))
+        # a basic block = two 3×3 convolutions; on one line where the box is too flat for two
+        label, size = ("3×3\n3×3", 8) if h > 0.5 else ("3×3 · 3×3", 7)
+        ink = "white" if color[:3] @ np.array([0.2126, 0.7152, 0.0722]) < 0.45 else "black"  # legible on light boxes
+        ax.text(1.75 + b * 1.6, y, label, ha="center", va="center", fontsize=size, color=ink)
+        if b:
+            ax.add_patch(FancyArrowPatch((b * 1.6 + 0.7, y), (1.2 + b * 1.6, y), arrowstyle="->", mutation_scale=10))
+    ax.add_patch(FancyArrowPatch((0.4, y), (1.2, y), arrowstyle="->", mutation_scale=10))
+    ax.add_patch(FancyArrowPatch((1.2 + (num_units - 1) * 1.6 + 1.1, y), (8.0, y), arrowstyle="->", mutation_scale=10))
+    ax.text(0.3, y, f"X_{r}", ha="right", va="center")
+    ax.text(8.1, y, f"branch {r}: C={c}, {hh}×{ww} (1/{2 ** (r + 2)})", va="center", fontsize=9)
+
+
+# %%
 def draw_multi_resolution_block(widths, num_units=4, input_size=(INPUT_H, INPUT_W)):
     fig, ax = plt.subplots(figsize=(10, 4.8))
     colors = plt.cm.viridis(np.linspace(0.15, 0.85, len(widths)))
     y = 0.0
     for r, c in enumerate(widths):
         h = 1.6 / 2 ** r + 0.15  # box height ∝ resolution (with a minimum so labels fit)
-        hh, ww = input_size[0] // 2 ** (r + 2), input_size[1] // 2 ** (r + 2)
-        for b in range(num_units):
-            ax.add_patch(Rectangle((1.2 + b * 1.6, y - h / 2), 1.1, h, color=colors[r], alpha=0.85))
-            # a basic block = two 3×3 convolutions; on one line where the box is too flat for two
-            label, size = ("3×3\n3×3", 8) if h > 0.5 else ("3×3 · 3×3", 7)
-            ink = "white" if colors[r][:3] @ np.array([0.2126, 0.7152, 0.0722]) < 0.45 else "black"  # legible on light boxes
-            ax.text(1.75 + b * 1.6, y, label, ha="center", va="center", fontsize=size, color=ink)
-            if b:
-                ax.add_patch(FancyArrowPatch((b * 1.6 + 0.7, y), (1.2 + b * 1.6, y), arrowstyle="->", mutation_scale=10))
-        ax.add_patch(FancyArrowPatch((0.4, y), (1.2, y), arrowstyle="->", mutation_scale=10))
-        ax.add_patch(FancyArrowPatch((1.2 + (num_units - 1) * 1.6 + 1.1, y), (8.0, y), arrowstyle="->", mutation_scale=10))
-        ax.text(0.3, y, f"X_{r}", ha="right", va="center")
-        ax.text(8.1, y, f"branch {r}: C={c}, {hh}×{ww} (1/{2 ** (r + 2)})", va="center", fontsize=9)
+        draw_branch(ax, r, c, y, h, colors[r], num_units, input_size)
         y -= max(h, 0.45) + 0.5
     ax.set_xlim(-0.5, 12)
     ax.set_ylim(y + 0.3, 1.4)

@@ -19,14 +19,14 @@
 # information. Output r of the **exchange unit** is the sum, over all inputs r', of input r' brought
 # to the resolution and width of branch r, followed by a ReLU:
 #
-# $$Y_i = \mathrm{ReLU}\Big(\sum_j a(X_j, i)\Big)$$
+# $$Y_k = \mathrm{ReLU}\Big(\sum_i a(X_i, k)\Big)$$
 #
-# with the transform a(X_j, i):
-# - **j = i**: identity;
-# - **j > i** (coarser input, going *up*): a 1×1 convolution that changes the width C_j → C_i,
-#   BatchNorm, then **nearest-neighbour upsampling** ×2^(j−i);
-# - **j < i** (finer input, going *down*): i − j **3×3 convolutions with stride 2**; the
-#   intermediate ones keep the width C_j and have BN + ReLU, the last one goes to C_i with BN only
+# with the transform a(X_i, k):
+# - **i = k**: identity;
+# - **i > k** (coarser input, going *up*): a 1×1 convolution that changes the width C_i → C_k,
+#   BatchNorm, then **nearest-neighbour upsampling** ×2^(i−k);
+# - **i < k** (finer input, going *down*): k − i **3×3 convolutions with stride 2**; the
+#   intermediate ones keep the width C_i and have BN + ReLU, the last one goes to C_k with BN only
 #   (the ReLU comes after the sum).
 #
 # **What you will learn**
@@ -64,6 +64,7 @@ from hrnet_edu.viz import contribution_figure, draw_hrnet
 torch.manual_seed(0)
 rng = np.random.default_rng(0)
 
+# %%
 # The largest SynthPose figure, cropped to 256×192 (H×W) around its box and reduced to the 1/4
 # resolution of branch 0 (64×48). (Notebook 06 does this crop properly, with the affine warp.)
 REPO = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
@@ -115,6 +116,7 @@ assert torch.allclose(sub4, x0[..., ::4, ::4] * bn_scale**2, atol=1e-6)  # the p
 print("1 step :", tuple(x0.shape), "->", tuple(sub2.shape), "| centre tap == x[::2, ::2]")
 print("2 steps:", tuple(x0.shape), "->", tuple(sub4.shape), "| == x[::4, ::4]")
 
+# %%
 fig, axes = plt.subplots(1, 4, figsize=(11, 3.4))
 for ax, (title, m) in zip(axes, [("branch 0 input (64×48)", x0), ("centre tap, stride 2 (32×24)", sub2),
                                  ("box filter, stride 2 (32×24)", avg2), ("two centre taps (16×12)", sub4)]):
@@ -124,7 +126,7 @@ for ax, (title, m) in zip(axes, [("branch 0 input (64×48)", x0), ("centre tap, 
 # ## 2 · Going up: 1×1 convolution, then nearest-neighbour upsampling
 #
 # Upsampling has no parameters: nearest-neighbour copies every pixel into an f×f block
-# (f = 2^(j−i)). The width is aligned *before* upsampling, by a 1×1 convolution on the small map,
+# (f = 2^(i−k)). The width is aligned *before* upsampling, by a 1×1 convolution on the small map,
 # which is f² times cheaper than doing it after. With a 1×1 weight of 1 we see the pure upsampling:
 
 # %%
@@ -149,7 +151,7 @@ for ax in axes:
 # Now a whole exchange unit with three branches of widths (4, 8, 16), with random weights (the
 # reference's N(0, 0.001²) initialisation would make every contribution but the identity nearly
 # zero). Its inputs are the picture at 1/4, 1/8 and 1/16 resolution, each spread over C_r channels
-# with random gains. `contributions(xs)[i][j]` returns a(X_j, i), the very terms `forward` sums.
+# with random gains. `contributions(xs)[k][i]` returns a(X_i, k), the very terms `forward` sums.
 
 # %%
 widths = (4, 8, 16)
@@ -162,11 +164,11 @@ gains = [torch.from_numpy(rng.normal(1.0, 0.5, size=(1, c, 1, 1)).astype(np.floa
 xs = [F.avg_pool2d(x0, 2**r) * g for r, g in enumerate(gains)]  # X_r: (1, C_r, 64/2^r, 48/2^r)
 
 with torch.no_grad():
-    parts = unit.contributions(xs)  # parts[i][j] = a(X_j, i)
+    parts = unit.contributions(xs)  # parts[k][i] = a(X_i, k)
     ys = unit(xs)
-for i, row in enumerate(parts):
-    print(f"output {i}:", "  ".join(f"a(X_{j}, {i}) {tuple(p.shape[1:])}" for j, p in enumerate(row)),
-          f"-> Y_{i} {tuple(ys[i].shape[1:])}")
+for k, row in enumerate(parts):
+    print(f"output {k}:", "  ".join(f"a(X_{i}, {k}) {tuple(p.shape[1:])}" for i, p in enumerate(row)),
+          f"-> Y_{k} {tuple(ys[k].shape[1:])}")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -176,7 +178,7 @@ show_source(ExchangeUnit)
 # %% [markdown]
 # ### Check: the same unit from scratch
 #
-# Writing a(X_j, i) with plain tensor operations, using only the unit's weights, must give the
+# Writing a(X_i, k) with plain tensor operations, using only the unit's weights, must give the
 # library's contributions, and ReLU of their sum must give its outputs.
 
 # %%
@@ -185,38 +187,38 @@ def bn_eval(x, bn):
     return (x - bn.running_mean.view(s)) / torch.sqrt(bn.running_var.view(s) + bn.eps) * bn.weight.view(s) + bn.bias.view(s)
 
 
-def a_from_scratch(unit, xs, i, j):
-    x = xs[j]
-    if j == i:
+def a_from_scratch(unit, xs, k, i):
+    x = xs[i]
+    if i == k:
         return x
-    if j > i:  # 1×1 conv C_j → C_i, BN, nearest ×2^(j−i)
-        f = 2 ** (j - i)
-        z = bn_eval(torch.conv2d(x, unit[i][j][0].weight), unit[i][j][1])
+    if i > k:  # 1×1 conv C_i → C_k, BN, nearest ×2^(i−k)
+        f = 2 ** (i - k)
+        z = bn_eval(torch.conv2d(x, unit[k][i][0].weight), unit[k][i][1])
         return z.repeat_interleave(f, dim=2).repeat_interleave(f, dim=3)
-    for k in range(i - j):  # i − j stride-2 3×3 convs; ReLU after all but the last
-        x = bn_eval(torch.conv2d(x, unit[i][j][k][0].weight, stride=2, padding=1), unit[i][j][k][1])
-        x = torch.relu(x) if k < i - j - 1 else x
+    for n in range(k - i):  # k − i stride-2 3×3 convs; ReLU after all but the last
+        x = bn_eval(torch.conv2d(x, unit[k][i][n][0].weight, stride=2, padding=1), unit[k][i][n][1])
+        x = torch.relu(x) if n < k - i - 1 else x
     return x
 
 
 with torch.no_grad():
-    for i in range(3):
-        mine = [a_from_scratch(unit, xs, i, j) for j in range(3)]
-        assert all(torch.allclose(m, p, atol=1e-5) for m, p in zip(mine, parts[i]))
-        assert torch.allclose(torch.relu(sum(mine)), ys[i], atol=1e-5)  # Y_i = ReLU(Σ_j a(X_j, i))
+    for k in range(3):
+        mine = [a_from_scratch(unit, xs, k, i) for i in range(3)]
+        assert all(torch.allclose(m, p, atol=1e-5) for m, p in zip(mine, parts[k]))
+        assert torch.allclose(torch.relu(sum(mine)), ys[k], atol=1e-5)  # Y_k = ReLU(Σ_i a(X_i, k))
 print("from scratch == library for all 9 contributions and 3 outputs")
 
 # %% [markdown]
 # ### Seeing the contributions
 #
-# Each panel shows the per-pixel size (RMS over channels) of one term a(X_j, i): rows are outputs,
+# Each panel shows the per-pixel size (RMS over channels) of one term a(X_i, k): rows are outputs,
 # columns inputs, and the title gives the term's share of the output's total (`contribution_shares`:
 # its norm over the sum of the norms). Upsampled terms are blocky, downsampled ones are coarse
 # copies of the fine map.
 
 # %%
 shares = contribution_shares(parts)
-print("share of input j (columns) in output i (rows):")
+print("share of input i (columns) in output k (rows):")
 print(np.round(shares.numpy(), 3))
 assert torch.allclose(shares.sum(dim=1), torch.ones(3, dtype=torch.float64))
 contribution_figure(parts, name="3-branch")
@@ -225,15 +227,15 @@ contribution_figure(parts, name="3-branch")
 # %% [markdown]
 # ### Interactive: pick an output branch
 #
-# Choose the output i; the row shows every input's contribution a(X_j, i), their sum, and the
+# Choose the output k; the row shows every input's contribution a(X_i, k), their sum, and the
 # fused output after the ReLU, all on one colour scale (symmetric about 0, so blue is negative and
 # red positive everywhere). Drawn once here for output 0, then as a widget.
 
 # %%
-def show_output(i=0):
-    row = parts[i]
-    panels = [(f"a(X_{j}, {i})", p) for j, p in enumerate(row)] + [("Σ_j a(X_j, i)", sum(row)),
-                                                                   (f"Y_{i} = ReLU(Σ)", ys[i])]
+def show_output(k=0):
+    row = parts[k]
+    panels = [(f"a(X_{i}, {k})", p) for i, p in enumerate(row)] + [("Σ_i a(X_i, k)", sum(row)),
+                                                                   (f"Y_{k} = ReLU(Σ)", ys[k])]
     maps = [p[0].mean(dim=0) for _, p in panels]  # the channel mean keeps the sign
     lim = max(float(m.abs().max()) for m in maps)
     fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels) + 0.8, 2.9), layout="constrained")
@@ -241,8 +243,8 @@ def show_output(i=0):
         im = ax.imshow(m, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
         ax.set_title(title, fontsize=10); ax.axis("off")
     fig.colorbar(im, ax=axes, shrink=0.85, label="mean over channels")
-    h, w = ys[i].shape[-2:]
-    fig.suptitle(f"output branch {i} at {h}×{w}", fontsize=11)
+    h, w = ys[k].shape[-2:]
+    fig.suptitle(f"output branch {k} at {h}×{w}", fontsize=11)
     plt.show()
 
 
@@ -250,14 +252,14 @@ show_output(0)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-widgets.interact(show_output, i=widgets.Dropdown(options=[0, 1, 2], value=0, description="output i"));
+widgets.interact(show_output, k=widgets.Dropdown(options=[0, 1, 2], value=0, description="output k"));
 
 # %% [markdown]
 # ## 4 · What each transform costs in HRNet-W32
 #
 # The last exchange unit of stage 4 has four branches of widths (32, 64, 128, 256) at 64×48 … 8×6
 # for a 256×192 input (the very last module keeps only output 0; we build the full 4 × 4 unit to
-# see all the terms). Parameters and multiply-adds of each a(·, i), measured with PyTorch's FLOP counter:
+# see all the terms). Parameters and multiply-adds of each a(·, k), measured with PyTorch's FLOP counter:
 
 # %%
 w = W32.widths(4)
@@ -265,13 +267,13 @@ full = ExchangeUnit(w).eval()
 xs32 = [torch.zeros(1, c, 64 // 2**r, 48 // 2**r) for r, c in enumerate(w)]
 params = np.zeros((4, 4), dtype=np.int64)
 macs = np.zeros((4, 4))
-for i in range(4):
-    for j in range(4):
+for k in range(4):
+    for i in range(4):
         with FlopCounterMode(display=False) as counter, torch.no_grad():
-            full[i][j](xs32[j])
-        params[i, j] = count_parameters(full[i][j])
-        macs[i, j] = counter.get_total_flops() / 2 / 1e6
-print("parameters of a(X_j, i) (rows i = output, columns j = input):")
+            full[k][i](xs32[i])
+        params[k, i] = count_parameters(full[k][i])
+        macs[k, i] = counter.get_total_flops() / 2 / 1e6
+print("parameters of a(X_i, k) (rows k = output, columns i = input):")
 print(params)
 print("multiply-adds (millions):")
 print(np.round(macs, 1))
@@ -279,45 +281,45 @@ print(f"whole unit: {count_parameters(full):,d} parameters, {macs.sum():.1f} M m
 
 
 # %% [markdown]
-# The same numbers by hand: a 1×1 conv costs C_j·C_i per pixel of the small input map; step k of a
-# chain (k = 0, 1, …) writes 1/4^(k+1) of input j's pixels with 9·C_in·C_out multiply-adds each,
-# where C_in = C_j throughout and C_out = C_j except in the last step (C_i).
+# The same numbers by hand: a 1×1 conv costs C_i·C_k per pixel of the small input map; step n of a
+# chain (n = 0, 1, …) writes 1/4^(n+1) of input i's pixels with 9·C_in·C_out multiply-adds each,
+# where C_in = C_i throughout and C_out = C_i except in the last step (C_k).
 
 # %%
-def analytic_macs(i, j, area0=64 * 48):
-    area = area0 / 4**j  # pixels of input j
-    if j == i:
+def analytic_macs(k, i, area0=64 * 48):
+    area = area0 / 4**i  # pixels of input i
+    if i == k:
         return 0.0
-    if j > i:
-        return w[j] * w[i] * area
-    steps = i - j
-    return sum(9 * w[j] * (w[i] if k == steps - 1 else w[j]) * area / 4 ** (k + 1) for k in range(steps))
+    if i > k:
+        return w[i] * w[k] * area
+    steps = k - i
+    return sum(9 * w[i] * (w[k] if n == steps - 1 else w[i]) * area / 4 ** (n + 1) for n in range(steps))
 
 
-steps_macs = {(i, j): [9 * w[j] * (w[i] if k == i - j - 1 else w[j]) * 64 * 48 / 4**j / 4 ** (k + 1) / 1e6
-                       for k in range(i - j)] for i in range(4) for j in range(i)}
-assert np.allclose([[analytic_macs(i, j) / 1e6 for j in range(4)] for i in range(4)], macs)
+steps_macs = {(k, i): [9 * w[i] * (w[k] if n == k - i - 1 else w[i]) * 64 * 48 / 4**i / 4 ** (n + 1) / 1e6
+                       for n in range(k - i)] for k in range(4) for i in range(k)}
+assert np.allclose([[analytic_macs(k, i) / 1e6 for i in range(4)] for k in range(4)], macs)
 print("measured == analytic for all 16 terms")
-for (i, j), per_step in steps_macs.items():
-    print(f"a(X_{j}, {i}): steps " + " + ".join(f"{m:.2f}" for m in per_step) + f" = {sum(per_step):.2f} M")
+for (k, i), per_step in steps_macs.items():
+    print(f"a(X_{i}, {k}): steps " + " + ".join(f"{m:.2f}" for m in per_step) + f" = {sum(per_step):.2f} M")
 
 # %% [markdown]
 # The identity terms (diagonal) are free; going up is cheap because the 1×1 conv runs on the small
 # map; going down costs the most compute, 12.4–14.2 M multiply-adds per term whatever the distance.
-# The reason is the **first** strided conv of a chain: it keeps the input width C_j and writes a
-# quarter of input j's pixels, 9·C_j²·H_jW_j/4 = 7.08 M for *every* j, since C_j doubles from branch
-# to branch while H_jW_j is quartered. A one-step chain (which widens to C_i = 2C_j at once) costs
-# twice that, 14.16 M. In a longer chain the intermediate convs keep the width C_j on maps 4× smaller
-# at each step, so they add little (1.77 M), and only the last one widens to C_i (7.08 M for two
+# The reason is the **first** strided conv of a chain: it keeps the input width C_i and writes a
+# quarter of input i's pixels, 9·C_i²·H_iW_i/4 = 7.08 M for *every* i, since C_i doubles from branch
+# to branch while H_iW_i is quartered. A one-step chain (which widens to C_k = 2C_i at once) costs
+# twice that, 14.16 M. In a longer chain the intermediate convs keep the width C_i on maps 4× smaller
+# at each step, so they add little (1.77 M), and only the last one widens to C_k (7.08 M for two
 # steps, 3.54 M for three). The chains into the coarsest branch (bottom row) carry most of the
-# parameters because their last convolution is a 3×3 into a wide branch (9·C_j·C_i weights).
+# parameters because their last convolution is a 3×3 into a wide branch (9·C_i·C_k weights).
 #
 # ## 5 · In the network
 #
-# In `HRNet`, `stage{s}.{m}.fuse_layers` is an `ExchangeUnit`: its entry `[i][j]` is a(·, i) for
-# input j, stored under the reference implementation's keys (`fuse_layers.i.j.0` for the 1×1
-# conv of an upsampling term, `fuse_layers.i.j.k.0` for the k-th strided conv of a chain). The
-# feature-capture tool (notebook 09) records `stage{s}.module{m}.exchange.out{i}.from{j}` by
+# In `HRNet`, `stage{s}.{m}.fuse_layers` is an `ExchangeUnit`: its entry `[k][i]` is a(·, k) for
+# input i, stored under the reference implementation's keys (`fuse_layers.k.i.0` for the 1×1
+# conv of an upsampling term, `fuse_layers.k.i.n.0` for the n-th strided conv of a chain). The
+# feature-capture tool (notebook 09) records `stage{s}.module{m}.exchange.out{k}.from{i}` by
 # calling this same `contributions` method.
 
 # %%
@@ -325,7 +327,7 @@ model = build_model(W8)
 unit_in_net = model.stage3[0].fuse_layers
 print(type(unit_in_net).__name__, "with", len(unit_in_net), "outputs ×", len(unit_in_net[0]), "inputs")
 print("keys of a(X_0, 2), the two-step chain 0 → 2:")
-print(columns([k for k in model.state_dict() if k.startswith("stage3.0.fuse_layers.2.0.")], width=100))
+print(columns([n for n in model.state_dict() if n.startswith("stage3.0.fuse_layers.2.0.")], width=100))
 print("last module of stage 4 keeps outputs:", len(model.stage4[-1].fuse_layers))
 
 # %% [markdown]

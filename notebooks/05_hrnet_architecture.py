@@ -230,6 +230,7 @@ axes[0].set_ylabel("resolution of the output")
 axes[0].invert_yaxis()  # once: the y axis is shared, high resolution on top
 fig.tight_layout()
 
+# %%
 cpu_rows = []
 for name, model in [("SimpleBaseline SMALL", small_base), ("HRNet W8", small_hr)]:
     cpu_rows.append((name, count_parameters(model), count_macs(model, INPUT), min(conv_strides(model)[2:])))

@@ -30,8 +30,10 @@
 #   and half-body crops, drawn with the reference code's settings (rotation only with p = 0.6, and
 #   up to ±90°) — each shown on the same person, and its measured statistics;
 # - how a sample's targets are made, and a check that every labelled keypoint lands on the peak
-#   of its target heatmap, and back on the annotation after the round trip;
-# - the optional GPU path that warps and encodes a whole batch on the device.
+#   of its target heatmap, and back on the annotation after the round trip.
+#
+# Appendix A, after the exercises, is engineering: what each step of the pipeline costs, measured,
+# and the optional GPU path that warps and encodes a whole batch on the device.
 #
 # Notation: K = 17 joints; input crop H×W = 256×192, heatmaps 64×48; points (x, y) with integer
 # coordinates at pixel centres (`hrnet_edu.geometry`), and x_in = 4 · x_hm between crop and heatmap.
@@ -42,8 +44,8 @@
 # The crops are photographs: JPEG keeps this notebook's stored figures small at 100 dpi.
 # %config InlineBackend.figure_formats = ["jpeg"]
 # %config InlineBackend.print_figure_kwargs = {"bbox_inches": "tight", "pil_kwargs": {"quality": 88}}
-import time
 
+# %%
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
@@ -52,13 +54,10 @@ from matplotlib.patches import Polygon, Rectangle
 
 from hrnet_edu.data.coco import CocoKeypoints, denormalize, load_image
 from hrnet_edu.data.transforms import (
-    NO_AUGMENT,
     PAPER_AUGMENT,
     CropParams,
-    GpuBatchTransform,
     crop_inverse,
     crop_matrix,
-    gpu_collate,
     half_body_box,
     sample_crop,
     transform_joints,
@@ -71,6 +70,7 @@ from hrnet_edu.keypoints import FLIP_INDEX, KEYPOINT_NAMES
 from hrnet_edu.notebook_utils import show_source
 from hrnet_edu.viz import draw_pose, show_heatmap
 
+# %%
 torch.manual_seed(0)
 rng = np.random.default_rng(0)
 torch.set_num_threads(1)  # per-sample work is small; one thread is what a DataLoader worker uses
@@ -356,6 +356,11 @@ def round_trip(dataset, n=96, method="argmax"):
         border += int((on & ~inside).sum()); total += int(on.sum())
     return np.concatenate(errs_in), np.concatenate(errs_img), peaks_ok, border, total
 
+
+# %% [markdown]
+# The check, on the reference's targets decoded by argmax, and on unbiased targets decoded by DARK:
+
+# %%
 reference_targets = round_trip(train, method="argmax")
 unbiased = CocoKeypoints(f"{ROOT}/annotations/person_keypoints_train.json", f"{ROOT}/images", train=True, seed=0,
                          unbiased_targets=True)
@@ -370,68 +375,18 @@ print(f"{'targets / decoder':20} {'error in input px:':>18} {'mean':>6} {'median
 for name, (ein, *_r) in [("reference / argmax", reference_targets), ("unbiased / DARK", unbiased_targets)]:
     print(f"{name:39} {ein.mean():6.3f} {np.median(ein):7.3f} {ein.max():6.3f}")
 
-# %% [markdown]
-# ## 8. Throughput, and the GPU path
-#
-# On two shared CPU cores the input pipeline can starve an H100: decoding, warping and target
-# generation cost a few milliseconds per sample. `CocoKeypoints(raw=True)` stops after the cheap
-# part — decode the JPEG, draw the augmentation, cut out only the pixels the crop will read — and
-# `GpuBatchTransform` does the float conversion, the warp and the targets for a whole batch on the
-# device. On the CPU both paths must give the same samples: the same targets, weights and joints
-# exactly, and the same pixels up to the per-sample path's rounding of its warped crop to uint8
-# (≤ ½ grey level; it warps with OpenCV, the batch path in float):
-
-# %%
-raw = CocoKeypoints(f"{ROOT}/annotations/person_keypoints_train.json", f"{ROOT}/images", train=True, seed=0, raw=True)
-batch = gpu_collate([raw[i] for i in range(8)])
-on_device = GpuBatchTransform(INPUT, device="cpu")(batch)  # device="cuda" on a GPU machine
-cpu = {key: torch.stack([train[i][key] for i in range(8)]) for key in ("image", "target", "target_weight", "joints")}
-for key in ("target", "target_weight", "joints"):
-    assert torch.equal(on_device[key], cpu[key]), key
-std = torch.tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1)  # ImageNet std: normalised units → grey levels
-levels = (on_device["image"] - cpu["image"]).abs() * 255 * std
-assert levels.max() <= 0.5 + 0.01
-print("raw batch", tuple(batch["raw_image"].shape), batch["raw_image"].dtype, "→ image", tuple(on_device["image"].shape),
-      "target", tuple(on_device["target"].shape))
-print(f"GPU path (run on the CPU here) vs CPU samples: targets, weights, joints equal; pixels differ by "
-      f"≤ {levels.max():.2f} grey levels (mean {levels.mean():.2f})")
-
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-def per_sample_ms(fn, n=24):
-    fn(0)
-    t = time.perf_counter()
-    for i in range(n):
-        fn(i)
-    return 1000 * (time.perf_counter() - t) / n
-
-decode_ms = per_sample_ms(lambda i: load_image(train.record(i)["path"]))
-raw_ms = per_sample_ms(lambda i: raw[i])
-full_ms = per_sample_ms(lambda i: train[i])
-gpu = GpuBatchTransform(INPUT, device="cuda" if torch.cuda.is_available() else "cpu")
-batch32 = gpu_collate([raw[i] for i in range(32)])
-t = time.perf_counter(); gpu(batch32); gpu_ms = 1000 * (time.perf_counter() - t) / 32
-print(f"{'step (1 CPU thread)':34} {'ms / sample':>11}")
-print(f"{'decode JPEG (256×256)':34} {decode_ms:11.2f}")
-print(f"{'raw sample (decode + draw + cut)':34} {raw_ms:11.2f}")
-print(f"{'full CPU sample':34} {full_ms:11.2f}")
-print(f"{'batch warp + targets on ' + gpu.device.type:34} {gpu_ms:11.2f}")
-
 
 # %% [markdown]
-# ## 9. Explore
+# ## 8. Explore
 #
 # Pick a training sample and an augmentation; the widget shows the crop, its targets and the
 # parameters. (`random` draws from the sample's own generator at the chosen epoch.) Its starting
 # state is drawn once first, for readers without a kernel.
 
 # %%
-def explore(index=0, augmentation="random", epoch=0):
-    r = train.record(index)
-    img = load_image(r["path"])
+def augmentations(r, img, index, epoch):  # the explorer's choices, as crop parameters
     c0, s0, j0 = r["center"], r["scale"], r["joints"]
-    options = {
+    return {
         "none": CropParams(c0, s0),
         "scale × 1.35": CropParams(c0, s0 * 1.35),
         "rotation +45°": CropParams(c0, s0, 45.0),
@@ -440,7 +395,14 @@ def explore(index=0, augmentation="random", epoch=0):
         "random": sample_crop(np.random.default_rng((0, epoch, index)), c0, s0, j0[:, :2], j0[:, 2], img.shape[1], aspect,
                               PAPER_AUGMENT),
     }
-    p = options[augmentation]
+
+
+# %%
+def explore(index=0, augmentation="random", epoch=0):
+    r = train.record(index)
+    img = load_image(r["path"])
+    j0 = r["joints"]
+    p = augmentations(r, img, index, epoch)[augmentation]
     m = crop_matrix(p, img.shape[1], OUT)
     j = transform_joints(j0, m, p.flip, INPUT)
     target, weight = encode_heatmaps(j[:, :2] / 4, j[:, 2], (INPUT[0] // 4, INPUT[1] // 4), 2.0)
@@ -483,3 +445,55 @@ widgets.interactive(explore, index=widgets.IntSlider(0, 0, len(train) - 1, descr
 # 3. **A new augmentation.** Add a random translation of the crop centre (±5 % of the box) as a
 #    field of `AugmentConfig`: which of the functions in `transforms.py` need to change, and which
 #    check of this notebook proves you did it right?
+
+# %% [markdown]
+# ## Appendix A · Throughput, and the GPU data path
+#
+# On two shared CPU cores the input pipeline can starve an H100: decoding, warping and target
+# generation cost a few milliseconds per sample. `CocoKeypoints(raw=True)` stops after the cheap
+# part — decode the JPEG, draw the augmentation, cut out only the pixels the crop will read — and
+# `GpuBatchTransform` does the float conversion, the warp and the targets for a whole batch on the
+# device. On the CPU both paths must give the same samples: the same targets, weights and joints
+# exactly, and the same pixels up to the per-sample path's rounding of its warped crop to uint8
+# (≤ ½ grey level; it warps with OpenCV, the batch path in float):
+
+# %%
+import time
+
+from hrnet_edu.data.transforms import GpuBatchTransform, gpu_collate
+
+raw = CocoKeypoints(f"{ROOT}/annotations/person_keypoints_train.json", f"{ROOT}/images", train=True, seed=0, raw=True)
+batch = gpu_collate([raw[i] for i in range(8)])
+on_device = GpuBatchTransform(INPUT, device="cpu")(batch)  # device="cuda" on a GPU machine
+cpu = {key: torch.stack([train[i][key] for i in range(8)]) for key in ("image", "target", "target_weight", "joints")}
+for key in ("target", "target_weight", "joints"):
+    assert torch.equal(on_device[key], cpu[key]), key
+std = torch.tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1)  # ImageNet std: normalised units → grey levels
+levels = (on_device["image"] - cpu["image"]).abs() * 255 * std
+assert levels.max() <= 0.5 + 0.01
+print("raw batch", tuple(batch["raw_image"].shape), batch["raw_image"].dtype, "→ image", tuple(on_device["image"].shape),
+      "target", tuple(on_device["target"].shape))
+print(f"GPU path (run on the CPU here) vs CPU samples: targets, weights, joints equal; pixels differ by "
+      f"≤ {levels.max():.2f} grey levels (mean {levels.mean():.2f})")
+
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+def per_sample_ms(fn, n=24):
+    fn(0)
+    t = time.perf_counter()
+    for i in range(n):
+        fn(i)
+    return 1000 * (time.perf_counter() - t) / n
+
+decode_ms = per_sample_ms(lambda i: load_image(train.record(i)["path"]))
+raw_ms = per_sample_ms(lambda i: raw[i])
+full_ms = per_sample_ms(lambda i: train[i])
+gpu = GpuBatchTransform(INPUT, device="cuda" if torch.cuda.is_available() else "cpu")
+batch32 = gpu_collate([raw[i] for i in range(32)])
+t = time.perf_counter(); gpu(batch32); gpu_ms = 1000 * (time.perf_counter() - t) / 32
+print(f"{'step (1 CPU thread)':34} {'ms / sample':>11}")
+print(f"{'decode JPEG (256×256)':34} {decode_ms:11.2f}")
+print(f"{'raw sample (decode + draw + cut)':34} {raw_ms:11.2f}")
+print(f"{'full CPU sample':34} {full_ms:11.2f}")
+print(f"{'batch warp + targets on ' + gpu.device.type:34} {gpu_ms:11.2f}")

@@ -27,45 +27,48 @@
 # - the loss exactly as the reference computes it — including its unexplained factor ½ — checked
 #   against a from-scratch version, and online hard keypoint mining;
 # - what one training step does (forward, loss, backward, gradient norm, Adam step);
-# - what the trainer adds on a GPU: mixed precision (bf16/fp16), channels-last, `torch.compile`,
-#   several GPUs with `torchrun`;
-# - how checkpoints make a killed run resumable *bit for bit*;
 # - how the loss and the validation AP evolve, and how the predictions improve epoch by epoch;
+# - what changes for real COCO;
 # - which recipe trains a working network on 2 CPU cores, and how AP grows with CPU minutes.
+#
+# The engineering that makes the same code fast and safe is kept for three appendices after the
+# exercises: **A** the GPU path (mixed precision, channels-last, `torch.compile`) and what each
+# option buys, measured; **B** checkpoints that make a killed run resumable *bit for bit*; **C**
+# several GPUs with `torchrun`.
 #
 # **Two modes.** With a CUDA GPU the full run trains HRNet-W32 256×192 on a SynthPose set of
 # 10,000 images (`hrnet-edu synth --out data/synthpose --train 10000 --val 1000`). Without one it
 # runs a **smoke configuration** — the CPU recipe's network, fine-tuned for about a minute on the
-# bundled sample, starting from an early checkpoint of the recipe's own run — with the same code. Cells whose output depends on the hardware (timings, losses of
-# the run) are marked `NBVAL_IGNORE_OUTPUT`; everything else is checked when the notebook is
-# re-run as a test.
+# bundled sample, starting from an early checkpoint of the recipe's own run — with the same code.
+# Cells whose output depends on the hardware (timings, losses of the run) are marked
+# `NBVAL_IGNORE_OUTPUT`; everything else is checked when the notebook is re-run as a test.
 
 # %%
 # %matplotlib inline
 import dataclasses
-import datetime
 import json
 import os
-import platform
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+# %%
 from hrnet_edu import evaluate
 from hrnet_edu.checkpoints import load_checkpoint_state
 from hrnet_edu.configs import PRESETS, get_config
 from hrnet_edu.data.coco import denormalize
+from hrnet_edu.flops import count_parameters
 from hrnet_edu.heatmaps import decode_heatmaps
 from hrnet_edu.losses import JointsMSELoss, JointsOHKMLoss
-from hrnet_edu.flops import count_parameters
 from hrnet_edu.model import build_model
 from hrnet_edu.notebook_utils import show_source
 from hrnet_edu.overrides import apply_overrides
 from hrnet_edu.train import DistInfo, build_criterion, build_datasets, train, train_one_epoch
-from hrnet_edu.viz import draw_pose, loss_figure
+from hrnet_edu.viz import draw_pose, loss_figure, show_heatmap
 
+# %%
 torch.manual_seed(0)
 np.random.seed(0)
 plt.rcParams["figure.dpi"] = 100
@@ -77,6 +80,9 @@ EARLY_CKPT = CKPT.replace(".pt", "_epoch1.pt")  # the same run after its first o
 # %%
 # NBVAL_IGNORE_OUTPUT
 # Which machine ran this notebook (the committed outputs say where they come from).
+import datetime
+import platform
+
 device_name = torch.cuda.get_device_name(0) if GPU else f"CPU ({os.cpu_count()} cores, {platform.machine()})"
 print(f"device: {device_name}; torch {torch.__version__}; "
       f"run on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
@@ -88,17 +94,18 @@ print("mode:", "FULL RUN (GPU)" if GPU else "SMOKE RUN (no GPU: the CPU recipe f
 #
 # A run is described by one frozen dataclass, `TrainConfig`; four presets cover the cases of the
 # course. The two COCO presets are the paper's settings; the SynthPose ones compress the schedule
-# because SynthPose figures are simpler than COCO people, and the CPU one is the recipe of section 9. Any field can be changed without editing
+# because SynthPose figures are simpler than COCO people, and the CPU one is the recipe of section 7. Any field can be changed without editing
 # code: `apply_overrides(cfg, ["epochs=3", "model.width=8"])`, or on the command line
 # `hrnet-edu train --config NAME epochs=3 model.width=8`.
 
 # %%
 def config_table(configs):
-    rows = [("preset", "model", "input", "heatmap", "σ", "batch", "epochs", "lr", "schedule", "amp", "data")]
+    rows = [("preset", "model", "input", "heatmap", "σ", "batch", "epochs", "lr", "schedule", "amp GPU/CPU", "data")]
     for c in configs:
         schedule = "cosine" if c.lr_schedule == "cosine" else "×0.1 at " + ",".join(map(str, c.lr_steps))
         rows.append((c.name, f"W{c.model.width}", "{}×{}".format(*c.input_size), "{}×{}".format(*c.heatmap_size),
-                     f"{c.sigma:g}", str(c.batch_size), str(c.epochs), f"{c.lr:g}", schedule, c.amp,
+                     f"{c.sigma:g}", str(c.batch_size), str(c.epochs), f"{c.lr:g}", schedule,
+                     f"{c.amp}/{'bf16' if c.cpu_bf16 else 'none'}",
                      os.path.basename(c.data_root)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
@@ -147,15 +154,15 @@ for key in ("image", "target", "target_weight", "joints"):
 print(f"{len(train_set)} training crops, {len(val_set)} validation crops")
 
 # %%
-fig, axes = plt.subplots(2, 4, figsize=(10, 5.2))
+fig, axes = plt.subplots(2, 4, figsize=(10, 5.6), layout="constrained")
 for i, ax in enumerate(axes.flat):
-    ax.imshow(denormalize(batch["image"][i]))
-    target = batch["target"][i].amax(0)  # all K targets of the crop, maximum over joints
-    ax.imshow(np.kron(target.numpy(), np.ones((4, 4))), alpha=0.45, cmap="magma")
-    ax.set_title(f"crop {i}: {int((batch['target_weight'][i] > 0).sum())} joints", fontsize=9)
+    crop = denormalize(batch["image"][i])
+    im = show_heatmap(ax, batch["target"][i].amax(0), crop)  # all K targets, maximum over joints; scale [0, 1]
+    ax.set_title(f"crop {i}: {int((batch['target_weight'][i] > 0).sum())} joints", fontsize=10)
     ax.axis("off")
-fig.suptitle("training crops (augmented) and their targets (max over the 17 heatmaps, upsampled ×4)")
-plt.tight_layout()
+fig.colorbar(im, ax=axes, shrink=0.7, label="target (max over the 17 heatmaps)")
+fig.suptitle("training crops (augmented) and their targets", fontsize=11)
+plt.show()
 
 # %% [markdown]
 # ## 3 · The loss
@@ -205,8 +212,10 @@ print(f"predicting all zeros would give {JointsMSELoss()(torch.zeros_like(target
 # ## 4 · One training step, by hand
 #
 # `train_one_epoch` does, for each batch: forward → loss → backward → gradient norm → Adam step.
-# Here is one step of it written out, on the CPU, and then the library's version of the same step
-# from the same starting point — they agree exactly.
+# Here is one step of it written out, on the CPU in fp32, and then the library's version of the same
+# step from the same starting point — they agree exactly. (The CPU recipe runs its steps in bf16
+# with channels-last, Appendix A; for this comparison the library runs in fp32 too:
+# `cpu_bf16=False, cpu_channels_last=False`.)
 
 # %%
 def one_step_by_hand(seed=0):
@@ -226,19 +235,17 @@ loss0, norm0, by_hand = one_step_by_hand()
 torch.manual_seed(0)
 library = build_model(SMOKE.model)
 opt = torch.optim.Adam(library.parameters(), lr=SMOKE.lr)
-record = train_one_epoch(library, [batch], build_criterion(SMOKE), opt, torch.amp.GradScaler("cpu", enabled=False),
-                         SMOKE, torch.device("cpu"), 0, DistInfo(), progress=False)
+FP32 = dataclasses.replace(SMOKE, cpu_bf16=False, cpu_channels_last=False)
+record = train_one_epoch(library, [batch], build_criterion(FP32), opt, torch.amp.GradScaler("cpu", enabled=False),
+                         FP32, torch.device("cpu"), 0, DistInfo(), progress=False)
 same = all(torch.equal(a, b) for a, b in zip(by_hand.state_dict().values(), library.state_dict().values()))
 print(f"loss {loss0:.4e}, gradient norm {norm0:.4e}; library step: loss {record['loss']:.4e}; "
       f"identical weights after the step: {same}")
 assert same
 
 # %% [markdown]
-# On a GPU the same step runs under `torch.autocast` (bf16, or fp16 with a `GradScaler` that
-# multiplies the loss so that small fp16 gradients do not underflow, and unscales them before the
-# gradient norm and the step), with images and weights in **channels-last** memory layout (faster
-# convolutions on tensor cores), optionally through `torch.compile`. The loss itself is always
-# accumulated in fp32. `benchmarks/bench_train.py` measures what each option buys:
+# The library's loop does this for every batch of an epoch. Its extra branches (mixed precision,
+# channels-last, the gradient scaler) are what a GPU run switches on; Appendix A explains them.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -255,7 +262,7 @@ show_source(train_one_epoch)
 # epoch in `log.jsonl`.
 #
 # To watch the predictions improve we train in **segments** — a few epochs, look, resume, look
-# again. Resuming continues exactly where the checkpoint left off (section 6 proves it), so the
+# again. Resuming continues exactly where the checkpoint left off (Appendix B proves it), so the
 # segments add up to one uninterrupted run. (That needs a schedule that does not depend on the run's
 # total length: the smoke run uses the step schedule, ×0.1 for its last epoch. A cosine schedule is
 # stretched over `epochs`, so cutting a cosine run into segments of different `epochs` would change it.)
@@ -317,7 +324,7 @@ for r in state["metrics"]:
 # Each row is one moment of the run (the first row: the weights it starts from — in smoke mode the
 # recipe's run after its first epoch), each column one validation crop; the dots are the decoded
 # heatmap maxima with confidence > 0.2. In smoke mode the last row is the checkpoint committed under
-# `data_samples/checkpoints/` — the CPU recipe trained for its full length (section 9), whose record
+# `data_samples/checkpoints/` — the CPU recipe trained for its full length (section 7), whose record
 # says how well it does:
 
 # %%
@@ -340,59 +347,7 @@ for row, (label, (coords, conf)) in zip(np.atleast_2d(axes), snapshots.items()):
 plt.tight_layout()
 
 # %% [markdown]
-# ## 6 · Checkpoints, and resuming bit for bit
-#
-# A checkpoint holds everything the next epoch depends on: model weights and BatchNorm statistics,
-# Adam's moments, the schedule's position, the fp16 loss scale, the epoch, the best AP, the config
-# and the random generators' states. The trainer also seeds every epoch from (seed, epoch), so the
-# data order and the augmentation of epoch e do not depend on how the process got there. It is
-# written atomically (a temporary file renamed over the old one), so a run killed while saving
-# still has its previous checkpoint.
-#
-# The check below always runs on the CPU, in deterministic mode: two epochs in one go, against one
-# epoch, "kill", and resume for the second.
-
-# %%
-torch.use_deterministic_algorithms(True)
-tiny = dataclasses.replace(SMOKE, epochs=2, max_train_images=32, val_every=0, batch_size=8, log_every=1)
-import tempfile
-with tempfile.TemporaryDirectory() as tmp:
-    straight = train(tiny, os.path.join(tmp, "straight"), progress=False)
-    train(dataclasses.replace(tiny, epochs=1), os.path.join(tmp, "killed"), progress=False)
-    resumed = train(tiny, os.path.join(tmp, "killed"), resume=True, progress=False)
-    logs = {}
-    for name in ("straight", "killed"):
-        with open(os.path.join(tmp, name, "log.jsonl")) as f:
-            logs[name] = [json.loads(line)["loss"] for line in f if '"step"' in line]
-torch.use_deterministic_algorithms(False)
-a, b = straight["model"].state_dict(), resumed["model"].state_dict()
-# The loss values themselves depend on the CPU's thread count (summation order), so we print
-# what must hold on every machine: the resumed run repeats the uninterrupted one exactly.
-print("epoch-2 steps compared:", len(logs["straight"][4:]))
-print("identical losses:", logs["straight"] == logs["killed"],
-      "| identical final weights:", all(torch.equal(a[k], b[k]) for k in a))
-assert logs["straight"] == logs["killed"] and all(torch.equal(a[k], b[k]) for k in a)
-
-# %% [markdown]
-# ## 7 · Several GPUs: `torchrun`
-#
-# The same `train` runs data-parallel when launched by `torchrun`, which sets `RANK`, `WORLD_SIZE`
-# and `LOCAL_RANK` for each process:
-#
-# ```bash
-# torchrun --nproc_per_node=4 -m hrnet_edu.cli train --config coco_w32_256x192 --out runs/coco_w32 data_root=/data/coco
-# ```
-#
-# Each process joins the group (NCCL on GPUs, gloo on CPUs), wraps the network in
-# `DistributedDataParallel` (gradients averaged across processes after every backward), reads its own
-# shard of every epoch through a `DistributedSampler`, and — at validation — predicts its shard of
-# the validation crops; the predictions are gathered on rank 0 (`all_gather_object`), which runs
-# OKS-NMS and COCOeval. Only rank 0 writes logs and checkpoints. `batch_size` is per process: the
-# paper's 32 × 4 GPUs is `coco_w32_256x192` on 4 processes. (`tests/test_train.py` runs 2 processes
-# with gloo on a CPU and checks both end with identical weights and that the gathered validation
-# equals a single-process one.)
-#
-# ## 8 · What changes for real COCO
+# ## 6 · What changes for real COCO
 #
 # Nothing in the code: point a COCO preset at a folder with
 # `annotations/person_keypoints_{train,val}2017.json`, `train2017/` and `val2017/`.
@@ -407,21 +362,20 @@ print("augmentation:", coco.augment)
 # %% [markdown]
 # What does change is the scale: COCO train2017 has about 150,000 person instances, 15× a 10k
 # SynthPose set, and the paper trains 210 epochs of it with 4 GPUs — about 30 million crops, 50×
-# what the CPU recipe of section 9 sees. Real people are also harder than SynthPose figures:
+# what the CPU recipe of section 7 sees. Real people are also harder than SynthPose figures:
 # occlusion by other people, clothing, truncation, motion blur; the paper's W32 reaches AP 0.744 on val2017 with detected boxes.
 # Practical points for a real run:
 #
-# - `workers` (data-loading processes) must keep up with the GPU: JPEG decoding and warping are on
-#   the CPU. Watch `img/s` in the log: if it does not grow with the batch size, the loader is the
-#   bottleneck.
 # - Validate less often (`val_every=10`): COCO val2017 has 6,352 person instances with keypoints.
 # - Evaluate with a person detector's boxes for the paper's numbers:
 #   `hrnet-edu evaluate --config coco_w32_256x192 --checkpoint runs/coco_w32/best.pt --boxes DETECTIONS.json`.
 # - The published checkpoints load into the same model (`model.load_reference_weights`), to fine-tune
 #   or to compare with.
+# - The engineering of such a run — mixed precision, throughput and the data loader, resuming a
+#   killed run, several GPUs — is in Appendices A, B and C.
 
 # %% [markdown]
-# ## 9 · What a CPU-hour buys: the recipe behind the committed checkpoint
+# ## 7 · What a CPU-hour buys: the recipe behind the committed checkpoint
 #
 # No GPU was available to build this course, so the network that notebooks 08 and 09 open was
 # trained on the same 2-core CPU. Which recipe gets the most out of a CPU-hour was measured, not
@@ -433,7 +387,8 @@ print("augmentation:", coco.augment)
 # residual unit per branch), the input size, the learning rate, σ with the reference's targets and
 # decoding, the batch size, or the data (the bundled 951 persons repeated instead of distinct ones).
 # The chosen recipe, `synthpose_w16_128x96_cpu`, was then run once for 15 epochs on 37,476 generated
-# persons; its per-epoch validation is in the checkpoint's JSON record.
+# persons, in fp32 (the recipe has since switched its CPU steps to bf16, Appendix A); its per-epoch
+# validation is in the checkpoint's JSON record.
 
 # %%
 import csv
@@ -461,7 +416,7 @@ for ax, column, label in ((axes[0], 2, "AP"), (axes[1], 3, "AP75")):
     ax.set(xscale="log", xlabel="training CPU minutes (validation excluded)", ylabel=f"val {label}",
            title=f"{label} on the bundled val split", ylim=(0, 1))
     ax.grid(alpha=0.3)
-_ = axes[1].legend(fontsize=7, loc="upper left")
+_ = axes[1].legend(fontsize=8, loc="upper left")
 
 # %% [markdown]
 # What the study says (each number is in the table above; the short runs are single runs of a few
@@ -487,11 +442,12 @@ _ = axes[1].legend(fontsize=7, loc="upper left")
 # %% [markdown]
 # ## Where these outputs come from
 #
-# The outputs stored in this notebook were produced by the machine named in the second cell. If it
+# The outputs stored in this notebook were produced by the machine named at the top (`device: …`). If it
 # says **SMOKE RUN**, no GPU was available when the notebook was last executed: the run of section 5
 # is the CPU recipe's network fine-tuned for about a minute, and its AP is that of a small network
 # on 128×96 crops, not of HRNet-W32. The full run is reproduced with one command on a GPU machine: `bash benchmarks/gpu_run.sh`.
-#
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. **The ½ and Adam.** Train the smoke configuration twice, once with the loss multiplied by 2
@@ -502,3 +458,113 @@ _ = axes[1].legend(fontsize=7, loc="upper left")
 # 3. **Sigma.** Train the CPU preset with `sigma=1` and `sigma=2.5` (`hrnet-edu train --config
 #    synthpose_w16_128x96_cpu sigma=1 unbiased_targets=false val_decode=shift`). Which trains faster at the start, and which ends with the higher
 #    AP75? Relate it to the decoding error of notebook 01.
+
+# %% [markdown]
+# ## Appendix A · The GPU path: mixed precision, channels-last, `torch.compile`, throughput
+#
+# On a GPU the training step of section 4 runs under `torch.autocast` (bf16, or fp16 with a
+# `GradScaler` that multiplies the loss so that small fp16 gradients do not underflow, and unscales
+# them before the gradient norm and the step), with images and weights in **channels-last** memory
+# layout (faster convolutions on tensor cores), optionally through `torch.compile`. The loss itself
+# is always accumulated in fp32.
+#
+# `benchmarks/bench_train.py` measures what each option buys on a GPU (`benchmarks/gpu_run.sh` runs
+# it; no GPU was lent to the sessions that built this course, so that table is not in the
+# repository yet). The same switches exist for a CPU (`cpu_bf16`, `cpu_channels_last` in
+# `TrainConfig`), and `benchmarks/bench_cpu_train_step.py` measured them for the CPU recipe's step
+# (one fixed batch, so the data pipeline is not counted; interleaved rounds; committed in
+# `benchmarks/results/cpu_train_step.json`):
+
+# %%
+with open(os.path.join("..", "benchmarks", "results", "cpu_train_step.json")) as f:
+    step_bench = json.load(f)
+print(f"{step_bench['what']}; {step_bench['date']}, torch {step_bench['torch']}")
+print(f"{'variant':20} {'median step s':>13} {'img/s':>7} {'× eager':>8} {'rounds, s (min–max)':>20} {'loss after':>11}")
+for r in step_bench["results"]:
+    print(f"{r['variant']:20} {r['median_step_s']:13.3f} {r['images_per_s']:7.1f} {r['speedup_vs_eager']:8.2f} "
+          f"{min(r['round_step_s']):9.3f}–{max(r['round_step_s']):.3f}   {r['loss_after']:11.3e}")
+cpu_preset = get_config("synthpose_w16_128x96_cpu")
+print(f"the CPU preset: cpu_bf16={cpu_preset.cpu_bf16}, cpu_channels_last={cpu_preset.cpu_channels_last}")
+
+# %% [markdown]
+# On this project's CPU, which has native bf16 instructions, bf16 autocast with channels-last made
+# the step about twice as fast as fp32; `torch.compile`, channels-last alone and bf16 alone each
+# gained less. Every variant ends at about the same loss (the last column): they train the same
+# network. The two-thread row says little: its rounds spread over an order of magnitude, most likely
+# because the second core was busy with other jobs then.
+#
+# So the CPU recipe switches both on (the preset's line above; on a CPU without native bf16, set
+# `cpu_bf16=false`). Does the faster step cost accuracy? One epoch of the recipe, trained both ways
+# (`hrnet_edu.evidence`, runs `hrnet` and `hrnet_fp32`, seed 0; configs and logs in
+# `benchmarks/results/paper_evidence/`):
+
+# %%
+from hrnet_edu import evidence
+
+epoch_runs = {r["run"]: r for r in evidence.load_runs() if r["seed"] == 0 and r["run"] in ("hrnet", "hrnet_fp32")}
+for name, what in (("hrnet_fp32", "fp32"), ("hrnet", "bf16 + channels-last")):
+    r = epoch_runs[name]
+    print(f"one epoch, {what:20}: {r['train_minutes']:.1f} CPU min at {r['images_per_s']:.0f} img/s -> AP {r['ap']:.3f}")
+
+# %% [markdown]
+# The bf16 epoch took about 60 % of the fp32 one's time and did not end lower. One seed each: whether
+# its 0.02 AP lead is more than what a different seed would move, this pair cannot say.
+#
+# **The data loader must keep up.** `workers` data-loading processes decode JPEGs and warp crops on
+# the CPU while the GPU trains; watch `img/s` in the log: if it does not grow with the batch size,
+# the loader is the bottleneck. Notebook 06 (Appendix A) moves the warp and the targets onto the GPU
+# for that case.
+
+# %% [markdown]
+# ## Appendix B · Checkpoints, and resuming bit for bit
+#
+# A checkpoint holds everything the next epoch depends on: model weights and BatchNorm statistics,
+# Adam's moments, the schedule's position, the fp16 loss scale, the epoch, the best AP, the config
+# and the random generators' states. The trainer also seeds every epoch from (seed, epoch), so the
+# data order and the augmentation of epoch e do not depend on how the process got there. It is
+# written atomically (a temporary file renamed over the old one), so a run killed while saving
+# still has its previous checkpoint. Section 5 relied on this to train in segments.
+#
+# The check below always runs on the CPU, in deterministic mode: two epochs in one go, against one
+# epoch, "kill", and resume for the second.
+
+# %%
+torch.use_deterministic_algorithms(True)
+tiny = dataclasses.replace(SMOKE, epochs=2, max_train_images=32, val_every=0, batch_size=8, log_every=1)
+import tempfile
+
+with tempfile.TemporaryDirectory() as tmp:
+    straight = train(tiny, os.path.join(tmp, "straight"), progress=False)
+    train(dataclasses.replace(tiny, epochs=1), os.path.join(tmp, "killed"), progress=False)
+    resumed = train(tiny, os.path.join(tmp, "killed"), resume=True, progress=False)
+    logs = {}
+    for name in ("straight", "killed"):
+        with open(os.path.join(tmp, name, "log.jsonl")) as f:
+            logs[name] = [json.loads(line)["loss"] for line in f if '"step"' in line]
+torch.use_deterministic_algorithms(False)
+a, b = straight["model"].state_dict(), resumed["model"].state_dict()
+# The loss values themselves depend on the CPU's thread count (summation order), so we print
+# what must hold on every machine: the resumed run repeats the uninterrupted one exactly.
+print("epoch-2 steps compared:", len(logs["straight"][4:]))
+print("identical losses:", logs["straight"] == logs["killed"],
+      "| identical final weights:", all(torch.equal(a[k], b[k]) for k in a))
+assert logs["straight"] == logs["killed"] and all(torch.equal(a[k], b[k]) for k in a)
+
+# %% [markdown]
+# ## Appendix C · Several GPUs: `torchrun`
+#
+# The same `train` runs data-parallel when launched by `torchrun`, which sets `RANK`, `WORLD_SIZE`
+# and `LOCAL_RANK` for each process:
+#
+# ```bash
+# torchrun --nproc_per_node=4 -m hrnet_edu.cli train --config coco_w32_256x192 --out runs/coco_w32 data_root=/data/coco
+# ```
+#
+# Each process joins the group (NCCL on GPUs, gloo on CPUs), wraps the network in
+# `DistributedDataParallel` (gradients averaged across processes after every backward), reads its own
+# shard of every epoch through a `DistributedSampler`, and — at validation — predicts its shard of
+# the validation crops; the predictions are gathered on rank 0 (`all_gather_object`), which runs
+# OKS-NMS and COCOeval. Only rank 0 writes logs and checkpoints. `batch_size` is per process: the
+# paper's 32 × 4 GPUs is `coco_w32_256x192` on 4 processes. (`tests/test_train.py` runs 2 processes
+# with gloo on a CPU and checks both end with identical weights and that the gathered validation
+# equals a single-process one.)

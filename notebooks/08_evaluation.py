@@ -24,6 +24,8 @@
 # **What you will learn**
 # - the test pipeline, step by step: crop → heatmaps → **flip test** → decoding → inverse crop
 #   transform → rescoring → **OKS-NMS** → COCOeval (`hrnet_edu.evaluate`);
+# - why the flip test shifts the mirrored heatmaps by one column (derived, then measured on perfect
+#   heatmaps), and how heatmap coordinates go back to the image;
 # - what the flip test, its one-column shift, the quarter-pixel shift and DARK each add — measured,
 #   and what a *perfect* network would score at this heatmap resolution;
 # - why OKS-NMS is needed when boxes come from a detector;
@@ -50,12 +52,14 @@ from hrnet_edu.analysis import CATEGORIES
 from hrnet_edu.configs import synthpose_w16_128x96_cpu
 from hrnet_edu.data.coco import CocoKeypoints, load_image
 from hrnet_edu.data.transforms import denormalize
+from hrnet_edu.geometry import crop_transform, flip_points, transform_points
 from hrnet_edu.heatmaps import encode_heatmaps, flip_back, flip_test_average, heatmaps_to_keypoints
-from hrnet_edu.keypoints import KEYPOINT_NAMES, SIGMAS
+from hrnet_edu.keypoints import FLIP_INDEX, KEYPOINT_NAMES
 from hrnet_edu.model import build_model
 from hrnet_edu.notebook_utils import show_source
 from hrnet_edu.predict import predict_image
 
+# %%
 torch.manual_seed(0)
 rng = np.random.default_rng(0)
 torch.set_num_threads(1)  # small batches: one thread is the fastest on a busy laptop CPU
@@ -134,6 +138,45 @@ for ax in axes:
 display(fig)
 
 # %% [markdown]
+# ### Why `flip_back` shifts one column
+#
+# `flip_back` mirrors the heatmaps of the mirrored crop, swaps the left and right channels
+# (`FLIP_INDEX`) and **shifts them one column to the right** before they are averaged. Why the shift?
+# Follow one joint at input x, in a crop W_in = 96 pixels wide with w = 24 heatmap columns:
+#
+# * mirroring the input maps x → W_in − 1 − x; the network, trained with x_hm = x_in / 4, puts the
+#   peak at (W_in − 1 − x) / 4 = w − ¼ − x/4;
+# * mirroring the heatmap back maps x_hm → w − 1 − x_hm, giving x/4 − ¾: **¾ px too far left**.
+#
+# The one-column shift turns −¾ into +¼; averaged with the unflipped heatmap the bias is about
+# +⅛ px (½ input px) instead of −⅜ px. (A user's ablation on COCO with ground-truth boxes: no shift
+# AP 0.720, one column 0.740, two columns 0.674 — consistent with an ideal shift of ¾.) We measure
+# it with perfect, unbiased "predictions": Gaussians on known sub-pixel points, for 500 random poses
+# and for their mirror images.
+
+# %%
+from hrnet_edu.heatmaps import decode_heatmaps
+
+flip_rng = np.random.default_rng(0)  # its own generator: the draws below do not move
+in_h, in_w = cfg.input_size
+kp_in = np.stack([flip_rng.uniform(24, in_w - 24, (500, 17)), flip_rng.uniform(24, in_h - 24, (500, 17))], -1)
+kp_mirror = flip_points(kp_in, in_w)[:, FLIP_INDEX]  # the mirrored crop's joints, channels swapped
+vis, size = np.ones((500, 17)), (in_h // 4, in_w // 4)
+perfect, _ = encode_heatmaps(kp_in / 4, vis, size, cfg.sigma, unbiased=True)  # "network" on the crop
+perfect_mirror, _ = encode_heatmaps(kp_mirror / 4, vis, size, cfg.sigma, unbiased=True)  # on the mirror
+truth = kp_in / 4
+print(f"{'shift':>6} | {'flipped back: x bias':>21} {'averaged: x bias':>17} {'y bias':>7}  (heatmap px, DARK)")
+bias = {}
+for shift in (False, True):
+    back, _ = decode_heatmaps(flip_back(perfect_mirror, shift=shift), "dark", cfg.sigma)
+    avg, _ = decode_heatmaps(flip_test_average(perfect, perfect_mirror, shift=shift), "dark", cfg.sigma)
+    # (np.round(·) + 0.0 turns a −0.000 into 0.000, so the printed table is stable)
+    bias[shift] = [np.round(np.mean(v), 3) + 0.0 for v in (back[..., 0] - truth[..., 0], avg[..., 0] - truth[..., 0],
+                                                            avg[..., 1] - truth[..., 1])]
+    print(f"{str(shift):>6} | {bias[shift][0]:21.3f} {bias[shift][1]:17.3f} {bias[shift][2]:7.3f}")
+assert abs(bias[False][0] + 0.75) < 0.01 and abs(bias[True][0] - 0.25) < 0.01  # −3/4 without shift, +1/4 with
+
+# %% [markdown]
 # ### Check: the back-mapping written out by hand
 #
 # The inverse crop transform is a scaling about the box centre: heatmap pixel x maps to
@@ -154,6 +197,27 @@ pixel = 200 * scale[i0, 0] / w  # image px per heatmap px
 by_hand = np.stack([center[i0, 0] + (x - w / 2) * pixel, center[i0, 1] + (y - h / 2) * pixel], axis=1)
 np.testing.assert_allclose(by_hand, kp0[0], atol=1e-4)  # float32 centre and scale
 print(f"one heatmap pixel = {pixel:.2f} image pixels here; by-hand keypoints == library: True")
+
+# %% [markdown]
+# The same way back, checked on the ground truth: the annotated joints go to heatmap coordinates
+# (the crop transform with the **heatmap size** as output size, so the ×4 is inside the matrix),
+# become unbiased targets, are decoded by DARK and mapped back with `heatmap_to_image`. A common
+# mistake is to plot raw heatmap coordinates, or 4 × them, on the image: they are in the crop's
+# frame, not the image's.
+
+# %%
+from hrnet_edu.heatmaps import heatmap_to_image
+
+ann0 = np.asarray(val.coco.anns[int(samples[i0]["ann_id"])]["keypoints"], float).reshape(-1, 3)  # (K, 3) image px
+kp_hm = transform_points(ann0[:, :2], crop_transform(center[i0], scale[i0], output_size=(w, h)))  # image → heatmap
+inner = (ann0[:, 2] > 0) & np.all((kp_hm >= 3) & (kp_hm <= [w - 4, h - 4]), axis=1)  # labelled, off the border
+target0, _ = encode_heatmaps(kp_hm[None], inner[None].astype(float), (h, w), cfg.sigma, unbiased=True)
+decoded0, _ = decode_heatmaps(target0, "dark", cfg.sigma)
+back0 = heatmap_to_image(decoded0, center[i0:i0 + 1], scale[i0:i0 + 1], (h, w))[0]  # (K, 2) image px
+err, naive = (np.abs(p[inner] - ann0[inner, :2]).max() for p in (back0, 4 * decoded0[0]))
+assert err / pixel < 0.05  # heatmap px: the decoding's own precision
+print(f"{inner.sum()} joints back in the image within {err:.2f} image px ({err / pixel:.3f} heatmap px); "
+      f"4 × the heatmap coordinates would be off by up to {naive:.0f} image px")
 
 # %% [markdown]
 # ## 3 · The COCO numbers
@@ -236,7 +300,7 @@ for name, decode, heatmaps in rows:
 # - **flip test**: averaging with the mirrored prediction cancels part of the network's noise;
 # - the **one-column shift** in `flip_back`: with the heatmap ↔ input map $x_\text{in} = 4x_\text{hm}$,
 #   a mirrored prediction comes back 0.75 heatmap px too far left; the reference shifts it one
-#   column right (users who removed the shift on COCO lost 2 AP);
+#   column right (section 2 derives and measures it; users who removed the shift on COCO lost 2 AP);
 # - **quarter-pixel shift vs DARK**: both refine the integer argmax; DARK fits a Gaussian to the
 #   log-heatmap, which needs a smooth, well-trained peak;
 # - **perfect heatmaps** show the quantisation ceiling of 32×24 heatmaps with the reference's
@@ -412,6 +476,7 @@ def person_view(ax, j, highlight=None, pad=15):
     ax.set_xticks([]); ax.set_yticks([])
 
 
+# %%
 fig = Figure(figsize=(13, 3.8), layout="constrained")
 axes = fig.subplots(1, 4)
 for ax, name in zip(axes, ("jitter", "inversion", "swap", "miss")):
@@ -447,7 +512,6 @@ print("OKS best 4:", np.round(tax.oks[order[:4]], 3), " worst 4:", np.round(tax.
 # Slide through the matched persons (sorted from worst to best OKS) and see which joints fail.
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 import ipywidgets as widgets
 
 worst_first = order[::-1]
@@ -455,14 +519,23 @@ worst_first = order[::-1]
 
 def show(rank=0):
     j = worst_first[rank]
-    fig = Figure(figsize=(4, 4.5), layout="constrained")
+    fig = Figure(figsize=(4, 5), layout="constrained")
     ax = fig.add_subplot()
     person_view(ax, j)
-    counts = {c: int((tax.labels[j] == i).sum()) for i, c in enumerate(CATEGORIES)}
-    ax.set_title(f"OKS {tax.oks[j]:.2f}\n{counts}", fontsize=8)
+    # one 3:4 (W:H) frame around every person, so the figure keeps its size from rank to rank
+    (x0, x1), (y1, y0) = ax.get_xlim(), ax.get_ylim()
+    cx, cy, half_h = (x0 + x1) / 2, (y0 + y1) / 2, max(y1 - y0, (x1 - x0) * 4 / 3) / 2
+    ax.set_xlim(cx - 0.75 * half_h, cx + 0.75 * half_h)
+    ax.set_ylim(cy + half_h, cy - half_h)
+    counts = " · ".join(f"{c} {int((tax.labels[j] == i).sum())}" for i, c in enumerate(CATEGORIES))
+    ax.set_title(f"rank {rank}: OKS {tax.oks[j]:.2f}\n{counts}", fontsize=9)
     display(fig)
 
 
+show(0)  # the explorer's default, drawn once so it is there without a kernel
+
+# %%
+# NBVAL_IGNORE_OUTPUT
 _ = widgets.interact(show, rank=widgets.IntSlider(0, 0, len(worst_first) - 1, description="rank"))
 
 # %% [markdown]
@@ -519,7 +592,23 @@ print(f"{len(boxes)} boxes; keypoints above 0.2 per person:", [int((c > 0.2).sum
 # `--batch-size 64 --workers 8`.
 
 # %% [markdown]
-# ## Appendix · From a notebook to a deployed model
+# ## Exercises
+#
+# 1. **The shift, measured properly.** In section 4 replace `flip_back`'s one-column shift by a
+#    sub-pixel one: shift the mirrored heatmaps by 0.75 column with linear interpolation
+#    (`torch.nn.functional.grid_sample` or a weighted sum of two shifted copies). Does AP improve over the
+#    reference's whole pixel? Then explain the users' COCO ablation quoted in section 2
+#    (0.720 / 0.740 / 0.674).
+# 2. **Detected boxes.** Write a detection file from the ground-truth boxes with noise (shift each box by
+#    10 % of its size, add a second, shifted box for every third person, scores in [0.5, 1]) and evaluate
+#    with `CocoKeypoints(..., boxes=path)`. How much AP do the noisy boxes cost, and how much does
+#    OKS-NMS win back?
+# 3. **Which joints invert?** From `tax.labels`, count inversions per left/right pair. Are they more
+#    frequent for persons seen from the side (small shoulder width relative to their height)? Plot the
+#    inversion rate against the shoulder-width / torso-height ratio of the ground truth.
+
+# %% [markdown]
+# ## Appendix A · From a notebook to a deployed model
 #
 # Everything above ran the network as a PyTorch module inside Python. A deployed model usually runs
 # somewhere else — a service, an app, a browser — and there the exchange format is ONNX, with ONNX
@@ -586,18 +675,3 @@ print(f"batch of 32 crops, {torch.get_num_threads()} thread(s): PyTorch eager {e
 # 1.55× (2 threads each, interleaved, this project's 2-core CPU, 2026-12-02:
 # `benchmarks/bench_onnx.py`, the README's Measured table). `hrnet-edu export --checkpoint X --out
 # model.onnx` writes the file; any ONNX Runtime (Python, C++, JavaScript, mobile) can then run it.
-
-# %% [markdown]
-# ## Exercises
-#
-# 1. **The shift, measured properly.** In section 4 replace `flip_back`'s one-column shift by a
-#    sub-pixel one: shift the mirrored heatmaps by 0.75 column with linear interpolation
-#    (`torch.nn.functional.grid_sample` or a weighted sum of two shifted copies). Does AP improve over the
-#    reference's whole pixel?
-# 2. **Detected boxes.** Write a detection file from the ground-truth boxes with noise (shift each box by
-#    10 % of its size, add a second, shifted box for every third person, scores in [0.5, 1]) and evaluate
-#    with `CocoKeypoints(..., boxes=path)`. How much AP do the noisy boxes cost, and how much does
-#    OKS-NMS win back?
-# 3. **Which joints invert?** From `tax.labels`, count inversions per left/right pair. Are they more
-#    frequent for persons seen from the side (small shoulder width relative to their height)? Plot the
-#    inversion rate against the shoulder-width / torso-height ratio of the ground truth.

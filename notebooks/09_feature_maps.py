@@ -34,6 +34,7 @@
 
 # %%
 # %matplotlib inline
+import json
 import os
 import time
 
@@ -52,7 +53,7 @@ from hrnet_edu.notebook_utils import show_source
 torch.manual_seed(0)
 rng = np.random.default_rng(0)
 torch.set_num_threads(2)
-matplotlib.rcParams["figure.dpi"] = 80  # keeps the stored notebook small
+matplotlib.rcParams["figure.dpi"] = 100  # with titles of 8 pt and more: legible as stored
 
 CHECKPOINT = "../data_samples/checkpoints/synthpose_w16_128x96_cpu.pt"  # committed, trained on CPU
 # Published COCO weights (pose_hrnet_w32_256x192.pth), e.g. export HRNET_COCO_WEIGHTS=/path/to/it.
@@ -63,7 +64,8 @@ COCO_WEIGHTS = os.environ.get("HRNET_COCO_WEIGHTS")  # None: the COCO section is
 #
 # The committed checkpoint is the CPU recipe `synthpose_w16_128x96_cpu` (HRNet with width C = 16, one
 # module per stage and one residual unit per branch; input 128×96, heatmaps 32×24), trained for 15
-# epochs on 20,000 generated SynthPose images (notebook 07, section 9). We also build an **untrained** twin with
+# epochs on the 37,476 persons of 20,000 generated SynthPose images (notebook 07, section 7); the
+# cell prints its configuration and its training record. We also build an **untrained** twin with
 # the same configuration (seeded), to compare with at the end.
 
 # %%
@@ -83,6 +85,11 @@ untrained = HRNet(cfg.model).eval()
 print("trained checkpoint:", trained)
 print("config:", cfg.model)
 print("parameters:", sum(p.numel() for p in model.parameters()))
+if trained:
+    with open(CHECKPOINT.replace(".pt", ".json")) as f:
+        record = json.load(f)
+    print(f"trained: {record['epochs']} epochs on {record['data']['n_train_persons']:,} persons of "
+          f"{record['data']['n_train_images']:,} images; val AP {record['val']['ap']:.3f}")
 
 
 # %%
@@ -139,20 +146,22 @@ for name, t in rows:
 # Row s shows the branches of stage s's last module after their residual units (just before its
 # exchange unit — so stage 4 shows all four branches, although its last exchange keeps only branch 0).
 # Each panel is the channel-mean activation of one branch, drawn at its **native** resolution (so
-# the low-resolution branches look blocky); the second figure shows the three principal components
-# of each branch's channels as RGB (one PCA per map).
+# the low-resolution branches look blocky), beside the input crop they all come from (top right);
+# the second figure shows the three principal components of each branch's channels as RGB (one PCA
+# per map). Each panel has its own colour scale: the figure compares where a branch responds, not
+# how strongly.
 
 # %%
-viz.stage_overview(feats, index=0, reduce="mean", input_size=cfg.input_size)
+viz.stage_overview(feats, index=0, reduce="mean", input_size=cfg.input_size, image=crops[0])
 
 # %%
-viz.stage_overview(feats, index=0, reduce="pca", input_size=cfg.input_size)
+viz.stage_overview(feats, index=0, reduce="pca", input_size=cfg.input_size, image=crops[0])
 
 # %%
 i_top, score = features.top_channels(feats["stage4"][0][0], k=8)
 print("most active channels of stage 4, branch 0 (sample 0):", i_top.tolist())
 print("their mean |activation|:", [f"{v:.3g}" for v in score.tolist()])
-viz.feature_grid(feats["stage4"][0][0], "stage4.branch0", input_size=cfg.input_size, k=16)
+viz.feature_grid(feats["stage4"][0][0], "stage4.branch0", input_size=cfg.input_size, k=16, image=crops[0])
 
 # %% [markdown]
 # ## 4 · What each exchange unit mixes
@@ -188,7 +197,7 @@ viz.shares_figure(shares)
 
 # %%
 last3 = [u for u in units if u.startswith("stage3")][-1]
-viz.contribution_figure(features.exchange_contributions(feats, last3), last3, index=0)
+viz.contribution_figure(features.exchange_contributions(feats, last3), last3, index=0, image=crops[0])
 
 # %% [markdown]
 # ## 5 · How the heatmaps emerge, stage by stage
@@ -225,8 +234,14 @@ def batch(dataset, start, n):
 
 fit_batch = batch(train, 0, N_PROBE_FIT)
 test_batch = batch(val, N_SHOW, N_PROBE_TEST)  # held out: not the crops shown above
+print("fit on", tuple(fit_batch["image"].shape), "training crops, tested on", tuple(test_batch["image"].shape))
 
 
+# %% [markdown]
+# The two measures, over the labelled joints of the held-out crops: R² of the heatmaps, and the
+# distance between decoded and true joints in input pixels.
+
+# %%
 def pixel_error(pred_heatmaps, joints):  # mean distance in input pixels over labelled joints
     coords, _ = decode_heatmaps(pred_heatmaps, method="shift")
     stride = cfg.input_size[0] / pred_heatmaps.shape[2]  # x_in = 4 · x_hm
@@ -241,6 +256,11 @@ def explained(pred, target, weight):  # R² = 1 − SSE / SST over labelled join
     return (1 - sse / sst).item()
 
 
+# %% [markdown]
+# For every layer: capture branch 0 on the fitting and the test crops, fit a probe, measure it —
+# and, where the width allows it, measure the trained head borrowed from stage 4 as well.
+
+# %%
 def probe_table(net):
     with torch.no_grad(), features.capture(net, [*PROBE_LAYERS, "heatmaps"]) as fit_store:
         net(fit_batch["image"])
@@ -261,6 +281,7 @@ def probe_table(net):
     return rows, probed
 
 
+# %%
 # A yardstick: always answer each joint's mean position over the fitting crops (no image used).
 fit_j = fit_batch["joints"]
 mean_pose = (fit_j[..., :2] * (fit_j[..., 2:] > 0)).sum(0) / (fit_j[..., 2:] > 0).sum(0).clamp_min(1)  # (K, 2)
@@ -278,17 +299,23 @@ print(f"mean pose (no image): {mean_pose_error:.1f} px")
 
 # %%
 r2 = {name: r2 for name, _, r2, _, _ in rows_trained}
+err = [e for _, _, _, e, _ in rows_trained]
 print("probe R² grows from stage 2 to stage 3 to stage 4:", r2["stage2"] < r2["stage3"] < r2["stage4"])
+print("probe error falls at every layer, stem to stage 4:", all(a > b for a, b in zip(err, err[1:])))
+print("layers whose probe is closer than the mean pose:", [n for n, _, _, e, _ in rows_trained if e < mean_pose_error])
 print("stage 4's probe is within 1 px of the trained head (or better):",
       rows_trained[-1][3] <= rows_trained[-1][4] + 1.0)
 
 # %% [markdown]
-# What to read in the table: a linear read-out of the high-resolution branch becomes more accurate
-# stage after stage — the exchange units keep feeding it what the low-resolution branches see — and
-# on stage 4 the fitted probe is about as good as the trained head (it has the same form: a 1×1
-# convolution). The borrowed head, on the other hand, is poor on stages 2 and 3: the channels it
-# weighs only acquire their meaning at stage 4. How far stage 4 gets below the mean-pose yardstick
-# depends on how long the committed checkpoint was trained (see `data_samples/checkpoints/*.json`).
+# What to read in the table (each statement is one of the printed checks above): a linear read-out
+# of the high-resolution branch becomes more accurate at every layer, from the stem to stage 4 — R²
+# and the pixel error both improve. Up to stage 2 the probe is no better than the mean pose, which
+# ignores the image; stages 3 and 4 get below it, stage 4 far below. The exchange units are where
+# branch 0 receives what the low-resolution branches computed — in section 4 most of its fused
+# output came from the other branches — which is consistent with, though by itself not proof of,
+# the gain from stage to stage. On stage 4 the fitted probe is about as good as the trained head
+# (it has the same form: a 1×1 convolution). The borrowed head, on the other hand, is worse than
+# the mean pose on stages 2 and 3: the channels it weighs only acquire their meaning at stage 4.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -297,13 +324,16 @@ print(f"probing 5 layers on {N_PROBE_FIT} + {N_PROBE_TEST} crops took {elapsed:.
 # %%
 from matplotlib.figure import Figure
 
-fig = Figure(figsize=(10, 3.2), layout="constrained")
+fig = Figure(figsize=(11, 3.4), layout="constrained")
 test_crop = denormalize(test_batch["image"][0])
-for k, label in enumerate(PROBE_LAYERS):
-    ax = fig.add_subplot(1, len(PROBE_LAYERS), k + 1, xticks=[], yticks=[])
-    viz.show_heatmap(ax, probed[label][0].amax(dim=0), test_crop)
-    ax.set_title(f"probe on {label}", fontsize=8)
-fig.suptitle("linear-probe heatmaps (max over joints) on a held-out crop, from the stem to stage 4", fontsize=9)
+axes = [fig.add_subplot(1, len(PROBE_LAYERS) + 1, k + 1, xticks=[], yticks=[]) for k in range(len(PROBE_LAYERS) + 1)]
+axes[0].imshow(test_crop)
+axes[0].set_title("input crop", fontsize=9)
+for ax, label in zip(axes[1:], PROBE_LAYERS):
+    im = viz.show_heatmap(ax, probed[label][0].amax(dim=0), test_crop)  # one scale, [0, 1]
+    ax.set_title(f"probe on {label}", fontsize=9)
+fig.colorbar(im, ax=axes, shrink=0.8, label="probe heatmap (max over joints)")
+fig.suptitle("linear-probe heatmaps on a held-out crop, from the stem to stage 4", fontsize=10)
 fig
 
 
@@ -358,7 +388,7 @@ for (name, _, r2_t, err_t, _), (_, _, r2_u, err_u, _) in zip(rows_trained, rows_
 # set only by the random weights; compare them with the trained shares in section 4.
 
 # %%
-viz.stage_overview(feats_u, index=0, reduce="pca", input_size=cfg.input_size)
+viz.stage_overview(feats_u, index=0, reduce="pca", input_size=cfg.input_size, image=crops[0])
 
 # %% [markdown]
 # ## 7 · On a real photograph with the published COCO weights (optional)
@@ -372,8 +402,8 @@ if COCO_WEIGHTS and os.path.exists(COCO_WEIGHTS):
     from PIL import Image
 
     from hrnet_edu.data.transforms import normalize, warp_image
-    from hrnet_edu.geometry import box_to_center_scale, crop_transform
     from hrnet_edu.evaluate import load_checkpoint
+    from hrnet_edu.geometry import box_to_center_scale, crop_transform
 
     coco_model, _ = load_checkpoint(COCO_WEIGHTS, config="coco_w32_256x192")  # a plain state dict
     photo = np.array(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
@@ -388,7 +418,7 @@ if COCO_WEIGHTS and os.path.exists(COCO_WEIGHTS):
     coords, conf = decode_heatmaps(feats_c["heatmaps"], method="shift")
     display(viz.overlay_heatmaps(crop_u8, feats_c["heatmaps"][0], joints=[0, 5, 6, 9, 10],
                                  keypoints=np.c_[coords[0].numpy() * 4, conf[0].numpy() > 0.3]))
-    display(viz.stage_overview(feats_c, index=0, reduce="pca", input_size=(256, 192)))
+    display(viz.stage_overview(feats_c, index=0, reduce="pca", input_size=(256, 192), image=crop_u8))
 else:
     print("COCO weights not given (set HRNET_COCO_WEIGHTS): section skipped")
 
@@ -397,6 +427,10 @@ else:
 #
 # Pick an image, a stage, a module, a branch (or an exchange output) and a channel or a reduction;
 # the map is shown at its native resolution next to the input crop and the predicted heatmaps.
+
+# %%
+# The browser's starting state, drawn once for readers without a live kernel:
+viz.browser_figure(feats, crops, 0, f"stage4.module{len(model.stage4) - 1}.branch0", "mean", keypoints=joints)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -139,6 +139,6 @@ def test_stage_overview_shows_every_branch_at_every_stage(w8):
     fig = viz.stage_overview(feats, input_size=(64, 64))
     titles = [ax.get_title() for ax in fig.axes]
     assert len(titles) == 1 + 2 + 3 + 4  # stage 4 shows its 4 branches (before the last exchange)
-    assert titles[-1] == "stage 4 · branch 3 (C=64, 2×2, 1/32)"
+    assert titles[-1] == "stage 4 · branch 3\n(C=64, 2×2, 1/32)"  # on two lines, legible at 8 pt
     only_outputs = {k: v for k, v in feats.items() if k in ("stage1", "stage2", "stage3", "stage4")}
     assert len(viz.stage_overview(only_outputs, reduce="pca").axes) == 1 + 2 + 3 + 1

@@ -112,6 +112,31 @@ def test_figures_are_built_headless_without_pyplot():
     assert plt.get_fignums() == []  # nothing registered with pyplot, nothing to show
 
 
+def test_feature_figures_show_the_input_crop_beside_the_maps():
+    crop = np.zeros((64, 48, 3), np.uint8)
+    grid = viz.feature_grid(torch.randn(20, 8, 6), "stage2.module0.branch1", k=6, ncols=3, image=crop)
+    assert len(grid.axes) == 1 + 6 and grid.axes[0].get_title() == "input crop 64×48"
+    assert grid.axes[0].get_subplotspec().rowspan == range(0, 2)  # the crop spans both rows of channels
+    assert all(ax.get_title().startswith("c") for ax in grid.axes[1:])  # then the channels
+    contributions = [[torch.rand(1, 4, 8 >> i, 8 >> i) for _ in range(2)] for i in range(2)]
+    fig = viz.contribution_figure(contributions, "stage2.module0", image=crop)
+    assert len(fig.axes) == 4 + 1 and fig.axes[-1].get_title() == "input crop 64×48"
+    assert fig.axes[-1].get_subplotspec().colspan == range(0, 1)  # the crop is the first column
+    assert fig.axes[0].get_subplotspec().colspan == range(1, 2)
+    # stage_overview: the crop takes the first row's free last cell, or a column of its own
+    store = {"stage1": torch.rand(1, 8, 16, 12), "stage2": [torch.rand(1, 4, 16, 12), torch.rand(1, 8, 8, 6)]}
+    fig = viz.stage_overview(store, image=crop)
+    assert len(fig.axes) == 1 + 2 + 1 and fig.axes[-1].get_title() == "input crop 64×48"
+    assert fig.axes[-1].get_subplotspec().get_geometry() == (2, 2, 1, 1)
+    only_stage2 = {"stage2": store["stage2"]}
+    fig = viz.stage_overview(only_stage2, image=crop)
+    assert fig.axes[-1].get_subplotspec().get_geometry() == (1, 3, 2, 2)
+    # every title of these figures is at least 8 pt
+    sizes = [ax.title.get_fontsize() for f in (grid, fig) for ax in f.axes]
+    assert min(sizes) >= 8
+    assert plt.get_fignums() == []
+
+
 def test_linear_probe_recovers_a_known_1x1_map_and_respects_weights():
     g = torch.Generator().manual_seed(0)
     fmap = torch.randn(6, 5, 8, 6, generator=g)  # (N, C, H, W)
