@@ -139,6 +139,19 @@ def ground_truth_spec(coco_gt, spec=None) -> KeypointSpec:
     return get_spec(getattr(coco_gt, "hrnet_edu_checked", {}).get("spec"))
 
 
+def _check_ground_truth_joints(coco_gt, spec: KeypointSpec) -> None:
+    """The ground truth's persons carry the spec's K joints (a file read with another spec, or a
+    hand-built COCO object): ValueError naming both, before pycocotools broadcasts K sigmas."""
+    for ann in coco_gt.dataset.get("annotations", []):
+        kps = ann.get("keypoints") if ann.get("category_id") == 1 else None
+        if isinstance(kps, list) and kps:
+            if len(kps) != 3 * spec.num_joints:
+                raise ValueError(f"the ground truth's persons carry {len(kps) // 3} joints ({len(kps)} "
+                                 f"keypoint numbers), keypoint spec {spec.name!r} has {spec.num_joints}: "
+                                 "pass its spec")
+            return
+
+
 def validate_results(results, coco_gt, spec=None) -> None:
     """Check results entries before pycocotools sees them; raise ValueError naming the entry.
 
@@ -501,6 +514,7 @@ def results_ap(coco_gt, results, img_ids=None, verbose: bool = False,
 
     coco_gt = load_coco(coco_gt, spec)
     spec = ground_truth_spec(coco_gt, spec)
+    _check_ground_truth_joints(coco_gt, spec)
     if img_ids is not None:
         img_ids = [int(i) for i in img_ids]
     _check_something_to_evaluate(coco_gt, img_ids)

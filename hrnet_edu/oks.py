@@ -12,7 +12,10 @@ flag, s² the ground truth's segment area and σ_i the per-keypoint constant in
 eps = ``np.spacing(1)``. ``compute_oks`` follows that expression operation by operation, so it
 equals ``COCOeval.computeOks`` to rounding.
 
-Shapes: D detections, G ground truths, N candidate poses in one image, K joints (17).
+The σ_i default to COCO-17's; another keypoint set passes its own (``sigmas=spec.sigmas``, see
+``keypoints.KeypointSpec``) — CrowdPose's 14, for instance, as crowdposetools has them.
+
+Shapes: D detections, G ground truths, N candidate poses in one image, K joints (17 for COCO).
 Keypoints are image pixel coordinates (x, y) plus a third column (visibility for ground
 truths, confidence for detections).
 """

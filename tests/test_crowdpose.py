@@ -155,9 +155,11 @@ def test_crowdpose_gt_as_prediction_is_ap_1_and_equals_pycocotools(crowdpose_val
     # the ground truth remembers its spec: the file read once with it evaluates without repeating it
     coco, _ = read_ground_truth(CROWDPOSE_VAL, for_eval=True, spec=CROWDPOSE14)
     assert coco_eval.results_ap(coco, noisy).ap == reference[0]
-    # 17-joint results on it name the problem
+    # 17-joint results on it name the problem, and so does a COCO-17 spec for its 14-joint persons
     with pytest.raises(ValueError, match=r"keypoints must be 42 numbers .* got shape \(51,\)"):
         coco_eval.results_ap(coco, [{**noisy[0], "keypoints": [1.0] * 51}])
+    with pytest.raises(ValueError, match=r"persons carry 14 joints .* spec 'coco17' has 17"):
+        coco_eval.results_ap(coco, noisy, spec="coco17")
 
 
 def test_a_category_with_more_names_than_the_annotations_carry():
