@@ -14,7 +14,7 @@ val split (150 images, 300 persons). One thing changes per run (``study_config``
   ResNet units (1, 1, 1, 1) of widths 24–192, three deconvolutions of width 96;
 * ``sigma1`` — targets with σ = 1 heatmap px (the paper's number) instead of 2;
 * ``fusion_all`` / ``fusion_across`` / ``fusion_final`` — the paper's ablation of repeated
-  multi-scale fusion (Sec. 4.5) on the recipe network with 1, 2, 2 HR modules in stages 2, 3, 4:
+  multi-scale fusion (its ablation study) on the recipe network with 1, 2, 2 HR modules in stages 2, 3, 4:
   exchange units after every module (5), only between stages (3), only at the end (1).
 
 ``benchmarks/study_paper_evidence.py`` trains them and keeps each run's ``log.jsonl`` and

@@ -52,7 +52,7 @@ class HRNetConfig:
         stage1_planes: inner width P of the stage-1 bottlenecks; stage 1 outputs 4P (64 → 256).
         head_branch: the branch r the 1×1 head reads (0, the paper's): heatmaps at output stride
             4·2^r. r > 0 exists to measure what a lower-resolution read-out costs.
-        exchange_units: where the HR modules exchange (the paper's ablation, Sec. 4.5):
+        exchange_units: where the HR modules exchange (the paper's ablation study):
             "all" — every module ends with an exchange unit (the paper's HRNet: 8 in W32);
             "across_stages" — only the last module of each stage (3), no exchange within a stage;
             "final" — only the network's last module (1): parallel branches that never talk

@@ -346,7 +346,7 @@ draw_hrnet(W32)
 # %% [markdown]
 # ## 6 · Does repeated fusion matter? The paper's ablation, measured at CPU scale
 #
-# The paper (Sec. 4.5) trains HRNet-W32 three ways: with only the final exchange unit (1 fusion:
+# The paper's ablation study trains HRNet-W32 three ways: with only the final exchange unit (1 fusion:
 # the parallel branches never talk until the end), with exchange units between stages only (3), and
 # with exchange units also within the stages (8, HRNet itself): COCO val AP 70.8, 71.9 and 73.4.
 #

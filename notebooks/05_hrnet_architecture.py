@@ -263,11 +263,13 @@ study = evidence.load_runs()
 pair = {"hrnet": "HRNet W16_1UNIT", "simplebaseline": "SimpleBaseline, equal MACs"}
 ap = evidence.summarize(study, pair)
 minutes = evidence.summarize(study, pair, key="train_minutes")
-print(f"{'model':27} {'params':>9} {'MACs (M)':>9} {'AP (mean)':>9} {'per seed':>13} {'train min':>9}")
+loss = evidence.summarize(study, pair, key="loss")  # the epoch's mean training loss
+print(f"{'model':27} {'params':>9} {'MACs (M)':>9} {'AP (mean)':>9} {'per seed':>13} {'loss':>8} {'train min':>9}")
 for name, label in pair.items():
     row = next(r for r in study if r["run"] == name)
     print(f"{label:27} {row['parameters']:9,d} {row['macs'] / 1e6:9.1f} {ap[name]['mean']:9.3f} "
-          f"{', '.join(f'{v:.3f}' for v in ap[name]['values']):>13} {minutes[name]['mean']:9.1f}")
+          f"{', '.join(f'{v:.3f}' for v in ap[name]['values']):>13} {loss[name]['mean']:8.2e} "
+          f"{minutes[name]['mean']:9.1f}")
 
 fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=100)
 for name, label in pair.items():

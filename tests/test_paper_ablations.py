@@ -26,7 +26,7 @@ def exchange_units(net):
 
 @pytest.mark.parametrize("placement, count", [("all", 8), ("across_stages", 3), ("final", 1)])
 def test_exchange_unit_placements_give_the_papers_fusion_counts(placement, count):
-    # paper Sec. 4.5: W32 has 8 exchange units (1 + 4 + 3 modules), 3 across stages only, 1 at the end
+    # the paper's ablation study: W32 has 8 exchange units (1 + 4 + 3 modules), 3 across stages, 1 at the end
     net = hrnet_model.HRNet(dataclasses.replace(hrnet_model.W32, exchange_units=placement)).to("meta")
     assert exchange_units(net) == count
     last_module = net.stage4[-1]
