@@ -289,10 +289,10 @@ def stage_overview(store: dict, index: int = 0, reduce: str = "mean", input_size
 
 
 def contribution_figure(contributions, name: str = "", index: int = 0, image=None) -> Figure:
-    """The exchange unit's terms a(X_j, i) as pictures: rows = outputs i, columns = inputs j.
+    """The exchange unit's terms a(X_i, k) as pictures: rows = outputs k, columns = inputs i.
 
-    contributions[i][j]: (N, C_i, H_i, W_i); each panel is the per-pixel RMS over channels of
-    sample ``index``, titled with its share of output i (``features.contribution_shares``).
+    contributions[k][i]: (N, C_k, H_k, W_k); each panel is the per-pixel RMS over channels of
+    sample ``index``, titled with its share of output k (``features.contribution_shares``).
     ``image``: optional (H, W, 3) input crop of that sample, drawn in a first column (top row).
     Returns the figure: the n_out × n_in panels row by row, then the crop's axis when given.
     """

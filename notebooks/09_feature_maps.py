@@ -25,7 +25,7 @@
 # - what every branch looks like at every stage: branch 0 keeps 1/4 of the input resolution from
 #   stage 2 to stage 4, the low-resolution branches carry coarser maps;
 # - how much each input branch contributes to each fused output of an exchange unit — as a table
-#   and as a picture — and that the unit's output is exactly $Y_i = \mathrm{ReLU}(\sum_j a(X_j, i))$;
+#   and as a picture — and that the unit's output is exactly $Y_k = \mathrm{ReLU}(\sum_i a(X_i, k))$;
 # - how the heatmaps emerge stage by stage (an honest way to ask stage 2 for heatmaps: a linear probe);
 # - how a trained and an untrained network differ inside.
 #
@@ -166,10 +166,10 @@ viz.feature_grid(feats["stage4"][0][0], "stage4.branch0", input_size=cfg.input_s
 # %% [markdown]
 # ## 4 · What each exchange unit mixes
 #
-# An exchange unit computes, for output i, $Y_i = \mathrm{ReLU}\big(\sum_j a(X_j, i)\big)$ with
-# $a(X_i, i) = X_i$, $a(X_j, i)$ a strided 3×3 convolution chain for j < i (down-sampling) and a
-# 1×1 convolution + nearest up-sampling for j > i. The capture stores each term $a(X_j, i)$ under
-# `…exchange.out{i}.from{j}`, computed by the unit's own `contributions` method. First a check: the
+# An exchange unit computes, for output k, $Y_k = \mathrm{ReLU}\big(\sum_i a(X_i, k)\big)$ with
+# $a(X_k, k) = X_k$, $a(X_i, k)$ a strided 3×3 convolution chain for i < k (down-sampling) and a
+# 1×1 convolution + nearest up-sampling for i > k. The capture stores each term $a(X_i, k)$ under
+# `…exchange.out{k}.from{i}`, computed by the unit's own `contributions` method. First a check: the
 # fused outputs are exactly ReLU of the sum of the captured contributions.
 
 # %%
@@ -177,20 +177,20 @@ units = sorted({n.rsplit(".exchange", 1)[0] for n in feats if ".exchange" in n},
                key=lambda n: (int(n[5]), int(n.split("module")[1])))
 for unit in units:
     contributions = features.exchange_contributions(feats, unit)
-    for i, row in enumerate(contributions):
-        torch.testing.assert_close(feats[f"{unit}.exchange.out{i}"], torch.relu(sum(row)), atol=1e-5, rtol=1e-5)
-print(f"checked {len(units)} exchange units: Y_i = ReLU(Σ_j a(X_j, i)) holds for every output")
+    for k, row in enumerate(contributions):
+        torch.testing.assert_close(feats[f"{unit}.exchange.out{k}"], torch.relu(sum(row)), atol=1e-5, rtol=1e-5)
+print(f"checked {len(units)} exchange units: Y_k = ReLU(Σ_i a(X_i, k)) holds for every output")
 
 # %% [markdown]
-# The **share** of input j in output i is the norm ratio $\|a(X_j, i)\| / \sum_{j'} \|a(X_{j'}, i)\|$
+# The **share** of input i in output k is the norm ratio $\|a(X_i, k)\| / \sum_{i'} \|a(X_{i'}, k)\|$
 # (over the 4 crops); each row sums to one. The diagonal is the branch's own signal (identity).
 
 # %%
 shares = {u: features.contribution_shares(features.exchange_contributions(feats, u)) for u in units}
 print(f"{'exchange unit':16} {'out':>3}  shares of inputs 0..r (rows sum to 1)")
 for unit, s in shares.items():
-    for i, row in enumerate(s.numpy()):
-        print(f"{unit:16} {i:3d}  " + "  ".join(f"{v:.2f}" for v in row))
+    for k, row in enumerate(s.numpy()):
+        print(f"{unit:16} {k:3d}  " + "  ".join(f"{v:.2f}" for v in row))
 
 # %%
 viz.shares_figure(shares)
