@@ -318,10 +318,22 @@ for sigma in (1.0, 2.0):
 # %%
 from hrnet_edu import evidence
 
-runs = evidence.summarize(evidence.load_runs(), ["hrnet", "sigma1"])
+study = evidence.load_runs()
+runs = {key: evidence.summarize(study, ["hrnet", "sigma1"], key=key) for key in ("ap", "ap50", "ap75")}
 for name, sigma in (("hrnet", 2), ("sigma1", 1)):
-    r = runs[name]
-    print(f"σ = {sigma} heatmap px: AP {r['mean']:.3f} (seeds: {', '.join(f'{v:.3f}' for v in r['values'])})")
+    r = runs["ap"][name]
+    print(f"σ = {sigma} heatmap px: AP {r['mean']:.3f} (seeds 0, 1, 2: {', '.join(f'{v:.3f}' for v in r['values'])}), "
+          f"AP50 {runs['ap50'][name]['mean']:.3f}, AP75 {runs['ap75'][name]['mean']:.3f}")
+
+# %% [markdown]
+# At this budget the paper's σ = 1 trained better, not worse: AP 0.403 against 0.375 over 3 seeds,
+# ahead in each seed (the same seed gives both runs the same data order) — but by less than the
+# spread between seeds of one setting (up to 0.052): a consistent hint, not a settled result. The
+# gain is larger at the strict threshold (AP75 +0.066, AP50 +0.033): with targets centred on the
+# sub-pixel joint and DARK decoding (the recipe), the narrower Gaussian marks the joint more
+# precisely, and the pixel count argued above does not decide it. What a one-epoch CPU run cannot
+# say is how the two compare after the paper's 210 epochs, where the reference configuration chose
+# σ = 2; the recipe keeps σ = 2, the setting its 15-epoch checkpoint was trained with.
 
 # %% [markdown]
 # ## 7 · Checks
