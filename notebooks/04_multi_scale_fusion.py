@@ -35,7 +35,9 @@
 # - each input's contribution to each output of an exchange unit, computed with the library's
 #   `ExchangeUnit.contributions` and checked against a from-scratch version;
 # - how much each transform costs (parameters and multiply-adds) in HRNet-W32;
-# - interactively, which input dominates which output.
+# - interactively, which input dominates which output;
+# - the paper's ablation of repeated fusion (exchange units only at the end, across stages, and
+#   across and within stages), trained here on the CPU.
 #
 # Notation: r = 0 is the highest-resolution branch (the paper's r is ours + 1); C_r the width of
 # branch r; N batch, H×W size.

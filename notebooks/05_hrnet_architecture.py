@@ -34,7 +34,8 @@
 #   parameters and multiply-adds;
 # - that our HRNet-W32/W48 match the paper's table exactly — parameters to the unit, and "GFLOPs"
 #   once you know they are multiply-adds divided by 1024³;
-# - how HRNet compares with the high-to-low design it replaced (SimpleBaseline);
+# - how HRNet compares with the high-to-low design it replaced (SimpleBaseline): in cost, and
+#   trained side by side here at equal multiply-adds;
 # - that the reference implementation's checkpoints load into our model by name.
 #
 # Notation: N batch, K = 17 joints, C width (32 or 48), r branch (0 = highest resolution; the

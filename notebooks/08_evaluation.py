@@ -27,7 +27,8 @@
 # - why the flip test shifts the mirrored heatmaps by one column (derived, then measured on perfect
 #   heatmaps), and how heatmap coordinates go back to the image;
 # - what the flip test, its one-column shift, the quarter-pixel shift and DARK each add — measured,
-#   and what a *perfect* network would score at this heatmap resolution;
+#   and what a *perfect* network would score at this heatmap resolution and at coarser output strides
+#   (beside two networks trained at stride 4 and 8);
 # - why OKS-NMS is needed when boxes come from a detector;
 # - **why** keypoints are wrong: the error taxonomy of Ronchi & Perona (ICCV 2017) — jitter,
 #   inversion (left/right), swap (another person), miss (`hrnet_edu.analysis`);
