@@ -66,6 +66,7 @@ from hrnet_edu.notebook_utils import show_source
 from hrnet_edu.train import train
 from hrnet_edu.viz import draw_pose
 
+# %%
 torch.manual_seed(0)
 rng = np.random.default_rng(0)
 torch.set_num_threads(1)  # the CPU recipe's one compute thread
@@ -230,6 +231,7 @@ def plain_pycocotools(data, results, sigmas):
     return np.asarray(E.stats)
 
 
+# %%
 exact = coco_eval.results_ap(val.coco, as_results(val_json), spec=CROWDPOSE14)
 print("ground truth as prediction:\n", exact, sep="")
 noisy = as_results(val_json, noise=3.0)
