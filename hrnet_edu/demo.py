@@ -94,12 +94,16 @@ def run_demo(out_dir: str, overrides: list[str], config: str = DEMO_CONFIG, expo
                f"{platform.processor() or platform.machine()})"
     command = command or f"run_demo({overrides})"
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    schedule = (f"cosine decay after {cfg.warmup_epochs:g} warm-up epochs" if cfg.lr_schedule == "cosine"
+                else f"×{cfg.lr_factor} at epochs {list(cfg.lr_steps)}")
+    cpu_switches = [name for name, on in (("bf16 autocast", cfg.autocast_dtype("cpu") is not None),
+                                          ("channels-last", cfg.uses_channels_last("cpu"))) if on]
+    precision = ", ".join(cpu_switches) or "fp32"
     report = [
         f"# hrnet-edu demo: `{cfg.name}` on SynthPose ({date})", "",
         f"HRNet-W{cfg.model.width}, input {cfg.input_size[0]}×{cfg.input_size[1]}, heatmaps "
         f"{cfg.heatmap_size[0]}×{cfg.heatmap_size[1]}, sigma {cfg.sigma}, {summary['epochs']} epochs, batch "
-        f"{cfg.batch_size}, Adam lr {cfg.lr} (×{cfg.lr_factor} at {list(cfg.lr_steps)}), "
-        f"data `{cfg.data_root}`.",
+        f"{cfg.batch_size}, Adam lr {cfg.lr} ({schedule}), data `{cfg.data_root}`; on a CPU: {precision}.",
         f"Device: {hardware}. Generating the training data took {data_seconds:.0f} s, training "
         f"{train_seconds:.0f} s ({summary['images_per_s']:.1f} img/s); everything (data, evaluations, "
         f"figures) {total_seconds:.0f} s.", "",
