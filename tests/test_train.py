@@ -358,7 +358,7 @@ def test_demo_reports_the_numbers_of_train_validate_and_exports_the_weights(tiny
     assert result["trained"] == pytest.approx(last_val, abs=1e-12)
     report = (out / "report.md").read_text()
     assert "| network | " + " | ".join(STAT_NAMES) + " |" in report and "Command: `test`" in report
-    assert "cosine decay after" in report and "on a CPU: bf16 autocast, channels-last" in report  # the recipe's
+    assert "cosine decay after" in report and "on a CPU: bf16 autocast, channels-last" in report
     assert (out / "loss.png").stat().st_size > 0 and (out / "predictions.png").stat().st_size > 0
     exported, _ = load_checkpoint(tmp_path / "w.pt")
     best = load_checkpoint_state(str(out / "run" / "best.pt"))["model"]
