@@ -1,23 +1,24 @@
 """The CPU recipe's training step on this machine: what makes it faster on 2 cores (issue 18).
 
 One training step of ``configs.synthpose_w16_128x96_cpu`` (``model.W16_1UNIT``, 128×96, batch 32):
-forward, JointsMSELoss, backward, gradient norm, Adam — the step of ``train.train_one_epoch`` —
-on one fixed batch, so the data pipeline is not measured. Variants:
+forward, JointsMSELoss, backward, gradient norm, Adam — ``train.train_one_epoch`` itself, with the
+config switches the variant names — on one fixed batch, so the data pipeline is not measured.
+Variants:
 
 * ``eager``: fp32, 1 compute thread (the preset: the other core feeds the one data worker);
 * ``eager_2threads``: fp32, 2 compute threads (what torch picks by default);
-* ``channels_last``: fp32, NHWC memory format for the model and the images;
-* ``bf16``: ``torch.autocast("cpu", torch.bfloat16)`` around the forward (this EPYC has
-  AVX512-BF16), the loss in fp32;
-* ``bf16_channels_last``: both;
+* ``channels_last``: ``cpu_channels_last``, fp32, NHWC memory format for the model and the images;
+* ``bf16``: ``cpu_bf16``, ``torch.autocast("cpu", torch.bfloat16)`` around the forward (this EPYC
+  has AVX512-BF16), the loss in fp32;
+* ``bf16_channels_last``: both (the preset);
 * ``compile``: ``torch.compile`` (inductor) of the model, fp32; its first steps (the compilation)
   are timed separately and counted against a run's budget;
 * ``compile_bf16_channels_last``: the three together.
 
 Variants are measured in interleaved rounds (each round times every variant once), so a load
 that comes and goes on the machine hits all of them alike; the median step time over rounds is
-reported with each variant's ratio to ``eager``, and the loss after the timed steps (the same
-start, the same batch: a check that the variant trains the same network).
+reported with each variant's ratio to ``eager``, and the mean loss of the last timed steps (the
+same start, the same batch: a check that the variant trains the same network).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_cpu_train_step.py --out benchmarks/results/cpu_train_step.json
 """
@@ -25,48 +26,49 @@ start, the same batch: a check that the variant trains the same network).
 from __future__ import annotations
 
 import argparse
-import contextlib
+import dataclasses
 import datetime
 import json
+import os
 import platform
 import statistics
+import tempfile
 import time
 
-import torch
+# A cold compile, as a fresh run pays it: inductor's cache of earlier runs would hide the compile time.
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="bench_inductor_"))
 
-from hrnet_edu import model as hrnet_model
-from hrnet_edu.configs import synthpose_w16_128x96_cpu
-from hrnet_edu.losses import JointsMSELoss
+import torch  # noqa: E402
+
+from hrnet_edu import model as hrnet_model  # noqa: E402
+from hrnet_edu.configs import synthpose_w16_128x96_cpu  # noqa: E402
+from hrnet_edu.train import DistInfo, build_criterion, train_one_epoch  # noqa: E402
 
 VARIANTS = ["eager", "eager_2threads", "channels_last", "bf16", "bf16_channels_last", "compile",
             "compile_bf16_channels_last"]
 
 
 def make_variant(name: str, batch: dict):
-    """A fresh seeded network, Adam and a ``step()`` closure for variant ``name``."""
+    """A fresh seeded network and Adam, and a ``run(n)`` closure: ``n`` of the library's training steps
+    (``train.train_one_epoch`` on ``n`` copies of ``batch``) with variant ``name``'s switches; it returns
+    the steps' mean loss."""
+    cfg = dataclasses.replace(synthpose_w16_128x96_cpu(), cpu_bf16="bf16" in name,
+                              cpu_channels_last="channels_last" in name)
     torch.manual_seed(0)
-    net = hrnet_model.HRNet(hrnet_model.W16_1UNIT)
-    fmt = torch.channels_last if "channels_last" in name else torch.contiguous_format
-    net = net.to(memory_format=fmt)
-    images = batch["image"].contiguous(memory_format=fmt)
+    net = hrnet_model.HRNet(cfg.model)
+    if cfg.uses_channels_last("cpu"):  # as train() prepares the model
+        net = net.to(memory_format=torch.channels_last)
     model = torch.compile(net) if name.startswith("compile") else net
-    optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
-    criterion = JointsMSELoss()
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    args = (build_criterion(cfg), optimizer, scaler, cfg, torch.device("cpu"), 0, DistInfo(), False)
     threads = 2 if name == "eager_2threads" else 1
-    amp = torch.autocast("cpu", dtype=torch.bfloat16) if "bf16" in name else contextlib.nullcontext()
 
-    def step() -> float:
+    def run(n: int) -> float:
         torch.set_num_threads(threads)
-        with amp:
-            heatmaps = model(images)
-        loss = criterion(heatmaps.float(), batch["target"], batch["target_weight"])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm=float("inf"))
-        optimizer.step()
-        return loss.item()
+        return train_one_epoch(model, [batch] * n, *args)["loss"]
 
-    return step
+    return run
 
 
 def main() -> None:
@@ -88,8 +90,7 @@ def main() -> None:
     for name in names:  # build, and time the first two steps (compilation, oneDNN kernel choice)
         start = time.perf_counter()
         steps[name] = make_variant(name, batch)
-        steps[name]()
-        steps[name]()
+        steps[name](2)
         first[name] = time.perf_counter() - start
         print(f"{name:20s} first 2 steps {first[name]:7.1f} s", flush=True)
     times = {name: [] for name in names}
@@ -97,8 +98,7 @@ def main() -> None:
     for r in range(args.rounds):
         for name in names:
             start = time.perf_counter()
-            for _ in range(args.steps):
-                losses[name] = steps[name]()
+            losses[name] = steps[name](args.steps)
             times[name].append((time.perf_counter() - start) / args.steps)
         line = "  ".join(f"{k} {v[-1] * 1e3:.0f} ms" for k, v in times.items())
         print(f"round {r + 1}: {line}", flush=True)

@@ -2,8 +2,8 @@
 
 Every run is the CPU recipe (``configs.synthpose_w16_128x96_cpu``: ``model.W16_1UNIT`` at 128×96,
 Adam 2e-3 with a cosine decay, unbiased σ = 2 targets, DARK decoding, flip test) shortened to one
-epoch of the 37,476 persons of ``make data`` (warm-up 0.1 epoch), with bf16 autocast and
-channels-last on the CPU (``cpu_bf16``, ``cpu_channels_last``), validated on the bundled SynthPose
+epoch of the 37,476 persons of ``make data`` (warm-up 0.1 epoch), with the preset's bf16 autocast
+and channels-last on the CPU (``cpu_bf16``, ``cpu_channels_last``), validated on the bundled SynthPose
 val split (150 images, 300 persons). One thing changes per run (``study_config``):
 
 * ``hrnet`` — the recipe itself, the reference point of every comparison;
@@ -45,7 +45,7 @@ RUNS = ("hrnet", "hrnet_fp32", "stride8", "simplebaseline", "sigma1", "fusion_al
 def study_config(name: str, seed: int = 0) -> TrainConfig:
     """The recipe shortened to one epoch, with run ``name``'s one change (see the module docstring)."""
     base = dataclasses.replace(synthpose_w16_128x96_cpu(), epochs=1, warmup_epochs=0.1, val_every=1,
-                               cpu_bf16=True, cpu_channels_last=True, seed=seed)
+                               seed=seed)
     w16 = base.model
     changes = {
         "hrnet": {},

@@ -265,8 +265,8 @@ meta = {"indices": np.arange(len(samples)), "image_ids": np.array([int(s["image_
         "areas": np.array([float(s["area"]) for s in samples])}
 
 
-def variant(heatmaps, decode):
-    keypoints, confidences = heatmaps_to_keypoints(heatmaps, center, scale, 0.0, decode, cfg.sigma)
+def variant(heatmaps, decode, sigma=cfg.sigma):
+    keypoints, confidences = heatmaps_to_keypoints(heatmaps, center, scale, 0.0, decode, sigma)
     preds = {**meta, "keypoints": keypoints, "confidences": confidences}
     return preds, evaluate.predictions_ap(preds, val)
 
@@ -325,10 +325,7 @@ for stride in STRIDES:
     size, sigma_s = (128 // stride, 96 // stride), 8 / stride
     centred = encode_heatmaps(joints[..., :2] / stride, joints[..., 2], size, sigma_s)[0]  # the reference's
     exact = encode_heatmaps(joints[..., :2] / stride, joints[..., 2], size, sigma_s, unbiased=True)[0]
-    kp_c, conf_c = heatmaps_to_keypoints(centred, center, scale, 0.0, "argmax")
-    kp_e, conf_e = heatmaps_to_keypoints(exact, center, scale, 0.0, "dark", sigma_s)
-    ceilings[stride] = [evaluate.predictions_ap({**meta, "keypoints": kp, "confidences": c}, val).ap
-                        for kp, c in ((kp_c, conf_c), (kp_e, conf_e))]
+    ceilings[stride] = [variant(centred, "argmax")[1].ap, variant(exact, "dark", sigma_s)[1].ap]
     print(f"{stride:6d} {size[0]:>4d}×{size[1]:<3d} {sigma_s:9.2f} {ceilings[stride][0]:24.3f} "
           f"{ceilings[stride][1]:15.3f}")
 

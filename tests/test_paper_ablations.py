@@ -150,3 +150,18 @@ def test_the_drawing_puts_the_head_on_the_branch_it_reads():
     assert len(last.get_segments()) == 3 + 3  # outputs 0 and 1, from the 3 other branches each
     head = next(p for p in ax.patches if p.get_gid() == "head")
     assert head.get_y() < -0.5  # row 1 (rows are at y = −r), not row 0
+
+
+def test_every_committed_study_run_was_trained_with_its_study_config():
+    import json
+    import os
+
+    from hrnet_edu import evidence
+    from hrnet_edu.overrides import config_from_dict
+
+    rows = evidence.load_runs()
+    assert {r["run"] for r in rows} == set(evidence.RUNS)
+    for r in rows:
+        with open(os.path.join(evidence.RESULTS, f"{r['run']}_s{r['seed']}", "config.json")) as f:
+            stored = config_from_dict(json.load(f))
+        assert stored == evidence.study_config(r["run"], r["seed"]), (r["run"], r["seed"])
