@@ -31,7 +31,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from hrnet_edu import coco_eval
-from hrnet_edu.keypoints import COCO17
 from hrnet_edu.oks import compute_oks, keypoint_similarity, match_detections
 
 CATEGORIES = ("good", "jitter", "inversion", "swap", "miss")
@@ -65,7 +64,7 @@ class ErrorTaxonomy:
     scores: np.ndarray
     num_unmatched_results: int
     num_unmatched_gt: int
-    names: tuple[str, ...] = COCO17.names
+    names: tuple[str, ...]
 
     def counts(self) -> np.ndarray:
         """(K, 5) number of joints in each category (columns in ``CATEGORIES`` order)."""
@@ -97,7 +96,7 @@ class ErrorTaxonomy:
 
 
 def _classify(dt: np.ndarray, gt: np.ndarray, areas: np.ndarray, own: np.ndarray, jitter_range, sigmas,
-              flip_index=COCO17.flip_index):
+              flip_index):
     """Labels, own ks and best ks (each (D, K)) of D detections against the G persons of one image.
 
     dt: (D, K, 2); gt: (G, K, 3); areas: (G,); own: (D,) index of each detection's matched person;
@@ -123,57 +122,40 @@ def _classify(dt: np.ndarray, gt: np.ndarray, areas: np.ndarray, own: np.ndarray
     return np.where(labelled, labels, UNLABELLED), np.where(labelled, ks[:, 0], 0.0), np.maximum(best, 0.0)
 
 
-def error_taxonomy(coco_gt, results, match_threshold: float = 0.1, jitter_range=(0.5, 0.85),
+def error_taxonomy(ground_truth, results, match_threshold: float = 0.1, jitter_range=(0.5, 0.85),
                    sigmas=None, spec=None) -> ErrorTaxonomy:
     """Classify every joint of every matched detection as good / jitter / inversion / swap / miss.
 
     Args:
-        coco_gt: pycocotools ``COCO`` or the path of the ground-truth annotation file.
+        ground_truth: a ``GroundTruth`` (``data.ground_truth.read_ground_truth``), or a pycocotools
+            ``COCO`` / the path of an annotation file together with ``spec``.
         results: COCO keypoint results (list of entries or the path of a results JSON).
         match_threshold: OKS needed to match a detection to a person (greedy by score, per image).
         jitter_range: (low, high) ks thresholds: below low a miss, at or above high good.
         sigmas: (K,) per-joint σ; default: the spec's.
         spec: the keypoint set (KeypointSpec or built-in name): σ, the mirrored joints, the row
-            names. Default: the one the ground-truth file was read with, else COCO-17.
+            names. Default: the ground truth's.
 
     Returns:
         ErrorTaxonomy.
     """
-    coco_gt = coco_eval.load_coco(coco_gt, spec)
-    spec = coco_eval.ground_truth_spec(coco_gt, spec)
+    gt = coco_eval.load_ground_truth(ground_truth, spec)
+    spec = gt.spec
     sigmas = np.asarray(spec.sigmas if sigmas is None else sigmas, dtype=np.float64)
     if sigmas.shape != (spec.num_joints,):
         raise ValueError(f"sigmas must be ({spec.num_joints},) for keypoint spec {spec.name!r}, "
                          f"got {sigmas.shape}")
-    results = coco_eval.load_results(results, coco_gt, spec)
+    results = coco_eval.load_results(results, gt)
     by_image: dict[int, list[int]] = {}
     for i, r in enumerate(results):
         by_image.setdefault(r["image_id"], []).append(i)
     parts, unmatched_dt, unmatched_gt = [], 0, 0
-    for image_id in coco_gt.getImgIds():
-        anns = [a for a in coco_gt.loadAnns(coco_gt.getAnnIds(imgIds=image_id, iscrowd=False))
-                if np.any(np.asarray(a["keypoints"])[2::3] > 0)]
-        idx = np.asarray(by_image.get(image_id, []), dtype=np.int64)
-        if not anns or not len(idx):
-            unmatched_dt, unmatched_gt = unmatched_dt + len(idx), unmatched_gt + len(anns)
-            continue
-        gt = np.asarray([a["keypoints"] for a in anns], np.float64).reshape(len(anns), -1, 3)  # (G, K, 3)
-        areas = np.asarray([a["area"] for a in anns], np.float64)
-        dt = np.asarray([results[i]["keypoints"] for i in idx], np.float64).reshape(len(idx), -1, 3)
-        scores = np.asarray([results[i]["score"] for i in idx], np.float64)
-        oks = compute_oks(dt, gt, areas, np.asarray([a["bbox"] for a in anns], np.float64), sigmas=sigmas)
-        none = np.zeros(len(anns), dtype=bool)
-        matched, _ = match_detections(oks, scores, none, none, match_threshold)  # (D,) person or −1
-        m = np.flatnonzero(matched >= 0)
-        unmatched_dt += len(idx) - len(m)
-        unmatched_gt += len(anns) - len(m)
-        if not len(m):
-            continue
-        own = matched[m]
-        labels, ks_own, ks_best = _classify(dt[m, :, :2], gt, areas, own, jitter_range, sigmas,
-                                            spec.flip_index)
-        parts.append((labels, ks_own, ks_best, idx[m], np.full(len(m), image_id),
-                      np.asarray([anns[j]["id"] for j in own]), oks[m, own], scores[m]))
+    for image_id in gt.coco.getImgIds():
+        part, n_dt, n_gt = _taxonomy_of_image(gt.coco, image_id, results, by_image.get(image_id, []),
+                                              match_threshold, jitter_range, sigmas, spec.flip_index)
+        unmatched_dt, unmatched_gt = unmatched_dt + n_dt, unmatched_gt + n_gt
+        if part is not None:
+            parts.append(part)
     k = len(sigmas)
     shapes = [(0, k), (0, k), (0, k), (0,), (0,), (0,), (0,), (0,)]
     cols = [np.concatenate(c) for c in zip(*parts)] if parts else [np.zeros(s) for s in shapes]
@@ -181,6 +163,30 @@ def error_taxonomy(coco_gt, results, match_threshold: float = 0.1, jitter_range=
     as_int = np.int64
     return ErrorTaxonomy(labels.astype(as_int), ks_own, ks_best, ridx.astype(as_int), img.astype(as_int),
                          ann.astype(as_int), oks, sc, int(unmatched_dt), int(unmatched_gt), spec.names)
+
+
+def _taxonomy_of_image(coco, image_id, results, indices, match_threshold, jitter_range, sigmas, flip_index):
+    """One image's (columns of the taxonomy or None, unmatched detections, unmatched persons)."""
+    anns = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=image_id, iscrowd=False))
+            if np.any(np.asarray(a["keypoints"])[2::3] > 0)]
+    idx = np.asarray(indices, dtype=np.int64)
+    if not anns or not len(idx):
+        return None, len(idx), len(anns)
+    gt = np.asarray([a["keypoints"] for a in anns], np.float64).reshape(len(anns), -1, 3)  # (G, K, 3)
+    areas = np.asarray([a["area"] for a in anns], np.float64)
+    dt = np.asarray([results[i]["keypoints"] for i in idx], np.float64).reshape(len(idx), -1, 3)
+    scores = np.asarray([results[i]["score"] for i in idx], np.float64)
+    oks = compute_oks(dt, gt, areas, np.asarray([a["bbox"] for a in anns], np.float64), sigmas=sigmas)
+    none = np.zeros(len(anns), dtype=bool)
+    matched, _ = match_detections(oks, scores, none, none, match_threshold)  # (D,) person or −1
+    m = np.flatnonzero(matched >= 0)
+    if not len(m):
+        return None, len(idx), len(anns)
+    own = matched[m]
+    labels, ks_own, ks_best = _classify(dt[m, :, :2], gt, areas, own, jitter_range, sigmas, flip_index)
+    part = (labels, ks_own, ks_best, idx[m], np.full(len(m), image_id),
+            np.asarray([anns[j]["id"] for j in own]), oks[m, own], scores[m])
+    return part, len(idx) - len(m), len(anns) - len(m)
 
 
 # ----------------------------------------------------------------------------- error in the crop

@@ -1,12 +1,16 @@
-"""Checkpoint files: writing them atomically, reading ours and the reference's, and the device to load onto.
+"""Checkpoint files: writing them atomically, reading ours and the reference's, building the network
+a checkpoint describes, and the device to load onto.
 
-Every ``torch.save`` and ``torch.load`` of hrnet-edu is in this module.
+Every ``torch.save`` and ``torch.load`` of hrnet-edu is in this module, and so is checkpoint → model
+(``load_checkpoint``).
 
 * Our training checkpoints (``OUT/last.pt`` every epoch, ``OUT/best.pt`` on a new best AP) are dicts
   ``{"model", "optimizer", "scheduler", "scaler", "epoch", "best_ap", "config", "metrics", "rng"}``
   (``CHECKPOINT_KEYS``) with ``epoch`` = the number of completed epochs and ``config`` =
-  ``dataclasses.asdict(TrainConfig)``; exported weights (``export_weights``) keep only ``model``
-  and ``config``.
+  ``dataclasses.asdict(TrainConfig)``, and ``codec`` = ``dataclasses.asdict`` of its
+  ``heatmaps.HeatmapCodec`` (how its heatmaps are encoded and decoded; older checkpoints without it
+  get the one their config builds); exported weights (``export_weights``) keep ``model``, ``config``
+  and ``codec``.
 * The reference implementation's published weights (``pose_hrnet_w32_256x192.pth`` …) are plain
   state dicts; our module names are the reference's, so they load strictly with
   ``load_reference_weights`` and no renaming (it also accepts ours, ``{"state_dict": …}`` and
@@ -15,9 +19,6 @@ Every ``torch.save`` and ``torch.load`` of hrnet-edu is in this module.
   run killed while saving leaves the previous complete file, never a truncated one.
 * Reading uses ``torch.load(weights_only=True)`` on the CPU: a checkpoint cannot run code, and
   anything that is not one becomes one line, "not a checkpoint: PATH (reason)".
-
-Building the network a checkpoint describes needs the configuration and model classes, which sit
-above this module: ``evaluate.load_checkpoint`` does it with the functions here.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from torch import Tensor, nn
 from hrnet_edu.errors import InputError
 from hrnet_edu.runfolder import atomic_write
 
-CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "best_ap", "config", "metrics",
-                   "rng")
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "best_ap", "config", "codec",
+                   "metrics", "rng")
 
 
 # ----------------------------------------------------------------------------- writing
@@ -51,7 +52,7 @@ def export_weights(checkpoint: str, path: str, record: dict) -> None:
     with .json = ``record`` (how the weights were made); both atomically."""
     state = load_checkpoint_state(checkpoint)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    save_checkpoint({"model": state["model"], "config": state["config"]}, path)
+    save_checkpoint({k: state[k] for k in ("model", "config", "codec") if k in state}, path)
 
     def write_record(tmp):
         with open(tmp, "w") as f:
@@ -200,6 +201,72 @@ def transfer_weights(model: nn.Module, state_dict_or_checkpoint, source_spec, ta
     load_reference_weights(model, state)
     return {"copied": [n for n, i in zip(target.names, index) if i >= 0],
             "new": [n for n, i in zip(target.names, index) if i < 0]}
+
+
+# ----------------------------------------------------------------------------- checkpoint → model
+def load_checkpoint(path, config=None, device="cpu", overrides=()):
+    """A model ready for evaluation from one of our checkpoints or a reference ``.pth``.
+
+    Args:
+        path: ``train``'s ``best.pt`` / ``last.pt`` (a dict with "model" and "config"), or a plain
+            state dict such as the reference's published ``pose_hrnet_w32_256x192.pth``.
+        config: a ``TrainConfig`` or preset name. Required for plain state dicts (they do not say
+            which architecture they are); for our checkpoints it overrides the stored config.
+        device: where to put the model.
+        overrides: ``key=value`` items applied to that config (``overrides.apply_overrides``)
+            before the network is built, e.g. ``["val_decode=shift"]``.
+
+    Returns:
+        (model in eval mode, TrainConfig). The config's ``codec`` is the checkpoint's: the stored
+        one where the file has it (it must agree with the config's), else the config's own.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        InputError: not a checkpoint, a plain state dict without ``config``, or weights of another
+            architecture than the config's (the message lists the missing / unexpected / mis-shaped keys).
+    """
+    from hrnet_edu.configs import get_config
+    from hrnet_edu.model import build_model
+    from hrnet_edu.overrides import apply_overrides, config_from_dict
+
+    path = os.fspath(path)
+    state = load_checkpoint_file(path)  # "not a checkpoint: PATH (reason)" for anything unreadable
+    if not isinstance(state, dict):
+        raise InputError(f"not a checkpoint: {path} (holds a {type(state).__name__}, not a state dict)")
+    ours = isinstance(state.get("config"), dict) and "model" in state
+    if config is None:
+        if not ours:
+            raise InputError(f"{path} holds weights without a config (like the reference's published "
+                             "pose_hrnet_*.pth): name the architecture with --config / config=")
+        cfg = config_from_dict(state["config"])
+    else:
+        cfg = get_config(config) if isinstance(config, str) else config
+    cfg = apply_overrides(cfg, list(overrides))
+    _check_stored_codec(state, cfg, path, overridden=config is not None or bool(overrides))
+    model = build_model(cfg.model)
+    try:
+        load_reference_weights(model, state)
+    except ValueError as err:
+        # first line: the verdict with the counts ("missing: none, unexpected: none, mis-shaped
+        # (236)"); then load_reference_weights' listing of the keys
+        counts = [line.strip().rstrip(":") for line in str(err).splitlines()
+                  if line.startswith("  ") and not line.startswith("    ")]
+        raise InputError(f"checkpoint {path} is not an HRNet of config {cfg.name!r} (model {cfg.model}): "
+                         f"{', '.join(counts)}\n{err}") from None
+    return model.eval().to(device), cfg
+
+
+def _check_stored_codec(state: dict, cfg, path: str, overridden: bool) -> None:
+    """A stored codec must be the one the stored config builds (a file edited by hand, or written by
+    another version, would otherwise be decoded one way and reported another)."""
+    from hrnet_edu.heatmaps import HeatmapCodec
+
+    stored = state.get("codec")
+    if not isinstance(stored, dict) or overridden:
+        return  # older checkpoints: the config's codec; overrides change the config on purpose
+    if HeatmapCodec.from_dict(stored) != cfg.codec:
+        raise InputError(f"checkpoint {path}: its stored codec {stored} disagrees with the one its config "
+                         f"builds ({cfg.codec})")
 
 
 # ----------------------------------------------------------------------------- device

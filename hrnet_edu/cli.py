@@ -3,7 +3,7 @@
 The whole command line is here, and only here: one ``argparse`` parser with a subcommand each.
 A subcommand is two functions below, ``_NAME_arguments(parser)`` (its options) and
 ``_NAME(args, parser)`` (what it runs): the second turns the options into plain Python arguments of
-one library function (``data.synthpose.generate``, ``train.train``, ``evaluate.checkpoint_ap``, …)
+one library function (``data.synthpose.generate``, ``train.train``, ``commands.checkpoint_ap``, …)
 and prints what it returns. Each imports what it needs inside its own body, and only the chosen
 subcommand's options are built, so that ``hrnet-edu synth`` never imports torch.
 
@@ -137,7 +137,8 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--results", help="evaluate an existing COCO results JSON instead of a model (with "
                       "--ann, or --config for its val_ann)")
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True, help="flip test")
-    parser.add_argument("--decode", choices=("argmax", "shift", "dark"), default="shift")
+    parser.add_argument("--decode", choices=("argmax", "shift", "dark"), default=None,
+                        help="heatmap decoding; default: the checkpoint's own (its codec)")
     parser.add_argument("--boxes", default="gt", help="'gt' or a COCO person-detection results JSON")
     parser.add_argument("--ann", help="ground-truth COCO keypoint file to evaluate on (e.g. COCO's "
                         "person_keypoints_val2017.json); default: the config's val_ann")
@@ -160,18 +161,18 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _evaluate(args, parser) -> int:
     """``hrnet-edu evaluate``: the ten COCO keypoint numbers of a checkpoint (or of a results file)."""
-    from hrnet_edu import evaluate
+    from hrnet_edu import commands
 
     if args.batch_size < 1 or args.workers < 0:
         parser.error("--batch-size must be >= 1 and --workers >= 0")
     if args.keypoints and not args.results:
         parser.error("--keypoints goes with --results: a checkpoint records its own keypoint set")
     if args.results:
-        stats, settings = evaluate.results_file_ap(args.results, ann=args.ann, config=args.config,
+        stats, settings = commands.results_file_ap(args.results, ann=args.ann, config=args.config,
                                                    overrides=args.overrides, out=args.out,
                                                    keypoints=args.keypoints)
     else:
-        stats, settings = evaluate.checkpoint_ap(
+        stats, settings = commands.checkpoint_ap(
             args.checkpoint, config=args.config, overrides=args.overrides, ann=args.ann, images=args.images,
             boxes=args.boxes, flip=args.flip, decode=args.decode, nms_threshold=args.nms_threshold,
             results_path=args.out, batch_size=args.batch_size, device=args.device, workers=args.workers,
@@ -201,7 +202,8 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="preset naming the architecture (needed for reference .pth files)")
     parser.add_argument("--out", required=True, help="output PNG")
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True, help="flip test")
-    parser.add_argument("--decode", choices=("argmax", "shift", "dark"), default="shift")
+    parser.add_argument("--decode", choices=("argmax", "shift", "dark"), default=None,
+                        help="heatmap decoding; default: the checkpoint's own (its codec)")
     parser.add_argument("--threshold", type=float, default=0.2, help="draw keypoints above this confidence")
     parser.add_argument("--device", default="auto")
     _add_runtime(parser, "torch: eager PyTorch (the reference); onnx: ONNX Runtime on the CPU")
@@ -237,7 +239,7 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _export(args, parser) -> int:
     """``hrnet-edu export --checkpoint PATH [--config NAME] --out model.onnx [key=value ...]``."""
-    from hrnet_edu.evaluate import load_checkpoint
+    from hrnet_edu.checkpoints import load_checkpoint
     from hrnet_edu.export import export_onnx, sample_crops
 
     model, cfg = load_checkpoint(args.checkpoint, args.config, overrides=args.overrides)

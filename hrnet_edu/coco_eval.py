@@ -5,7 +5,7 @@ The paper reports COCO keypoint AP (Sec. 4.1): AP averaged over OKS thresholds
 medium (32² < area ≤ 96²) and large (area > 96²) persons, and the same five for recall (AR).
 pycocotools computes them; this module prepares its input (results entries, rescored as the
 reference does), checks it with clear errors, runs it quietly and returns the ten numbers as
-a named structure. The keypoint set is a ``KeypointSpec`` (``spec=``, COCO-17 by default): it gives
+a named structure. The keypoint set is a ``KeypointSpec`` (the ground truth's, or ``spec=``): it gives
 K and the OKS sigmas handed to pycocotools (``COCOeval.params.kpt_oks_sigmas``), so CrowdPose's
 14 joints or your own are scored with their own constants.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import gc
+import dataclasses
 import io
 import json
 import math
@@ -28,6 +28,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from hrnet_edu.data.ground_truth import GroundTruth, read_ground_truth
+from hrnet_edu.fast_cocoeval import FastCOCOeval, gc_paused
 from hrnet_edu.keypoints import KeypointSpec, get_spec
 
 
@@ -93,50 +95,44 @@ def make_results(image_ids, keypoints, confidences, scores, category_id: int = 1
     ]
 
 
-def load_coco(coco_gt, spec=None):
-    """A pycocotools ``COCO`` object from itself or from an annotation file path (quietly).
+def load_ground_truth(ground_truth, spec=None) -> GroundTruth:
+    """The ``GroundTruth`` to evaluate against, from itself, an annotation file or a pycocotools ``COCO``.
 
-    ``spec``: the file's keypoint set (KeypointSpec or built-in name; default COCO-17), which
-    decides how many keypoint numbers each person carries (see ``data.ground_truth``).
+    ``spec``: the keypoint set (KeypointSpec or built-in name): required for a file or a ``COCO``
+    (it decides K and the OKS sigmas), optional for a ``GroundTruth`` (which holds the spec it was
+    read with; a given ``spec`` replaces it).
 
     A file is checked as it is read (``data.ground_truth.read_ground_truth`` for evaluation): NaN or
     non-numeric keypoints, visibility outside {0, 1, 2}, labelled joints far outside the image,
-    unknown image ids, images without a size, missing ``area`` / ``num_keypoints`` or no person to
-    evaluate raise InputError naming the file and the annotation id — never a metric on bad data.
-    The counts of ignored persons are in ``coco.hrnet_edu_checked["counts"]``.
+    unknown image ids, images without a size, missing ``area`` / ``num_keypoints``, ids 0 or no person
+    to evaluate raise InputError naming the file and the annotation id — never a metric on bad data.
     """
     from pycocotools.coco import COCO
 
-    from hrnet_edu.data.ground_truth import read_ground_truth
-
-    if isinstance(coco_gt, COCO):
-        return coco_gt
-    path = os.fspath(coco_gt)
+    if isinstance(ground_truth, GroundTruth):
+        return ground_truth if spec is None else dataclasses.replace(ground_truth, spec=get_spec(spec))
+    if spec is None:
+        raise ValueError("evaluating a COCO object or file needs its keypoint spec (spec=COCO17, "
+                         "a built-in name, or read it with data.ground_truth.read_ground_truth)")
+    if isinstance(ground_truth, COCO):
+        return GroundTruth(ground_truth, get_spec(spec))
+    path = os.fspath(ground_truth)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"ground-truth annotation file not found: {path}")
-    return read_ground_truth(path, for_eval=True, spec=spec)[0]
+    return read_ground_truth(path, spec, for_eval=True)
 
 
-def _check_something_to_evaluate(coco_gt, img_ids) -> None:
+def _check_something_to_evaluate(gt: GroundTruth, img_ids) -> None:
     """COCOeval gives ten zeros (or −1s) when no person counts: refuse instead of reporting them."""
     wanted = None if img_ids is None else set(img_ids)
-    for ann in coco_gt.dataset.get("annotations", []):
+    for ann in gt.coco.dataset.get("annotations", []):
         if (ann.get("category_id") == 1 and not ann.get("iscrowd", 0) and ann.get("num_keypoints", 0) > 0
                 and (wanted is None or ann.get("image_id") in wanted)):
             return
-    source = getattr(coco_gt, "hrnet_edu_checked", {}).get("path", "the ground truth")
     scope = "" if img_ids is None else f" among the {len(wanted)} images asked for"
     from hrnet_edu.errors import InputError
 
-    raise InputError(f"{source}: no person with a labelled keypoint to evaluate{scope}")
-
-
-def ground_truth_spec(coco_gt, spec=None) -> KeypointSpec:
-    """The keypoint spec to evaluate ``coco_gt`` with: ``spec`` when given, else the one its file was
-    read with (``data.ground_truth.read_ground_truth``), else COCO-17."""
-    if spec is not None:
-        return get_spec(spec)
-    return get_spec(getattr(coco_gt, "hrnet_edu_checked", {}).get("spec"))
+    raise InputError(f"{gt.path}: no person with a labelled keypoint to evaluate{scope}")
 
 
 def _check_ground_truth_joints(coco_gt, spec: KeypointSpec) -> None:
@@ -152,16 +148,16 @@ def _check_ground_truth_joints(coco_gt, spec: KeypointSpec) -> None:
             return
 
 
-def validate_results(results, coco_gt, spec=None) -> None:
+def validate_results(results, ground_truth, spec=None) -> None:
     """Check results entries before pycocotools sees them; raise ValueError naming the entry.
 
     Checks: a list of dicts; fields image_id, category_id, keypoints, score present; image_id
-    and category_id known to ``coco_gt``; 3K keypoint numbers, K from the keypoint spec (``spec``,
-    else the ground truth's, else COCO-17's 17 — not the category's list of names, which may be
-    longer than what the annotations carry); all numbers finite.
+    and category_id known to the ground truth; 3K keypoint numbers, K from the keypoint spec (the
+    ground truth's, or ``spec`` — not the category's list of names, which may be longer than what
+    the annotations carry); all numbers finite. ``ground_truth``, ``spec``: see ``load_ground_truth``.
     """
-    coco_gt = load_coco(coco_gt, spec)
-    k = ground_truth_spec(coco_gt, spec).num_joints
+    gt = load_ground_truth(ground_truth, spec)
+    coco_gt, k = gt.coco, gt.spec.num_joints
     if not isinstance(results, list):
         raise ValueError(f"results must be a list of dicts, got {type(results).__name__}")
     image_ids = set(coco_gt.getImgIds())
@@ -253,7 +249,7 @@ STAT_KEYS = tuple(f.name for f in fields(CocoKeypointStats))[:10]  # "ap", "ap50
 STAT_NAMES = tuple(key.upper().replace("_", "") for key in STAT_KEYS)  # "AP", "AP50", …, "APM", …, "ARL"
 
 
-def load_results(results, coco_gt, spec=None) -> list[dict]:
+def load_results(results, ground_truth, spec=None) -> list[dict]:
     """A results list, or the path of a COCO results JSON file, checked by :func:`validate_results`."""
     if not isinstance(results, list):
         path = os.fspath(results)
@@ -261,22 +257,8 @@ def load_results(results, coco_gt, spec=None) -> list[dict]:
             raise FileNotFoundError(f"results file not found: {path}")
         with open(path) as f:
             results = json.load(f)
-    validate_results(results, coco_gt, spec)
+    validate_results(results, ground_truth, spec)
     return results
-
-
-@contextlib.contextmanager
-def _gc_paused():
-    """Python's cyclic garbage collector off for a block that builds ~10⁵ small containers (dicts,
-    lists, arrays) and no reference cycle: each automatic collection would walk every live
-    container again, about half of the time of loading 100k results."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def results_to_coco(coco_gt, results: list[dict]):
@@ -292,7 +274,7 @@ def results_to_coco(coco_gt, results: list[dict]):
 
     if not results or any(f in results[0] for f in ("bbox", "caption", "segmentation")):
         return coco_gt.loadRes([dict(r) for r in results])
-    with _gc_paused():
+    with gc_paused():
         return _keypoint_results_to_coco(coco_gt, results)
 
 
@@ -314,184 +296,16 @@ def _keypoint_results_to_coco(coco_gt, results):
     return res
 
 
-def _fast_cocoeval_class():
-    """``FastCOCOeval``, built on first use so that importing this module does not import pycocotools."""
-    global _FAST_COCOEVAL
-    if _FAST_COCOEVAL is not None:
-        return _FAST_COCOEVAL
-    from pycocotools.cocoeval import COCOeval
-
-    from hrnet_edu.oks import compute_oks, match_detections
-
-    class FastCOCOeval(COCOeval):
-        """pycocotools' COCOeval for keypoints with its three Python hot loops replaced by numpy.
-
-        * ``computeOks``: ``oks.compute_oks`` (the same numbers to rounding, ~1e-16) instead of a
-          Python loop over (detection, ground truth) pairs;
-        * ``evaluateImg``: ``oks.match_detections`` runs the ten thresholds side by side instead of
-          a Python triple loop over thresholds × detections × ground truths;
-        * ``accumulate``: the precision envelope is a reversed running maximum and the recall
-          look-up one indexing, instead of Python loops over every detection.
-
-        Everything else (``_prepare``, the per-image result dicts, ``summarize``) is pycocotools'
-        own, and the outputs have the same layout, so the ten stats are bit-identical (tested).
-        Other iouTypes and ``useCats = 0`` fall back to pycocotools' methods.
-        """
-
-        def _ours(self) -> bool:
-            return self.params.iouType == "keypoints" and bool(self.params.useCats)
-
-        def computeOks(self, imgId, catId):  # noqa: N802 — pycocotools' method name
-            if not self._ours():
-                return super().computeOks(imgId, catId)
-            p = self.params
-            gts, dts = self._gts[imgId, catId], self._dts[imgId, catId]
-            # detections by score (stable), at most maxDets[-1]: the rows COCOeval expects
-            order = np.argsort([-d["score"] for d in dts], kind="mergesort")[: p.maxDets[-1]]
-            if len(gts) == 0 or len(order) == 0:
-                return []
-            k = len(p.kpt_oks_sigmas)
-            dt = np.array([dts[i]["keypoints"] for i in order], dtype=np.float64).reshape(len(order), k, 3)
-            gt = np.array([g["keypoints"] for g in gts], dtype=np.float64).reshape(len(gts), k, 3)
-            return compute_oks(dt, gt, [g["area"] for g in gts], [g["bbox"] for g in gts],
-                               sigmas=p.kpt_oks_sigmas)  # (D, G)
-
-        def evaluate(self):
-            self._per_image = {}  # (imgId, catId, area range, maxDet) → evaluateImg's dict
-            try:
-                with _gc_paused():
-                    super().evaluate()  # pycocotools' own: _prepare, computeOks, evaluateImg for each
-            finally:
-                self._per_image = {}
-
-        def evaluateImg(self, imgId, catId, aRng, maxDet):  # noqa: N802
-            if not self._ours():
-                return super().evaluateImg(imgId, catId, aRng, maxDet)
-            # evaluate() asks for every area range of an image in turn; they share the detections'
-            # order and OKS, so all ranges are matched together on the first call.
-            cache = getattr(self, "_per_image", {})
-            key = (imgId, catId, tuple(aRng), maxDet)
-            if key not in cache:
-                ranges = [tuple(r) for r in self.params.areaRng]
-                ranges = ranges if tuple(aRng) in ranges else [tuple(aRng)]
-                for r, result in zip(ranges, self._evaluate_image(imgId, catId, ranges, maxDet)):
-                    cache[imgId, catId, r, maxDet] = result
-            return cache.pop(key)
-
-        def _evaluate_image(self, imgId, catId, ranges, maxDet):  # noqa: N803
-            """evaluateImg's dicts (or None) of one image for each area range in ``ranges``."""
-            p = self.params
-            gt, dt = self._gts[imgId, catId], self._dts[imgId, catId]
-            if len(gt) == 0 and len(dt) == 0:
-                return [None] * len(ranges)
-            lo, hi = np.array([r[0] for r in ranges])[:, None], np.array([r[1] for r in ranges])[:, None]
-            gt_area = np.array([g["area"] for g in gt], dtype=np.float64)
-            # ignored: crowd / unlabelled (``_prepare``'s "ignore") or outside the area range, (A, G)
-            flagged = np.array([bool(g["ignore"]) for g in gt], dtype=bool)
-            gt_ignore = flagged | (gt_area < lo) | (gt_area > hi)
-            # detections by score (stable), the top maxDet: the rows of computeOks' matrix
-            dt = [dt[i] for i in np.argsort([-d["score"] for d in dt], kind="mergesort")[:maxDet]]
-            T, G, D = len(p.iouThrs), len(gt), len(dt)
-            gt_ids = np.array([g["id"] for g in gt], dtype=np.float64)
-            dt_ids = np.array([d["id"] for d in dt], dtype=np.float64)
-            ious = self.ious[imgId, catId]
-            matched = np.full((len(ranges), T, D), -1, dtype=np.int64)
-            dt_ignore = np.zeros((len(ranges), T, D), dtype=bool)
-            if len(ious):
-                matched, dt_ignore = match_detections(np.asarray(ious)[:D], -np.arange(D, dtype=np.float64),
-                                                      gt_ignore, [bool(g["iscrowd"]) for g in gt],
-                                                      np.asarray(p.iouThrs))  # (A, T, D) each
-            hit = matched >= 0  # (A, T, D)
-            dt_matches = np.where(hit, gt_ids[np.maximum(matched, 0)] if G else 0.0, 0.0)
-            gt_matches = np.zeros((len(ranges), T, G))
-            a_idx, t_idx, d_idx = np.nonzero(hit)
-            gt_matches[a_idx, t_idx, matched[hit]] = dt_ids[d_idx]  # a crowd region keeps its last match
-            # unmatched detections outside the area range do not count as false positives
-            dt_area = np.array([d["area"] for d in dt], dtype=np.float64)
-            outside = (dt_area < lo) | (dt_area > hi)  # (A, D)
-            dt_ignore = dt_ignore | ((dt_matches == 0) & outside[:, None, :])
-            dt_id_list, scores = [d["id"] for d in dt], [d["score"] for d in dt]
-            out = []
-            for a, r in enumerate(ranges):
-                # COCOeval lists the ground truths regular first (stable)
-                order = np.argsort(gt_ignore[a], kind="mergesort")
-                out.append({"image_id": imgId, "category_id": catId, "aRng": list(r), "maxDet": maxDet,
-                            "dtIds": dt_id_list, "gtIds": [gt[i]["id"] for i in order],
-                            "dtMatches": dt_matches[a], "gtMatches": gt_matches[a][:, order],
-                            "dtScores": scores, "gtIgnore": gt_ignore[a][order].astype(np.int64),
-                            "dtIgnore": dt_ignore[a]})
-            return out
-
-        def accumulate(self, p=None):
-            if not self._ours():
-                return super().accumulate(p)
-            with _gc_paused():
-                self._accumulate(self.params if p is None else p)
-
-        def _accumulate(self, p):
-            import datetime
-
-            pe = self._paramsEval
-            T, R, K, A, M = (len(p.iouThrs), len(p.recThrs), len(p.catIds), len(p.areaRng), len(p.maxDets))
-            # −1: absent category / no ground truth in that area range (as pycocotools)
-            precision, scores = -np.ones((T, R, K, A, M)), -np.ones((T, R, K, A, M))
-            recall = -np.ones((T, K, A, M))
-            # evalImgs is laid out [category][area range][image] over the parameters of evaluate();
-            # positions are looked up exactly as pycocotools does, so that any p gives its result.
-            n_img, n_area = len(pe.imgIds), len(pe.areaRng)
-            eval_areas = {tuple(a) for a in pe.areaRng}
-            eval_cats, eval_dets, eval_imgs = set(pe.catIds), set(pe.maxDets), set(pe.imgIds)
-            k_list = [n for n, c in enumerate(p.catIds) if c in eval_cats]
-            a_list = [n for n, a in enumerate(p.areaRng) if tuple(a) in eval_areas]
-            m_list = [m for m in p.maxDets if m in eval_dets]
-            i_list = [n for n, i in enumerate(p.imgIds) if i in eval_imgs]
-            for k, k0 in enumerate(k_list):
-                for a, a0 in enumerate(a_list):
-                    base = (k0 * n_area + a0) * n_img
-                    E = [e for e in (self.evalImgs[base + i] for i in i_list) if e is not None]
-                    for m, max_det in enumerate(m_list):
-                        if not E:
-                            continue
-                        gt_ignore = np.concatenate([e["gtIgnore"] for e in E])
-                        n_pos = np.count_nonzero(gt_ignore == 0)
-                        if n_pos == 0:
-                            continue
-                        det_scores = np.concatenate([e["dtScores"][:max_det] for e in E])
-                        order = np.argsort(-det_scores, kind="mergesort")
-                        matched = np.concatenate([e["dtMatches"][:, :max_det] for e in E], axis=1)[:, order]
-                        ignored = np.concatenate([e["dtIgnore"][:, :max_det] for e in E], axis=1)[:, order]
-                        tp = np.cumsum(np.logical_and(matched, ~ignored), axis=1).astype(float)  # (T, nd)
-                        fp = np.cumsum(np.logical_and(matched == 0, ~ignored), axis=1).astype(float)
-                        nd = tp.shape[1]
-                        rc = tp / n_pos
-                        pr = tp / (fp + tp + np.spacing(1))
-                        recall[:, k, a, m] = rc[:, -1] if nd else 0
-                        # interpolated precision: the best precision at any recall ≥ this one
-                        pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-                        sorted_scores = det_scores[order]
-                        for t in range(T):
-                            pos = np.searchsorted(rc[t], p.recThrs, side="left")  # (R,)
-                            reached = pos < nd  # recall thresholds beyond the last recall stay 0
-                            q, ss = np.zeros(R), np.zeros(R)
-                            q[reached], ss[reached] = pr[t, pos[reached]], sorted_scores[pos[reached]]
-                            precision[t, :, k, a, m], scores[t, :, k, a, m] = q, ss
-            self.eval = {"params": p, "counts": [T, R, K, A, M], "precision": precision, "recall": recall,
-                         "scores": scores, "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")}
-
-    _FAST_COCOEVAL = FastCOCOeval
-    return FastCOCOeval
-
-
-_FAST_COCOEVAL = None
 BACKENDS = ("hrnet_edu", "pycocotools")
 
 
-def results_ap(coco_gt, results, img_ids=None, verbose: bool = False,
+def results_ap(ground_truth, results, img_ids=None, verbose: bool = False,
                backend: str = "hrnet_edu", spec=None) -> CocoKeypointStats:
     """Run COCOeval (iouType 'keypoints') and return the ten standard numbers.
 
     Args:
-        coco_gt: a pycocotools ``COCO`` object or the path of a COCO keypoint annotation file.
+        ground_truth: a ``GroundTruth`` (``read_ground_truth``), or a pycocotools ``COCO`` object or
+            the path of a COCO keypoint annotation file together with ``spec``.
         results: list of results entries (``make_results``) or the path of a results JSON file.
             Checked with ``validate_results``; the caller's list is not modified (pycocotools
             writes ``id``/``area``/``bbox`` into the entries, so it gets copies of them).
@@ -501,8 +315,7 @@ def results_ap(coco_gt, results, img_ids=None, verbose: bool = False,
             matching and accumulation (bit-identical stats, several times faster);
             "pycocotools": plain ``pycocotools.cocoeval.COCOeval``, the reference.
         spec: the keypoint set (KeypointSpec or built-in name): K and the OKS sigmas given to
-            COCOeval (``params.kpt_oks_sigmas``). Default: the spec the ground-truth file was read
-            with, else COCO-17 (pycocotools' own sigmas).
+            COCOeval (``params.kpt_oks_sigmas``). Default: the ``GroundTruth``'s.
 
     Returns:
         CocoKeypointStats. Empty results → all zeros, ``empty`` True and a note (pycocotools itself
@@ -512,13 +325,13 @@ def results_ap(coco_gt, results, img_ids=None, verbose: bool = False,
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     from pycocotools.cocoeval import COCOeval
 
-    coco_gt = load_coco(coco_gt, spec)
-    spec = ground_truth_spec(coco_gt, spec)
+    gt = load_ground_truth(ground_truth, spec)
+    coco_gt, spec = gt.coco, gt.spec
     _check_ground_truth_joints(coco_gt, spec)
     if img_ids is not None:
         img_ids = [int(i) for i in img_ids]
-    _check_something_to_evaluate(coco_gt, img_ids)
-    results = load_results(results, coco_gt, spec)
+    _check_something_to_evaluate(gt, img_ids)
+    results = load_results(results, gt)
     if img_ids is not None:
         results = [r for r in results if r["image_id"] in set(img_ids)]
     if not results:
@@ -527,7 +340,7 @@ def results_ap(coco_gt, results, img_ids=None, verbose: bool = False,
             print(note)
         return CocoKeypointStats(*([0.0] * 10), num_results=0, note=note)
 
-    evaluator = _fast_cocoeval_class() if backend == "hrnet_edu" else COCOeval
+    evaluator = FastCOCOeval if backend == "hrnet_edu" else COCOeval
     # pycocotools prints as it goes; keep it quiet unless asked.
     quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
     with quiet:
@@ -546,80 +359,3 @@ def results_ap(coco_gt, results, img_ids=None, verbose: bool = False,
         coco_eval.accumulate()
         coco_eval.summarize()
     return CocoKeypointStats(*(float(s) for s in coco_eval.stats[:10]), num_results=len(results))
-
-
-def synthetic_keypoint_set(n_images: int = 5000, n_persons: int = 11000, n_detections: int = 100_000,
-                           seed: int = 0, labelled_fraction: float = 0.58, empty_fraction: float = 0.46,
-                           missed_fraction: float = 0.05, spec=None):
-    """A random COCO-style person-keypoint ground truth and detections, to test and time COCOeval.
-
-    The defaults are sized like COCO val2017 (5,000 images, about half without a person, ~11k
-    person annotations of which ~6.4k have labelled keypoints, 100k detections). It contains what
-    COCOeval treats specially: persons with no labelled keypoint (ignored, box rule), crowd
-    regions, images without ground truth, images without detections, images with more than
-    maxDets = 20 detections, tied scores, and persons from small to large (all three area ranges).
-
-    Args:
-        n_images, n_persons, n_detections: sizes. seed: the random generator's seed.
-        labelled_fraction: share of persons with at least one labelled keypoint.
-        empty_fraction: share of images without any person.
-        missed_fraction: share of images where "the detector" found nothing: their detections
-            are dropped, so slightly fewer than ``n_detections`` are returned.
-        spec: the keypoint set (K joints, its category); default COCO-17.
-
-    Returns:
-        (pycocotools COCO ground truth, list of results entries with image_id, category_id,
-        keypoints (3K numbers) and score).
-    """
-    from pycocotools.coco import COCO
-
-    if n_images < 1 or n_persons < 1:
-        raise ValueError(f"need at least one image and one person, got {n_images}, {n_persons}")
-    rng = np.random.default_rng(seed)
-    spec = get_spec(spec)
-    k = spec.num_joints
-    images = [{"id": i, "width": 640, "height": 480, "file_name": f"{i:012d}.jpg"}
-              for i in range(1, n_images + 1)]
-    with_people = np.flatnonzero(rng.random(n_images) >= empty_fraction) + 1
-    with_people = with_people if len(with_people) else np.array([1])
-    owner = rng.choice(with_people, size=n_persons)
-    side = np.exp(rng.uniform(np.log(8), np.log(400), n_persons))  # √area from small to large
-    w, h = side * rng.uniform(0.5, 1.0, n_persons), side * rng.uniform(1.0, 2.0, n_persons)
-    x0, y0 = rng.uniform(0, 640, n_persons), rng.uniform(0, 480, n_persons)
-    labelled = rng.random(n_persons) < labelled_fraction
-    crowd = ~labelled & (rng.random(n_persons) < 0.15)
-    xy = np.stack([x0[:, None] + w[:, None] * rng.random((n_persons, k)),
-                   y0[:, None] + h[:, None] * rng.random((n_persons, k))], axis=2)  # (P, K, 2)
-    vis = np.where(rng.random((n_persons, k)) < rng.uniform(0.2, 1.0, (n_persons, 1)), 2, 0)
-    vis[~labelled] = 0
-    vis[labelled, 0] = 2  # labelled persons have at least one keypoint
-    gt_xy = np.where(vis[..., None] > 0, xy, 0.0)  # COCO writes unlabelled keypoints as (0, 0, 0)
-    anns = [{"id": j + 1, "image_id": int(owner[j]), "category_id": 1, "iscrowd": int(crowd[j]),
-             "bbox": [float(x0[j]), float(y0[j]), float(w[j]), float(h[j])],
-             "area": float(w[j] * h[j] * rng.uniform(0.4, 0.8)), "num_keypoints": int((vis[j] > 0).sum()),
-             "keypoints": np.concatenate([gt_xy[j], vis[j, :, None]], axis=1).reshape(-1).tolist()}
-            for j in range(n_persons)]  # fmt: skip
-    coco = COCO()
-    coco.dataset = {"images": images, "annotations": anns, "categories": [spec.coco_category()]}
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco.createIndex()
-
-    # Detections: 70 % noisy copies of a person (noise relative to its size), 30 % random poses,
-    # on images with people and, a few, on images without.
-    true = rng.random(n_detections) < 0.7
-    src = rng.integers(0, n_persons, n_detections)
-    det_img = np.where(true, owner[src], rng.integers(1, n_images + 1, n_detections))
-    noise = rng.uniform(0.0, 0.15, (n_detections, 1, 1)) * side[src][:, None, None]
-    copies = xy[src] + noise * rng.normal(size=(n_detections, k, 2))
-    # random poses: uniform in a random box of 10–300 px
-    corner = rng.uniform([0, 0], [640, 480], (n_detections, 1, 2))
-    extent = rng.uniform(10, 300, (n_detections, 1, 2))
-    det_xy = np.where(true[:, None, None], copies, corner + extent * rng.random((n_detections, k, 2)))
-    scores = np.where(true, rng.uniform(0.2, 1.0, n_detections), rng.uniform(0.0, 0.8, n_detections))
-    scores[rng.random(n_detections) < 0.2] = 0.5  # ties: the stable sorts must agree
-    conf = rng.random((n_detections, k, 1))
-    flat = np.concatenate([det_xy, conf], axis=2).reshape(n_detections, 3 * k)
-    keep = ~(rng.random(n_images) < missed_fraction)[det_img - 1]
-    results = [{"image_id": int(i), "category_id": 1, "keypoints": row, "score": float(sc)}
-               for i, row, sc in zip(det_img[keep].tolist(), flat[keep].tolist(), scores[keep].tolist())]
-    return coco, results

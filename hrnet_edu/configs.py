@@ -34,6 +34,7 @@ import torch
 from hrnet_edu import model as hrnet_model
 from hrnet_edu.baseline import BaselineConfig
 from hrnet_edu.data.transforms import AugmentConfig
+from hrnet_edu.heatmaps import HeatmapCodec
 from hrnet_edu.keypoints import KeypointSpec, get_spec
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,6 +47,8 @@ class TrainConfig:
     Data: ``data_root`` joined with the annotation files and image folders below.
     Shapes: the network sees (N, 3, H, W) crops with ``input_size = (H, W)`` and predicts
     (N, K, H/4, W/4) heatmaps; ``sigma`` is the target Gaussian's standard deviation in heatmap px.
+    ``input_size``, ``sigma``, ``unbiased_targets`` and ``val_decode`` make the run's
+    ``heatmaps.HeatmapCodec`` (``codec``), built once here and stored in every checkpoint.
     ``batch_size`` is per process (per GPU): the effective batch is batch_size × world size.
     ``amp`` is one of "none", "bf16", "fp16" and, like ``channels_last``, only acts on CUDA; on a CPU
     ``cpu_bf16`` and ``cpu_channels_last`` do (see ``autocast_dtype``, ``uses_channels_last``).
@@ -109,8 +112,6 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if len(self.input_size) != 2 or any(s % 4 for s in self.input_size):
-            raise ValueError(f"input_size must be (H, W) with H and W multiples of 4, got {self.input_size}")
         if self.amp not in ("none", "bf16", "fp16"):
             raise ValueError(f"amp must be 'none', 'bf16' or 'fp16', got {self.amp!r}")
         if self.loss not in ("mse", "ohkm"):
@@ -133,8 +134,6 @@ class TrainConfig:
             raise ValueError(f"lr_factor must be a positive number, got {self.lr_factor!r}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if not (math.isfinite(self.sigma) and self.sigma > 0):
-            raise ValueError(f"sigma must be a positive number of heatmap pixels, got {self.sigma!r}")
         if self.log_every < 1:
             raise ValueError(f"log_every must be >= 1 (steps between log records), got {self.log_every}")
         if self.workers < 0 or self.val_batch_size < 1:
@@ -144,12 +143,19 @@ class TrainConfig:
             raise ValueError(f"max_train_images must be >= 1 or none, got {self.max_train_images}")
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(self.device)):
             raise ValueError(f"device must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
-        if self.val_decode not in ("argmax", "shift", "dark"):
-            raise ValueError(f"val_decode must be 'argmax', 'shift' or 'dark', got {self.val_decode!r}")
         # the spec decides K: one heatmap per joint of the keypoint set (ValueError for an unknown name)
         k = get_spec(self.keypoints).num_joints
         if self.model.num_joints != k:
             object.__setattr__(self, "model", dataclasses.replace(self.model, num_joints=k))
+        # input size, stride, σ and decoding checked once, where the codec is built
+        object.__setattr__(self, "_codec", HeatmapCodec(
+            tuple(self.input_size), self.model.output_stride, self.sigma,
+            "unbiased" if self.unbiased_targets else "reference", self.val_decode))
+
+    @property
+    def codec(self) -> HeatmapCodec:
+        """The run's heatmap codec: input size, the model's output stride, σ, target kind, decoding."""
+        return self._codec
 
     @property
     def spec(self) -> KeypointSpec:
@@ -171,12 +177,12 @@ class TrainConfig:
     @property
     def heatmap_stride(self) -> int:
         """Input pixels per heatmap pixel: the model's output stride (4 in HRNet and the paper)."""
-        return self.model.output_stride
+        return self.codec.stride
 
     @property
     def heatmap_size(self) -> tuple[int, int]:
         """(H/4, W/4) (H/s, W/s at ``heatmap_stride`` s): the size of the predicted heatmaps."""
-        return (self.input_size[0] // self.heatmap_stride, self.input_size[1] // self.heatmap_stride)
+        return self.codec.heatmap_size
 
     def path(self, name: str, root: str | None = None) -> str:
         """``data_root/<name>`` (or ``root/<name>``), a relative root found from the cwd or the repo root."""

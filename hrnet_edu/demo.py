@@ -65,8 +65,11 @@ def run_demo(out_dir: str, overrides: list[str], config: str = DEMO_CONFIG, expo
     ``command``: how the demo was started, for the report (``hrnet-edu demo`` passes its command
     line; default ``run_demo([...overrides])``).
     """
-    from hrnet_edu.evaluate import load_checkpoint
+    from hrnet_edu.checkpoints import load_checkpoint
+    from hrnet_edu.data.coco import load_image
+    from hrnet_edu.evaluate import predictions_to_results
     from hrnet_edu.model import build_model
+    from hrnet_edu.runfolder import read_log
 
     start_all = time.perf_counter()
     overrides = [*DEMO_OVERRIDES, *overrides] if config == DEMO_CONFIG else list(overrides)
@@ -87,8 +90,12 @@ def run_demo(out_dir: str, overrides: list[str], config: str = DEMO_CONFIG, expo
     model, _ = load_checkpoint(best, device=device)
     trained, preds = validate(model, val_set, cfg, device, return_predictions=True)
     total_seconds = time.perf_counter() - start_all
-    loss_figure(os.path.join(out_dir, "run", "log.jsonl")).savefig(os.path.join(out_dir, "loss.png"), dpi=100)
-    predictions_figure(val_set, preds).savefig(os.path.join(out_dir, "predictions.png"), dpi=100)
+    records = read_log(os.path.join(out_dir, "run", "log.jsonl"))
+    loss_figure(records).savefig(os.path.join(out_dir, "loss.png"), dpi=100)
+    shown = {i: load_image(os.path.join(val_set.image_dir, val_set.coco.imgs[i]["file_name"]))
+             for i in val_set.image_ids[:8]}
+    results = predictions_to_results(preds, cfg.spec.sigmas)
+    predictions_figure(shown, results, cfg.spec).savefig(os.path.join(out_dir, "predictions.png"), dpi=100)
     threads = cfg.cpu_threads or torch.get_num_threads()  # what training ran with (train restores the rest)
     hardware = f"CPU ({threads} compute thread(s) + {cfg.workers} data worker(s), " \
                f"{platform.processor() or platform.machine()})"

@@ -98,9 +98,7 @@ def sample_crops(cfg, n: int = 8) -> torch.Tensor:
     if not os.path.isfile(ann):
         raise FileNotFoundError(f"validation annotations not found: {ann} (the export checks the ONNX "
                                 "graph on real crops; set data_root=..., e.g. data_samples/synthpose)")
-    dataset = CocoKeypoints(ann, images, input_size=cfg.input_size, sigma=cfg.sigma,
-                            heatmap_stride=cfg.heatmap_stride, train=False,
-                            augment=None, spec=cfg.spec)
+    dataset = CocoKeypoints(ann, images, codec=cfg.codec, spec=cfg.spec, train=False, augment=None)
     return torch.stack([dataset[i]["image"] for i in range(min(n, len(dataset)))])
 
 

@@ -30,15 +30,16 @@ Reference targets vs unbiased targets (``encode_heatmaps(unbiased=...)``):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from hrnet_edu.geometry import crop_transform, transform_points
-from hrnet_edu.keypoints import FLIP_INDEX
 
 DECODE_METHODS = ("argmax", "shift", "dark")
+TARGET_KINDS = ("reference", "unbiased")
 
 
 def _to_torch(x, device=None) -> tuple[torch.Tensor, bool]:
@@ -72,7 +73,7 @@ def _check_heatmaps(heatmaps: torch.Tensor, what: str = "heatmaps") -> None:
         raise ValueError(f"{what} contain NaN or infinite values")
 
 
-def encode_heatmaps(keypoints, visible, heatmap_size: tuple[int, int], sigma: float = 2.0, unbiased=False):
+def encode_heatmaps(keypoints, visible, heatmap_size: tuple[int, int], sigma: float, unbiased=False):
     """Gaussian target heatmaps and per-joint target weights (the reference's ``generate_target``).
 
     Args:
@@ -141,6 +142,14 @@ def _value_at(flat: torch.Tensor, px: torch.Tensor, py: torch.Tensor, dx: int, d
     return flat.gather(-1, (y * w + x)[..., None])[..., 0]
 
 
+def gaussian_kernel(sigma: float, dtype=torch.float32, device=None) -> torch.Tensor:
+    """The normalised 1-D Gaussian g(t) = exp(−t² / 2σ²) / Σ over t = −⌈3σ⌉ … ⌈3σ⌉: (2⌈3σ⌉ + 1,)."""
+    r = math.ceil(3 * sigma)
+    t = torch.arange(-r, r + 1, dtype=dtype, device=device)
+    g = torch.exp(-(t**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
 def gaussian_blur(heatmaps: torch.Tensor, sigma: float) -> torch.Tensor:
     """Smooth every heatmap with a Gaussian of ``sigma`` (kernel 2⌈3σ⌉ + 1, zero border).
 
@@ -152,10 +161,8 @@ def gaussian_blur(heatmaps: torch.Tensor, sigma: float) -> torch.Tensor:
         (DARK's "modulation": the blur must not change the confidence scale).
     """
     n, k, h, w = heatmaps.shape
-    r = math.ceil(3 * sigma)
-    t = torch.arange(-r, r + 1, dtype=heatmaps.dtype, device=heatmaps.device)
-    g = torch.exp(-(t**2) / (2 * sigma**2))
-    g = g / g.sum()
+    g = gaussian_kernel(sigma, heatmaps.dtype, heatmaps.device)
+    r = len(g) // 2
     # Separable 2-D convolution, batched over N·K single-channel images.
     x = heatmaps.reshape(n * k, 1, h, w)
     x = F.conv2d(x, g.view(1, 1, 1, -1), padding=(0, r))
@@ -175,10 +182,8 @@ def _dark_offset(heatmaps: torch.Tensor, px: torch.Tensor, py: torch.Tensor, sig
     without its cost (see ``tests/test_heatmaps.py``).
     """
     _, _, h, w = heatmaps.shape
-    r = math.ceil(3 * sigma)
-    t = torch.arange(-r, r + 1, dtype=heatmaps.dtype, device=heatmaps.device)
-    g = torch.exp(-(t**2) / (2 * sigma**2))
-    g = g / g.sum()
+    g = gaussian_kernel(sigma, heatmaps.dtype, heatmaps.device)
+    r = len(g) // 2
     # Patch of side S = 2(2 + r) + 1 centred on the argmax, zero outside the map: (N, K, S, S).
     p = 2 + r
     side = torch.arange(-p, p + 1, device=heatmaps.device)
@@ -220,7 +225,7 @@ def _dark_offset(heatmaps: torch.Tensor, px: torch.Tensor, py: torch.Tensor, sig
     return offset * ok[..., None]
 
 
-def decode_heatmaps(heatmaps, method: str = "shift", sigma: float = 2.0):
+def decode_heatmaps(heatmaps, method: str = "shift", sigma: float | None = None):
     """Heatmaps → keypoints: argmax, plus an optional sub-pixel refinement.
 
     Args:
@@ -230,7 +235,8 @@ def decode_heatmaps(heatmaps, method: str = "shift", sigma: float = 2.0):
             "dark" (Zhang et al. 2020: smooth with a Gaussian of ``sigma``, take the log and
             one second-order Taylor step from the argmax; the step is taken only toward a
             maximum less than σ away in x and in y, else the argmax is kept).
-        sigma: the sigma of the training targets; used by "dark" only.
+        sigma: the sigma of the training targets; needed by "dark" only (no default: DARK's
+            blur must be the targets' own, which a ``HeatmapCodec`` carries).
 
     Returns:
         coords: (N, K, 2) or (K, 2) float32 (x, y) in heatmap pixels; (0, 0) where the
@@ -256,6 +262,8 @@ def decode_heatmaps(heatmaps, method: str = "shift", sigma: float = 2.0):
         # p ← p + ¼ · sign(∂H): a quarter pixel toward the higher neighbour
         coords = coords + 0.25 * torch.stack([diff_x.sign(), diff_y.sign()], dim=-1) * ok[..., None]
     elif method == "dark":
+        if sigma is None:
+            raise ValueError("DARK decoding needs the sigma of the training targets (a HeatmapCodec's sigma)")
         coords = coords + _dark_offset(hm, px, py, _check_sigma(sigma))
 
     # The reference zeroes the coordinates of a non-positive peak (nothing was detected).
@@ -266,7 +274,7 @@ def decode_heatmaps(heatmaps, method: str = "shift", sigma: float = 2.0):
     return _back(coords, was_numpy), _back(conf, was_numpy)
 
 
-def flip_back(heatmaps, shift: bool = True, flip_index=FLIP_INDEX):
+def flip_back(heatmaps, flip_index, shift: bool = True):
     """Mirror the heatmaps predicted for a horizontally flipped input back to the original.
 
     Mirroring the image swaps the person's left and right, so the channels are permuted with
@@ -277,8 +285,8 @@ def flip_back(heatmaps, shift: bool = True, flip_index=FLIP_INDEX):
 
     Args:
         heatmaps: (N, K, H, W) or (K, H, W), numpy or torch.
+        flip_index: (K,) permutation of the channels, the keypoint set's ``KeypointSpec.flip_index``.
         shift: apply the reference's one-column shift.
-        flip_index: permutation of the K channels (default: COCO's ``FLIP_INDEX``).
 
     Returns:
         The mirrored heatmaps, same shape and kind; the input is not modified.
@@ -296,12 +304,12 @@ def flip_back(heatmaps, shift: bool = True, flip_index=FLIP_INDEX):
     return _back(out, was_numpy)
 
 
-def flip_test_average(heatmaps, heatmaps_flipped_input, shift: bool = True, flip_index=FLIP_INDEX):
+def flip_test_average(heatmaps, heatmaps_flipped_input, flip_index, shift: bool = True):
     """The flip test: ½ (H(x) + flip_back(H(mirror(x)))).
 
     Args:
         heatmaps: (N, K, H, W) predicted for the input. heatmaps_flipped_input: the same shape,
-            predicted for the horizontally mirrored input. shift, flip_index: see ``flip_back``.
+            predicted for the horizontally mirrored input. flip_index, shift: see ``flip_back``.
 
     Returns:
         (N, K, H, W) averaged heatmaps, same kind as ``heatmaps``.
@@ -312,7 +320,7 @@ def flip_test_average(heatmaps, heatmaps_flipped_input, shift: bool = True, flip
         raise ValueError(
             f"heatmaps {tuple(hm.shape)} and heatmaps_flipped_input {tuple(hm_flipped.shape)} differ in shape"
         )
-    return _back(0.5 * (hm + flip_back(hm_flipped, shift, flip_index)), was_numpy)
+    return _back(0.5 * (hm + flip_back(hm_flipped, flip_index, shift)), was_numpy)
 
 
 def heatmap_to_image(coords_hm, center, scale, heatmap_size: tuple[int, int], rotation=0.0):
@@ -348,13 +356,14 @@ def heatmap_to_image(coords_hm, center, scale, heatmap_size: tuple[int, int], ro
     return torch.as_tensor(out, dtype=_float(coords).dtype, device=coords.device)
 
 
-def heatmaps_to_keypoints(heatmaps, center, scale, rotation=0.0, decode: str = "shift", sigma: float = 2.0):
+def heatmaps_to_keypoints(heatmaps, center, scale, rotation=0.0, decode: str = "shift",
+                          sigma: float | None = None):
     """Decode heatmaps and map the keypoints back to the image (the reference's ``get_final_preds``).
 
     Args:
         heatmaps: (N, K, h, w) tensor. center, scale: (N, 2) of the crops (scale in units of 200 px).
         rotation: (N,) or scalar crop rotation in degrees. decode: "argmax", "shift" or "dark";
-        sigma: the targets' sigma (DARK only).
+        sigma: the targets' sigma (needed by DARK only).
 
     Returns:
         keypoints (N, K, 2) float64 image pixels, confidences (N, K) float32 (numpy).
@@ -364,3 +373,86 @@ def heatmaps_to_keypoints(heatmaps, center, scale, rotation=0.0, decode: str = "
     keypoints = heatmap_to_image(np.asarray(coords.cpu()), np.asarray(center), np.asarray(scale),
                                  tuple(heatmaps.shape[-2:]), rotation=np.asarray(rotation))
     return keypoints, np.asarray(conf.cpu())
+
+
+@dataclass(frozen=True)
+class HeatmapCodec:
+    """How one network's heatmaps are made and read: keypoints ↔ heatmaps ↔ image, in one object.
+
+    The training targets and their decoding belong together: DARK's Taylor step models the map as
+    the Gaussian the targets were drawn with (its σ), and unbiased targets are what make its
+    sub-pixel answer worth having. So one frozen object holds them; the training config builds it
+    (``TrainConfig.codec``), every checkpoint stores it, and the datasets, the GPU batch transform,
+    validation, evaluation, prediction and export take it.
+
+    Fields:
+        input_size: (H, W) of the network's input crops in pixels, e.g. (256, 192).
+        stride: input pixels per heatmap pixel (4 in HRNet): heatmaps are (H/stride, W/stride).
+        sigma: σ of the target Gaussians in heatmap pixels (the reference: 2 at 64×48, 3 at 96×72).
+        target: "reference" (centred on the nearest heatmap pixel) or "unbiased" (on the sub-pixel
+            keypoint, DARK's targets); see the module docstring.
+        decoding: "argmax", "shift" (the reference's ¼ pixel) or "dark".
+        flip_shift: the reference's one-column shift when the flip test mirrors heatmaps back.
+    """
+
+    input_size: tuple[int, int]
+    stride: int = 4
+    sigma: float = 2.0
+    target: str = "reference"
+    decoding: str = "shift"
+    flip_shift: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "input_size", tuple(int(s) for s in self.input_size))
+        size, stride = self.input_size, self.stride
+        if len(size) != 2 or stride < 1 or any(s <= 0 or s % stride for s in size):
+            raise ValueError(f"input_size must be (H, W) with H and W positive multiples of the stride "
+                             f"{self.stride}, got {self.input_size}")
+        object.__setattr__(self, "sigma", _check_sigma(self.sigma))
+        if self.target not in TARGET_KINDS:
+            raise ValueError(f"target must be one of {TARGET_KINDS}, got {self.target!r}")
+        if self.decoding not in DECODE_METHODS:
+            raise ValueError(f"decoding must be one of {DECODE_METHODS}, got {self.decoding!r}")
+
+    @classmethod
+    def from_dict(cls, fields: dict) -> HeatmapCodec:
+        """The codec of ``dataclasses.asdict(codec)`` (as stored in checkpoints)."""
+        return cls(**{**fields, "input_size": tuple(fields["input_size"])})
+
+    @property
+    def heatmap_size(self) -> tuple[int, int]:
+        """(H/stride, W/stride): the size of the heatmaps, e.g. (64, 48)."""
+        return (self.input_size[0] // self.stride, self.input_size[1] // self.stride)
+
+    def encode(self, keypoints, visible):
+        """Target heatmaps of keypoints given in INPUT-crop pixels (x_hm = x_in / stride).
+
+        Args:
+            keypoints: (N, K, 2) or (K, 2) (x, y) in input pixels. visible: (N, K) or (K,), > 0 labelled.
+        Returns:
+            heatmaps (N, K, H/s, W/s) and weights (N, K), as ``encode_heatmaps``.
+        """
+        kp, was_numpy = _to_torch(keypoints)
+        vis, _ = _to_torch(visible, device=kp.device)
+        # heatmap ↔ input: x_hm = x_in / stride (the reference's mapping, see geometry)
+        heatmaps, weights = encode_heatmaps(_float(kp) / float(self.stride), vis, self.heatmap_size,
+                                            self.sigma, unbiased=self.target == "unbiased")
+        return _back(heatmaps, was_numpy), _back(weights, was_numpy)
+
+    def decode(self, heatmaps):
+        """(N, K, h, w) heatmaps → keypoints (N, K, 2) in heatmap pixels and confidences (N, K)."""
+        return decode_heatmaps(heatmaps, self.decoding, self.sigma)
+
+    def to_image(self, heatmaps, center, scale, rotation=0.0):
+        """Decode (N, K, h, w) heatmaps and map the keypoints back through the inverse crop transform.
+
+        Returns:
+            keypoints (N, K, 2) float64 image pixels and confidences (N, K) float32 (numpy).
+        """
+        return heatmaps_to_keypoints(heatmaps, center, scale, rotation, self.decoding, self.sigma)
+
+    def describe(self) -> str:
+        """One line for logs and headers, e.g. "dark decoding, unbiased targets σ=2, 64x48 heatmaps"."""
+        h, w = self.heatmap_size
+        flip = "" if self.flip_shift else ", flip without shift"
+        return f"{self.decoding} decoding, {self.target} targets σ={self.sigma:g}, {h}x{w} heatmaps{flip}"

@@ -31,9 +31,9 @@ for CrowdPose); the paper's per-keypoint constant is k_i = 2 σ_i.
 Your own keypoints: ``KeypointSpec.from_coco_category(category, sigmas=...)`` reads the names and
 skeleton of a COCO category and infers the flip pairs from ``left_``/``right_`` names.
 
-The module-level names of earlier versions (``KEYPOINT_NAMES``, ``SKELETON``, ``FLIP_PAIRS``,
-``FLIP_INDEX``, ``SIGMAS``, ``KEYPOINT_COLORS``, ``LIMB_COLORS``, ``NUM_KEYPOINTS``,
-``COCO_SKELETON``) are COCO17's fields.
+Below the configuration layer every function that depends on which joints exist takes the spec
+(or its ``flip_index`` / ``sigmas``) as an argument: nothing falls back to COCO-17, so a 17-joint
+set in another order can never be flipped or scored as COCO's.
 """
 
 from __future__ import annotations
@@ -172,6 +172,15 @@ class KeypointSpec:
                     raise ValueError(f"{where}: joint {j} ({names[j]}) is in two flip pairs, {seen[j]} and "
                                      f"{pair}: a flip swaps each joint with exactly one partner")
                 seen[j] = pair
+        sigmas = self._checked_sigmas(where, k)
+        upper, colors, limb_colors = self._checked_drawing(where, names, skeleton)
+        for key, value in (("names", names), ("skeleton", skeleton), ("flip_pairs", flip_pairs),
+                           ("sigmas", sigmas), ("upper_body", upper), ("colors", colors),
+                           ("limb_colors", limb_colors)):
+            object.__setattr__(self, key, value)
+
+    def _checked_sigmas(self, where: str, k: int) -> tuple[float, ...]:
+        """The K OKS constants as positive floats."""
         try:
             sigmas = tuple(float(s) for s in self.sigmas)
         except (TypeError, ValueError):
@@ -181,6 +190,11 @@ class KeypointSpec:
         bad = [s for s in sigmas if not (math.isfinite(s) and s > 0)]
         if bad:
             raise ValueError(f"{where}: sigmas must be positive numbers, got {bad[0]!r}")
+        return sigmas
+
+    def _checked_drawing(self, where: str, names: tuple[str, ...], skeleton) -> tuple:
+        """(upper_body, colors, limb_colors), each given or derived from the joint names."""
+        k = len(names)
         if self.upper_body is None:
             upper = tuple(j for j, n in enumerate(names) if not set(_words(n)) & set(LOWER_BODY_WORDS))
         else:
@@ -198,10 +212,7 @@ class KeypointSpec:
             limb_colors = tuple(tuple(float(c) for c in rgb) for rgb in self.limb_colors)
         if len(limb_colors) != len(skeleton):
             raise ValueError(f"{where}: {len(limb_colors)} limb colors for {len(skeleton)} skeleton limbs")
-        for key, value in (("names", names), ("skeleton", skeleton), ("flip_pairs", flip_pairs),
-                           ("sigmas", sigmas), ("upper_body", upper), ("colors", colors),
-                           ("limb_colors", limb_colors)):
-            object.__setattr__(self, key, value)
+        return upper, colors, limb_colors
 
     # ---- derived ------------------------------------------------------------------------
     @property
@@ -342,10 +353,12 @@ KNOWN_SIGMAS: dict[str, float] = {n: s for spec in SPECS.values() for n, s in zi
 def get_spec(spec) -> KeypointSpec:
     """A KeypointSpec from itself, the name of a built-in one (``SPECS``) or its ``asdict`` (checkpoints).
 
-    None gives COCO17. ValueError for an unknown name, listing the known ones.
+    ValueError for an unknown name (listing the known ones) and for None: no function guesses the
+    keypoint set.
     """
     if spec is None:
-        return COCO17
+        raise ValueError(f"no keypoint spec given: pass a KeypointSpec or a built-in name "
+                         f"({', '.join(SPECS)})")
     if isinstance(spec, KeypointSpec):
         return spec
     if isinstance(spec, str):
@@ -361,19 +374,6 @@ def get_spec(spec) -> KeypointSpec:
         return KeypointSpec(**spec)
     raise ValueError(f"expected a KeypointSpec, the name of a built-in one ({', '.join(SPECS)}) or a dict, "
                      f"got {type(spec).__name__}")
-
-
-# ----------------------------------------------------------------------------- COCO-17 by its old names
-NUM_KEYPOINTS: int = COCO17.num_joints
-KEYPOINT_NAMES: tuple[str, ...] = COCO17.names
-SKELETON: tuple[tuple[int, int], ...] = COCO17.skeleton
-# The same limbs 1-based, exactly as written in COCO's person category.
-COCO_SKELETON: tuple[tuple[int, int], ...] = tuple((a + 1, b + 1) for a, b in SKELETON)
-FLIP_PAIRS: tuple[tuple[int, int], ...] = COCO17.flip_pairs
-FLIP_INDEX: tuple[int, ...] = COCO17.flip_index
-SIGMAS: np.ndarray = COCO17.sigma_array
-KEYPOINT_COLORS: tuple[RGB, ...] = COCO17.colors
-LIMB_COLORS: tuple[RGB, ...] = COCO17.limb_colors
 
 
 def coco_person_category() -> dict:

@@ -12,8 +12,8 @@ The network (paper Fig. 1), with r = 0 the highest-resolution branch (notation o
 Stages 2–4 are built by one loop over the config. Module names are the reference implementation's
 state-dict keys (``conv1``, ``layer1.0.conv1``, ``transition1.1.0.0``, ``stage2.0.branches.0.0.conv1``,
 ``stage2.0.fuse_layers.0.1.0``, ``final_layer`` …) so ``pose_hrnet_w32_256x192.pth`` and friends
-load strictly with ``load_reference_weights`` (``checkpoints``, importable from here) and no
-renaming. Code that walks the network uses the accessors ``stage1``, ``stages()`` and ``head``
+load strictly with ``checkpoints.load_reference_weights`` and no renaming. Code that walks the
+network uses the accessors ``stage1``, ``stages()`` and ``head``
 (and ``HRModule.branches`` / ``.exchange``), not those key names.
 
 Building a network: ``HRNet(cfg)`` with one of the presets below; ``build_model(cfg)`` for any
@@ -31,7 +31,6 @@ from torch import Tensor, nn
 
 from hrnet_edu.baseline import BaselineConfig, SimpleBaseline
 from hrnet_edu.blocks import Bottleneck, MultiResolutionBlock, batch_norm, conv3x3, make_units
-from hrnet_edu.checkpoints import load_reference_weights  # noqa: F401 (re-exported: a public entry point)
 from hrnet_edu.fusion import ExchangeUnit, Transition
 
 

@@ -7,13 +7,14 @@ Sec. 4.1). For a detection d and a ground truth g with K keypoints::
 
 d_i is the distance between detected and annotated keypoint i, v_i the annotated visibility
 flag, s² the ground truth's segment area and σ_i the per-keypoint constant in
-``keypoints.SIGMAS`` (small for eyes, large for hips). pycocotools writes the same thing as
+``KeypointSpec.sigmas`` (small for eyes, large for hips). pycocotools writes the same thing as
 ``e = d² / (2σ)² / (area + eps) / 2`` and ``OKS = mean over labelled i of exp(−e)``, with
 eps = ``np.spacing(1)``. ``compute_oks`` follows that expression operation by operation, so it
 equals ``COCOeval.computeOks`` to rounding.
 
-The σ_i default to COCO-17's; another keypoint set passes its own (``sigmas=spec.sigmas``, see
-``keypoints.KeypointSpec``) — CrowdPose's 14, for instance, as crowdposetools has them.
+The σ_i are always passed: the keypoint set's own (``sigmas=spec.sigmas``, see
+``keypoints.KeypointSpec``) — COCO-17's as pycocotools has them, CrowdPose's 14 as crowdposetools
+has them; no function assumes COCO's joints.
 
 Shapes: D detections, G ground truths, N candidate poses in one image, K joints (17 for COCO).
 Keypoints are image pixel coordinates (x, y) plus a third column (visibility for ground
@@ -23,8 +24,6 @@ truths, confidence for detections).
 from __future__ import annotations
 
 import numpy as np
-
-from hrnet_edu.keypoints import SIGMAS
 
 # pycocotools adds this to every area so that an area of 0 does not divide by zero.
 EPS = np.spacing(1)
@@ -51,7 +50,8 @@ def compute_oks(
     gt_areas,
     gt_boxes,
     gt_iscrowd=None,
-    sigmas: np.ndarray = SIGMAS,
+    *,
+    sigmas,
 ) -> np.ndarray:
     """OKS between every detection and every ground truth of one image, like pycocotools.
 
@@ -152,6 +152,20 @@ def _oks_with(dt: np.ndarray, g: np.ndarray, areas: np.ndarray, boxes: np.ndarra
     return oks
 
 
+def _preference_keys(oks: np.ndarray, regular: np.ndarray, t_s: np.ndarray) -> np.ndarray:
+    """(D, S, G) preference of each ground truth for detection d in scenario s, −1 where OKS < t_s.
+
+    Regular before ignored, then higher OKS, then (pycocotools keeps the *last* of equal OKS) the
+    higher index. ``rank[d, g]`` is g's position when row d is sorted by (OKS, index), so
+    key = rank + G·regular has no ties.
+    """
+    D, G = oks.shape
+    rank = np.empty((D, G), dtype=np.int64)
+    np.put_along_axis(rank, np.lexsort((np.broadcast_to(np.arange(G), (D, G)), oks), axis=-1),
+                      np.arange(G), axis=-1)
+    return np.where(oks[:, None, :] >= t_s, rank[:, None, :] + G * regular, -1)
+
+
 def match_detections(
     oks: np.ndarray, dt_scores, gt_ignore, gt_iscrowd, threshold
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -194,15 +208,8 @@ def match_detections(
     # S = A·T scenarios (area range a, threshold t): s = a·T + t
     t_s = np.tile(t, A)[:, None]  # (S, 1)
     regular = np.repeat(~ignore, T, axis=0)  # (S, G)
-    # Preference key of each ground truth for detection d: regular before ignored, then higher
-    # OKS, then (pycocotools keeps the *last* of equal OKS) the higher index. ``rank[d, g]`` is g's
-    # position when row d is sorted by (OKS, index), so key = rank + G·regular has no ties.
-    rank = np.empty((D, G), dtype=np.int64)
-    np.put_along_axis(rank, np.lexsort((np.broadcast_to(np.arange(G), (D, G)), oks), axis=-1),
-                      np.arange(G), axis=-1)
+    keys = _preference_keys(oks, regular, t_s)  # (D, S, G)
     S = t_s.shape[0]
-    # key of every ground truth for every detection and scenario, −1 where OKS < t: (D, S, G)
-    keys = np.where(oks[:, None, :] >= t_s, rank[:, None, :] + G * regular, -1)
     matched = np.full((S, D), -1, dtype=np.int64)
     free = np.ones((S, G), dtype=bool)  # not yet taken (crowd regions stay free)
     rows = np.arange(S)
@@ -221,12 +228,12 @@ def match_detections(
     return matched.reshape(batch + (D,)), dt_ignore.reshape(batch + (D,))
 
 
-def keypoint_similarity(points, candidates, areas, sigmas=SIGMAS) -> np.ndarray:
+def keypoint_similarity(points, candidates, areas, sigmas) -> np.ndarray:
     """ks between points and candidate locations, broadcast over leading dimensions.
 
     Args:
         points: (..., K, 2) detected joints. candidates: (..., K, 2) ground-truth joints.
-        areas: (...) the ground truths' areas s². sigmas: (K,) per-joint σ (COCO's).
+        areas: (...) the ground truths' areas s². sigmas: (K,) per-joint σ (``KeypointSpec.sigmas``).
 
     Returns:
         (..., K) ks = exp(−d² / (2σ)² / (s² + eps) / 2), pycocotools' expression.
@@ -258,7 +265,7 @@ def _check_nms_inputs(keypoints, scores, areas, sigmas):
     return kpts, scores, areas, sigmas
 
 
-def oks_nms(keypoints, scores, areas, threshold: float = 0.9, sigmas: np.ndarray = SIGMAS) -> np.ndarray:
+def oks_nms(keypoints, scores, areas, threshold: float = 0.9, *, sigmas) -> np.ndarray:
     """Greedy OKS non-maximum suppression of the poses of one image (the reference's ``oks_nms``).
 
     Take the highest-scoring pose, drop every remaining pose whose OKS with it is > threshold,
@@ -270,6 +277,7 @@ def oks_nms(keypoints, scores, areas, threshold: float = 0.9, sigmas: np.ndarray
         scores: (N,) scores (after ``coco_eval.rescore``).
         areas: (N,) areas used as s² in the OKS (mean of the pair's two areas).
         threshold: poses with OKS > threshold to a kept pose are suppressed.
+        sigmas: (K,) the keypoint set's σ_i (``KeypointSpec.sigmas``).
 
     Returns:
         keep: (M,) np.int64 indices into the input, best score first. Ties are broken by the
@@ -293,7 +301,8 @@ def soft_oks_nms(
     threshold: float = 0.9,
     method: str = "gaussian",
     max_dets: int = 20,
-    sigmas: np.ndarray = SIGMAS,
+    *,
+    sigmas,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Soft OKS-NMS (the reference's ``soft_oks_nms``): decay the scores of similar poses
     instead of deleting them (Bodla et al., Soft-NMS, 2017).
@@ -307,7 +316,7 @@ def soft_oks_nms(
     Stops after ``max_dets`` picks (20 in the reference, COCO's maxDets for keypoints).
 
     Args:
-        keypoints (N, K, 2|3), scores (N,), areas (N,): as in ``oks_nms``.
+        keypoints (N, K, 2|3), scores (N,), areas (N,), sigmas (K,): as in ``oks_nms``.
 
     Returns:
         keep: (M,) np.int64 indices in pick order (M ≤ max_dets), and

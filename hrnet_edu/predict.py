@@ -4,13 +4,15 @@ The same top-down chain as ``evaluate`` for a single picture: each person box (`
 repeatable; the whole image when none is given) is grown to the input's aspect ratio, padded by
 1.25, warped to the input size, run through the network with the flip test, decoded and mapped
 back to the image with the inverse crop transform. Keypoints whose confidence (heatmap maximum)
-exceeds a threshold are drawn with the COCO skeleton (``viz.draw_pose``).
+exceeds a threshold are drawn with the checkpoint's skeleton (``viz.draw_pose``). The checkpoint's
+codec decodes, unless ``--decode`` says otherwise.
 
 Shapes: K joints; images (H, W, 3) uint8 RGB; crops (1, 3, H_in, W_in).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -18,33 +20,27 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from hrnet_edu.checkpoints import load_checkpoint
+from hrnet_edu.commands import check_output_file, runtime_device, runtime_model
 from hrnet_edu.data.coco import load_image
 from hrnet_edu.data.transforms import normalize, warp_image
 from hrnet_edu.errors import InputError
-from hrnet_edu.evaluate import (
-    check_output_file,
-    load_checkpoint,
-    model_device,
-    predict_heatmaps,
-    runtime_device,
-    runtime_model,
-)
+from hrnet_edu.evaluate import model_device, predict_heatmaps
 from hrnet_edu.geometry import box_to_center_scale, crop_transform
-from hrnet_edu.heatmaps import heatmaps_to_keypoints
+from hrnet_edu.heatmaps import HeatmapCodec
+from hrnet_edu.keypoints import get_spec
 from hrnet_edu.viz import draw_pose
 
 
-def predict_image(model, image: np.ndarray, box=None, input_size=(256, 192), flip: bool = True,
-                  decode: str = "shift", sigma: float = 2.0, device=None, flip_index=None):
+def predict_image(model, image: np.ndarray, box, codec: HeatmapCodec, spec, flip: bool = True, device=None):
     """Keypoints of the person in ``box`` of one image.
 
     Args:
         model: (N, 3, H_in, W_in) → (N, K, H_in/4, W_in/4); evaluated in eval mode, mode restored.
-        image: (H, W, 3) uint8 RGB. box: [x, y, w, h] in image pixels (default: the whole image).
-        input_size: (H_in, W_in) the network was trained on. flip, decode, sigma: see ``evaluate``.
+        image: (H, W, 3) uint8 RGB. box: [x, y, w, h] in image pixels (None: the whole image).
+        codec: the network's ``HeatmapCodec`` (its input size, decoding, flip shift).
+        spec: the keypoint set (its flip pairs in the flip test). flip: the flip test.
         device: where to run (default: the model's device).
-        flip_index: the flip test's left ↔ right permutation (``KeypointSpec.flip_index``; default
-            COCO-17's).
 
     Returns:
         keypoints (K, 2) float64 image pixels (x, y), confidences (K,) float32.
@@ -59,7 +55,7 @@ def predict_image(model, image: np.ndarray, box=None, input_size=(256, 192), fli
     if box[0] >= width or box[1] >= height or box[0] + box[2] <= 0 or box[1] + box[3] <= 0:
         # the crop would be all padding: a pose "predicted" from nothing
         raise InputError(f"box {box.tolist()} lies entirely outside the image ({width}x{height} pixels)")
-    h_in, w_in = input_size
+    h_in, w_in = codec.input_size
     center, scale = box_to_center_scale(box, w_in / h_in)
     # image → crop: the box centre to the crop's middle, 200·s_x image px to W_in crop px
     crop = normalize(warp_image(image, crop_transform(center, scale, (w_in, h_in)), (w_in, h_in)))
@@ -67,22 +63,22 @@ def predict_image(model, image: np.ndarray, box=None, input_size=(256, 192), fli
     was_training = model.training
     model.eval()
     try:
-        heatmaps = predict_heatmaps(model, crop[None].to(device), flip=flip,
-                                    flip_index=flip_index)  # (1, K, H_in/4, W_in/4)
+        heatmaps = predict_heatmaps(model, crop[None].to(device), get_spec(spec).flip_index, flip,
+                                    codec.flip_shift)  # (1, K, H_in/4, W_in/4)
     finally:
         model.train(was_training)
-    keypoints, conf = heatmaps_to_keypoints(heatmaps, center[None], scale[None], 0.0, decode, sigma)
+    keypoints, conf = codec.to_image(heatmaps, center[None], scale[None], 0.0)
     return keypoints[0], conf[0]
 
 
-def draw_predictions(image: np.ndarray, poses, boxes=None, threshold: float = 0.2, spec=None) -> Figure:
+def draw_predictions(image: np.ndarray, poses, spec, boxes=None, threshold: float = 0.2) -> Figure:
     """The image at its own pixel size with each pose's confident keypoints and skeleton.
 
     Args:
         image: (H, W, 3) uint8. poses: list of (keypoints (K, 2), confidences (K,)).
+        spec: the keypoint set whose skeleton is drawn.
         boxes: optional list of [x, y, w, h] drawn as dashed rectangles.
         threshold: keypoints with confidence ≤ threshold are not drawn (the reference's 0.2).
-        spec: the keypoint set whose skeleton is drawn (default COCO-17).
 
     Returns:
         a matplotlib Figure of W×H pixels at dpi 100 (no pyplot).
@@ -103,16 +99,17 @@ def draw_predictions(image: np.ndarray, poses, boxes=None, threshold: float = 0.
 
 
 def predict_file(image_path, checkpoint, out, boxes=None, config=None, flip: bool = True,
-                 decode: str = "shift", threshold: float = 0.2, device="auto", runtime: str = "torch",
+                 decode: str | None = None, threshold: float = 0.2, device="auto", runtime: str = "torch",
                  onnx_path=None) -> list[tuple[np.ndarray, np.ndarray]]:
     """``hrnet-edu predict``: the poses of an image file, drawn into the image file ``out``.
 
     Args:
-        image_path: an image file (JPEG, PNG, ...). checkpoint, config: see ``evaluate.load_checkpoint``.
+        image_path: an image file (JPEG, PNG, ...). checkpoint, config: see ``checkpoints.load_checkpoint``.
         out: the image to write (e.g. pose.png), checked before any work.
         boxes: person boxes [x, y, w, h] in image pixels; None: the whole image.
-        flip, decode: see ``predict_image``. threshold: draw keypoints above this confidence.
-        device, runtime, onnx_path: see ``evaluate.checkpoint_ap``.
+        flip: the flip test. decode: the decoding (None: the checkpoint's codec's).
+        threshold: draw keypoints above this confidence.
+        device, runtime, onnx_path: see ``commands.checkpoint_ap``.
 
     Returns:
         one (keypoints (K, 2), confidences (K,)) per box.
@@ -125,8 +122,8 @@ def predict_file(image_path, checkpoint, out, boxes=None, config=None, flip: boo
     model, cfg = load_checkpoint(checkpoint, config, device=device)
     model, device = runtime_model(model, cfg, runtime, onnx_path, device)
     image = load_image(image_path)
+    codec = cfg.codec if decode is None else dataclasses.replace(cfg.codec, decoding=decode)
     # the checkpoint's keypoint set: its flip pairs in the flip test, its skeleton in the drawing
-    poses = [predict_image(model, image, box, cfg.input_size, flip, decode, cfg.sigma, device,
-                           cfg.spec.flip_index) for box in boxes or [None]]
-    draw_predictions(image, poses, boxes, threshold, cfg.spec).savefig(out, dpi=100)
+    poses = [predict_image(model, image, box, codec, cfg.spec, flip, device) for box in boxes or [None]]
+    draw_predictions(image, poses, cfg.spec, boxes, threshold).savefig(out, dpi=100)
     return poses

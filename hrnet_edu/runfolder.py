@@ -17,6 +17,7 @@ No torch here: the lock is taken before anything heavy is imported or built.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 
 from hrnet_edu.errors import InputError
@@ -176,3 +177,21 @@ def clean_stale_temporaries(out_dir: str) -> list[str]:
                 os.remove(os.path.join(out_dir, name))
                 removed.append(name)
     return removed
+
+
+def read_log(path: str) -> list[dict]:
+    """The records of a run's ``log.jsonl``, one JSON object a line (blank lines skipped).
+
+    InputError "PATH line N: not a JSON record (...)" for a damaged line: a resume, a figure or a
+    report never reads past it silently.
+    """
+    records = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise InputError(f"{path} line {n}: not a JSON record ({err.msg})") from None
+    return records

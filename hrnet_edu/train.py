@@ -52,7 +52,13 @@ from hrnet_edu.errors import InputError
 from hrnet_edu.losses import JointsMSELoss, JointsOHKMLoss
 from hrnet_edu.model import build_model
 from hrnet_edu.overrides import config_changes, config_from_dict
-from hrnet_edu.runfolder import RunLock, atomic_write_text, check_run_folder, clean_stale_temporaries
+from hrnet_edu.runfolder import (
+    RunLock,
+    atomic_write_text,
+    check_run_folder,
+    clean_stale_temporaries,
+    read_log,
+)
 
 
 # ----------------------------------------------------------------------------- distributed set-up
@@ -117,7 +123,7 @@ def set_rng_state(state: dict) -> None:
 
 # ----------------------------------------------------------------------------- data, model, loss
 def build_datasets(cfg: TrainConfig, check_images: bool = False, skip_unreadable: bool = False):
-    """(train_set, val_set): ``CocoKeypoints`` crops of ``cfg.input_size``, targets of ``cfg.sigma``.
+    """(train_set, val_set): ``CocoKeypoints`` crops and targets of ``cfg.codec``, joints of ``cfg.spec``.
 
     ``check_images``: the pre-flight check of every image file (``CocoKeypoints.check_images``);
     ``skip_unreadable``: leave out (and count) the samples of missing or unreadable images instead of
@@ -125,9 +131,7 @@ def build_datasets(cfg: TrainConfig, check_images: bool = False, skip_unreadable
     """
     from hrnet_edu.data.coco import CocoKeypoints
 
-    common = dict(input_size=tuple(cfg.input_size), sigma=cfg.sigma, seed=cfg.seed,
-                  unbiased_targets=cfg.unbiased_targets, heatmap_stride=cfg.heatmap_stride,
-                  spec=cfg.spec)  # fmt: skip
+    common = dict(codec=cfg.codec, spec=cfg.spec, seed=cfg.seed)
     train_set = CocoKeypoints(cfg.path(cfg.train_ann), cfg.path(cfg.train_images), train=True,
                               augment=cfg.augment, raw=cfg.warp_on_device, **common)  # fmt: skip
     val_set = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), train=False,
@@ -292,8 +296,8 @@ def validate(model, val_set, cfg: TrainConfig, device, info: DistInfo = DistInfo
     model = unwrap(model)
     was_training = model.training
     model.eval()
-    kwargs = dict(batch_size=cfg.val_batch_size, flip=cfg.val_flip, decode=cfg.val_decode, device=device,
-                  num_workers=cfg.workers)  # fmt: skip
+    kwargs = dict(codec=cfg.codec, spec=cfg.spec, batch_size=cfg.val_batch_size, flip=cfg.val_flip,
+                  device=device, num_workers=cfg.workers)  # fmt: skip
     if info.world_size > 1:
         shard = Subset(val_set, range(info.rank, len(val_set), info.world_size))
         gathered = [None] * info.world_size
@@ -302,7 +306,7 @@ def validate(model, val_set, cfg: TrainConfig, device, info: DistInfo = DistInfo
     else:
         preds = evaluate.predict_dataset(model, val_set, **kwargs)
     model.train(was_training)
-    metrics = evaluate.predictions_ap(preds, val_set).as_record() if preds is not None else None
+    metrics = evaluate.predictions_ap(preds, val_set.ground_truth).as_record() if preds is not None else None
     return (metrics, preds) if return_predictions else metrics
 
 
@@ -310,9 +314,7 @@ def _read_log(path: str, max_epoch: int) -> list[dict]:
     """The records of ``log.jsonl`` up to ``max_epoch`` (a resumed run drops those of the lost epoch)."""
     if not os.path.exists(path):
         return []
-    with open(path) as f:
-        records = [json.loads(line) for line in f if line.strip()]
-    return [r for r in records if r.get("epoch", 0) <= max_epoch]
+    return [r for r in read_log(path) if r.get("epoch", 0) <= max_epoch]
 
 
 def _write_log(path: str, records: list[dict]) -> None:
@@ -410,8 +412,7 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
         optimizer, lambda t: learning_rate_factor(cfg, t, steps_per_epoch))
     scaler = torch.amp.GradScaler(device.type, enabled=cuda and cfg.amp == "fp16")
     criterion = build_criterion(cfg)
-    batch_transform = GpuBatchTransform(cfg.input_size, cfg.sigma, cfg.unbiased_targets, device,
-                                        heatmap_stride=cfg.heatmap_stride) if cfg.warp_on_device else None
+    batch_transform = GpuBatchTransform(cfg.codec, device) if cfg.warp_on_device else None
     start_epoch, best_ap, history, changes = 0, -1.0, [], {}
     if resume:
         start_epoch, best_ap, history, changes = _restore(
@@ -451,7 +452,8 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
             state = {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch + 1,
-                "best_ap": best_ap, "config": dataclasses.asdict(cfg), "metrics": history,
+                "best_ap": best_ap, "config": dataclasses.asdict(cfg), "codec": dataclasses.asdict(cfg.codec),
+                "metrics": history,
                 "rng": get_rng_state(),
             }  # fmt: skip
             log_records.extend([*steps, record])

@@ -11,8 +11,6 @@ Heatmaps are drawn over the input crop with the reference's mapping x_in = 4 · 
 
 from __future__ import annotations
 
-import json
-import os
 import re
 
 import numpy as np
@@ -26,17 +24,17 @@ from hrnet_edu.keypoints import KeypointSpec, get_spec
 from hrnet_edu.model import HRNetConfig
 
 
-def draw_pose(ax, keypoints, visible=None, *, radius=3.0, linewidth=2.0, alpha=1.0,
-              spec: KeypointSpec | str | None = None):
+def draw_pose(ax, keypoints, visible=None, *, spec: KeypointSpec | str, radius=3.0, linewidth=2.0,
+              alpha=1.0):
     """Draw one person's keypoints and skeleton on a matplotlib axis.
 
     Args:
         ax: a matplotlib Axes (already showing the image, if any).
         keypoints: (K, 2) pixel coordinates (x, y), or (K, 3) with visibility/confidence last.
         visible: (K,) > 0 where the joint is drawn; default: all (or column 3 of keypoints).
+        spec: the keypoint set whose skeleton and palette are drawn (limbs of joints beyond K are
+            skipped).
         radius, linewidth, alpha: marker radius (points), limb width, opacity.
-        spec: the keypoint set whose skeleton and palette are drawn (default COCO-17; limbs of
-            joints beyond K are skipped).
 
     Returns:
         The axis, for chaining.
@@ -57,10 +55,9 @@ def draw_pose(ax, keypoints, visible=None, *, radius=3.0, linewidth=2.0, alpha=1
     return ax
 
 
-def loss_figure(log_path: str) -> Figure:
-    """Training loss per logged step and validation AP per epoch, from ``log.jsonl``."""
-    with open(log_path) as f:
-        records = [json.loads(line) for line in f]
+def loss_figure(records: list[dict]) -> Figure:
+    """Training loss per logged step and validation AP per epoch, from the records of a run's
+    ``log.jsonl`` (``runfolder.read_log``)."""
     steps = [r for r in records if r["kind"] == "step"]
     epochs = [r for r in records if r["kind"] == "epoch"]
     per_epoch = max(r["step"] for r in steps)
@@ -81,20 +78,19 @@ def loss_figure(log_path: str) -> Figure:
     return fig
 
 
-def predictions_figure(val_set, preds: dict, n: int = 8, threshold: float = 0.2) -> Figure:
-    """The first ``n`` validation images with every predicted pose (joints of confidence > threshold)."""
-    from hrnet_edu.data.coco import load_image
-    from hrnet_edu.evaluate import predictions_to_results
-    from hrnet_edu.viz import draw_pose
+def predictions_figure(images: dict, results: list[dict], spec, threshold: float = 0.2) -> Figure:
+    """Images with every predicted pose drawn (joints of confidence > threshold).
 
-    spec = get_spec(getattr(val_set, "spec", None))  # the validation set's keypoint set
-    results = predictions_to_results(preds, sigmas=spec.sigmas)
-    image_ids = val_set.image_ids[:n]
+    Args:
+        images: {image id: (H, W, 3) uint8 image}, drawn in this order.
+        results: COCO results entries (``evaluate.predictions_to_results``: rescored, after OKS-NMS).
+        spec: the keypoint set whose skeleton is drawn.
+    """
+    n = len(images)
     fig = Figure(figsize=(2.6 * min(n, 4), 2.8 * ((n + 3) // 4)), layout="constrained")
     axes = np.atleast_1d(fig.subplots((n + 3) // 4, min(n, 4))).ravel()
-    for ax, image_id in zip(axes, image_ids):
-        info = val_set.coco.imgs[int(image_id)]
-        ax.imshow(load_image(os.path.join(val_set.image_dir, info["file_name"])))
+    for ax, (image_id, image) in zip(axes, images.items()):
+        ax.imshow(image)
         for r in (r for r in results if r["image_id"] == image_id):
             kp = np.asarray(r["keypoints"]).reshape(-1, 3)  # (K, 3): x, y, confidence
             draw_pose(ax, kp[:, :2], kp[:, 2] > threshold, radius=2.0, linewidth=1.5, spec=spec)
@@ -153,7 +149,7 @@ def show_heatmap(ax, heatmap, image=None, *, stride: int = 4, alpha: float = 0.8
 
 def overlay_heatmaps(image, heatmaps, joints=None, keypoints=None, *, stride: int = 4, ncols: int = 6,
                      title: str | None = None, vmax: float | None = 1.0, colorbar: bool = True,
-                     spec: KeypointSpec | str | None = None) -> Figure:
+                     spec: KeypointSpec | str) -> Figure:
     """Heatmaps over the input crop, on one shared colour scale.
 
     Args:
@@ -165,7 +161,7 @@ def overlay_heatmaps(image, heatmaps, joints=None, keypoints=None, *, stride: in
         vmax: top of the shared colour scale (default 1, the targets' peak); None: the largest
             value over all panels.
         colorbar: add one colorbar for all panels (an extra axis after the panels).
-        spec: the keypoint set (panel titles, skeleton); default COCO-17.
+        spec: the keypoint set (panel titles, skeleton).
 
     Returns:
         The figure: the panels first (1 axis, or len(joints) axes), then the colorbar's axis.
@@ -226,12 +222,13 @@ def feature_grid(fmap, name: str = "", *, input_size=None, channels=None, k: int
     return fig
 
 
-def _input_panel(ax, image, keypoints=None):
-    """Draw the (H, W, 3) input crop on ``ax``, titled with its size: the picture a map comes from."""
+def _input_panel(ax, image, keypoints=None, spec=None):
+    """Draw the (H, W, 3) input crop on ``ax``, titled with its size: the picture a map comes from;
+    ``keypoints`` (K, 2|3) with the skeleton of ``spec``."""
     crop = _numpy(image)
     ax.imshow(crop)
     if keypoints is not None:
-        draw_pose(ax, _numpy(keypoints), radius=1.5, linewidth=1.0)
+        draw_pose(ax, _numpy(keypoints), radius=1.5, linewidth=1.0, spec=spec)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(f"input crop {crop.shape[0]}×{crop.shape[1]}", fontsize=8)
@@ -329,7 +326,8 @@ def shares_figure(shares_by_unit: dict) -> Figure:
     return fig
 
 
-def browser_figure(store: dict, crops, index: int, name: str, view="mean", keypoints=None) -> Figure:
+def browser_figure(store: dict, crops, index: int, name: str, view="mean", keypoints=None,
+                   spec=None) -> Figure:
     """Three panels: the input crop, one captured map at its native resolution, the heatmaps.
 
     Args:
@@ -338,12 +336,13 @@ def browser_figure(store: dict, crops, index: int, name: str, view="mean", keypo
         index: which sample.
         name: a tensor-valued capture name, e.g. "stage3.module1.branch2".
         view: "mean" | "max" | "rms" | "pca" (a reduction over channels) or an int channel index.
-        keypoints: optional (N, K, 2|3) crop coordinates drawn on the crop.
+        keypoints: optional (N, K, 2|3) crop coordinates drawn on the crop with the skeleton of
+            ``spec`` (the keypoint set; needed with ``keypoints``).
     """
     fmap = store[name][index]  # (C, h, w)
     crop = _numpy(crops[index])
     fig, (ax_in, ax_map, ax_hm) = _figure(3, 3, size=2.8, height=2.8 * crop.shape[0] / crop.shape[1])
-    _input_panel(ax_in, crop, None if keypoints is None else keypoints[index])
+    _input_panel(ax_in, crop, None if keypoints is None else keypoints[index], spec)
     if view == "pca":
         ax_map.imshow(_numpy(features.pca_rgb(fmap)), interpolation="nearest")
     elif isinstance(view, str):
@@ -358,13 +357,14 @@ def browser_figure(store: dict, crops, index: int, name: str, view="mean", keypo
     return fig
 
 
-def feature_browser(model, images, crops, keypoints=None):
+def feature_browser(model, images, crops, keypoints=None, spec=None):
     """An ipywidgets explorer: pick image, stage, module, branch, channel or reduction.
 
     Args:
         model: an HRNet (run once in eval mode under no_grad; its train/eval flag is restored).
         images: (N, 3, H, W) normalized network input.
-        crops: (N, H, W, 3) the same crops for display; keypoints: optional (N, K, 2|3).
+        crops: (N, H, W, 3) the same crops for display; keypoints: optional (N, K, 2|3), drawn
+            with the skeleton of ``spec`` (the keypoint set).
 
     Returns:
         An ``ipywidgets.VBox``; its ``.figure`` attribute holds the figure currently shown.
@@ -406,7 +406,7 @@ def feature_browser(model, images, crops, keypoints=None):
             w_channel.max = store[name].shape[1] - 1
             w_channel.disabled = w_view.value != "channel"
             view = w_channel.value if w_view.value == "channel" else w_view.value
-            box.figure = browser_figure(store, crops, w_image.value, name, view, keypoints)
+            box.figure = browser_figure(store, crops, w_image.value, name, view, keypoints, spec)
             out.clear_output(wait=True)
             with out:
                 display(box.figure)
@@ -491,22 +491,43 @@ def draw_hrnet(cfg: HRNetConfig, ax=None, input_size: tuple[int, int] | None = (
     Returns:
         The figure.
     """
+    lay = _hrnet_layout(cfg)
+    if ax is None:
+        label_w = 2.9
+        size = (unit * (lay["x_end"] + label_w + 0.3), 0.9 + unit * 1.6 * cfg.num_stages)
+        ax = Figure(figsize=size, layout="constrained").add_subplot()
+    _draw_streams(ax, cfg, lay, input_size)
+    for box in lay["boxes"]:
+        _box(ax, *box)
+    for start, end in lay["transitions"]:
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=9, color="k", linewidth=1.2,
+                                     zorder=2, gid="transition"))
+    _draw_exchanges(ax, lay)
+    top = 0.55
+    for s, start, end, n_modules in lay["stage_spans"]:
+        ax.plot([start, end - 0.1], [top, top], color="k", linewidth=0.8)
+        ax.text((start + end) / 2, top + 0.08, f"stage {s}: {n_modules} module{'s' if n_modules > 1 else ''}",
+                ha="center", va="bottom", fontsize=8)
+    ax.set_xlim(-2.9, lay["x_end"] + 0.2)
+    ax.set_ylim(lay["y"][-1] - 0.95, top + 0.5)
+    ax.axis("off")
+    ax.set_title(_hrnet_title(cfg) if title is None else title, fontsize=9)
+    return ax.figure
+
+
+_ROW_H, _BLOCK_W, _FUSE_W = 0.56, 1.0, 0.7  # draw_hrnet's drawing units
+
+
+def _hrnet_layout(cfg: HRNetConfig) -> dict:
+    """Where ``draw_hrnet`` puts everything, left to right: boxes (``_box`` arguments), the x where each
+    stream opens, transitions (arrow ends), exchange units (x, stage, outputs) and stage spans."""
     n_stages = cfg.num_stages
-    widths = cfg.widths(n_stages)  # (4P,) for a stage-1-only network, else (C, 2C, …)
     colors = [_branch_color(r) for r in range(4)]
-    row_h, block_w, fuse_w = 0.56, 1.0, 0.7
     y = [-r for r in range(n_stages)]  # row of branch r
-    pending = []  # artists to add once the axis exists (we need its extent first to size the figure)
-
-    def later(fn, *args, **kwargs):
-        pending.append((fn, args, kwargs))
-
-    x = 0.0
-    later(_box, x, x + 1.1, 0, row_h, "0.45", "stem\n2 × 3×3 /2", 7, "stem")
-    x += 1.4
     stage1 = f"stage 1\n{cfg.stage1_units} × bottleneck\n{cfg.widths(1)[0]} ch"
-    later(_box, x, x + 1.8, 0, row_h, "0.3", stage1, 7, "stage1")
-    x += 1.8
+    boxes = [(0.0, 1.1, 0, _ROW_H, "0.45", "stem\n2 × 3×3 /2", 7, "stem"),
+             (1.4, 3.2, 0, _ROW_H, "0.3", stage1, 7, "stage1")]
+    x = 3.2
     opened = [0.0] + [None] * (n_stages - 1)  # x where each stream starts
     stage_spans, exchanges, transitions = [], [], []
     for s in range(2, n_stages + 1):
@@ -517,67 +538,58 @@ def draw_hrnet(cfg: HRNetConfig, ax=None, input_size: tuple[int, int] | None = (
         start = x
         n_modules, n_units = cfg.num_modules[s - 2], cfg.num_units[s - 2]
         for m in range(n_modules):
-            for r in range(s):
-                later(_box, x, x + block_w, y[r], row_h, colors[r], f"{n_units}×BB", 7, f"block{s}.{m}.{r}")
-            x += block_w
+            boxes += [(x, x + _BLOCK_W, y[r], _ROW_H, colors[r], f"{n_units}×BB", 7, f"block{s}.{m}.{r}")
+                      for r in range(s)]
+            x += _BLOCK_W
             last = s == n_stages and m == n_modules - 1
             outputs = list(range(cfg.head_branch + 1)) if last else list(range(s))
             if cfg.has_exchange_unit(s, m):  # the fusion ablation leaves some modules unfused
                 exchanges.append((x, s, outputs))
-            x += fuse_w
+            x += _FUSE_W
         stage_spans.append((s, start, x, n_modules))
     last_exchange = exchanges[-1][0] if exchanges else x
     x += 0.2
-    head_row = y[cfg.head_branch]  # branch 0 in HRNet
-    later(_box, x, x + 1.3, head_row, row_h, "0.2", f"head\n1×1 → {cfg.num_joints}", 7, "head")
-    x_end = x + 1.3
+    boxes.append((x, x + 1.3, y[cfg.head_branch], _ROW_H, "0.2", f"head\n1×1 → {cfg.num_joints}", 7, "head"))
+    return {"y": y, "colors": colors, "boxes": boxes, "opened": opened, "transitions": transitions,
+            "exchanges": exchanges, "stage_spans": stage_spans, "last_exchange": last_exchange,
+            "x_end": x + 1.3}
 
-    if ax is None:
-        label_w = 2.9
-        size = (unit * (x_end + label_w + 0.3), 0.9 + unit * 1.6 * n_stages)
-        fig = Figure(figsize=size, layout="constrained")
-        ax = fig.add_subplot()
-    fig = ax.figure
-    for r in range(n_stages):
-        end = x_end - 1.3 if r == cfg.head_branch else last_exchange + 0.05
-        ax.plot([opened[r], end], [y[r], y[r]], color=colors[r], linewidth=3, zorder=1, gid=f"stream{r}",
-                solid_capstyle="butt")
+
+def _draw_streams(ax, cfg: HRNetConfig, lay: dict, input_size) -> None:
+    """One line per branch r from where it opens, labelled with C·2^r and its resolution."""
+    widths = cfg.widths(cfg.num_stages)  # (4P,) for a stage-1-only network, else (C, 2C, …)
+    for r in range(cfg.num_stages):
+        end = lay["x_end"] - 1.3 if r == cfg.head_branch else lay["last_exchange"] + 0.05
+        ax.plot([lay["opened"][r], end], [lay["y"][r]] * 2, color=lay["colors"][r], linewidth=3, zorder=1,
+                gid=f"stream{r}", solid_capstyle="butt")
         stride = 2 ** (r + 2)
         size = f", {input_size[0] // stride}×{input_size[1] // stride}" if input_size else ""
-        ax.text(-0.25, y[r], f"branch {r}: C={widths[r]}\n1/{stride}{size}", ha="right", va="center",
+        ax.text(-0.25, lay["y"][r], f"branch {r}: C={widths[r]}\n1/{stride}{size}", ha="right", va="center",
                 fontsize=8)
-    for fn, args, kwargs in pending:
-        fn(ax, *args, **kwargs)
-    for start, end in transitions:
-        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=9, color="k", linewidth=1.2,
-                                     zorder=2, gid="transition"))
-    for x0, s, outputs in exchanges:
-        segments, seg_colors = [], []
-        for i in outputs:
-            for j in range(s):
-                if i != j:
-                    segments.append([(x0 + 0.08, y[j]), (x0 + fuse_w - 0.08, y[i])])
-                    seg_colors.append("tab:red" if j < i else "tab:green")
+
+
+def _draw_exchanges(ax, lay: dict) -> None:
+    """Each exchange unit: a line from every input branch j to every output branch i ≠ j."""
+    y = lay["y"]
+    for x0, s, outputs in lay["exchanges"]:
+        pairs = [(i, j) for i in outputs for j in range(s) if i != j]  # output i ← input j
+        segments = [[(x0 + 0.08, y[j]), (x0 + _FUSE_W - 0.08, y[i])] for i, j in pairs]
+        seg_colors = ["tab:red" if j < i else "tab:green" for i, j in pairs]
         ax.add_collection(LineCollection(segments, colors=seg_colors, linewidths=0.9, zorder=2,
                                          gid="exchange"))
-    top = 0.55
-    for s, start, end, n_modules in stage_spans:
-        ax.plot([start, end - 0.1], [top, top], color="k", linewidth=0.8)
-        ax.text((start + end) / 2, top + 0.08, f"stage {s}: {n_modules} module{'s' if n_modules > 1 else ''}",
-                ha="center", va="bottom", fontsize=8)
-    if exchanges:
-        ax.text(x_end, y[-1] - 0.55, "exchange: red = down (strided 3×3), green = up (1×1 + nearest)",
+    if lay["exchanges"]:
+        ax.text(lay["x_end"], y[-1] - 0.55, "exchange: red = down (strided 3×3), green = up (1×1 + nearest)",
                 ha="right", va="top", fontsize=7)
-    ax.set_xlim(-2.9, x_end + 0.2)
-    ax.set_ylim(y[-1] - 0.95, top + 0.5)
-    ax.axis("off")
-    if title is None:
-        modules = "-".join(map(str, cfg.num_modules[: n_stages - 1]))
-        units = "-".join(map(str, cfg.num_units[: n_stages - 1]))
-        title = (f"HRNet-W{cfg.width}: {modules} modules in stages 2–{n_stages}, {units} basic blocks (BB) "
-                 "per branch" if n_stages > 1 else f"HRNet-W{cfg.width}, stage 1 only")
-    ax.set_title(title, fontsize=9)
-    return fig
+
+
+def _hrnet_title(cfg: HRNetConfig) -> str:
+    n_stages = cfg.num_stages
+    if n_stages == 1:
+        return f"HRNet-W{cfg.width}, stage 1 only"
+    modules = "-".join(map(str, cfg.num_modules[: n_stages - 1]))
+    units = "-".join(map(str, cfg.num_units[: n_stages - 1]))
+    return (f"HRNet-W{cfg.width}: {modules} modules in stages 2–{n_stages}, {units} basic blocks (BB) "
+            "per branch")
 
 
 def _branch_color(r: int):

@@ -15,15 +15,15 @@ LIBRARY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # Lower layers first; a module may import its own layer and those before it, never a later one.
 LAYERS = [
     ["errors", "keypoints", "geometry", "runfolder", "notebook_utils", "flops", "data.synth_render"],
-    ["heatmaps", "oks", "checkpoints", "losses"],
-    ["blocks"],
+    ["heatmaps", "oks", "losses"],
+    ["blocks", "fast_cocoeval"],
     ["fusion"],
     ["model", "baseline"],
     ["data", "data.ground_truth", "data.transforms", "data.synthpose"],
     ["data.coco", "configs", "coco_eval"],
-    ["overrides", "analysis", "export", "evidence"],
+    ["overrides", "analysis", "export", "evidence", "checkpoints"],
     ["train", "evaluate"],
-    ["features", "viz"],
+    ["features", "viz", "commands"],
     ["predict", "demo"],
     ["cli"],
 ]
@@ -103,7 +103,7 @@ def test_no_import_cycles():
 
 def test_the_graph_is_read_correctly():
     graph = _graph()
-    assert "checkpoints" in graph["model"]  # the re-exported load_reference_weights
+    assert "configs" in graph["checkpoints"]  # a function-level import (checkpoint → model)
     assert {"errors", "data.ground_truth", "heatmaps"} <= graph["data.coco"]  # relative imports
     assert "evaluate" in graph["train"]  # a function-level import (train.validate)
 
@@ -156,3 +156,43 @@ def test_every_command_has_its_options_and_help():
     assert {"--box", "--runtime", "--threshold"} <= options["predict"]
     args = subparsers["train"].parse_intermixed_args(["--config", "x", "epochs=2", "--overwrite", "lr=1"])
     assert args.overrides == ["epochs=2", "lr=1"] and args.overwrite  # options after the overrides too
+
+
+def test_checkpoints_are_read_and_turned_into_models_in_one_place():
+    """``torch.load`` / ``torch.save`` and checkpoint → model live in checkpoints.py alone."""
+    def torch_io_calls(name):
+        return [n for n in ast.walk(ast.parse(_source(name))) if isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Attribute) and n.func.attr in ("load", "save")
+                and isinstance(n.func.value, ast.Name) and n.func.value.id == "torch"]
+
+    for name in _graph():
+        if name != "checkpoints":
+            assert not torch_io_calls(name), f"torch.load / torch.save in {name}"
+            assert "def load_checkpoint(" not in _source(name), name
+    assert torch_io_calls("checkpoints") and "def load_checkpoint(" in _source("checkpoints")
+
+
+def test_the_ground_truth_travels_as_a_record_not_an_attribute():
+    offenders = [name for name in _graph() if "hrnet_edu_checked" in _source(name)]
+    assert not offenders, f"attributes added onto pycocotools' COCO object: {offenders}"
+
+
+def _functions(name: str):
+    for node in ast.walk(ast.parse(_source(name))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            yield node
+
+
+def test_no_function_is_longer_than_60_lines():
+    long = [f"{name}.{f.name}: {f.end_lineno - f.lineno + 1} lines" for name in _graph()
+            for f in _functions(name) if f.end_lineno - f.lineno + 1 > 60]
+    assert not long, long
+
+
+def test_no_dated_measurement_in_the_library():
+    """Figures go stale in docstrings: they live in the README's Measured table and benchmarks/results/."""
+    import re
+
+    dated = [f"{name}: {m.group(0)}" for name in _graph()
+             for m in re.finditer(r"measured[^.\n]{0,40}20\d\d-\d\d-\d\d|measured 20\d\d", _source(name))]
+    assert not dated, dated

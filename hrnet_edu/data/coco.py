@@ -1,11 +1,12 @@
 """The top-down COCO keypoint dataset: one sample per person box.
 
 Works on any COCO-format person-keypoints file (COCO ``person_keypoints_{train,val}2017.json``,
-SynthPose, CrowdPose, your own) whose keypoint set is described by ``spec`` (``keypoints.py``;
-COCO-17 by default): K, the number of joints per person, comes from the spec, and so do the
+SynthPose, CrowdPose, your own) whose keypoint set is described by ``spec`` (``keypoints.py``,
+always given): K, the number of joints per person, comes from the spec, and so do the
 left/right pairs swapped by the flip augmentation and the upper-body joints of the half-body one.
 Each sample is the person's crop warped to the input size (H×W, e.g. 256×192), its Gaussian
-target heatmaps at a quarter of that size, and the metadata (image id, centre, scale, box score)
+target heatmaps at a quarter of that size (both from the ``heatmaps.HeatmapCodec``), and the
+metadata (image id, centre, scale, box score)
 needed to map predictions back to the image.
 
 Which persons become samples (the reference's ``_load_coco_keypoint_annotation_kernal``)
@@ -44,7 +45,7 @@ import torch
 
 from ..errors import InputError
 from ..geometry import PIXEL_STD, box_to_center_scale
-from ..heatmaps import encode_heatmaps
+from ..heatmaps import HeatmapCodec
 from ..keypoints import KeypointSpec, get_spec
 from .ground_truth import PERSON_CATEGORY, read_ground_truth
 from .transforms import (
@@ -121,21 +122,22 @@ class CocoKeypoints(torch.utils.data.Dataset):
 
     Args:
         ann_file: COCO person-keypoints JSON; image_dir: folder of the images' ``file_name``.
-        input_size: (H, W) of the input crop, divisible by 4 (heatmaps are H/4 × W/4).
-        sigma: Gaussian σ of the targets in heatmap pixels.
+        codec: the ``HeatmapCodec``: the crops' input size (H, W), the heatmap stride (4; 8, 16 …
+            for a head on a lower-resolution branch, ``HRNetConfig.head_branch``), the targets'
+            σ and kind (reference / unbiased). Kept as ``.codec``.
+        spec: the file's keypoint set, a KeypointSpec or a built-in name ("coco17",
+            "crowdpose14"). Kept as ``.spec``.
         train: apply ``augment`` (evaluation never augments).
         augment: an AugmentConfig, or None for no augmentation.
         boxes: "gt" for annotated boxes, or the path of a COCO person-detection results file.
         box_score_threshold: detections scoring below this are dropped.
-        unbiased_targets: Gaussians centred on the sub-pixel keypoint (see ``heatmaps``).
         seed: base seed of the augmentation.
         raw: return the un-warped image region and its matrix instead of the finished sample
             (for :class:`hrnet_edu.data.transforms.GpuBatchTransform`, which warps on the device:
             the trainer with ``TrainConfig.warp_on_device``).
-        heatmap_stride: input pixels per target-heatmap pixel (4; 8, 16 … for a head on a
-            lower-resolution branch, ``HRNetConfig.head_branch``).
-        spec: the file's keypoint set, a KeypointSpec or a built-in name ("coco17",
-            "crowdpose14"); default COCO-17. Kept as ``.spec``.
+
+    The checked file is ``.ground_truth`` (``data.ground_truth.GroundTruth``; its pycocotools
+    index also as ``.coco``).
 
     A sample (``__getitem__``) is a dict of tensors: ``image`` (3, H, W) float32 normalized,
     ``target`` (K, H/4, W/4) float32, ``target_weight`` (K,), ``joints`` (K, 3) float32 crop
@@ -144,26 +146,23 @@ class CocoKeypoints(torch.utils.data.Dataset):
     () = the crop area (200·s_x)·(200·s_y), which the reference uses for OKS-NMS.
     """
 
-    def __init__(self, ann_file, image_dir, input_size=(256, 192), sigma=2.0, train=True,
+    def __init__(self, ann_file, image_dir, *, codec: HeatmapCodec, spec: KeypointSpec | str, train=True,
                  augment: AugmentConfig | None = PAPER_AUGMENT, boxes="gt", box_score_threshold=0.0,
-                 unbiased_targets=False, seed=0, raw=False, heatmap_stride=4,
-                 spec: KeypointSpec | str | None = None):
-        h, w = (int(v) for v in input_size)
-        stride = int(heatmap_stride)
-        if h <= 0 or w <= 0 or stride < 1 or h % stride or w % stride:
-            raise ValueError(f"input_size (H, W) must be positive multiples of {heatmap_stride} (the heatmap "
-                             f"stride), got {input_size}")
-        self.heatmap_stride = stride
+                 seed=0, raw=False):
+        if not isinstance(codec, HeatmapCodec):
+            raise TypeError(f"codec must be a heatmaps.HeatmapCodec, got {type(codec).__name__}")
+        self.codec, self.input_size = codec, codec.input_size
+        h, w = self.input_size
         if not os.path.isfile(ann_file):
             raise FileNotFoundError(f"annotation file not found: {ann_file}")
         self.ann_file, self.image_dir = str(ann_file), str(image_dir)
-        self.input_size, self.sigma, self.unbiased = (h, w), float(sigma), bool(unbiased_targets)
         self.train, self.augment = bool(train), (augment if train else None)
         self.seed, self.raw = int(seed), bool(raw)
         self.spec = get_spec(spec)
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         # checked once here: malformed keypoints, images or ids are an InputError naming the file
-        self.coco, _ = read_ground_truth(self.ann_file, spec=self.spec)
+        self.ground_truth = read_ground_truth(self.ann_file, self.spec)
+        self.coco = self.ground_truth.coco
         self.image_ids = sorted(self.coco.getImgIds())
         self.num_skipped: dict[str, int] = {}
         self.unreadable_image_ids: list[int] = []  # left out by check_images(skip_unreadable=True)
@@ -356,11 +355,7 @@ class CocoKeypoints(torch.utils.data.Dataset):
         joints_t = torch.from_numpy(joints)
         if not self.raw:
             batch["image"] = images
-            # heatmap ↔ input: x_hm = x_in / 4 (the reference's mapping, see geometry; / s at stride s)
-            s = self.heatmap_stride
-            batch["target"], batch["target_weight"] = encode_heatmaps(
-                joints_t[..., :2] / float(s), joints_t[..., 2], (h // s, w // s), self.sigma,
-                unbiased=self.unbiased)
+            batch["target"], batch["target_weight"] = self.codec.encode(joints_t[..., :2], joints_t[..., 2])
         batch.update({
             "joints": joints_t,
             "image_id": torch.from_numpy(self._image_id[idx]),

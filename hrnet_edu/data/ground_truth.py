@@ -27,7 +27,7 @@ Annotations without ``area`` (CrowdPose, PoseTrack): COCOeval needs a person's a
 scale s² and the area ranges). Where the file is read, a missing ``area`` becomes
 ``BOX_AREA_FACTOR · w · h`` of the annotation's box, 0.53 · w · h: the rule of CrowdPose's own
 evaluation (crowdposetools, and xtcocotools with ``use_area=False``), so that its OKS is the
-dataset's. The number filled in is ``coco.hrnet_edu_checked["area_from_box"]``.
+dataset's. The number filled in is ``GroundTruth.area_from_box``.
 
 What the reference skips instead of failing on (crowd regions, persons without a labelled
 joint, degenerate boxes, other categories) is not an error here: the callers skip and count it.
@@ -41,6 +41,7 @@ import json
 import math
 import numbers
 import os
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -130,16 +131,9 @@ def fill_missing_areas(data) -> int:
     return filled
 
 
-def check_ground_truth(data, path: str, for_eval: bool = False, spec=None) -> dict[str, int]:
-    """Check a parsed COCO keypoint file (see the module docstring); raise InputError or return the
-    counts of person annotations the reference does not learn from / evaluate: ``crowd``,
-    ``no_keypoints`` (no joint labelled), ``not_person`` (another category).
-
-    ``spec``: the keypoint spec (a KeypointSpec or a built-in name; default COCO-17), which gives
-    the number K of joints every person annotation carries.
-    """
-    spec = get_spec(spec)
-    num_joints = spec.num_joints
+def _check_layout(data, path: str, for_eval: bool, spec: KeypointSpec) -> None:
+    """The file's top level: lists ``images`` and ``annotations``, ``categories`` with integer ids,
+    the person category (for evaluation) and its keypoint names against the spec."""
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a COCO JSON object with 'images' and 'annotations', "
                          f"got {type(data).__name__}")
@@ -155,106 +149,142 @@ def check_ground_truth(data, path: str, for_eval: bool = False, spec=None) -> di
         # COCOeval evaluates the categories listed here: without the person, nothing is evaluated
         raise InputError(f"{path}: 'categories' has no person category (id {PERSON_CATEGORY})")
     _check_category(categories, spec, path)
+
+
+def _image_sizes(images: list, path: str) -> dict[int, tuple[float, float]]:
+    """{image id: (width, height)} of checked image entries; InputError for a bad or repeated one."""
     sizes = {}
-    for n, image in enumerate(data["images"]):
+    for n, image in enumerate(images):
         _check_image(image, n, path)
         if image["id"] in sizes:
             raise InputError(f"image id {image['id']} in {path}: the id appears twice in 'images'")
         sizes[image["id"]] = (float(image["width"]), float(image["height"]))
+    return sizes
 
+
+def _check_annotation_ids(ann, n: int, seen: set, sizes: dict, path: str, for_eval: bool) -> str:
+    """An annotation's own id (unique; ≥ 1 for evaluation), its image and its category; returns
+    "annotation id N in FILE" for the messages of the checks that follow."""
+    if not isinstance(ann, dict):
+        raise InputError(f"{path}: annotations[{n}] must be an object, got {type(ann).__name__}")
+    aid = ann.get("id")
+    if not isinstance(aid, int) or isinstance(aid, bool):
+        raise InputError(f"{path}: annotations[{n}] needs an integer 'id', got {aid!r}")
+    if aid in seen:
+        raise InputError(f"annotation id {aid} in {path}: the id appears twice")
+    seen.add(aid)
+    where = f"annotation id {aid} in {path}"
+    if for_eval and aid < 1:
+        # pycocotools marks "unmatched" with id 0 in its matching tables: a ground truth (or a
+        # detection) with id 0 is matched again and again and scored as a miss — a wrong AP
+        raise InputError(f"{path}: annotations[{n}] has id {aid}; COCO evaluation needs ids >= 1")
+    image_id = ann.get("image_id")
+    if not isinstance(image_id, int) or isinstance(image_id, bool) or image_id not in sizes:
+        raise InputError(f"{where}: image_id {image_id!r} is not in 'images'")
+    category = ann.get("category_id")
+    if not isinstance(category, int) or isinstance(category, bool):  # pycocotools indexes by it
+        raise InputError(f"{where}: needs an integer category_id, got {category!r}")
+    return where
+
+
+def _check_person_fields(ann, where: str, spec: KeypointSpec, for_eval: bool) -> None:
+    """A person annotation's ``iscrowd``, 3K ``keypoints`` numbers, ``bbox``, ``area``, ``num_keypoints``."""
+    if for_eval and "iscrowd" not in ann:
+        raise InputError(f"{where}: no 'iscrowd' (COCOeval needs it)")
+    crowd = ann.get("iscrowd", 0)
+    if crowd not in (0, 1) or isinstance(crowd, float):
+        raise InputError(f"{where}: iscrowd must be 0 or 1, got {crowd!r}")
+    kps, bbox, k = ann.get("keypoints"), ann.get("bbox"), spec.num_joints
+    if not isinstance(kps, list) or len(kps) != 3 * k:
+        got = len(kps) if isinstance(kps, list) else type(kps).__name__
+        hint = f"; {_spec_hint(got // 3, spec)}" if isinstance(got, int) and got % 3 == 0 and got else ""
+        raise InputError(f"{where}: expected {3 * k} keypoint numbers (x, y, v for the {k} joints of "
+                         f"keypoint spec {spec.name!r}), got {got}{hint}")
+    if not isinstance(bbox, list) or len(bbox) != 4 or not all(_finite_number(v) for v in bbox):
+        raise InputError(f"{where}: bbox must be [x, y, w, h] of 4 finite numbers, got {bbox!r}")
+    for key in ("area", "num_keypoints"):
+        if key not in ann:
+            if for_eval:
+                raise InputError(f"{where}: no '{key}' (COCOeval needs it)")
+            continue
+        value = ann[key]
+        if not _finite_number(value) or value < 0 or (key == "num_keypoints" and value != int(value)):
+            raise InputError(f"{where}: {key} must be a non-negative number, got {value!r}")
+
+
+def _keypoint_table(persons: list, path: str, k: int) -> np.ndarray:
+    """(P, K, 3) float64 keypoints of the person annotations; InputError naming the first non-number."""
+    try:
+        table = np.array([ann["keypoints"] for ann in persons])
+    except (ValueError, TypeError):  # ragged: a keypoint number is itself a list
+        table = np.array([], dtype=object)
+    if table.dtype.kind not in "iufb":
+        for ann in persons:
+            if not all(_finite_number(v) for v in ann["keypoints"]):
+                raise _bad_keypoint(ann["keypoints"], ann["id"], path)
+    table = table.astype(np.float64).reshape(len(persons), k, 3)
+    bad = ~np.isfinite(table).all(axis=(1, 2))
+    if bad.any():
+        ann = persons[int(np.flatnonzero(bad)[0])]
+        raise _bad_keypoint(ann["keypoints"], ann["id"], path)
+    return table
+
+
+def _check_keypoint_values(persons: list, table: np.ndarray, sizes: dict, path: str) -> None:
+    """Visibility in {0, 1, 2}, labelled joints inside their image (up to ``LABEL_MARGIN``), and
+    ``num_keypoints`` = the labelled count — vectorised over all persons (COCO train has 150k):
+    only a file that fails is walked again, to name the first bad annotation."""
+    v = table[..., 2]
+    bad = ~np.isin(v, (0, 1, 2)).all(axis=1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        joint = int(np.flatnonzero(~np.isin(v[i], (0, 1, 2)))[0])
+        raise InputError(f"annotation id {persons[i]['id']} in {path}: visibility of joint {joint} is "
+                         f"{v[i, joint]:g}, not 0 (not labelled), 1 (occluded) or 2 (visible)")
+    wh = np.array([sizes[a["image_id"]] for a in persons])[:, None, :]  # (P, 1, 2)
+    outside = (v > 0)[..., None] & ((table[..., :2] < -LABEL_MARGIN * wh)
+                                    | (table[..., :2] > (1 + LABEL_MARGIN) * wh))
+    bad = outside.any(axis=(1, 2))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        joint = int(np.flatnonzero(outside[i].any(axis=1))[0])
+        w, h = wh[i, 0]
+        raise InputError(f"annotation id {persons[i]['id']} in {path}: labelled joint {joint} at "
+                         f"({table[i, joint, 0]:g}, {table[i, joint, 1]:g}) lies far outside its image "
+                         f"(id {persons[i]['image_id']}, {w:g}x{h:g})")
+    for ann, n_labelled in zip(persons, (v > 0).sum(axis=1).tolist()):
+        if "num_keypoints" in ann and ann["num_keypoints"] != n_labelled:
+            raise InputError(f"annotation id {ann['id']} in {path}: num_keypoints is "
+                             f"{ann['num_keypoints']} but {n_labelled} joints are labelled (v > 0)")
+
+
+def check_ground_truth(data, path: str, spec, for_eval: bool = False) -> dict[str, int]:
+    """Check a parsed COCO keypoint file (see the module docstring); raise InputError or return the
+    counts of person annotations the reference does not learn from / evaluate: ``crowd``,
+    ``no_keypoints`` (no joint labelled), ``not_person`` (another category).
+
+    ``spec``: the keypoint spec (a KeypointSpec or a built-in name), which gives the number K of
+    joints every person annotation carries.
+    """
+    spec = get_spec(spec)
+    _check_layout(data, path, for_eval, spec)
+    sizes = _image_sizes(data["images"], path)
     counts = {"crowd": 0, "no_keypoints": 0, "not_person": 0}
-    seen, persons, kps_rows = set(), [], []
+    seen, persons = set(), []
     for n, ann in enumerate(data["annotations"]):
-        if not isinstance(ann, dict):
-            raise InputError(f"{path}: annotations[{n}] must be an object, got {type(ann).__name__}")
-        aid = ann.get("id")
-        if not isinstance(aid, int) or isinstance(aid, bool):
-            raise InputError(f"{path}: annotations[{n}] needs an integer 'id', got {aid!r}")
-        if aid in seen:
-            raise InputError(f"annotation id {aid} in {path}: the id appears twice")
-        seen.add(aid)
-        where = f"annotation id {aid} in {path}"
-        if for_eval and aid < 1:
-            # pycocotools marks "unmatched" with id 0 in its matching tables: a ground truth (or a
-            # detection) with id 0 is matched again and again and scored as a miss — a wrong AP
-            raise InputError(f"{path}: annotations[{n}] has id {aid}; COCO evaluation needs ids >= 1")
-        image_id = ann.get("image_id")
-        if not isinstance(image_id, int) or isinstance(image_id, bool) or image_id not in sizes:
-            raise InputError(f"{where}: image_id {image_id!r} is not in 'images'")
-        category = ann.get("category_id")
-        if not isinstance(category, int) or isinstance(category, bool):  # pycocotools indexes by it
-            raise InputError(f"{where}: needs an integer category_id, got {category!r}")
-        if category != PERSON_CATEGORY:
+        where = _check_annotation_ids(ann, n, seen, sizes, path, for_eval)
+        if ann["category_id"] != PERSON_CATEGORY:
             counts["not_person"] += 1
             continue
-        if for_eval and "iscrowd" not in ann:
-            raise InputError(f"{where}: no 'iscrowd' (COCOeval needs it)")
-        crowd = ann.get("iscrowd", 0)
-        if crowd not in (0, 1) or isinstance(crowd, float):
-            raise InputError(f"{where}: iscrowd must be 0 or 1, got {crowd!r}")
-        kps, bbox = ann.get("keypoints"), ann.get("bbox")
-        if not isinstance(kps, list) or len(kps) != 3 * num_joints:
-            got = len(kps) if isinstance(kps, list) else type(kps).__name__
-            hint = f"; {_spec_hint(got // 3, spec)}" if isinstance(got, int) and got % 3 == 0 and got else ""
-            raise InputError(f"{where}: expected {3 * num_joints} keypoint numbers (x, y, v for the "
-                             f"{num_joints} joints of keypoint spec {spec.name!r}), got {got}{hint}")
-        if not isinstance(bbox, list) or len(bbox) != 4 or not all(_finite_number(v) for v in bbox):
-            raise InputError(f"{where}: bbox must be [x, y, w, h] of 4 finite numbers, got {bbox!r}")
-        for key in ("area", "num_keypoints"):
-            if key not in ann:
-                if for_eval:
-                    raise InputError(f"{where}: no '{key}' (COCOeval needs it)")
-                continue
-            value = ann[key]
-            if not _finite_number(value) or value < 0 or (key == "num_keypoints" and value != int(value)):
-                raise InputError(f"{where}: {key} must be a non-negative number, got {value!r}")
+        _check_person_fields(ann, where, spec, for_eval)
         persons.append(ann)
-        kps_rows.append(kps)
-
     if persons:
-        # one array for all persons (COCO train has 150k): the checks below are vectorised, and
-        # only a file that fails one is walked again to name the first bad annotation
-        try:
-            table = np.array(kps_rows)
-        except (ValueError, TypeError):  # ragged: a keypoint number is itself a list
-            table = np.array([], dtype=object)
-        if table.dtype.kind not in "iufb":
-            for ann in persons:
-                if not all(_finite_number(v) for v in ann["keypoints"]):
-                    raise _bad_keypoint(ann["keypoints"], ann["id"], path)
-        table = table.astype(np.float64).reshape(len(persons), num_joints, 3)
-        bad = ~np.isfinite(table).all(axis=(1, 2))
-        if bad.any():
-            ann = persons[int(np.flatnonzero(bad)[0])]
-            raise _bad_keypoint(ann["keypoints"], ann["id"], path)
-        v = table[..., 2]
-        bad = ~np.isin(v, (0, 1, 2)).all(axis=1)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            joint = int(np.flatnonzero(~np.isin(v[i], (0, 1, 2)))[0])
-            raise InputError(f"annotation id {persons[i]['id']} in {path}: visibility of joint {joint} is "
-                             f"{v[i, joint]:g}, not 0 (not labelled), 1 (occluded) or 2 (visible)")
-        wh = np.array([sizes[a["image_id"]] for a in persons])[:, None, :]  # (P, 1, 2)
-        outside = (v > 0)[..., None] & ((table[..., :2] < -LABEL_MARGIN * wh)
-                                        | (table[..., :2] > (1 + LABEL_MARGIN) * wh))
-        bad = outside.any(axis=(1, 2))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            joint = int(np.flatnonzero(outside[i].any(axis=1))[0])
-            w, h = wh[i, 0]
-            raise InputError(f"annotation id {persons[i]['id']} in {path}: labelled joint {joint} at "
-                             f"({table[i, joint, 0]:g}, {table[i, joint, 1]:g}) lies far outside its image "
-                             f"(id {persons[i]['image_id']}, {w:g}x{h:g})")
-        labelled = (v > 0).sum(axis=1)
-        for ann, n_labelled in zip(persons, labelled.tolist()):
-            if "num_keypoints" in ann and ann["num_keypoints"] != n_labelled:
-                raise InputError(f"annotation id {ann['id']} in {path}: num_keypoints is "
-                                 f"{ann['num_keypoints']} but {n_labelled} joints are labelled (v > 0)")
-        for ann, n_labelled in zip(persons, labelled.tolist()):
-            if ann.get("iscrowd", 0):
-                counts["crowd"] += 1
-            elif n_labelled == 0:
-                counts["no_keypoints"] += 1
+        table = _keypoint_table(persons, path, spec.num_joints)
+        _check_keypoint_values(persons, table, sizes, path)
+        labelled = (table[..., 2] > 0).sum(axis=1)
+        crowd = np.array([bool(ann.get("iscrowd", 0)) for ann in persons])
+        counts["crowd"] = int(crowd.sum())
+        counts["no_keypoints"] = int(((labelled == 0) & ~crowd).sum())
     if for_eval and len(persons) - counts["crowd"] - counts["no_keypoints"] == 0:
         raise InputError(f"{path}: no person with a labelled keypoint to evaluate ({len(data['images'])} "
                          f"images, {len(persons)} person annotations: {counts['crowd']} crowd, "
@@ -262,15 +292,30 @@ def check_ground_truth(data, path: str, for_eval: bool = False, spec=None) -> di
     return counts
 
 
-def read_ground_truth(path, for_eval: bool = False, spec=None):
-    """(pycocotools ``COCO``, counts) of a checked COCO keypoint file (see ``check_ground_truth``).
+@dataclass(frozen=True)
+class GroundTruth:
+    """A checked COCO keypoint file: pycocotools' ``COCO`` index of it and what the check found.
 
-    ``spec``: the keypoint spec of the file (default COCO-17). Annotations without ``area`` get
-    ``BOX_AREA_FACTOR · w · h`` (``fill_missing_areas``) before anything else reads them. The COCO
-    object records the check in ``coco.hrnet_edu_checked`` (path, for_eval, counts, spec,
-    area_from_box).
+    ``coco``: the pycocotools object (``coco.dataset`` is the parsed file); ``spec``: the keypoint
+    set it was read with; ``counts``: persons skipped by reason (``check_ground_truth``); ``path``;
+    ``for_eval``: checked for COCOeval too; ``area_from_box``: annotations whose ``area`` was filled
+    in from their box.
+    """
 
-    Raises FileNotFoundError for a missing file and InputError for anything malformed.
+    coco: object
+    spec: KeypointSpec
+    counts: dict = field(default_factory=dict)
+    path: str = "the ground truth"
+    for_eval: bool = False
+    area_from_box: int = 0
+
+
+def read_ground_truth(path, spec, for_eval: bool = False) -> GroundTruth:
+    """The ``GroundTruth`` of a COCO keypoint file, checked (``check_ground_truth``) with ``spec``.
+
+    Annotations without ``area`` get ``BOX_AREA_FACTOR · w · h`` (``fill_missing_areas``) before
+    anything else reads them. Raises FileNotFoundError for a missing file and InputError for
+    anything malformed.
     """
     from pycocotools.coco import COCO
 
@@ -284,11 +329,9 @@ def read_ground_truth(path, for_eval: bool = False, spec=None):
         raise InputError(f"cannot read COCO annotations from {path}: {err}") from None
     spec = get_spec(spec)
     filled = fill_missing_areas(data)
-    counts = check_ground_truth(data, path, for_eval=for_eval, spec=spec)
+    counts = check_ground_truth(data, path, spec, for_eval=for_eval)
     coco = COCO()
     coco.dataset = data
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
         coco.createIndex()
-    coco.hrnet_edu_checked = {"path": path, "for_eval": for_eval, "counts": counts, "spec": spec,
-                              "area_from_box": filled}
-    return coco, counts
+    return GroundTruth(coco, spec, counts, path, for_eval, filled)

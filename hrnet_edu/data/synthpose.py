@@ -55,7 +55,7 @@ from hrnet_edu.data.synth_render import (
     rasterize_all,
     union_mask,
 )  # fmt: skip
-from hrnet_edu.keypoints import COCO17, CROWDPOSE14, NUM_KEYPOINTS, KeypointSpec
+from hrnet_edu.keypoints import COCO17, CROWDPOSE14, KeypointSpec
 
 VERSION = "1.0"
 SPLITS = {"train": 0, "val": 1}  # the split's number in each image's seed
@@ -103,7 +103,7 @@ def sample_figure(
         foreshorten = 1.0 if rng.random() < 0.6 else rng.uniform(0.55, 1.0)
         return start + (-up * math.cos(theta) + side * left * math.sin(theta)) * length * foreshorten
 
-    j = np.zeros((NUM_KEYPOINTS, 2))
+    j = np.zeros((COCO17.num_joints, 2))
     left_chain, right_chain = (5, 7, 9, 11, 13, 15), (6, 8, 10, 12, 14, 16)
     for side, (shoulder, elbow, wrist, hip, knee, ankle) in ((1, left_chain), (-1, right_chain)):
         j[hip] = side * left * HIP_HALF * width
@@ -124,7 +124,7 @@ def sample_figure(
     j[:5] = (head_center + np.outer(np.sin(azimuth) * np.cos(elevation), head_right) * HEAD_AXES[0]
              + np.outer(np.sin(elevation), head_up) * HEAD_AXES[1])  # fmt: skip
     depth = np.cos(azimuth) * np.cos(elevation)
-    face_state = np.full(NUM_KEYPOINTS, 2)
+    face_state = np.full(COCO17.num_joints, 2)
     face_state[:3] = np.where(depth[:3] > 0.2, 2, np.where(depth[:3] > -0.3, 1, 0))
     face_state[3:5] = np.where(depth[3:] > -0.45, 2, 1)
     # place the figure: the middle of its extent (joints and the top of the head) on ``center``
@@ -160,7 +160,7 @@ def _palette(rng: np.random.Generator, bg_luma: float, min_contrast: float) -> d
 def _occluder(rng: np.random.Generator, fig: Figure) -> Shape:
     """A box, a disc or a pole placed over a random joint of ``fig``."""
     size = fig.height * rng.uniform(0.12, 0.4)
-    c = fig.joints[rng.integers(5, NUM_KEYPOINTS)] + rng.normal(0, 0.3 * size, 2)
+    c = fig.joints[rng.integers(5, COCO17.num_joints)] + rng.normal(0, 0.3 * size, 2)
     color, kind = random_color(rng, (20, 235)), rng.random()
     if kind < 0.45:
         w, h = size * rng.uniform(0.5, 1.2), size * rng.uniform(0.5, 1.2)

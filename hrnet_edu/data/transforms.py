@@ -49,14 +49,11 @@ import torch
 import torch.nn.functional as F
 
 from ..geometry import PIXEL_STD, crop_transform, transform_points
-from ..heatmaps import encode_heatmaps
-from ..keypoints import FLIP_INDEX
+from ..heatmaps import HeatmapCodec
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-# Joints 0–10 (nose … wrists) form the upper body, 11–16 (hips … ankles) the lower body.
-UPPER_BODY_JOINTS = tuple(range(11))
 HALF_BODY_PADDING = 1.5
 
 
@@ -98,14 +95,13 @@ class CropParams:
     half_body: bool = False
 
 
-def half_body_box(joints: np.ndarray, visible: np.ndarray, aspect_ratio: float, upper: bool,
-                  upper_body=UPPER_BODY_JOINTS):
+def half_body_box(joints: np.ndarray, visible: np.ndarray, aspect_ratio: float, upper: bool, upper_body):
     """The reference's half-body crop: centre and scale of the upper- or lower-body joints.
 
     Args:
         joints: (K, 2) image coordinates; visible: (K,) > 0 where labelled.
         aspect_ratio: input W / H; upper: the coin flip that prefers the upper body.
-        upper_body: the upper-body joint indices (COCO's 0–10 by default; ``KeypointSpec.upper_body``).
+        upper_body: the upper-body joint indices, ``KeypointSpec.upper_body`` (COCO's 0–10).
 
     Returns:
         (center (2,), scale (2,)) or None when fewer than 2 joints are available. The upper body
@@ -113,7 +109,7 @@ def half_body_box(joints: np.ndarray, visible: np.ndarray, aspect_ratio: float, 
         The centre is the joints' mean (not the box centre), as in the reference.
     """
     labelled = np.asarray(visible) > 0
-    is_upper = np.isin(np.arange(len(labelled)), upper_body)  # COCO: joints 0–10
+    is_upper = np.isin(np.arange(len(labelled)), upper_body)
     up, low = joints[labelled & is_upper], joints[labelled & ~is_upper]
     chosen = up if (upper and len(up) > 2) else (low if len(low) > 2 else up)
     if len(chosen) < 2:
@@ -126,7 +122,7 @@ def half_body_box(joints: np.ndarray, visible: np.ndarray, aspect_ratio: float, 
 
 
 def sample_crop(rng: np.random.Generator, center, scale, joints, visible, image_width: int,
-                aspect_ratio: float, cfg: AugmentConfig, upper_body=UPPER_BODY_JOINTS) -> CropParams:
+                aspect_ratio: float, cfg: AugmentConfig, upper_body) -> CropParams:
     """Draw one sample's augmentation, in the reference's order (half body, scale, rotation, flip).
 
     Args:
@@ -177,7 +173,7 @@ def crop_matrix(params: CropParams, image_width: int, output_size: tuple[int, in
 
 
 def transform_joints(joints: np.ndarray, matrix: np.ndarray, flip: bool,
-                     input_size: tuple[int, int], flip_index=FLIP_INDEX) -> np.ndarray:
+                     input_size: tuple[int, int], flip_index) -> np.ndarray:
     """Map labelled joints into the input crop; a mirrored crop swaps left and right joints.
 
     Args:
@@ -384,27 +380,23 @@ class GpuBatchTransform:
     conversion, bilinear warp and Gaussian targets, which dominate the CPU cost, run here.
 
     Args:
-        input_size: (H, W) of the crops; sigma, unbiased: target settings (see ``heatmaps``);
-        device: where to compute (default: CUDA if available, else CPU).
+        codec: the ``heatmaps.HeatmapCodec`` (input size, stride, the targets' σ and kind), the
+            dataset's; device: where to compute (default: CUDA if available, else CPU).
 
     Call with a :func:`gpu_collate` batch → the same keys as the CPU samples, batched on ``device``:
     ``image`` (N, 3, H, W), ``target`` (N, K, H/4, W/4), ``target_weight`` (N, K), ``joints`` …
     """
 
-    def __init__(self, input_size=(256, 192), sigma=2.0, unbiased=False, device=None, heatmap_stride=4):
-        self.input_size, self.sigma, self.unbiased = tuple(input_size), float(sigma), bool(unbiased)
-        self.heatmap_stride = int(heatmap_stride)
+    def __init__(self, codec: HeatmapCodec, device=None):
+        self.codec = codec
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
     def __call__(self, batch: dict) -> dict:
-        h, w = self.input_size
+        h, w = self.codec.input_size
         out = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()
                if k not in ("raw_image", "matrix")}
         raw = batch["raw_image"].to(self.device, non_blocking=True).permute(0, 3, 1, 2)
         out["image"] = normalize(warp_batch(raw, batch["matrix"].to(self.device), (w, h)))
         joints = out["joints"]
-        # heatmap ↔ input: x_hm = x_in / 4 (/ s at stride s)
-        s = self.heatmap_stride
-        out["target"], out["target_weight"] = encode_heatmaps(
-            joints[..., :2] / float(s), joints[..., 2], (h // s, w // s), self.sigma, unbiased=self.unbiased)
+        out["target"], out["target_weight"] = self.codec.encode(joints[..., :2], joints[..., 2])
         return out
