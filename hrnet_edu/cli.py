@@ -9,7 +9,8 @@ subcommand's options are built, so that ``hrnet-edu synth`` never imports torch.
 
 This is also the one place where errors become messages: an expected failure (bad arguments,
 files, checkpoints, configuration values — ``ValueError``, ``OSError``, ``ImportError``, a diverged
-run) prints ``hrnet-edu COMMAND: error: <one line>`` and exits with status 2; ``--debug``
+run) prints ``hrnet-edu COMMAND: error: <one line>`` and exits with status 2 (Ctrl-C: "interrupted",
+status 130); ``--debug``
 (anywhere on the command line) or ``HRNET_EDU_DEBUG=1`` shows the traceback instead. Anything
 else is a bug and keeps its traceback. Malformed options (argparse's own errors) exit with status
 2 and the usage line.
@@ -40,6 +41,13 @@ def run_command(prog: str, body, debug: bool = False) -> int:
             raise
         print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        # Ctrl-C is the user's choice, not a bug: one line, the shell's status for SIGINT (128 + 2);
+        # a training run resumes from its last checkpoint with --resume
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
 
 
 def _config_names() -> str:
@@ -64,6 +72,8 @@ def _synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layout", choices=("coco17", "crowdpose14"), default="coco17",
                         help="the keypoints labelled: COCO's 17 (default) or CrowdPose's 14 (12 body joints, "
                         "head top, neck; no area, as CrowdPose's files); train with keypoints=crowdpose14")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a dataset already in --out (its images and annotation files)")
 
 
 def _synth(args, parser) -> int:
@@ -74,6 +84,13 @@ def _synth(args, parser) -> int:
         check_arguments(args.out, args.train, args.val, args.seed, args.size, args.workers)
     except ValueError as err:
         parser.error(str(err))  # exits with status 2 and the message
+    existing = [p for p in ("synthpose.json", "annotations/person_keypoints_train.json",
+                            "annotations/person_keypoints_val.json")
+                if os.path.isfile(os.path.join(args.out, p))]
+    if existing and not args.overwrite:
+        # generate() rewrites the annotation files and deletes images the new JSON does not list
+        raise FileExistsError(f"{args.out} already holds a dataset ({existing[0]}); --overwrite replaces "
+                              "its images and annotations, or choose another --out")
     summary = generate(args.out, args.train, args.val, args.seed, args.size, args.workers, args.layout)
     layout = "" if args.layout == "coco17" else f", {args.layout} layout"
     print(f"SynthPose: {summary['n_train']} train images ({summary['n_persons_train']} persons), "

@@ -23,12 +23,13 @@ import dataclasses
 import io
 import json
 import math
+import numbers
 import os
 from dataclasses import dataclass, fields
 
 import numpy as np
 
-from hrnet_edu.data.ground_truth import GroundTruth, read_ground_truth
+from hrnet_edu.data.ground_truth import GroundTruth, checked_for_evaluation, read_ground_truth
 from hrnet_edu.fast_cocoeval import FastCOCOeval, gc_paused
 from hrnet_edu.keypoints import KeypointSpec, get_spec
 
@@ -57,7 +58,9 @@ def rescore(box_scores, confidences, threshold: float = 0.2) -> np.ndarray:
     conf = _numpy(confidences)
     if conf.ndim != 2 or conf.shape[0] != box.shape[0]:
         raise ValueError(f"expected box_scores (N,) and confidences (N, K), got {box.shape}, {conf.shape}")
-    valid = conf > threshold  # (N, K)
+    # in float32, as the reference compares its float32 heatmap maxima (NumPy reads the Python
+    # float 0.2 as float32 there): a confidence of float32(0.2) is not above 0.2
+    valid = conf.astype(np.float32) > np.float32(threshold)  # (N, K)
     count = valid.sum(axis=1)
     # score = box · Σ_k c_k δ(c_k > t) / Σ_k δ(c_k > t)    (0 when no keypoint passes)
     mean_conf = np.where(count > 0, (conf * valid).sum(axis=1) / np.maximum(count, 1), 0.0)
@@ -110,7 +113,8 @@ def load_ground_truth(ground_truth, spec=None) -> GroundTruth:
     from pycocotools.coco import COCO
 
     if isinstance(ground_truth, GroundTruth):
-        return ground_truth if spec is None else dataclasses.replace(ground_truth, spec=get_spec(spec))
+        gt = ground_truth if spec is None else dataclasses.replace(ground_truth, spec=get_spec(spec))
+        return checked_for_evaluation(gt)
     if spec is None:
         raise ValueError("evaluating a COCO object or file needs its keypoint spec (spec=COCO17, "
                          "a built-in name, or read it with data.ground_truth.read_ground_truth)")
@@ -170,6 +174,11 @@ def validate_results(results, ground_truth, spec=None) -> None:
         if missing:
             raise ValueError(f"{where} is missing field(s) {missing}")
         where = f"results[{n}] (image_id {r['image_id']!r})"
+        for key in ("image_id", "category_id"):
+            if not isinstance(r[key], numbers.Integral) or isinstance(r[key], bool):
+                raise ValueError(f"{where}: {key} must be an integer, got {r[key]!r}")
+        if not isinstance(r["score"], numbers.Real) or isinstance(r["score"], bool):
+            raise ValueError(f"{where}: score must be a number, got {r['score']!r}")
         if r["image_id"] not in image_ids:
             raise ValueError(f"{where}: unknown image id, not in the ground-truth annotations")
         if r["category_id"] not in cats:

@@ -112,6 +112,7 @@ def checkpoint_ap(checkpoint, config=None, overrides=(), ann=None, images=None, 
         raise InputError("--ann and --images go together: the annotation file and its image folder")
     device = runtime_device(device, runtime)
     model, cfg = load_checkpoint(checkpoint, config, device=device, overrides=overrides)
+    _refuse_overrides_that_miss_the_evaluation(cfg, overrides, given_files=ann is not None)
     codec = cfg.codec if decode is None else dataclasses.replace(cfg.codec, decoding=decode)
     # --ann/--images: any COCO-format set, whatever file names the checkpoint's config was trained with
     if ann is None:
@@ -133,6 +134,21 @@ def checkpoint_ap(checkpoint, config=None, overrides=(), ann=None, images=None, 
                 f"device {device}, runtime {runtime}"
                 + (f", results → {results_path}" if results_path else ""))
     return stats, settings
+
+
+def _refuse_overrides_that_miss_the_evaluation(cfg, overrides, given_files: bool) -> None:
+    """An override that would not change what is evaluated is refused, never dropped: ``data_root=``
+    when the validation set is read from ``val_root`` (the CPU recipe's bundled split), or any data
+    folder override next to ``--ann/--images``."""
+    keys = {item.split("=", 1)[0].strip() for item in overrides}
+    data_keys = sorted(keys & {"data_root", "val_root", "val_ann", "val_images"})
+    if given_files and data_keys:
+        raise InputError(f"{', '.join(k + '=' for k in data_keys)} and --ann/--images both say what to "
+                         "evaluate: give one of them")
+    if "data_root" in keys and cfg.val_root is not None and "val_root" not in keys:
+        raise InputError(f"data_root= does not reach the evaluation: config {cfg.name!r} reads its "
+                         f"validation set from val_root={cfg.val_root}; override val_root=... (with "
+                         "val_ann=..., val_images=...) or give --ann FILE --images FOLDER")
 
 
 def _evaluation_set(ann, images, codec, spec, boxes, skip_bad_images: bool):

@@ -23,6 +23,8 @@ Shapes: N person instances, K joints (17 for COCO), H×W the input crop (heatmap
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
@@ -160,6 +162,10 @@ def predictions_to_results(preds: dict, sigmas, nms_threshold: float | None = 0.
     Returns:
         list of M results entries (``coco_eval.make_results``), image by image; and ``keep``.
     """
+    if nms_threshold is not None and not (math.isfinite(nms_threshold) and 0 < nms_threshold <= 1):
+        # 0 or less keeps one pose per image, NaN keeps all: each a different AP, none the reference's
+        raise ValueError(f"the OKS-NMS threshold must be in (0, 1] (the reference's 0.9), "
+                         f"got {nms_threshold}")
     # score = box score × mean of the confidences > 0.2
     scores = coco_eval.rescore(preds["box_scores"], preds["confidences"], threshold=rescore_threshold)
     keep = []

@@ -26,6 +26,7 @@ Shapes: N batch, K joints, H×W the input crop (heatmaps H/4 × W/4).
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import os
 import tempfile
@@ -34,6 +35,8 @@ import warnings
 import numpy as np
 import torch
 from torch import nn
+
+from hrnet_edu.errors import InputError
 
 INPUT_NAME, OUTPUT_NAME = "images", "heatmaps"
 DEFAULT_ATOL = 1e-4  # max |heatmap difference| ONNX Runtime vs eager PyTorch accepted by the export
@@ -85,6 +88,21 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return folded
 
 
+# ----------------------------------------------------------------------------- identity
+WEIGHTS_KEY = "hrnet_edu_weights_sha256"  # the ONNX metadata entry naming the weights it was made from
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """sha256 of a model's state dict (names, shapes, dtypes, bytes in name order): the identity an
+    exported ONNX file carries, so that a graph of another checkpoint is never run under this one's name."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
 # ----------------------------------------------------------------------------- export
 def sample_crops(cfg, n: int = 8) -> torch.Tensor:
     """(n, 3, H, W) normalised crops of the first persons of ``cfg``'s validation set.
@@ -94,6 +112,8 @@ def sample_crops(cfg, n: int = 8) -> torch.Tensor:
     """
     from hrnet_edu.data.coco import CocoKeypoints
 
+    if n < 1:
+        raise ValueError(f"the export is checked on n >= 1 validation crops, got {n} (--check-crops)")
     ann, images = cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images)
     if not os.path.isfile(ann):
         raise FileNotFoundError(f"validation annotations not found: {ann} (the export checks the ONNX "
@@ -155,9 +175,11 @@ def export_onnx(model: nn.Module, path, crops: torch.Tensor, atol: float = DEFAU
                                   opset_version=opset, dynamo=True, external_data=False, verbose=False)
         finally:
             onnx_log.setLevel(level)
-        ops = {node.op_type for node in onnx.load(tmp_path).graph.node}
-        if "BatchNormalization" in ops:
+        graph = onnx.load(tmp_path)
+        if "BatchNormalization" in {node.op_type for node in graph.graph.node}:
             raise ValueError("BatchNorm was not folded: the ONNX graph still has BatchNormalization nodes")
+        onnx.helper.set_model_props(graph, {WEIGHTS_KEY: weights_fingerprint(model)})
+        onnx.save(graph, tmp_path)
         runner = OnnxRunner(tmp_path, cfg=getattr(model, "cfg", None))
         diff = max_difference(model, runner, crops.float().cpu())
         del runner  # the session holds the file open
@@ -198,7 +220,11 @@ class OnnxRunner:
         # Idle worker threads sleep instead of spinning: on shared or busy cores spinning steals
         # the time the other threads need (the same reason as OMP_WAIT_POLICY=PASSIVE for torch).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own exception types for a non-ONNX file
+            first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+            raise InputError(f"not an ONNX model: {path} ({first})") from None
         self.input_name = self.session.get_inputs()[0].name
         self.path, self.cfg = path, cfg
 
@@ -230,7 +256,14 @@ def onnx_runner_for(model: nn.Module, cfg, onnx_path=None, check_crops: int = 8)
     temporary file (with the agreement check on ``check_crops`` validation crops) first.
     """
     if onnx_path is not None:
-        return OnnxRunner(onnx_path, cfg=cfg.model)
+        runner = OnnxRunner(onnx_path, cfg=cfg.model)
+        made_from = runner.session.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY)
+        if made_from != weights_fingerprint(model):
+            what = "carries no hrnet-edu weights fingerprint" if made_from is None else \
+                "was exported from other weights than this checkpoint's"
+            raise InputError(f"--onnx {onnx_path} {what}: export it from this checkpoint "
+                             "(hrnet-edu export --checkpoint ...), or leave out --onnx")
+        return runner
     tmp = tempfile.mkdtemp(prefix="hrnet_edu_onnx_")
     path = os.path.join(tmp, "model.onnx")
     export_onnx(model, path, sample_crops(cfg, check_crops))

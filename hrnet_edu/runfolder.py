@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 
 from hrnet_edu.errors import InputError
 
@@ -29,6 +30,8 @@ except ImportError:  # Windows
 
 LOCK_NAME = ".hrnet-edu.lock"
 RUN_FILES = ("last.pt", "best.pt", "log.jsonl", "config.json")
+# How long a lock left by a dead process's orphaned workers is waited for before refusing.
+ORPHAN_WAIT_S = 20.0
 
 
 def _pid_alive(pid: int) -> bool:
@@ -65,13 +68,20 @@ class RunLock:
     def acquire(self) -> RunLock:
         if fcntl is None:
             return self._acquire_by_pid()
+        deadline = time.monotonic() + ORPHAN_WAIT_S
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 os.close(fd)
-                raise self._refuse(_read_pid(self.path)) from None
+                pid = _read_pid(self.path)
+                if pid is not None and not _pid_alive(pid) and time.monotonic() < deadline:
+                    # the holder is dead but its forked data-loader workers still hold the lock's
+                    # file until they notice (seconds after a SIGKILL): wait for them, do not refuse
+                    time.sleep(0.25)
+                    continue
+                raise self._refuse(pid) from None
             # A holder that was releasing may have unlinked the file between our open and flock:
             # then we hold a lock on a file nobody else will see; start again.
             try:
@@ -129,6 +139,9 @@ def check_run_folder(out_dir: str, resume: bool, overwrite: bool) -> None:
     if resume and "last.pt" not in present:
         raise InputError(f"cannot resume: no last.pt in {out_dir} (start without --resume)")
     if not resume and present and not overwrite:
+        if "last.pt" not in present:  # nothing to resume from: do not advise --resume
+            raise InputError(f"{out_dir} holds a run that ended before its first checkpoint "
+                             f"({', '.join(present)}): --overwrite starts it afresh, or choose another --out")
         raise InputError(f"{out_dir} holds a run ({', '.join(present)}): --resume continues it, "
                          "--overwrite replaces it, or choose another --out")
 
@@ -195,3 +208,10 @@ def read_log(path: str) -> list[dict]:
             except json.JSONDecodeError as err:
                 raise InputError(f"{path} line {n}: not a JSON record ({err.msg})") from None
     return records
+
+
+def append_log_record(path: str, record: dict) -> None:
+    """Append one JSON record as a line to ``log.jsonl`` and flush it, so that a long run's progress is
+    on disk as it goes; the epoch's checkpoint then rewrites the whole log atomically."""
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")

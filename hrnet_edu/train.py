@@ -54,6 +54,7 @@ from hrnet_edu.model import build_model
 from hrnet_edu.overrides import config_changes, config_from_dict
 from hrnet_edu.runfolder import (
     RunLock,
+    append_log_record,
     atomic_write_text,
     check_run_folder,
     clean_stale_temporaries,
@@ -208,68 +209,55 @@ def learning_rate_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> f
 
 
 def train_one_epoch(model, loader, criterion, optimizer, scaler, cfg: TrainConfig, device, epoch: int,
-                    info: DistInfo, progress: bool, scheduler=None,
-                    batch_transform=None) -> dict:  # fmt: skip
+                    info: DistInfo, progress=False, scheduler=None, batch_transform=None,
+                    on_record=None) -> dict:  # fmt: skip
     """One pass over ``loader``; returns the epoch's record (mean loss, grad norms, img/s, step losses).
 
     ``batch_transform``: applied to each loader batch first (``GpuBatchTransform`` when
     ``cfg.warp_on_device``: the raw regions become crops and targets on the device).
+    ``progress``: False (silent), "bar" (a tqdm bar: a terminal) or "lines" (one line on stderr every
+    ``cfg.log_every`` steps: CI, nohup, a notebook); True means "bar". ``on_record``: called with each
+    "step" record as it is made (the trainer appends it to ``log.jsonl`` there and then).
 
-    Each step: heatmaps = model(images (N,3,H,W)) → (N,K,H/4,W/4); L = loss(heatmaps, target, w);
-    backward (scaled for fp16); ‖∇‖ measured after unscaling; Adam step; ``scheduler.step()`` (the
+    Each step (``train_step``): heatmaps = model(images (N,3,H,W)) → (N,K,H/4,W/4); L = loss(heatmaps,
+    target, w); backward (scaled for fp16); ‖∇‖ after unscaling; Adam step; ``scheduler.step()`` (the
     learning rate is set per step, see ``learning_rate_factor``). Raises TrainingDiverged
     naming epoch and step when L is not finite (checked on the loss averaged over all ranks, so
     every rank stops at the same step).
     """
     from tqdm.auto import tqdm
 
-    cuda = device.type == "cuda"
-    amp_dtype = cfg.autocast_dtype(device.type)
-    use_amp = amp_dtype is not None
-    memory_format = torch.channels_last if cfg.uses_channels_last(device.type) else torch.contiguous_format
+    progress = "bar" if progress is True else progress
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
     losses, norms, steps = [], [], []
     n_images, start = 0, time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=progress != "bar", leave=False)
     for step, batch in enumerate(bar):
-        if batch_transform is not None:  # cfg.warp_on_device: crops and targets made here, on the device
-            batch = batch_transform(batch)
-        images = batch["image"].to(device, non_blocking=True, memory_format=memory_format)
-        target = batch["target"].to(device, non_blocking=True)
-        weight = batch["target_weight"].to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=use_amp):
-            heatmaps = model(images)  # (N, K, H/4, W/4)
-        loss = criterion(heatmaps, target, weight)  # fp32 (the loss upcasts)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)  # so that the gradient norm is the true one under fp16
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm=float("inf"))
-        stats = torch.stack([loss.detach().float(), grad_norm.float()])
-        if info.world_size > 1:
-            dist.all_reduce(stats)
-            stats /= info.world_size
-        loss_value, norm_value = stats.tolist()
+        loss_value, norm_value, n = train_step(model, batch, criterion, optimizer, scaler, params, cfg,
+                                               device, info, batch_transform)
         if not math.isfinite(loss_value):
             raise TrainingDiverged(
                 f"loss became {loss_value} at epoch {epoch + 1}, step {step + 1} (of {len(loader)}); "
                 "training stopped, the last good checkpoint (if any) is kept"
             )
-        scaler.step(optimizer)
-        scaler.update()
         if scheduler is not None:
             scheduler.step()
         losses.append(loss_value)
         norms.append(norm_value)
-        n_images += images.shape[0] * info.world_size
+        n_images += n
+        rate, lr = n_images / (time.perf_counter() - start), optimizer.param_groups[0]["lr"]
         if step % cfg.log_every == 0 or step == len(loader) - 1:
             steps.append({"kind": "step", "epoch": epoch + 1, "step": step + 1, "loss": loss_value,
-                          "grad_norm": norm_value, "lr": optimizer.param_groups[0]["lr"]})  # fmt: skip
-        if progress:
-            rate = n_images / (time.perf_counter() - start)
-            bar.set_postfix(loss=f"{loss_value:.2e}", lr=f"{optimizer.param_groups[0]['lr']:.1e}",
-                            img_s=f"{rate:.0f}")  # fmt: skip
-    if cuda:
+                          "grad_norm": norm_value, "lr": lr})  # fmt: skip
+            if on_record is not None:
+                on_record(steps[-1])
+            if progress == "lines":
+                print(f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{len(loader)}: loss {loss_value:.3e}, "
+                      f"lr {lr:.1e}, {rate:.0f} img/s", file=sys.stderr, flush=True)
+        if progress == "bar":
+            bar.set_postfix(loss=f"{loss_value:.2e}", lr=f"{lr:.1e}", img_s=f"{rate:.0f}")
+    if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     return {
@@ -280,7 +268,35 @@ def train_one_epoch(model, loader, criterion, optimizer, scaler, cfg: TrainConfi
     }  # fmt: skip
 
 
-# ----------------------------------------------------------------------------- validation
+def train_step(model, batch, criterion, optimizer, scaler, params, cfg: TrainConfig, device, info: DistInfo,
+               batch_transform=None) -> tuple[float, float, int]:
+    """One optimizer step on one loader batch: (loss, gradient norm — both averaged over the ranks —,
+    images seen by all ranks). The parameters are not updated when the loss is not finite."""
+    amp_dtype = cfg.autocast_dtype(device.type)
+    memory_format = torch.channels_last if cfg.uses_channels_last(device.type) else torch.contiguous_format
+    if batch_transform is not None:  # cfg.warp_on_device: crops and targets made here, on the device
+        batch = batch_transform(batch)
+    images = batch["image"].to(device, non_blocking=True, memory_format=memory_format)
+    target = batch["target"].to(device, non_blocking=True)
+    weight = batch["target_weight"].to(device, non_blocking=True)
+    with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        heatmaps = model(images)  # (N, K, H/4, W/4)
+    loss = criterion(heatmaps, target, weight)  # fp32 (the loss upcasts)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)  # so that the gradient norm is the true one under fp16
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm=float("inf"))
+    stats = torch.stack([loss.detach().float(), grad_norm.float()])
+    if info.world_size > 1:
+        dist.all_reduce(stats)
+        stats /= info.world_size
+    loss_value, norm_value = stats.tolist()
+    if math.isfinite(loss_value):
+        scaler.step(optimizer)
+        scaler.update()
+    return loss_value, norm_value, images.shape[0] * info.world_size
+
+
 def validate(model, val_set, cfg: TrainConfig, device, info: DistInfo = DistInfo(),
              return_predictions: bool = False):
     """COCO keypoint AP/AR of ``model`` on ``val_set`` (flip test and decoding from ``cfg``).
@@ -345,7 +361,8 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
         cfg: the run's configuration (``configs.get_config`` + ``apply_overrides``).
         out_dir: where ``last.pt``, ``best.pt``, ``log.jsonl`` and ``config.json`` go.
         resume: continue from ``out_dir/last.pt`` (model, optimizer, schedule, scaler, RNG, epoch).
-        progress: show a tqdm bar; None → only when stderr is a terminal (and on rank 0).
+        progress: True: a tqdm bar; False: silent; None: a bar when stderr is a terminal, else a
+            line every ``log_every`` steps and one per epoch (rank 0 only).
         overwrite: start afresh in a folder that holds a run (its files are replaced only once
             the new run has started: data read, model built; its old best.pt goes too). False:
             refuse such a folder (``hrnet-edu train`` without ``--overwrite``).
@@ -388,9 +405,9 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
 def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images, info) -> dict:
     device = resolve_device(cfg.device, local_rank=info.local_rank)
     cuda = device.type == "cuda"
-    if progress is None:
-        progress = sys.stderr.isatty()
-    progress = progress and info.is_main
+    if progress is None:  # a bar on a terminal; elsewhere (CI, nohup) a line every log_every steps
+        progress = "bar" if sys.stderr.isatty() else "lines"
+    progress = progress if info.is_main else False
     seed_everything(cfg.seed)  # the same initial weights on every rank
     model = build_model(cfg.model).to(device)
     transferred = None
@@ -421,6 +438,9 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
     # anything of an earlier run in this folder replaced.
     log_records = _start_log(cfg, out_dir, resume, start_epoch, changes) if info.is_main else []
 
+    log_path = os.path.join(out_dir, "log.jsonl")
+    # step records reach log.jsonl as they are made (a resume drops those past its checkpoint)
+    on_record = (lambda record: append_log_record(log_path, record)) if info.is_main else None
     net = _wrap(model, cfg, info, device)
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
@@ -433,7 +453,7 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
         getattr(train_set, "dataset", train_set).set_epoch(epoch)  # (a Subset holds it in .dataset)
         loader = make_loader(train_set, cfg, epoch, info, device)
         record = train_one_epoch(net, loader, criterion, optimizer, scaler, cfg, device, epoch, info,
-                                 progress, scheduler, batch_transform)  # fmt: skip
+                                 progress, scheduler, batch_transform, on_record)  # fmt: skip
         if info.world_size > 1:
             # Parameters agree on every rank (gradients are all-reduced) but BatchNorm running
             # statistics are each rank's own since the last forward: take rank 0's everywhere,
@@ -446,6 +466,10 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
                 record["val"] = metrics
         steps = record.pop("steps")
         history.append(record)
+        if progress == "lines":
+            val = f", val AP {record['val']['ap']:.3f}" if "val" in record else ""
+            print(f"epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.3e}, "
+                  f"{record['images_per_s']:.0f} img/s{val}", file=sys.stderr, flush=True)
         if info.is_main:
             new_best = "val" in record and record["val"]["ap"] > best_ap
             best_ap = record["val"]["ap"] if new_best else best_ap

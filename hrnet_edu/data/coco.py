@@ -36,8 +36,9 @@ reproducible, ``DataLoader`` workers never share a stream, and ``set_epoch`` cha
 from __future__ import annotations
 
 import json
+import math
 import os
-import warnings
+import sys
 
 import cv2
 import numpy as np
@@ -93,6 +94,11 @@ def load_image(path: str, what: str = "") -> np.ndarray:
     return image
 
 
+def _note(text: str) -> None:
+    """One line on stderr for what is counted and reported, not an error (no warning's source line)."""
+    print(f"note: {text}", file=sys.stderr)
+
+
 def image_header(path: str) -> tuple[tuple[int, int] | None, str]:
     """((width, height), "") of an image file from its header alone (no decoding), or (None, reason)."""
     from PIL import Image, UnidentifiedImageError
@@ -101,9 +107,26 @@ def image_header(path: str) -> tuple[tuple[int, int] | None, str]:
         return None, "missing"
     try:
         with Image.open(path) as im:  # reads the header only
-            return im.size, ""
+            size, kind = im.size, im.format
     except (UnidentifiedImageError, OSError, ValueError) as err:
         return None, f"unreadable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+    return (size, "") if _has_end_marker(path, kind) else (None, f"truncated ({kind} without its end marker)")
+
+
+# The last bytes of a complete file: JPEG's end-of-image marker (which entropy-coded data cannot
+# hold: there 0xFF is always followed by 0x00 or a restart marker) and PNG's IEND chunk.
+_END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}
+
+
+def _has_end_marker(path: str, kind: str | None) -> bool:
+    """Whether a JPEG or PNG file ends as a complete one (a copy cut short keeps a valid header, and
+    OpenCV decodes it to a part-grey picture or fails mid-run); other formats are not checked."""
+    marker = _END_MARKERS.get(kind or "")
+    if marker is None:
+        return True
+    with open(path, "rb") as f:
+        f.seek(max(0, os.path.getsize(path) - 1024))
+        return marker in f.read()
 
 
 def _clean_box(bbox, area: float, width: int, height: int):
@@ -230,6 +253,8 @@ class CocoKeypoints(torch.utils.data.Dataset):
                 self._skip("not_person")
             elif det["score"] < threshold:
                 self._skip("low_score")
+            elif not all(isinstance(v, int | float) and math.isfinite(v) for v in det["bbox"]):
+                self._skip("non_finite_box")  # NaN / inf: no crop to take (counted, not dropped unseen)
             elif det["bbox"][2] <= 0 or det["bbox"][3] <= 0:
                 self._skip("degenerate_box")
             else:
@@ -261,8 +286,8 @@ class CocoKeypoints(torch.utils.data.Dataset):
                 first_mismatch = first_mismatch or (f"{path} is {size[0]}x{size[1]}, the JSON says "
                                                     f"{info['width']}x{info['height']}")
         if report["size_mismatch"]:
-            warnings.warn(f"{report['size_mismatch']} of {report['images']} images of {self.ann_file} differ "
-                          f"in size from their JSON width/height, e.g. {first_mismatch}", stacklevel=2)
+            _note(f"{report['size_mismatch']} of {report['images']} images of {self.ann_file} differ "
+                  f"in size from their JSON width/height, e.g. {first_mismatch}")
         if bad and not skip_unreadable:
             raise InputError(f"{len(bad)} of {report['images']} images of {self.ann_file} cannot be read, "
                              f"e.g. {first_bad} (--skip-bad-images leaves them out)")
@@ -274,8 +299,8 @@ class CocoKeypoints(torch.utils.data.Dataset):
             keep = ~drop
             for name in ("_image_id", "_ann_id", "_box", "_score", "_joints", "_center", "_scale"):
                 setattr(self, name, getattr(self, name)[keep])
-            warnings.warn(f"left out {int(drop.sum())} samples of {len(bad)} unreadable images of "
-                          f"{self.ann_file}, e.g. {first_bad}", stacklevel=2)
+            _note(f"left out {int(drop.sum())} samples of {len(bad)} unreadable images of "
+                  f"{self.ann_file}, e.g. {first_bad}")
         self.image_report = report
         self.unreadable_image_ids = sorted(bad) if skip_unreadable else []
         return report

@@ -14,14 +14,15 @@ annotation id — for anything malformed:
   ``keypoints`` = 3·K finite numbers (K from the keypoint spec, 17 for COCO), visibility in
   {0, 1, 2}, every labelled joint (v > 0) inside its image up to ``LABEL_MARGIN``; ``bbox`` = 4
   finite numbers; ``area`` ≥ 0 and ``iscrowd`` 0/1 where present; ``num_keypoints``, where
-  present, = the number of v > 0.
+  present, 0 exactly when no joint is labelled (the only thing COCOeval reads of it: CrowdPose's
+  own counts leave out head and neck, and are read as they are).
 * for evaluation also ``iscrowd``, ``area`` and ``num_keypoints`` (COCOeval's area ranges and its "ignore
   persons without keypoints" rule read them), the person category in ``categories``, and at
   least one person to evaluate;
-* the person category's ``keypoints`` names against the spec: the spec decides K. A category
-  listing exactly K names is read with the spec whatever the names say; one listing more names
-  than K (HumanArt's 21 for its annotations' COCO 17) is accepted when its first K names are the
-  spec's — the spec says which joints the annotations carry —, and anything else is an error.
+* the person category's ``keypoints`` names against the spec: the spec decides K, and its names
+  must be the category's (all K, or the first K of a longer list: HumanArt's 21 for its annotations'
+  COCO 17); other names or another order — PoseTrack's ``head_bottom``, ``head_top`` where COCO has
+  the eyes — are an error, since the spec's sigmas and flip pairs would score them wrongly.
 
 Annotations without ``area`` (CrowdPose, PoseTrack): COCOeval needs a person's area (the OKS
 scale s² and the area ranges). Where the file is read, a missing ``area`` becomes
@@ -103,11 +104,18 @@ def _check_category(categories: list, spec: KeypointSpec, path: str) -> None:
     """The person category's keypoint names against the spec (see the module docstring)."""
     person = next((c for c in categories if c["id"] == PERSON_CATEGORY), None)
     names = person.get("keypoints") if person else None
-    if not isinstance(names, list) or not names or len(names) == spec.num_joints:
-        return
+    if not isinstance(names, list) or not names:
+        return  # no names to compare: the spec says what the K joints are
     k, listed = spec.num_joints, len(names)
-    if listed > k and tuple(names[:k]) == spec.names:
-        return  # the annotations carry the first K of the category's joints, the spec's
+    if listed >= k and tuple(names[:k]) == spec.names:
+        return  # the annotations carry the category's first K joints, the spec's
+    if listed == k:
+        # same K, other joints or another order (PoseTrack's head_bottom/head_top where COCO has
+        # the eyes): scored with the spec's sigmas and flip pairs it would be silently wrong
+        differ = [f"{i}: {a!r} vs {b!r}" for i, (a, b) in enumerate(zip(names, spec.names)) if a != b]
+        raise InputError(f"{path}: the person category's keypoint names are not those of keypoint spec "
+                         f"{spec.name!r} (joint {'; '.join(differ[:3])}{'; …' if len(differ) > 3 else ''}); "
+                         "give the file's own spec: KeypointSpec.from_coco_category(category, sigmas=...)")
     shown = ", ".join(map(str, names[:4])) + (", …" if listed > 4 else "")
     raise InputError(f"{path}: the person category lists {listed} keypoints ({shown}) but the keypoint spec "
                      f"{spec.name!r} has K = {k}"
@@ -253,9 +261,14 @@ def _check_keypoint_values(persons: list, table: np.ndarray, sizes: dict, path: 
                          f"({table[i, joint, 0]:g}, {table[i, joint, 1]:g}) lies far outside its image "
                          f"(id {persons[i]['image_id']}, {w:g}x{h:g})")
     for ann, n_labelled in zip(persons, (v > 0).sum(axis=1).tolist()):
-        if "num_keypoints" in ann and ann["num_keypoints"] != n_labelled:
+        # pycocotools reads num_keypoints only as "= 0: ignore this person". A count that differs
+        # but agrees on that (CrowdPose counts its 12 body joints, not head and neck) is evaluated
+        # the same; one that disagrees would ignore a labelled person or score an empty one.
+        if "num_keypoints" in ann and (ann["num_keypoints"] == 0) != (n_labelled == 0):
             raise InputError(f"annotation id {ann['id']} in {path}: num_keypoints is "
-                             f"{ann['num_keypoints']} but {n_labelled} joints are labelled (v > 0)")
+                             f"{ann['num_keypoints']} but {n_labelled} joints are labelled (v > 0): "
+                             "COCOeval would " + ("ignore a labelled person" if n_labelled else
+                                                  "score a person without keypoints"))
 
 
 def check_ground_truth(data, path: str, spec, for_eval: bool = False) -> dict[str, int]:
@@ -308,6 +321,16 @@ class GroundTruth:
     path: str = "the ground truth"
     for_eval: bool = False
     area_from_box: int = 0
+
+
+def checked_for_evaluation(gt: GroundTruth) -> GroundTruth:
+    """``gt`` checked for COCOeval too (ids ≥ 1, ``iscrowd``, ``area``, ``num_keypoints``, a person
+    to evaluate): a dataset reads its file for training's needs, and evaluating it must not score
+    what COCOeval would mis-read (an annotation id 0 lowers AP without a word)."""
+    if gt.for_eval:
+        return gt
+    check_ground_truth(gt.coco.dataset, gt.path, gt.spec, for_eval=True)
+    return GroundTruth(gt.coco, gt.spec, gt.counts, gt.path, True, gt.area_from_box)
 
 
 def read_ground_truth(path, spec, for_eval: bool = False) -> GroundTruth:
