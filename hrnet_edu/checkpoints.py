@@ -223,3 +223,77 @@ def resolve_device(name: str = "auto", local_rank: int | None = None) -> torch.d
             device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     return device
+
+
+# ----------------------------------------------------------------------------- published files
+# mmpose's top-down models keep the reference's module names below two prefixes: the backbone
+# (``mmpose/models/backbones/hrnet.py``: conv1, bn1, conv2, bn2, layer1, transition1, stage2, …,
+# the same nesting) under "backbone.", and the 1×1 heatmap convolution under "head.final_layer."
+# (mmpose 1.x ``HeatmapHead`` with ``deconv_out_channels=None``: no other tensors) or
+# "keypoint_head.final_layer." (0.x ``TopdownHeatmapSimpleHead`` with no deconvolutions).
+MMPOSE_PREFIXES = (("backbone.", ""), ("head.final_layer.", "final_layer."),
+                   ("keypoint_head.final_layer.", "final_layer."))
+
+# What the reference initializes from an ImageNet network (its PRETRAINED_LAYERS): the stem, stage 1,
+# the transitions and stages 2–4, chosen by the first part of the key. The classifier's own parts
+# (incre_modules, downsamp_modules, its final_layer, classifier) are not in the list.
+PRETRAINED_LAYERS = ("conv1", "bn1", "conv2", "bn2", "layer1", "transition1", "stage2", "transition2",
+                     "stage3", "transition3", "stage4")
+
+
+def published_state_dict(obj) -> dict:
+    """Our key names for a published file's state dict: mmpose's 1.x / 0.x layout renamed
+    (``MMPOSE_PREFIXES``); the reference's ``.pth`` and our checkpoints, which already use our
+    names, come back as ``state_dict_of`` gives them."""
+    renamed = {}
+    for key, value in state_dict_of(obj).items():
+        for old, new in MMPOSE_PREFIXES:
+            if key.startswith(old):
+                key = new + key[len(old):]
+                break
+        renamed[key] = value
+    return renamed
+
+
+def published_width(state_dict: Mapping) -> int | None:
+    """C, the width of branch 0, from the first transition (``transition1.0.0.weight`` (C, 256, 3, 3))."""
+    weight = state_dict.get("transition1.0.0.weight")
+    return int(weight.shape[0]) if weight is not None else None
+
+
+def load_pretrained_backbone(model: nn.Module, state_dict_or_path) -> dict:
+    """Initialize ``model`` from an ImageNet HRNet as the reference does; return what was loaded.
+
+    A tensor is loaded when the first part of its key is in ``PRETRAINED_LAYERS`` and the pose
+    network has that key; it must then have the same shape (else ValueError, one line). Skipped,
+    and counted by reason: keys of other layers (the classification head) and keys the pose network
+    does not have (the classifier's last stage-4 module keeps all four branches' exchange units,
+    ours only the one that feeds branch 0). Everything not loaded keeps its initialization.
+
+    Returns:
+        {"loaded": n tensors, "skipped": {"not in PRETRAINED_LAYERS": n, "not in the pose network": n},
+        "missing": n backbone tensors of ``model`` the file lacks (left initialized),
+        "source": the path or "state dict"}.
+    """
+    source = "state dict"
+    if isinstance(state_dict_or_path, (str, os.PathLike)):
+        source = os.fspath(state_dict_or_path)
+        state_dict_or_path = load_checkpoint_file(source)
+    try:
+        state = published_state_dict(state_dict_or_path)
+    except ValueError as err:
+        raise InputError(f"{source}: {str(err).splitlines()[0]}") from None
+    own = model.state_dict()
+    chosen = {k: v for k, v in state.items() if k.split(".")[0] in PRETRAINED_LAYERS}
+    wanted = {k: v for k, v in chosen.items() if k in own}
+    misshaped = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in wanted.items()
+                 if v.shape != own[k].shape]
+    if misshaped:
+        raise InputError(f"{source}: {len(misshaped)} backbone tensors do not fit this network (another "
+                         f"width?), e.g. {misshaped[0]}")
+    model.load_state_dict(wanted, strict=False)
+    absent = [k for k in own if k.split(".")[0] in PRETRAINED_LAYERS and k not in state
+              and not k.endswith("num_batches_tracked")]
+    return {"loaded": len(wanted), "source": source, "missing": len(absent),
+            "skipped": {"not in PRETRAINED_LAYERS": len(state) - len(chosen),
+                        "not in the pose network": len(chosen) - len(wanted)}}

@@ -28,7 +28,12 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from hrnet_edu import coco_eval
-from hrnet_edu.checkpoints import load_checkpoint_file, load_reference_weights, resolve_device
+from hrnet_edu.checkpoints import (
+    load_checkpoint_file,
+    load_reference_weights,
+    published_state_dict,
+    resolve_device,
+)
 from hrnet_edu.errors import InputError
 from hrnet_edu.heatmaps import flip_test_average, heatmaps_to_keypoints
 from hrnet_edu.keypoints import KeypointSpec, get_spec
@@ -257,10 +262,12 @@ def load_checkpoint(path, config=None, device="cpu", overrides=()):
     """A model ready for evaluation from one of our checkpoints or a reference ``.pth``.
 
     Args:
-        path: ``train``'s ``best.pt`` / ``last.pt`` (a dict with "model" and "config"), or a plain
-            state dict such as the reference's published ``pose_hrnet_w32_256x192.pth``.
-        config: a ``TrainConfig`` or preset name. Required for plain state dicts (they do not say
-            which architecture they are); for our checkpoints it overrides the stored config.
+        path: ``train``'s ``best.pt`` / ``last.pt`` (a dict with "model" and "config"), a plain
+            state dict such as the reference's published ``pose_hrnet_w32_256x192.pth``, mmpose's
+            published file, or a ``weights`` catalogue name or URL (fetched into the cache).
+        config: a ``TrainConfig`` or preset name. Required for published files not named like a
+            catalogue model (they do not say their input size); for our checkpoints it overrides
+            the stored config.
         device: where to put the model.
         overrides: ``key=value`` items applied to that config (``overrides.apply_overrides``)
             before the network is built, e.g. ``["data_root=/data/coco"]``.
@@ -270,29 +277,29 @@ def load_checkpoint(path, config=None, device="cpu", overrides=()):
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: a plain state dict without ``config``, or weights of another architecture
-            than the config's (the message lists the missing / unexpected / mis-shaped keys).
+        ValueError: a published file without ``config`` whose input size is unknown, or weights of
+            another architecture than the config's (the message lists the missing / unexpected /
+            mis-shaped keys).
     """
     from hrnet_edu.configs import get_config
     from hrnet_edu.model import build_model
     from hrnet_edu.overrides import apply_overrides, config_from_dict
+    from hrnet_edu.weights import published_model_config, resolve
 
-    path = os.fspath(path)
+    path = resolve(os.fspath(path))  # a weights catalogue name or URL: its (downloaded) cached file
     state = load_checkpoint_file(path)  # "not a checkpoint: PATH (reason)" for anything unreadable
     if not isinstance(state, dict):
         raise InputError(f"not a checkpoint: {path} (holds a {type(state).__name__}, not a state dict)")
     ours = isinstance(state.get("config"), dict) and "model" in state
     if config is None:
-        if not ours:
-            raise ValueError(f"{path} holds weights without a config (like the reference's published "
-                             "pose_hrnet_*.pth): name the architecture with --config / config=")
-        cfg = config_from_dict(state["config"])
+        # a published file (mmpose's, the reference's) has no config: its catalogue entry gives it
+        cfg = config_from_dict(state["config"]) if ours else published_model_config(path, state)
     else:
         cfg = get_config(config) if isinstance(config, str) else config
     cfg = apply_overrides(cfg, list(overrides))
     model = build_model(cfg.model)
     try:
-        load_reference_weights(model, state)
+        load_reference_weights(model, published_state_dict(state))  # mmpose's key names → ours
     except ValueError as err:
         # first line: the verdict with the counts ("missing: none, unexpected: none, mis-shaped
         # (236)"); then load_reference_weights' listing of the keys
