@@ -413,9 +413,9 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
         if info.world_size > 1 and info.is_main:
             dist.barrier()
         if info.is_main:
-            skipped = ", ".join(f"{n} {why}" for why, n in pretrained["skipped"].items())
+            not_loaded = ", ".join(f"{n} {why}" for why, n in pretrained["skipped"].items())
             print(f"hrnet-edu train: pretrained {cfg.pretrained}: {pretrained['loaded']} tensors loaded, "
-                  f"skipped {skipped}", file=sys.stderr)
+                  f"skipped {not_loaded}", file=sys.stderr)
     steps_per_epoch = len(make_loader(train_set, cfg, 0, info, device))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # lr_t = lr · learning_rate_factor(t), stepped after every optimizer step
