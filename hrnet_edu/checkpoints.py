@@ -78,7 +78,9 @@ def load_checkpoint_file(path) -> object:
     with open(path, "rb") as f:
         zipped = f.read(4) == b"PK\x03\x04"  # torch.save's format is a zip archive
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # numpy arrays are data too: mmpose's published files keep some in their "meta"
+        with torch.serialization.safe_globals(numpy_array_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except (MemoryError, KeyboardInterrupt):
         raise
     except Exception as err:  # torch raises anything from IndexError to RuntimeError here
@@ -247,6 +249,8 @@ def published_state_dict(obj) -> dict:
     names, come back as ``state_dict_of`` gives them."""
     renamed = {}
     for key, value in state_dict_of(obj).items():
+        if key.startswith("data_preprocessor."):
+            continue  # mmpose's input mean / std (ImageNet's, as ours), dropped by its own publishing script
         for old, new in MMPOSE_PREFIXES:
             if key.startswith(old):
                 key = new + key[len(old):]
@@ -297,3 +301,19 @@ def load_pretrained_backbone(model: nn.Module, state_dict_or_path) -> dict:
     return {"loaded": len(wanted), "source": source, "missing": len(absent),
             "skipped": {"not in PRETRAINED_LAYERS": len(state) - len(chosen),
                         "not in the pose network": len(chosen) - len(wanted)}}
+
+
+def numpy_array_globals() -> list:
+    """What unpickling a numeric numpy array or scalar needs (its reconstructor, ``ndarray``, the dtypes),
+    for ``torch.serialization.safe_globals``; also under numpy 1.x's module name ``numpy.core``, which
+    files written with numpy 1 carry. Object arrays stay refused: their elements are pickled objects."""
+    import numpy as np
+
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    dtypes = getattr(np, "dtypes", None)  # numpy >= 1.25
+    found = [np.ndarray, np.dtype, *(getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")
+                                     and n != "ObjectDType")]
+    for name in ("_reconstruct", "scalar"):
+        fn = getattr(multiarray, name)
+        found += [fn, (fn, f"numpy.core.multiarray.{name}")]
+    return found
