@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import http.server
 import os
+import shutil
 import socket
 import threading
 
@@ -44,6 +45,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         name = self.path.rsplit("/", 1)[-1]
         server = self.server
         server.requests.append((name, self.headers.get("Range")))
+        server.paths.append(self.path)
         data = server.files.get(name)
         if data is None:
             self.send_error(404)
@@ -73,7 +75,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def server():
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.files, httpd.requests, httpd.cut_once = {}, [], set()
+    httpd.files, httpd.requests, httpd.paths, httpd.cut_once = {}, [], [], set()
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}/"
@@ -199,9 +201,18 @@ def test_weights_get_then_predict_with_a_w32_in_mmpose_v1_layout(server, tmp_pat
     assert f"mean position ({mean[0]:.1f}, {mean[1]:.1f})" in capsys.readouterr().out
     assert os.path.getsize(tmp_path / "cli.png") > 0
 
+    # a catalogue name: its file in the cache (put there by hand here), read without asking the server
+    catalogued = weights.entry("hrnet_w32_coco_256x192").file
+    shutil.copy(path, os.path.join(os.environ["HRNET_EDU_CACHE"], catalogued))
+    asked = len(server.requests)
+    model, cfg = load_checkpoint("hrnet_w32_coco_256x192")
+    assert cfg.name == "hrnet_w32_coco_256x192" and torch.equal(outputs(model, x), outputs(source, x))
+    assert len(server.requests) == asked
+
 
 # ----------------------------------------------------------------------------- download mechanics (W8)
-def test_a_file_whose_sha256_does_not_match_its_name_is_refused_and_deleted(server, w8, tmp_path, capsys):
+def test_a_file_whose_sha256_does_not_match_its_name_is_refused_and_deleted(server, w8, tmp_path, capsys,
+                                                                           monkeypatch):
     data = file_bytes(mmpose_v1(w8), tmp_path)
     wrong = "00000000" if sha8(data) != "00000000" else "11111111"
     name = f"td-hm_hrnet-w8_coco-64x32-{wrong}_20260101.pth"
@@ -211,6 +222,15 @@ def test_a_file_whose_sha256_does_not_match_its_name_is_refused_and_deleted(serv
     assert len(err.splitlines()) == 1
     assert name in err and f"expected {wrong}" in err and f"starts with {sha8(data)}" in err
     assert os.listdir(os.environ["HRNET_EDU_CACHE"]) == []  # neither the file nor its .part is kept
+
+    # a catalogue name is checked against the catalogue's prefix, on a mirror too
+    monkeypatch.setenv("HRNET_EDU_WEIGHTS_URL", server.url + "mirror")
+    server.files["hrnet_w32-36af842e.pth"] = data
+    refusal = f"hrnet_w32-36af842e.pth: sha256 starts with {sha8(data)}, expected 36af842e"
+    with pytest.raises(InputError, match=refusal):
+        weights.get("hrnet_w32_imagenet", progress=False)
+    assert server.paths[-1] == "/mirror/pretrain_models/hrnet_w32-36af842e.pth"
+    assert os.listdir(os.environ["HRNET_EDU_CACHE"]) == []
 
 
 def test_a_cut_download_is_resumed_with_a_range_request(server, w8, tmp_path):
