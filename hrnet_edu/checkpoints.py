@@ -79,7 +79,9 @@ def load_checkpoint_file(path) -> object:
     with open(path, "rb") as f:
         zipped = f.read(4) == b"PK\x03\x04"  # torch.save's format is a zip archive
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # numpy arrays are data too: mmpose's published files keep some in their "meta"
+        with torch.serialization.safe_globals(numpy_array_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except (MemoryError, KeyboardInterrupt):
         raise
     except Exception as err:  # torch raises anything from IndexError to RuntimeError here
@@ -208,10 +210,12 @@ def load_checkpoint(path, config=None, device="cpu", overrides=()):
     """A model ready for evaluation from one of our checkpoints or a reference ``.pth``.
 
     Args:
-        path: ``train``'s ``best.pt`` / ``last.pt`` (a dict with "model" and "config"), or a plain
-            state dict such as the reference's published ``pose_hrnet_w32_256x192.pth``.
-        config: a ``TrainConfig`` or preset name. Required for plain state dicts (they do not say
-            which architecture they are); for our checkpoints it overrides the stored config.
+        path: ``train``'s ``best.pt`` / ``last.pt`` (a dict with "model" and "config"), a plain
+            state dict such as the reference's published ``pose_hrnet_w32_256x192.pth``, mmpose's
+            published file, or a ``weights`` catalogue name or URL (fetched into the cache).
+        config: a ``TrainConfig`` or preset name. Required for published files not named like a
+            catalogue model (they do not say their input size); for our checkpoints it overrides
+            the stored config.
         device: where to put the model.
         overrides: ``key=value`` items applied to that config (``overrides.apply_overrides``)
             before the network is built, e.g. ``["val_decode=shift"]``.
@@ -222,30 +226,30 @@ def load_checkpoint(path, config=None, device="cpu", overrides=()):
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        InputError: not a checkpoint, a plain state dict without ``config``, or weights of another
-            architecture than the config's (the message lists the missing / unexpected / mis-shaped keys).
+        InputError: not a checkpoint, a published file without ``config`` whose input size is
+            unknown, or weights of another architecture than the config's (the message lists the
+            missing / unexpected / mis-shaped keys).
     """
     from hrnet_edu.configs import get_config
     from hrnet_edu.model import build_model
     from hrnet_edu.overrides import apply_overrides, config_from_dict
+    from hrnet_edu.weights import resolve
 
-    path = os.fspath(path)
+    path = resolve(os.fspath(path))  # a weights catalogue name or URL: its (downloaded) cached file
     state = load_checkpoint_file(path)  # "not a checkpoint: PATH (reason)" for anything unreadable
     if not isinstance(state, dict):
         raise InputError(f"not a checkpoint: {path} (holds a {type(state).__name__}, not a state dict)")
     ours = isinstance(state.get("config"), dict) and "model" in state
     if config is None:
-        if not ours:
-            raise InputError(f"{path} holds weights without a config (like the reference's published "
-                             "pose_hrnet_*.pth): name the architecture with --config / config=")
-        cfg = config_from_dict(state["config"])
+        # a published file (mmpose's, the reference's) has no config: its catalogue entry gives it
+        cfg = config_from_dict(state["config"]) if ours else published_model_config(path, state)
     else:
         cfg = get_config(config) if isinstance(config, str) else config
     cfg = apply_overrides(cfg, list(overrides))
     _check_stored_codec(state, cfg, path, overridden=config is not None or bool(overrides))
     model = build_model(cfg.model)
     try:
-        load_reference_weights(model, state)
+        load_reference_weights(model, published_state_dict(state))  # mmpose's key names → ours
     except ValueError as err:
         # first line: the verdict with the counts ("missing: none, unexpected: none, mis-shaped
         # (236)"); then load_reference_weights' listing of the keys
@@ -290,3 +294,124 @@ def resolve_device(name: str = "auto", local_rank: int | None = None) -> torch.d
             device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     return device
+
+
+# ----------------------------------------------------------------------------- published files
+# mmpose's top-down models keep the reference's module names below two prefixes: the backbone
+# (``mmpose/models/backbones/hrnet.py``: conv1, bn1, conv2, bn2, layer1, transition1, stage2, …,
+# the same nesting) under "backbone.", and the 1×1 heatmap convolution under "head.final_layer."
+# (mmpose 1.x ``HeatmapHead`` with ``deconv_out_channels=None``: no other tensors) or
+# "keypoint_head.final_layer." (0.x ``TopdownHeatmapSimpleHead`` with no deconvolutions).
+MMPOSE_PREFIXES = (("backbone.", ""), ("head.final_layer.", "final_layer."),
+                   ("keypoint_head.final_layer.", "final_layer."))
+
+# What the reference initializes from an ImageNet network (its PRETRAINED_LAYERS): the stem, stage 1,
+# the transitions and stages 2–4, chosen by the first part of the key. The classifier's own parts
+# (incre_modules, downsamp_modules, its final_layer, classifier) are not in the list.
+PRETRAINED_LAYERS = ("conv1", "bn1", "conv2", "bn2", "layer1", "transition1", "stage2", "transition2",
+                     "stage3", "transition3", "stage4")
+
+
+def published_state_dict(obj) -> dict:
+    """Our key names for a published file's state dict: mmpose's 1.x / 0.x layout renamed
+    (``MMPOSE_PREFIXES``); the reference's ``.pth`` and our checkpoints, which already use our
+    names, come back as ``state_dict_of`` gives them."""
+    renamed = {}
+    for key, value in state_dict_of(obj).items():
+        if key.startswith("data_preprocessor."):
+            continue  # mmpose's input mean / std (ImageNet's, as ours), dropped by its own publishing script
+        for old, new in MMPOSE_PREFIXES:
+            if key.startswith(old):
+                key = new + key[len(old):]
+                break
+        renamed[key] = value
+    return renamed
+
+
+def published_width(state_dict: Mapping) -> int | None:
+    """C, the width of branch 0, from the first transition (``transition1.0.0.weight`` (C, 256, 3, 3))."""
+    weight = state_dict.get("transition1.0.0.weight")
+    return int(weight.shape[0]) if weight is not None else None
+
+
+def load_pretrained_backbone(model: nn.Module, state_dict_or_path) -> dict:
+    """Initialize ``model`` from an ImageNet HRNet as the reference does; return what was loaded.
+
+    A tensor is loaded when the first part of its key is in ``PRETRAINED_LAYERS`` and the pose
+    network has that key; it must then have the same shape (else ValueError, one line). Skipped,
+    and counted by reason: keys of other layers (the classification head) and keys the pose network
+    does not have (the classifier's last stage-4 module keeps all four branches' exchange units,
+    ours only the one that feeds branch 0). Everything not loaded keeps its initialization.
+
+    Returns:
+        {"loaded": n tensors, "skipped": {"not in PRETRAINED_LAYERS": n, "not in the pose network": n},
+        "missing": n backbone tensors of ``model`` the file lacks (left initialized),
+        "source": the path or "state dict"}.
+    """
+    source = "state dict"
+    if isinstance(state_dict_or_path, (str, os.PathLike)):
+        source = os.fspath(state_dict_or_path)
+        state_dict_or_path = load_checkpoint_file(source)
+    try:
+        state = published_state_dict(state_dict_or_path)
+    except ValueError as err:
+        raise InputError(f"{source}: {str(err).splitlines()[0]}") from None
+    own = model.state_dict()
+    chosen = {k: v for k, v in state.items() if k.split(".")[0] in PRETRAINED_LAYERS}
+    wanted = {k: v for k, v in chosen.items() if k in own}
+    misshaped = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in wanted.items()
+                 if v.shape != own[k].shape]
+    if misshaped:
+        raise InputError(f"{source}: {len(misshaped)} backbone tensors do not fit this network (another "
+                         f"width?), e.g. {misshaped[0]}")
+    model.load_state_dict(wanted, strict=False)
+    absent = [k for k in own if k.split(".")[0] in PRETRAINED_LAYERS and k not in state
+              and not k.endswith("num_batches_tracked")]
+    return {"loaded": len(wanted), "source": source, "missing": len(absent),
+            "skipped": {"not in PRETRAINED_LAYERS": len(state) - len(chosen),
+                        "not in the pose network": len(chosen) - len(wanted)}}
+
+
+def numpy_array_globals() -> list:
+    """What unpickling a numeric numpy array or scalar needs (its reconstructor, ``ndarray``, the dtypes),
+    for ``torch.serialization.safe_globals``; also under numpy 1.x's module name ``numpy.core``, which
+    files written with numpy 1 carry. Object arrays stay refused: their elements are pickled objects."""
+    import numpy as np
+
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    dtypes = getattr(np, "dtypes", None)  # numpy >= 1.25
+    found = [np.ndarray, np.dtype, *(getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")
+                                     and n != "ObjectDType")]
+    for name in ("_reconstruct", "scalar"):
+        fn = getattr(multiarray, name)
+        found += [fn, (fn, f"numpy.core.multiarray.{name}")]
+    return found
+
+
+def initialize_backbone(model, name_or_path: str, progress: bool = True) -> dict:
+    """``TrainConfig.pretrained``: fetch the ImageNet HRNet if needed (``resolve``) and load its backbone
+    into ``model`` (``load_pretrained_backbone``); returns its report (counts loaded and
+    skipped by reason) with ``name``."""
+    from hrnet_edu.weights import resolve
+
+    path = resolve(name_or_path, progress)
+    return {"name": name_or_path, **load_pretrained_backbone(model, path)}
+
+
+def published_model_config(path: str, state):
+    """The ``TrainConfig`` of a published file without one (mmpose's, the reference's), from the
+    catalogue model its name carries (``entry_for_file``); InputError asking for ``--config`` when the
+    name says nothing (its width is in the file, its input size is not)."""
+    from hrnet_edu.weights import entry_for_file, published_config
+
+    w = entry_for_file(path)
+    if w is not None:
+        return published_config(w)
+    try:
+        width = published_width(published_state_dict(state))
+    except ValueError:
+        width = None
+    what = f"an HRNet-W{width}" if width else "weights"
+    preset = "coco_w48_384x288" if width == 48 else "coco_w32_256x192"
+    raise InputError(f"{path} holds {what} without a config and is not named like a catalogue model, so its "
+                     f"input size is unknown: name the architecture with --config (e.g. --config {preset})")

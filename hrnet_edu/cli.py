@@ -1,4 +1,5 @@
-"""The ``hrnet-edu`` command: ``synth``, ``train``, ``evaluate``, ``predict``, ``export``, ``demo``.
+"""The ``hrnet-edu`` command: ``synth``, ``train``, ``evaluate``, ``predict``, ``export``, ``weights``,
+``demo``.
 
 The whole command line is here, and only here: one ``argparse`` parser with a subcommand each.
 A subcommand is two functions below, ``_NAME_arguments(parser)`` (its options) and
@@ -150,7 +151,8 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                      "--boxes COCO_val2017_detections_AP_H_56_person.json data_root=/data/coco")
     parser.add_argument("--config", help="preset (" + _config_names() + "); default: the checkpoint's")
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--checkpoint", help="our .pt checkpoint or a reference .pth state dict")
+    what.add_argument("--checkpoint", help="our .pt checkpoint, a reference .pth state dict, mmpose's "
+                      "published file, or a weights catalogue name (hrnet-edu weights list)")
     what.add_argument("--results", help="evaluate an existing COCO results JSON instead of a model (with "
                       "--ann, or --config for its val_ann)")
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True, help="flip test")
@@ -215,8 +217,10 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", help="an image file (JPEG, PNG, ...)")
     parser.add_argument("--box", type=_box, action="append", help="person box x,y,w,h (repeatable; "
                         "default: the whole image)")
-    parser.add_argument("--checkpoint", required=True, help="our .pt checkpoint or a reference .pth")
-    parser.add_argument("--config", help="preset naming the architecture (needed for reference .pth files)")
+    parser.add_argument("--checkpoint", required=True, help="our .pt checkpoint, a reference .pth, mmpose's "
+                        "published file, or a weights catalogue name (hrnet-edu weights list)")
+    parser.add_argument("--config", help="preset naming the architecture (needed for published files not "
+                        "named like a catalogue model)")
     parser.add_argument("--out", required=True, help="output PNG")
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True, help="flip test")
     parser.add_argument("--decode", choices=("argmax", "shift", "dark"), default=None,
@@ -246,8 +250,10 @@ def _predict(args, parser) -> int:
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
     from hrnet_edu.export import DEFAULT_ATOL
 
-    parser.add_argument("--checkpoint", required=True, help="our .pt checkpoint or a reference .pth")
-    parser.add_argument("--config", help="preset naming the architecture (needed for reference .pth files)")
+    parser.add_argument("--checkpoint", required=True, help="our .pt checkpoint, a reference .pth, mmpose's "
+                        "published file, or a weights catalogue name (hrnet-edu weights list)")
+    parser.add_argument("--config", help="preset naming the architecture (needed for published files not "
+                        "named like a catalogue model)")
     parser.add_argument("--out", required=True, help="the .onnx file to write")
     parser.add_argument("--atol", type=float, default=DEFAULT_ATOL, help="max |heatmap difference| accepted")
     parser.add_argument("--check-crops", type=int, default=8, help="validation crops used for the check")
@@ -264,6 +270,44 @@ def _export(args, parser) -> int:
     diff = export_onnx(model, args.out, crops, atol=args.atol)
     print(f"wrote {args.out}: {cfg.name}, input (N, 3, {cfg.input_size[0]}, {cfg.input_size[1]}), "
           f"max |ONNX Runtime − PyTorch| = {diff:.1e} on {len(crops)} validation crops")
+    return 0
+
+
+# ----------------------------------------------------------------------------- weights
+def _weights_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = ("examples: hrnet-edu weights list; hrnet-edu weights get hrnet_w32_coco_256x192; then "
+                     "hrnet-edu predict IMAGE --checkpoint hrnet_w32_coco_256x192 --box x,y,w,h "
+                     "--out pose.png")
+    parser.add_argument("action", choices=("list", "get"), help="list: the catalogue; get: download (if not "
+                        "cached), verify, print the local path")
+    parser.add_argument("name", nargs="?", help="with get: a catalogue name or a URL")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _weights(args, parser) -> int:
+    """``hrnet-edu weights list`` / ``hrnet-edu weights get NAME|URL`` (cache: $HRNET_EDU_CACHE)."""
+    from hrnet_edu import weights
+
+    if args.action == "get":
+        if not args.name:
+            parser.error("weights get needs a catalogue name or a URL (hrnet-edu weights list shows the "
+                         "names)")
+        print(weights.get(args.name, progress=not args.no_progress))
+        return 0
+    if args.name:
+        parser.error("weights list takes no name")
+    rows = [("name", "kind", "input", "AP", "size", "cached")]
+    for w in weights.catalogue():
+        path = weights.cached(w.name)
+        size = os.path.getsize(path) if path else w.size
+        rows.append((w.name, w.kind, "{}x{}".format(*w.input_size) if w.input_size else "-",
+                     f"{w.ap:.3f}" if w.ap is not None else "-", f"{size / 1e6:.1f} MB" if size else "?",
+                     path or "no"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(v.ljust(n) for v, n in zip(r, widths)).rstrip())
+    print(f"AP: COCO val2017 as mmpose publishes it (detected persons, flip test); "
+          f"cache: {weights.cache_dir()}; server: {weights.base_url()}")
     return 0
 
 
@@ -304,6 +348,8 @@ COMMANDS = {
     "predict": ("draw predicted keypoints on one image", _predict_arguments, _predict),
     "export": ("a checkpoint to ONNX (for --runtime onnx), checked against PyTorch", _export_arguments,
                _export),
+    "weights": ("list or download the published HRNet weights (verified, cached)", _weights_arguments,
+                _weights),
     "demo": ("the README's main job: train on SynthPose on CPU, evaluate, report", _demo_arguments, _demo),
 }
 

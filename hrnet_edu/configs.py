@@ -74,6 +74,9 @@ class TrainConfig:
     # start from the weights of this checkpoint (fine-tuning), not from init; one of another keypoint
     # set gives the head rows of the joints of the same name (checkpoints.transfer_weights)
     init_from: str | None = None
+    # initialize the backbone from an ImageNet HRNet, as the paper (a weights catalogue name such as
+    # "hrnet_w32_imagenet", a URL or a path; checkpoints.load_pretrained_backbone); ignored with init_from
+    pretrained: str | None = None
     max_train_images: int | None = None  # use only the first n training instances (smoke runs)
     # --- optimisation (Adam + MultiStepLR, as the reference)
     batch_size: int = 32
@@ -251,20 +254,22 @@ def synthpose_w16_128x96_cpu() -> TrainConfig:
 
 
 def coco_w32_256x192() -> TrainConfig:
-    """The paper's HRNet-W32 256×192 COCO setting (override ``data_root=/path/to/coco``)."""
+    """The paper's HRNet-W32 256×192 COCO setting (override ``data_root=/path/to/coco``), starting from
+    the ImageNet HRNet-W32 (``pretrained``: fetched into the weights cache when training starts)."""
     return TrainConfig(
         name="coco_w32_256x192", model=hrnet_model.W32, data_root="data/coco",
         train_ann="annotations/person_keypoints_train2017.json", train_images="train2017",
         val_ann="annotations/person_keypoints_val2017.json", val_images="val2017",
         input_size=(256, 192), sigma=2.0, batch_size=32, epochs=210, lr=1e-3, lr_steps=(170, 200),
-        workers=8, val_every=10,
+        workers=8, val_every=10, pretrained="hrnet_w32_imagenet",
     )  # fmt: skip
 
 
 def coco_w48_384x288() -> TrainConfig:
-    """The paper's HRNet-W48 384×288 COCO setting: heatmaps 96×72, sigma 3."""
+    """The paper's HRNet-W48 384×288 COCO setting: heatmaps 96×72, sigma 3, from the ImageNet HRNet-W48."""
     return dataclasses.replace(
-        coco_w32_256x192(), name="coco_w48_384x288", model=hrnet_model.W48, input_size=(384, 288), sigma=3.0
+        coco_w32_256x192(), name="coco_w48_384x288", model=hrnet_model.W48, input_size=(384, 288), sigma=3.0,
+        pretrained="hrnet_w48_imagenet",
     )
 
 

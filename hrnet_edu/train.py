@@ -41,6 +41,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subs
 
 from hrnet_edu.checkpoints import (
     CHECKPOINT_KEYS,
+    initialize_backbone,
     load_checkpoint_state,
     resolve_device,
     save_checkpoint,
@@ -377,7 +378,8 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
 
     Returns a summary dict (epochs done, final loss, best and last AP, wall time, img/s, peak
     GPU memory, skipped samples, the keypoint set, ``init_from``: which head rows ``cfg.init_from``
-    gave, by joint name (``checkpoints.transfer_weights``; None without it), history, and
+    gave, by joint name (``checkpoints.transfer_weights``; None without it), ``pretrained``: the
+    tensors ``cfg.pretrained`` loaded and skipped (``weights.initialize_backbone``), history, and
     ``model``: the trained network itself) — on every rank, the AP numbers only on rank 0.
 
     The folder is locked for the run (``runfolder.RunLock``): a second run into it is refused.
@@ -422,6 +424,17 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
     train_set, val_set = build_datasets(cfg, check_images=True, skip_unreadable=skip_bad_images)
     skipped = {"train": dict(getattr(train_set, "dataset", train_set).num_skipped),
                "val": dict(val_set.num_skipped)}
+    pretrained = None
+    if cfg.pretrained and not cfg.init_from and not resume:  # ImageNet initialization, as the paper
+        if info.world_size > 1 and not info.is_main:
+            dist.barrier()  # rank 0 downloads the file first (a barrier after, below), the others read it
+        pretrained = initialize_backbone(model, cfg.pretrained, progress)
+        if info.world_size > 1 and info.is_main:
+            dist.barrier()
+        if info.is_main:
+            not_loaded = ", ".join(f"{n} {why}" for why, n in pretrained["skipped"].items())
+            print(f"hrnet-edu train: pretrained {cfg.pretrained}: {pretrained['loaded']} tensors loaded, "
+                  f"skipped {not_loaded}", file=sys.stderr)
     steps_per_epoch = len(make_loader(train_set, cfg, 0, info, device))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # lr_t = lr · learning_rate_factor(t), stepped after every optimizer step
@@ -494,7 +507,8 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
         "world_size": info.world_size,
         "peak_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
         "skipped": skipped, "config_changes": {k: list(v) for k, v in changes.items()},
-        "keypoints": cfg.spec.name, "init_from": transferred, "history": history, "model": model,
+        "keypoints": cfg.spec.name, "init_from": transferred, "pretrained": pretrained, "history": history,
+        "model": model,
     }  # fmt: skip
 
 

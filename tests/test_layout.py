@@ -21,7 +21,7 @@ LAYERS = [
     ["model", "baseline"],
     ["data", "data.ground_truth", "data.transforms", "data.synthpose"],
     ["data.coco", "configs", "coco_eval"],
-    ["overrides", "analysis", "export", "evidence", "checkpoints"],
+    ["overrides", "analysis", "export", "evidence", "weights", "checkpoints"],
     ["train", "evaluate"],
     ["features", "viz", "commands"],
     ["predict", "demo"],
@@ -148,7 +148,8 @@ def test_every_command_has_its_options_and_help():
     from hrnet_edu.cli import COMMANDS, build_parser
 
     parser, subparsers = build_parser()
-    assert set(subparsers) == set(COMMANDS) == {"synth", "train", "evaluate", "predict", "export", "demo"}
+    assert set(subparsers) == set(COMMANDS) == {"synth", "train", "evaluate", "predict", "export", "weights",
+                                                "demo"}
     options = {name: {o for a in sub._actions for o in a.option_strings} for name, sub in subparsers.items()}
     assert {"--resume", "--overwrite", "--apply-changes", "--skip-bad-images"} <= options["train"]
     assert {"--ann", "--images", "--results", "--runtime", "--onnx", "--skip-bad-images",
