@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# The full GPU run of issue 7 in ONE call on a lent GPU machine (the `device` tool's `run`):
+# The full GPU run in ONE command on any CUDA machine (no network needed there):
 #   1. throughput: W32 256×192 batch 64, bf16 AMP + channels-last vs fp32 (benchmarks/bench_train.py)
-#   2. data: a SynthPose set of N_TRAIN + N_VAL images generated on the machine's 16 cores
+#   2. data: a SynthPose set of N_TRAIN + N_VAL images generated on the machine's cores
 #   3. training + AP per epoch + predictions over time: notebook 07 executed in place (FULL mode)
-#   4. evaluation of the run's best checkpoint with `hrnet-edu evaluate` (flip test, shift decoding)
-# and copies results to $OUT (at most 8 files come back): gpu_run.log, bench_train.json,
-# train_log.jsonl, train_summary.json, evaluate.txt, 07_training_on_gpu.ipynb, nvidia_smi.txt.
+#   4. evaluation of the run's best checkpoint with `hrnet-edu evaluate` (flip test, the checkpoint's decoding)
+# and copies the results to $OUT: gpu_run.log, bench_train.json, train_log.jsonl, train_summary.json,
+# evaluate.txt, 07_training_on_gpu.ipynb, nvidia_smi.txt.
 #
-# The device machine has python3.12 + torch but no pycocotools / ipykernel / nbclient and no network:
-# first, HERE (with network), fetch the wheels once:   bash benchmarks/gpu_run.sh --fetch-wheels
-# (checked 2026-11-24: 37 wheels, 17 MB, resolved in 12 s), then call the device tool with
-#   carry: [".whl"]   and   command: "bash benchmarks/gpu_run.sh"
-# (timeout_s 600). Budget: ~1 min set-up + bench, ~1 min data, ~6 min notebook, ~0.5 min eval;
-# shorten with env vars, e.g. "EPOCHS=12 bash benchmarks/gpu_run.sh".
+# A CUDA machine with python3.12 and torch but without pycocotools / ipykernel / nbclient or a network:
+# on a machine WITH network, fetch the wheels once into .whl/:   bash benchmarks/gpu_run.sh --fetch-wheels
+# (about 37 wheels, 17 MB), copy the repository with its .whl/ folder to the GPU machine, and run
+#   bash benchmarks/gpu_run.sh
+# there (it installs from .whl/ when present). About 1 min set-up + benchmark, 1 min data, 6 min notebook,
+# 0.5 min evaluation on an H100-class GPU; shorten with env vars, e.g. "EPOCHS=12 bash benchmarks/gpu_run.sh".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 N_TRAIN=${N_TRAIN:-10000}
