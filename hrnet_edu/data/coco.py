@@ -75,8 +75,8 @@ def load_image(path: str, what: str = "") -> np.ndarray:
     an alpha channel is dropped. Raises FileNotFoundError / ValueError naming the file.
 
     OpenCV decodes (``imdecode`` of the file's bytes, so that any path name works): its libjpeg-turbo
-    gives the same pixels as Pillow's, with ~0.1 ms less overhead per image, which is a tenth of a
-    training sample's cost on small images (``benchmarks/bench_data.py``).
+    gives the same pixels as Pillow's with less overhead per image, which matters on small images
+    (``benchmarks/bench_data.py`` measures both).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image file not found: {path}{what}")

@@ -27,10 +27,9 @@ pixel convention of ``hrnet_edu.geometry``):
   of ``CocoKeypoints``. OpenCV maps pixel indices directly (dst(u, v) = src(M⁻¹ (u, v))), which is
   our convention as it stands, and its constant border blends with 0 exactly like grid_sample's
   zero padding, so the two warps agree up to uint8 rounding and OpenCV's 1/32-px fixed-point
-  sample positions. Measured on one core for a 256×192 crop it takes ~0.17 ms, against ~0.65 ms
-  for grid_sample (grid + sampling, float) and ~1.0 ms for Pillow's ``Image.transform(AFFINE,
-  BILINEAR)``, whose per-pixel generic loop is slow and whose border is not the zero blend
-  (``benchmarks/bench_data.py`` prints the comparison). :func:`normalize_crop` then normalises
+  sample positions. On one core it is several times faster than grid_sample (grid + sampling,
+  float) and than Pillow's ``Image.transform(AFFINE, BILINEAR)``, whose per-pixel generic loop is
+  slow and whose border is not the zero blend (``benchmarks/bench_data.py`` measures the three). :func:`normalize_crop` then normalises
   the uint8 crop, also with OpenCV.
 * :func:`warp_batch` / :func:`warp_image` — ``torch.nn.functional.grid_sample`` (align_corners=False,
   the normalisation written so that integer coordinates are pixel centres) on float tensors of
