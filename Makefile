@@ -26,7 +26,7 @@ $(BIN)/hrnet-edu: pyproject.toml
 setup: $(BIN)/hrnet-edu
 
 lint: setup
-	$(BIN)/ruff check hrnet_edu tests benchmarks notebooks
+	$(BIN)/ruff check hrnet_edu tests benchmarks notebooks docs
 
 pytest: setup
 	$(BIN)/python -m pytest -q tests
@@ -37,7 +37,7 @@ nbval: setup
 # The one test command of the README: lint (library and notebook cells), library tests (with the
 # notebook pairs' check), and every notebook as a regression test.
 test: setup
-	$(BIN)/ruff check hrnet_edu tests benchmarks notebooks
+	$(BIN)/ruff check hrnet_edu tests benchmarks notebooks docs
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q tests --nbval notebooks
 
 # The browser test of the notebooks' widgets (tests/browser, README "Widgets in a browser"): JupyterLab
