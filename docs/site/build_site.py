@@ -31,7 +31,11 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
 # The course's pages beyond the notebooks, in the order the table of contents lists them.
-EXTRA_DOCS = (("docs/glossary.md", "Glossary"), ("docs/instructor_guide.md", "Instructor's guide"))
+EXTRA_DOCS = (("docs/glossary.md", "Glossary"), ("docs/instructor_guide.md", "Instructor's guide"),
+              ("README.md", "The README: set-up, commands, measurements"))
+# A relative Markdown link: [text](target) or [text](target#anchor), target not a URL.
+RELATIVE_LINK = re.compile(r"\]\((?![a-z][a-z0-9+.-]*:|#|/)(?P<target>[^)#\s]+)(?:#[^)\s]*)?\)",
+                           re.IGNORECASE)
 # What MathJax needs at view time: the TeX → SVG bundle (SVG needs no web fonts, which file:// pages
 # may not be allowed to load) and the parts it loads on demand (TeX extensions, menu, accessibility).
 MATHJAX_PARTS = ("tex-svg.js", "input", "output/svg.js", "output/svg", "ui", "a11y", "sre", "adaptors")
@@ -250,6 +254,21 @@ def _copy_mathjax(mathjax: Path, dest: Path) -> None:
             shutil.copy2(src, dest / part)
 
 
+def _stage_linked_files(repo: Path, src: Path, rel: str) -> None:
+    """Copies the repository files that a Markdown page links to (code, data, not pages) into the
+    staging folder at the same place, where Sphinx publishes them as downloads: the link then works
+    on the site too."""
+    for match in RELATIVE_LINK.finditer((repo / rel).read_text()):
+        target = (repo / rel).parent / match.group("target")
+        try:
+            inside = target.resolve().relative_to(repo.resolve())
+        except ValueError:  # outside the repository
+            continue
+        if target.is_file() and target.suffix not in (".md", ".ipynb") and not (src / inside).exists():
+            (src / inside).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(target, src / inside)
+
+
 def stage(repo: Path, src: Path, mathjax: Path) -> list[str]:
     """Lays out the staging folder; returns the document names in table-of-contents order."""
     if src.exists():
@@ -276,6 +295,7 @@ def stage(repo: Path, src: Path, mathjax: Path) -> list[str]:
             (src / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(repo / rel, src / rel)
             extras.append((rel.removesuffix(".md"), title))
+            _stage_linked_files(repo, src, rel)
     (src / "index.md").write_text(index_page(readme, pages, extras))
     return ["index"] + [doc for doc, _, _ in pages] + [doc for doc, _ in extras]
 

@@ -11,8 +11,9 @@ source and the command that runs it, and search finds "exchange" (notebook 04), 
 
 ``make test-site`` builds the site, installs Playwright (the ``browser`` extra) and Chromium (the
 system's package), and runs this file with HRNET_EDU_SITE_TESTS=1, under which anything missing is an
-error. Otherwise the tests are skipped, with the reason, when the site is not built or Playwright or
-Chromium is missing. HRNET_EDU_CHROMIUM names the browser (default: ``chromium`` on PATH).
+error. Without that variable the tests are skipped with the reason (the site not built, Playwright or
+Chromium missing, or simply not under ``make test-site``), so that ``pytest tests`` stays fast and never
+checks a stale site/. HRNET_EDU_CHROMIUM names the browser (default: ``chromium`` on PATH).
 """
 
 import functools
@@ -89,6 +90,9 @@ def browser():
         pytest.fail("the browser test of the site cannot run: " + "; ".join(missing), pytrace=False)
     if missing:
         pytest.skip("browser test of the site: " + "; ".join(missing) + " — `make test-site` does it all")
+    if os.environ.get("HRNET_EDU_SITE_TESTS") != "1":
+        pytest.skip("the browser test of the site runs under `make test-site` (HRNET_EDU_SITE_TESTS=1), "
+                    "which rebuilds site/ first so that it never tests a stale site")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
