@@ -113,3 +113,17 @@ def test_time_from_readme_column_first():
     assert build_site.notebook_time(nb, ["`01_x.ipynb`", "teaches", "45 min"], 2) == "45 min"
     assert build_site.notebook_time(nb, ["`01_x.ipynb`", "teaches"], None) == "20 min"
     assert build_site.notebook_time({"cells": []}, None, None) is None
+
+
+def test_index_page_shows_stated_times():
+    """A notebook's stated time reaches its table-of-contents label and the course map."""
+    pages = [(f"notebooks/{p.stem}", build_site.notebook_title(_load(p), p), "45 min" if i == 0 else None)
+             for i, p in enumerate(NOTEBOOKS)]
+    index = build_site.index_page(README, pages, [])
+    assert f"{pages[0][1]} · 45 min <{pages[0][0]}>" in index
+    assert f"{pages[1][1]} <{pages[1][0]}>" in index
+    header_line = next(line for line in index.splitlines() if line.startswith("| | notebook"))
+    assert header_line.endswith("| time |")
+    row = next(line for line in index.splitlines()
+               if f"({pages[0][0]}.ipynb)" in line and line.startswith("|"))
+    assert row.endswith("| 45 min |"), row

@@ -292,6 +292,15 @@ def test_toc_in_course_order(server, open_page):
     notebooks = [h.split("#")[0] for h in hrefs if h.startswith("notebooks/")]
     expected = [f"notebooks/{p.stem}.html" for p in BUILD.course_notebooks(REPO)]
     assert notebooks == expected, f"index.html: the table of contents lists {notebooks}, expected {expected}"
+    # a notebook that states its time shows it in the table of contents
+    header, rows = BUILD.readme_notebook_table((REPO / "README.md").read_text())
+    labels = dict(zip(hrefs, p.evaluate("() => [...document.querySelectorAll('nav.bd-docs-nav a[href]')]"
+                                        ".map(a => a.textContent.trim())"), strict=True))
+    for path in BUILD.course_notebooks(REPO):
+        stated = BUILD.notebook_time(json.loads(path.read_text()), rows.get(path.name),
+                                     BUILD._time_column(header))
+        label = labels[f"notebooks/{path.stem}.html"]
+        assert not stated or stated in label, f"index.html: {label!r} does not show the time {stated!r}"
 
 
 @pytest.mark.parametrize("notebook", BUILD.course_notebooks(REPO), ids=lambda p: p.stem)
