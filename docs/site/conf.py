@@ -31,12 +31,14 @@ html_theme = "sphinx_book_theme"
 html_theme_options = {
     "home_page_in_toc": True,
     "show_navbar_depth": 1,
-    "use_download_button": True,
+    # the source download is the box under each notebook's title (the committed notebook itself)
+    "use_download_button": False,
     "use_fullscreen_button": False,
     "navigation_with_keys": False,
 }
 html_last_updated_fmt = None
 html_show_sourcelink = False
+html_copy_source = False  # the staged copies (with the box, without widget state) are not published
 # Code cells: the copy button skips the ">>> " and "$ " prompts.
 copybutton_prompt_text = r">>> |\.\.\. |\$ "
 copybutton_prompt_is_regexp = True
