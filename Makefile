@@ -113,4 +113,4 @@ lab: setup
 	$(BIN)/jupyter lab $(NB)
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache site build/site-src build/site-doctrees build/site-npm
+	rm -rf $(VENV) runs .pytest_cache site build/site build/site-npm

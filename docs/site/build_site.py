@@ -2,7 +2,7 @@
 myst-nb into a static site that works from ``file://`` or any static host.
 
 Nothing is re-executed: the site shows the outputs stored in ``notebooks/*.ipynb``. This script lays
-out a staging folder (``build/site-src``) that mirrors the repository's layout, so that relative links
+out a staging folder (``build/site/src``) that mirrors the repository's layout, so that relative links
 between the notebooks and ``docs/*.md`` resolve as they do on disk, then runs Sphinx on it:
 
 - ``index.md``: the course map, generated from the README's notebook table and its opening paragraph;
@@ -305,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mathjax", type=Path, required=True, help="MathJax 3's es5 folder")
     parser.add_argument("--out", type=Path, default=REPO / "site")
-    parser.add_argument("--staging", type=Path, default=REPO / "build" / "site-src")
+    parser.add_argument("--work", type=Path, default=REPO / "build" / "site",
+                        help="Sphinx's folders: staged sources (src/), caches, the HTML before it moves")
     parser.add_argument("--jobs", default="auto", help="Sphinx's -j (parallel reading)")
     args = parser.parse_args(argv)
     from sphinx.cmd.build import build_main
@@ -313,14 +314,18 @@ def main(argv: list[str] | None = None) -> int:
     # the committed notebooks predate cell ids (nbformat 4.4): nothing to fix for a read-only render
     warnings.filterwarnings("ignore", message="Cell is missing an id field")
     started = time.monotonic()
-    docs = stage(REPO, args.staging, args.mathjax)
-    if args.out.exists():
-        shutil.rmtree(args.out)
+    src, html_dir = args.work / "src", args.work / "html"
+    docs = stage(REPO, src, args.mathjax)
+    # Sphinx writes into build/site/html (myst-nb puts its image files beside that folder, in
+    # build/site/jupyter_execute), then the finished site moves to --out.
+    shutil.rmtree(html_dir, ignore_errors=True)
     # -E: read every page afresh; -q: warnings and errors only
-    doctrees = args.staging.parent / "site-doctrees"
-    code = build_main(["-b", "html", "-E", "-q", "-j", args.jobs, "-d", str(doctrees),
-                       str(args.staging), str(args.out)])
+    code = build_main(["-b", "html", "-E", "-q", "-j", args.jobs, "-d", str(args.work / "doctrees"),
+                       str(src), str(html_dir)])
     if code == 0:
+        if args.out.exists():
+            shutil.rmtree(args.out)
+        shutil.move(html_dir, args.out)
         print(f"site: {len(docs)} pages in {args.out}/ ({time.monotonic() - started:.0f} s); "
               f"open {args.out}/index.html")
     return code
