@@ -8,7 +8,7 @@ TORCH_CPU_SPEC ?= torch==2.13.0
 # Linux wheels of torch are CUDA builds (this project's own machines carry the CPU build locally).
 TORCH_PIP_ARGS ?=
 
-.PHONY: setup test lint pytest nbval browser-deps test-browser demo data train-cpu lab clean
+.PHONY: setup test lint pytest nbval browser-deps test-browser site test-site demo data train-cpu lab clean
 
 $(BIN)/hrnet-edu: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ $(BIN)/hrnet-edu: pyproject.toml
 setup: $(BIN)/hrnet-edu
 
 lint: setup
-	$(BIN)/ruff check hrnet_edu tests benchmarks notebooks
+	$(BIN)/ruff check hrnet_edu tests benchmarks notebooks docs
 
 pytest: setup
 	$(BIN)/python -m pytest -q tests
@@ -37,7 +37,7 @@ nbval: setup
 # The one test command of the README: lint (library and notebook cells), library tests (with the
 # notebook pairs' check), and every notebook as a regression test.
 test: setup
-	$(BIN)/ruff check hrnet_edu tests benchmarks notebooks
+	$(BIN)/ruff check hrnet_edu tests benchmarks notebooks docs
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q tests --nbval notebooks
 
 # The browser test of the notebooks' widgets (tests/browser, README "Widgets in a browser"): JupyterLab
@@ -64,7 +64,32 @@ browser-deps: setup $(BIN)/.browser-extra
 	fi
 
 test-browser: browser-deps
-	HRNET_EDU_BROWSER_TESTS=1 HRNET_EDU_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -v -s tests/browser
+	HRNET_EDU_BROWSER_TESTS=1 HRNET_EDU_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -v -s tests/browser \
+	    --ignore=tests/browser/test_site.py
+
+# The course as a static website in site/ (README "The course website"): Sphinx + myst-nb render the
+# committed, executed notebooks (never re-executed), the README's course map and docs/*.md
+# (docs/site/build_site.py). Its Python packages are the site extra; MathJax, bundled into the site so
+# that no page loads anything from the network, comes from the npm registry at a pinned version into
+# the git-ignored build/. Open site/index.html, or serve site/ from any static host.
+MATHJAX_VERSION := 3.2.2
+MATHJAX := build/site-npm/mathjax-$(MATHJAX_VERSION)/node_modules/mathjax/es5
+
+$(BIN)/.site-extra: pyproject.toml $(BIN)/hrnet-edu
+	$(BIN)/python -m pip install --quiet -e ".[site]"
+	touch $@
+
+$(MATHJAX)/tex-svg.js:
+	npm install --prefix build/site-npm/mathjax-$(MATHJAX_VERSION) --no-save --no-audit --no-fund --silent \
+	    mathjax@$(MATHJAX_VERSION)
+
+site: setup $(BIN)/.site-extra $(MATHJAX)/tex-svg.js
+	$(BIN)/python docs/site/build_site.py --mathjax $(MATHJAX) --out site
+
+# The website in Chromium (tests/browser/test_site.py): every page over a local HTTP server on
+# 127.0.0.1 and from file://, as `make test-browser` sets the browser up.
+test-site: site browser-deps
+	HRNET_EDU_SITE_TESTS=1 HRNET_EDU_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -v tests/browser/test_site.py
 
 # The CPU recipe's training set (37,476 persons; val is the bundled data_samples/synthpose split).
 data: setup
@@ -82,8 +107,10 @@ train-cpu: data
 demo: setup
 	$(BIN)/hrnet-edu demo --out runs/demo
 
+# `make lab NB=notebooks/01_heatmaps.ipynb` opens one notebook (the command each page of the site names).
+NB ?= notebooks
 lab: setup
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab $(NB)
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site build/site build/site-npm
