@@ -224,8 +224,6 @@ def train_one_epoch(model, loader, criterion, optimizer, scaler, cfg: TrainConfi
     from tqdm.auto import tqdm
 
     cuda = device.type == "cuda"
-    amp_dtype = cfg.autocast_dtype(device.type)
-    use_amp = amp_dtype is not None
     memory_format = torch.channels_last if cfg.uses_channels_last(device.type) else torch.contiguous_format
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
@@ -236,20 +234,8 @@ def train_one_epoch(model, loader, criterion, optimizer, scaler, cfg: TrainConfi
         if batch_transform is not None:  # cfg.warp_on_device: crops and targets made here, on the device
             batch = batch_transform(batch)
         images = batch["image"].to(device, non_blocking=True, memory_format=memory_format)
-        target = batch["target"].to(device, non_blocking=True)
-        weight = batch["target_weight"].to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=use_amp):
-            heatmaps = model(images)  # (N, K, H/4, W/4)
-        loss = criterion(heatmaps, target, weight)  # fp32 (the loss upcasts)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)  # so that the gradient norm is the true one under fp16
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm=float("inf"))
-        stats = torch.stack([loss.detach().float(), grad_norm.float()])
-        if info.world_size > 1:
-            dist.all_reduce(stats)
-            stats /= info.world_size
-        loss_value, norm_value = stats.tolist()
+        loss_value, norm_value = _loss_and_gradients(model, images, batch, criterion, optimizer, scaler,
+                                                     params, cfg.autocast_dtype(device.type), info)
         if not math.isfinite(loss_value):
             raise TrainingDiverged(
                 f"loss became {loss_value} at epoch {epoch + 1}, step {step + 1} (of {len(loader)}); "
@@ -278,6 +264,28 @@ def train_one_epoch(model, loader, criterion, optimizer, scaler, cfg: TrainConfi
         "grad_norm_mean": float(np.mean(norms)), "grad_norm_max": float(np.max(norms)),
         "images_per_s": n_images / seconds, "epoch_time_s": seconds, "steps": steps,
     }  # fmt: skip
+
+
+def _loss_and_gradients(model, images, batch: dict, criterion, optimizer, scaler, params, amp_dtype,
+                        info: DistInfo) -> tuple[float, float]:
+    """Forward, loss and backward of one batch (the optimizer step is the caller's): (loss, ‖∇‖), both
+    averaged over the ranks."""
+    device = images.device
+    target = batch["target"].to(device, non_blocking=True)
+    weight = batch["target_weight"].to(device, non_blocking=True)
+    with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        heatmaps = model(images)  # (N, K, H/4, W/4)
+    loss = criterion(heatmaps, target, weight)  # fp32 (the loss upcasts)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)  # so that the gradient norm is the true one under fp16
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm=float("inf"))
+    stats = torch.stack([loss.detach().float(), grad_norm.float()])
+    if info.world_size > 1:
+        dist.all_reduce(stats)
+        stats /= info.world_size
+    loss_value, norm_value = stats.tolist()
+    return loss_value, norm_value
 
 
 # ----------------------------------------------------------------------------- validation
@@ -391,26 +399,13 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
     if progress is None:
         progress = sys.stderr.isatty()
     progress = progress and info.is_main
-    seed_everything(cfg.seed)  # the same initial weights on every rank
-    model = build_model(cfg.model).to(device)
-    transferred = None
-    if cfg.init_from and not resume:  # fine-tuning: the weights only; optimizer and schedule start anew
-        source = load_checkpoint_state(cfg.init_from, map_location=device)
-        # a checkpoint of another keypoint set (older ones: COCO-17) gives its head rows by joint name
-        source_spec = (source.get("config") or {}).get("keypoints")
-        transferred = transfer_weights(model, source, source_spec, cfg.spec)
-    if cfg.uses_channels_last(device.type):
-        model = model.to(memory_format=torch.channels_last)
+    model, transferred = _initial_model(cfg, device, resume)
     # before anything is written: bad data fails first
     train_set, val_set = build_datasets(cfg, check_images=True, skip_unreadable=skip_bad_images)
     skipped = {"train": dict(getattr(train_set, "dataset", train_set).num_skipped),
                "val": dict(val_set.num_skipped)}
     steps_per_epoch = len(make_loader(train_set, cfg, 0, info, device))
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    # lr_t = lr · learning_rate_factor(t), stepped after every optimizer step
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda t: learning_rate_factor(cfg, t, steps_per_epoch))
-    scaler = torch.amp.GradScaler(device.type, enabled=cuda and cfg.amp == "fp16")
+    optimizer, scheduler, scaler = _optimization(model, cfg, device, steps_per_epoch)
     criterion = build_criterion(cfg)
     batch_transform = GpuBatchTransform(cfg.codec, device) if cfg.warp_on_device else None
     start_epoch, best_ap, history, changes = 0, -1.0, [], {}
@@ -420,12 +415,8 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
     # The run has really started (data read, model built, checkpoint restored): only now is
     # anything of an earlier run in this folder replaced.
     log_records = _start_log(cfg, out_dir, resume, start_epoch, changes) if info.is_main else []
-
     net = _wrap(model, cfg, info, device)
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
-    if not cuda and cfg.cpu_threads:
-        torch.set_num_threads(cfg.cpu_threads)  # restored by ``train``: the caller keeps its setting
+    _prepare_device(cfg, device)
     wall_start = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
         # Everything random in epoch e (order, augmentation) is a function of (seed, e, rank).
@@ -434,12 +425,7 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
         loader = make_loader(train_set, cfg, epoch, info, device)
         record = train_one_epoch(net, loader, criterion, optimizer, scaler, cfg, device, epoch, info,
                                  progress, scheduler, batch_transform)  # fmt: skip
-        if info.world_size > 1:
-            # Parameters agree on every rank (gradients are all-reduced) but BatchNorm running
-            # statistics are each rank's own since the last forward: take rank 0's everywhere,
-            # so that sharded validation and the checkpoint see one and the same network.
-            for buffer in model.buffers():
-                dist.broadcast(buffer, src=0)
+        _share_buffers(model, info)
         if cfg.val_every and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs):
             metrics = validate(net, val_set, cfg, device, info)
             if metrics is not None:
@@ -449,13 +435,7 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
         if info.is_main:
             new_best = "val" in record and record["val"]["ap"] > best_ap
             best_ap = record["val"]["ap"] if new_best else best_ap
-            state = {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch + 1,
-                "best_ap": best_ap, "config": dataclasses.asdict(cfg), "codec": dataclasses.asdict(cfg.codec),
-                "metrics": history,
-                "rng": get_rng_state(),
-            }  # fmt: skip
+            state = _checkpoint_state(model, optimizer, scheduler, scaler, epoch + 1, best_ap, cfg, history)
             log_records.extend([*steps, record])
             _save_epoch(out_dir, log_records, state, new_best)
         if info.world_size > 1:
@@ -472,6 +452,63 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
         "skipped": skipped, "config_changes": {k: list(v) for k, v in changes.items()},
         "keypoints": cfg.spec.name, "init_from": transferred, "history": history, "model": model,
     }  # fmt: skip
+
+
+def _prepare_device(cfg: TrainConfig, device) -> None:
+    """CUDA: peak-memory statistics from zero; a CPU: ``cfg.cpu_threads`` compute threads (restored by
+    ``train``: the caller keeps its setting)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    elif cfg.cpu_threads:
+        torch.set_num_threads(cfg.cpu_threads)
+
+
+def _share_buffers(model, info: DistInfo) -> None:
+    """Parameters agree on every rank (gradients are all-reduced) but BatchNorm running statistics are
+    each rank's own since the last forward: take rank 0's everywhere, so that sharded validation and
+    the checkpoint see one and the same network."""
+    if info.world_size > 1:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
+def _checkpoint_state(model, optimizer, scheduler, scaler, epoch: int, best_ap: float, cfg: TrainConfig,
+                      history: list) -> dict:
+    """The checkpoint after ``epoch`` completed epochs (``checkpoints.CHECKPOINT_KEYS``)."""
+    return {
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
+        "best_ap": best_ap, "config": dataclasses.asdict(cfg), "codec": dataclasses.asdict(cfg.codec),
+        "metrics": history, "rng": get_rng_state(),
+    }  # fmt: skip
+
+
+def _initial_model(cfg: TrainConfig, device, resume: bool):
+    """(the network the run starts from, the ``transfer_weights`` report or None): seeded initial weights
+    (the same on every rank), or with ``cfg.init_from`` a checkpoint's weights (fine-tuning: the weights
+    only; optimizer and schedule start anew), in channels-last where the run uses it."""
+    seed_everything(cfg.seed)  # the same initial weights on every rank
+    model = build_model(cfg.model).to(device)
+    transferred = None
+    if cfg.init_from and not resume:
+        source = load_checkpoint_state(cfg.init_from, map_location=device)
+        # a checkpoint of another keypoint set gives its head rows by joint name; one whose config
+        # predates ``keypoints`` (or a plain state dict, as the reference's published weights) is COCO-17
+        source_spec = (source.get("config") or {}).get("keypoints") or "coco17"
+        transferred = transfer_weights(model, source, source_spec, cfg.spec)
+    if cfg.uses_channels_last(device.type):
+        model = model.to(memory_format=torch.channels_last)
+    return model, transferred
+
+
+def _optimization(model, cfg: TrainConfig, device, steps_per_epoch: int):
+    """(Adam, its per-step learning-rate schedule, the fp16 gradient scaler) of a run."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # lr_t = lr · learning_rate_factor(t), stepped after every optimizer step
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda t: learning_rate_factor(cfg, t, steps_per_epoch))
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and cfg.amp == "fp16")
+    return optimizer, scheduler, scaler
 
 
 def _wrap(model, cfg: TrainConfig, info: DistInfo, device) -> torch.nn.Module:
