@@ -14,13 +14,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import statistics
+import sys
 import time
 
 import numpy as np
 from pycocotools.cocoeval import COCOeval
 
-from hrnet_edu.coco_eval import _fast_cocoeval_class, results_to_coco, synthetic_keypoint_set
+from hrnet_edu.coco_eval import results_to_coco
+from hrnet_edu.fast_cocoeval import FastCOCOeval
+
+# the synthetic set is test data, not library: tests/synthetic_keypoints.py
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+from synthetic_keypoints import synthetic_keypoint_set  # noqa: E402
 
 
 def run(kind: str, coco, results) -> tuple[dict, np.ndarray]:
@@ -28,7 +35,7 @@ def run(kind: str, coco, results) -> tuple[dict, np.ndarray]:
     with contextlib.redirect_stdout(io.StringIO()):
         t0 = time.perf_counter()
         if kind == "ours":
-            coco_dt, cls = results_to_coco(coco, results), _fast_cocoeval_class()
+            coco_dt, cls = results_to_coco(coco, results), FastCOCOeval
         else:
             coco_dt, cls = coco.loadRes([dict(r) for r in results]), COCOeval
         times["load results"] = time.perf_counter() - t0

@@ -61,11 +61,10 @@ from hrnet_edu.data.transforms import (
     warp_image,
 )
 from hrnet_edu.geometry import PIXEL_STD, transform_points
-from hrnet_edu.heatmaps import encode_heatmaps
-from hrnet_edu.keypoints import FLIP_INDEX, NUM_KEYPOINTS
+from hrnet_edu.heatmaps import HeatmapCodec, encode_heatmaps
+from hrnet_edu.keypoints import COCO17
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data_samples", "synthpose")
-FLIP_PAIRS = [(k, FLIP_INDEX[k]) for k in range(NUM_KEYPOINTS) if k < FLIP_INDEX[k]]
 
 
 # ---------------------------------------------------------------------------- the reference's way
@@ -110,7 +109,7 @@ class ReferenceWay(torch.utils.data.Dataset):
     def targets(self, joints, visible):
         """Per joint: the (6σ+1)² Gaussian patch around μ = int(x/4 + ½), pasted where on the map."""
         h, w = self.ours.input_size
-        hh, hw, sigma = h // 4, w // 4, self.ours.sigma
+        hh, hw, sigma = h // 4, w // 4, self.ours.codec.sigma
         weight = visible.astype(np.float32).copy()
         target = np.zeros((len(joints), hh, hw), np.float32)
         radius = int(3 * sigma)
@@ -141,7 +140,8 @@ class ReferenceWay(torch.utils.data.Dataset):
         if self.augment:
             a = PAPER_AUGMENT
             if (visible > 0).sum() > a.half_body_min_joints and rng.rand() < a.half_body_prob:
-                box = half_body_box(joints, visible, w / h, upper=rng.randn() < 0.5)
+                box = half_body_box(joints, visible, w / h, upper=rng.randn() < 0.5,
+                                    upper_body=ds.spec.upper_body)
                 if box is not None:
                     c, s = box
             f = a.scale_factor
@@ -151,13 +151,13 @@ class ReferenceWay(torch.utils.data.Dataset):
             if rng.rand() <= a.flip_prob:
                 image = image[:, ::-1]  # the mirrored pixels (OpenCV copies the view)
                 joints[:, 0] = image.shape[1] - joints[:, 0] - 1
-                for p, q in FLIP_PAIRS:
+                for p, q in ds.spec.flip_pairs:
                     joints[[p, q]], visible[[p, q]] = joints[[q, p]], visible[[q, p]]
                 joints *= (visible > 0)[:, None]
                 c = np.array([image.shape[1] - c[0] - 1, c[1]])
         trans = three_point_affine(c, s, r, (w, h))
         crop = cv2.warpAffine(image, trans, (w, h), flags=cv2.INTER_LINEAR)
-        for k in range(NUM_KEYPOINTS):
+        for k in range(len(joints)):
             if visible[k] > 0:
                 joints[k] = np.dot(trans, np.array([joints[k, 0], joints[k, 1], 1.0]))
         # torchvision's ToTensor then Normalize
@@ -288,12 +288,13 @@ def stages(ds: CocoKeypoints, batch: int, reps: int) -> None:
     matrix = crop_matrix(params, image.shape[1], (w, h))
     (y0, y1, x0, x1), shifted = source_region(matrix, image.shape[:2], (w, h))
     region, pil = np.ascontiguousarray(image[y0:y1, x0:x1]), Image.fromarray(image)
-    joints = transform_joints(ds._joints[0], matrix, params.flip, (h, w))
+    joints = transform_joints(ds._joints[0], matrix, params.flip, (h, w), ds.spec.flip_index)
     crop = warp_crop(image, matrix, (w, h))
     crops = torch.from_numpy(np.repeat(crop[None], batch, 0))
     row = np.empty((3, h, w), np.float32)
     jb = torch.from_numpy(np.repeat(joints[None], batch, 0))
     jt = torch.from_numpy(joints)
+    sigma = ds.codec.sigma
 
     # the warps against grid_sample where the whole bilinear support is inside the image
     ref = warp_image(image, matrix, (w, h)).permute(1, 2, 0).numpy()
@@ -312,9 +313,9 @@ def stages(ds: CocoKeypoints, batch: int, reps: int) -> None:
         "normalize: torch, per sample": lambda: normalize(crops[0].permute(2, 0, 1)),
         f"normalize: torch, batch of {batch} (/N)": lambda: normalize(crops.permute(0, 3, 1, 2)),
         "normalize: OpenCV normalize_crop": lambda: normalize_crop(crop, out=row),
-        "targets: per sample": lambda: encode_heatmaps(jt[:, :2] / 4, jt[:, 2], (h // 4, w // 4)),
+        "targets: per sample": lambda: encode_heatmaps(jt[:, :2] / 4, jt[:, 2], (h // 4, w // 4), sigma),
         f"targets: batch of {batch} (/N)": lambda: encode_heatmaps(jb[..., :2] / 4, jb[..., 2],
-                                                                   (h // 4, w // 4)),
+                                                                   (h // 4, w // 4), sigma),
     }, reps)
     print(f"stages on one {image.shape[1]}×{image.shape[0]} image, ms per sample (best of {reps}):")
     for name, t in ms.items():
@@ -341,18 +342,19 @@ def main(argv=None) -> None:
     cv2.setNumThreads(args.threads)  # both sides warp with OpenCV: the same core budget
     size = tuple(int(v) for v in args.input.lower().split("x"))
     device = torch.device(args.device)
+    codec = HeatmapCodec(size)  # the reference's targets: σ = 2 at stride 4
 
-    ours = CocoKeypoints(args.ann, args.images, input_size=size, train=True, seed=0)
+    ours = CocoKeypoints(args.ann, args.images, codec=codec, spec=COCO17, train=True, seed=0)
     print(f"{len(ours)} persons from {args.ann}; input {size[0]}×{size[1]}, {os.cpu_count()} CPUs, "
           f"main-process threads {args.threads}; absolute rates depend on the machine's load, ratios less")
-    sanity(CocoKeypoints(args.ann, args.images, input_size=size, train=False))
+    sanity(CocoKeypoints(args.ann, args.images, codec=codec, spec=COCO17, train=False))
     paired(ours, ReferenceWay(ours), args.batch, args.batches)
     stages(ours, args.batch, args.reps)
     if not args.workers:
         return
 
-    raw_ds = CocoKeypoints(args.ann, args.images, input_size=size, train=True, seed=0, raw=True)
-    finish = GpuBatchTransform(size, device=device)
+    raw_ds = CocoKeypoints(args.ann, args.images, codec=codec, spec=COCO17, train=True, seed=0, raw=True)
+    finish = GpuBatchTransform(codec, device=device)
     print(f"loaders, batch {args.batch}, batch device {device}")
     print(f"  {'pipeline':34} {'workers':>7} {'samples/s':>10}")
     for workers in args.workers:

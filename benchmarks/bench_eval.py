@@ -22,6 +22,7 @@ import time
 import torch
 
 from hrnet_edu import checkpoints, evaluate
+from hrnet_edu.checkpoints import load_checkpoint
 from hrnet_edu.configs import get_config
 from hrnet_edu.data.coco import CocoKeypoints
 from hrnet_edu.model import HRNet
@@ -29,11 +30,11 @@ from hrnet_edu.overrides import apply_overrides
 
 
 class InMemory(list):
-    """Decoded samples held in memory, with the dataset's ground truth for COCOeval."""
+    """Decoded samples held in memory, with the dataset's codec, spec and ground truth."""
 
     def __init__(self, dataset, n):
         super().__init__(dataset[i] for i in range(n))
-        self.coco, self.sigma = dataset.coco, dataset.sigma
+        self.codec, self.spec, self.ground_truth = dataset.codec, dataset.spec, dataset.ground_truth
 
 
 def timed(fn, repeat: int) -> float:
@@ -65,12 +66,11 @@ def main(argv=None) -> dict:
     cfg = apply_overrides(get_config(args.config), args.overrides)
     device = checkpoints.resolve_device(args.device)
     if args.checkpoint:
-        model, cfg = evaluate.load_checkpoint(args.checkpoint, cfg, device=device)
+        model, cfg = load_checkpoint(args.checkpoint, cfg, device=device)
     else:
         model = HRNet(cfg.model).to(device).eval()
-    dataset = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images),
-                            input_size=cfg.input_size,
-                            sigma=cfg.sigma, train=False, augment=None)
+    dataset = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), codec=cfg.codec,
+                            spec=cfg.spec, train=False, augment=None)
     n = min(args.max_instances, len(dataset))
     subset = torch.utils.data.Subset(dataset, range(n))
     memory = InMemory(dataset, n)
@@ -81,11 +81,14 @@ def main(argv=None) -> dict:
               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
     for flip in (False, True):
         key = "flip" if flip else "no_flip"
-        net = timed(lambda f=flip: evaluate.predict_heatmaps(model, crops, flip=f), args.repeat)
+        net = timed(lambda f=flip: evaluate.predict_heatmaps(model, crops, cfg.spec.flip_index, flip=f),
+                    args.repeat)
         pipe = timed(lambda f=flip: evaluate.model_ap(model, memory, flip=f, batch_size=args.batch_size,
                                                       device=device), args.repeat)
-        e2e = timed(lambda f=flip: evaluate.model_ap(model, subset, flip=f, batch_size=args.batch_size,
-                                                     device=device, num_workers=args.workers), 1)
+        # model_ap's two steps, on a Subset (the first n instances) of the dataset
+        e2e = timed(lambda f=flip: evaluate.predictions_ap(evaluate.predict_dataset(
+            model, subset, dataset.codec, dataset.spec, flip=f, batch_size=args.batch_size, device=device,
+            num_workers=args.workers), dataset.ground_truth), 1)
         report[key] = {"network_per_s": args.batch_size / net, "pipeline_per_s": n / pipe,
                        "end_to_end_per_s": n / e2e}
     print(json.dumps(report, indent=1))

@@ -18,9 +18,10 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from hrnet_edu.keypoints import NUM_KEYPOINTS as K
-from hrnet_edu.keypoints import coco_person_category
+from hrnet_edu.keypoints import COCO17, coco_person_category
 from hrnet_edu.oks import compute_oks
+
+K = COCO17.num_joints
 
 
 def scene(n_dt: int, n_gt: int, seed: int = 0):
@@ -74,7 +75,7 @@ def main() -> None:
     ours_times = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        ours = compute_oks(dt_sorted, gt, areas, boxes)
+        ours = compute_oks(dt_sorted, gt, areas, boxes, sigmas=COCO17.sigma_array)
         ours_times.append(time.perf_counter() - t0)
 
     ev = pycocotools_eval(gt, areas, boxes, dt, scores)

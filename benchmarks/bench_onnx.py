@@ -19,8 +19,8 @@ import time
 
 import torch
 
+from hrnet_edu.checkpoints import load_checkpoint
 from hrnet_edu.configs import get_config
-from hrnet_edu.evaluate import load_checkpoint
 from hrnet_edu.export import OnnxRunner, export_onnx, sample_crops
 from hrnet_edu.model import HRNet
 from hrnet_edu.overrides import apply_overrides

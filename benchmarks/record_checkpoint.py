@@ -24,10 +24,9 @@ import numpy as np
 import torch
 
 from hrnet_edu import analysis, evaluate
-from hrnet_edu.checkpoints import load_checkpoint_state
+from hrnet_edu.checkpoints import load_checkpoint, load_checkpoint_state
 from hrnet_edu.configs import get_config
 from hrnet_edu.data.coco import CocoKeypoints
-from hrnet_edu.keypoints import KEYPOINT_NAMES
 from hrnet_edu.overrides import config_from_dict
 
 
@@ -49,17 +48,19 @@ def main() -> None:
     # the run may have been given absolute data paths; the committed file names the preset's own
     cfg = dataclasses.replace(cfg, data_root=preset.data_root, val_root=preset.val_root)
     tmp = f"{args.out}.tmp"
-    torch.save({"model": state["model"], "config": dataclasses.asdict(cfg)}, tmp)
+    torch.save({"model": state["model"], "config": dataclasses.asdict(cfg),
+                "codec": dataclasses.asdict(cfg.codec)}, tmp)
     os.replace(tmp, args.out)
 
-    model, cfg = evaluate.load_checkpoint(args.out)  # measure what was written
-    val = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), input_size=cfg.input_size,
-                        sigma=cfg.sigma, train=False, augment=None)
-    preds = evaluate.predict_dataset(model, val, batch_size=64, flip=cfg.val_flip, decode=cfg.val_decode)
-    stats = evaluate.predictions_ap(preds, val)
-    taxonomy = analysis.error_taxonomy(val.coco, evaluate.predictions_to_results(preds))
-    train = CocoKeypoints(cfg.val_path(cfg.train_ann), cfg.val_path(cfg.train_images),
-                          input_size=cfg.input_size, train=False, augment=None)
+    model, cfg = load_checkpoint(args.out)  # measure what was written, decoded with its codec
+    codec, spec = cfg.codec, cfg.spec
+    val = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), codec=codec, spec=spec,
+                        train=False, augment=None)
+    preds = evaluate.predict_dataset(model, val, codec, spec, batch_size=64, flip=cfg.val_flip)
+    stats = evaluate.predictions_ap(preds, val.ground_truth)
+    taxonomy = analysis.error_taxonomy(val.ground_truth, evaluate.predictions_to_results(preds, spec.sigmas))
+    train = CocoKeypoints(cfg.val_path(cfg.train_ann), cfg.val_path(cfg.train_images), codec=codec, spec=spec,
+                          train=False, augment=None)
     gt = analysis.crop_ground_truth(val)
     network = analysis.joint_errors(analysis.predictions_in_crop(preds, val), gt[preds["indices"]])
     baseline = analysis.joint_errors(analysis.mean_pose(analysis.crop_ground_truth(train)), gt)
@@ -79,12 +80,13 @@ def main() -> None:
     out = {
         "config": cfg.name, "epochs": state["epoch"], "checkpoint_of_run": args.which,
         "val": stats.as_record(),
-        "eval": {"flip": cfg.val_flip, "decode": cfg.val_decode, "flip_shift": True, "nms_threshold": 0.9,
+        "eval": {"flip": cfg.val_flip, "decode": codec.decoding, "flip_shift": codec.flip_shift,
+                 "nms_threshold": 0.9,
                  "rescore_threshold": 0.2, "boxes": "gt",
                  "split": "data_samples/synthpose val (150 images, 300 persons)"},
         "inversion_share": taxonomy.overall()["inversion"], "taxonomy": taxonomy.overall(),
-        "joint_error_px": dict(zip(KEYPOINT_NAMES, np.round(network, 2).tolist())),
-        "mean_pose_error_px": dict(zip(KEYPOINT_NAMES, np.round(baseline, 2).tolist())),
+        "joint_error_px": dict(zip(spec.names, np.round(network, 2).tolist())),
+        "mean_pose_error_px": dict(zip(spec.names, np.round(baseline, 2).tolist())),
         "history": history, "wall_time_s": round(60 * minutes),
         "wall_time_note": "sum of the training epochs (validations excluded); the 2 cores were shared with "
                           "other jobs of the session part of the time",
@@ -94,8 +96,8 @@ def main() -> None:
         "device": f"CPU ({os.cpu_count()} cores, {platform.machine()}), torch {torch.__version__}, "
                   f"{cfg.cpu_threads} compute thread + {cfg.workers} data worker",
         "date": datetime.date.today().isoformat(),
-        "weights": "fp32 state dict under 'model', the TrainConfig as a dict under 'config' "
-                   "(hrnet_edu.evaluate.load_checkpoint)",
+        "weights": "fp32 state dict under 'model', the TrainConfig as a dict under 'config', its "
+                   "HeatmapCodec under 'codec' (hrnet_edu.checkpoints.load_checkpoint)",
         "made_with": "python benchmarks/record_checkpoint.py " + f"{args.run} {args.out}",
     }  # fmt: skip
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:

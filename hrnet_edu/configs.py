@@ -230,7 +230,7 @@ def synthpose_w16_128x96_cpu() -> TrainConfig:
     * schedule: Adam, linear warm-up over 0.3 epoch, cosine decay to 0 (a short run gets its low-lr
       refinement from the decay, where the paper's 210 epochs get it from the ×0.1 steps), batch 32;
     * hardware: one compute thread and one data-loading worker (``OMP_NUM_THREADS=1``, ``workers=1``):
-      on 2 cores 267 vs 206 img/s for two compute threads (W8, measured 2026-12-02); bf16 autocast
+      on 2 cores faster than two compute threads (W8); bf16 autocast
       and channels-last on the CPU (``cpu_bf16``, ``cpu_channels_last``): the training step 2.1×
       faster on this AVX512-BF16 CPU (``benchmarks/bench_cpu_train_step.py``), and one epoch of the
       recipe reached AP 0.395 in 3.7 min with them vs 0.374 in 6.1 min without

@@ -66,10 +66,7 @@ def run_demo(out_dir: str, overrides: list[str], config: str = DEMO_CONFIG, expo
     line; default ``run_demo([...overrides])``).
     """
     from hrnet_edu.checkpoints import load_checkpoint
-    from hrnet_edu.data.coco import load_image
-    from hrnet_edu.evaluate import predictions_to_results
     from hrnet_edu.model import build_model
-    from hrnet_edu.runfolder import read_log
 
     start_all = time.perf_counter()
     overrides = [*DEMO_OVERRIDES, *overrides] if config == DEMO_CONFIG else list(overrides)
@@ -90,41 +87,15 @@ def run_demo(out_dir: str, overrides: list[str], config: str = DEMO_CONFIG, expo
     model, _ = load_checkpoint(best, device=device)
     trained, preds = validate(model, val_set, cfg, device, return_predictions=True)
     total_seconds = time.perf_counter() - start_all
-    records = read_log(os.path.join(out_dir, "run", "log.jsonl"))
-    loss_figure(records).savefig(os.path.join(out_dir, "loss.png"), dpi=100)
-    shown = {i: load_image(os.path.join(val_set.image_dir, val_set.coco.imgs[i]["file_name"]))
-             for i in val_set.image_ids[:8]}
-    results = predictions_to_results(preds, cfg.spec.sigmas)
-    predictions_figure(shown, results, cfg.spec).savefig(os.path.join(out_dir, "predictions.png"), dpi=100)
+    _write_figures(out_dir, val_set, preds, cfg)
     threads = cfg.cpu_threads or torch.get_num_threads()  # what training ran with (train restores the rest)
     hardware = f"CPU ({threads} compute thread(s) + {cfg.workers} data worker(s), " \
                f"{platform.processor() or platform.machine()})"
     command = command or f"run_demo({overrides})"
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    schedule = (f"cosine decay after {cfg.warmup_epochs:g} warm-up epochs" if cfg.lr_schedule == "cosine"
-                else f"×{cfg.lr_factor} at epochs {list(cfg.lr_steps)}")
-    cpu_switches = [name for name, on in (("bf16 autocast", cfg.autocast_dtype("cpu") is not None),
-                                          ("channels-last", cfg.uses_channels_last("cpu"))) if on]
-    precision = ", ".join(cpu_switches) or "fp32"
-    report = [
-        f"# hrnet-edu demo: `{cfg.name}` on SynthPose ({date})", "",
-        f"HRNet-W{cfg.model.width}, input {cfg.input_size[0]}×{cfg.input_size[1]}, heatmaps "
-        f"{cfg.heatmap_size[0]}×{cfg.heatmap_size[1]}, sigma {cfg.sigma}, {summary['epochs']} epochs, batch "
-        f"{cfg.batch_size}, Adam lr {cfg.lr} ({schedule}), data `{cfg.data_root}`; on a CPU: {precision}.",
-        f"Device: {hardware}. Generating the training data took {data_seconds:.0f} s, training "
-        f"{train_seconds:.0f} s ({summary['images_per_s']:.1f} img/s); everything (data, evaluations, "
-        f"figures) {total_seconds:.0f} s.", "",
-        f"## COCO keypoint AP on the validation split ({len(val_set)} persons, ground-truth boxes)", "",
-        f"Flip test: {cfg.val_flip}, decoding: {cfg.val_decode}, OKS-NMS 0.9.", "",
-        ap_table({"untrained (initial weights)": untrained,
-                  f"trained ({summary['epochs']} epochs)": trained}),
-        "",
-        "## Training loss and validation AP", "", "![loss](loss.png)", "",
-        "## Predictions on the first validation images", "", "![predictions](predictions.png)", "",
-        f"Command: `{command}`. Run folder: `{os.path.join(out_dir, 'run')}` (checkpoints, log.jsonl).", "",
-    ]  # fmt: skip
-    with open(os.path.join(out_dir, "report.md"), "w") as f:
-        f.write("\n".join(report))
+    rows = {"untrained (initial weights)": untrained, f"trained ({summary['epochs']} epochs)": trained}
+    _write_report(out_dir, cfg, summary, rows, len(val_set), (data_seconds, train_seconds, total_seconds),
+                  hardware, command, date)
     result = {"config": cfg.name, "overrides": list(overrides), "untrained": untrained, "trained": trained,
               "val": trained, "wall_time_s": train_seconds,
               "train_seconds": train_seconds, "data_seconds": data_seconds, "total_seconds": total_seconds,
@@ -135,3 +106,51 @@ def run_demo(out_dir: str, overrides: list[str], config: str = DEMO_CONFIG, expo
     if export:
         export_weights(best, export, result)
     return result
+
+
+def _write_figures(out_dir: str, val_set, preds: dict, cfg) -> None:
+    """loss.png (the run's log.jsonl) and predictions.png (the first 8 validation images, after OKS-NMS)."""
+    from hrnet_edu.data.coco import load_image
+    from hrnet_edu.evaluate import predictions_to_results
+    from hrnet_edu.runfolder import read_log
+
+    records = read_log(os.path.join(out_dir, "run", "log.jsonl"))
+    loss_figure(records).savefig(os.path.join(out_dir, "loss.png"), dpi=100)
+    shown = {i: load_image(os.path.join(val_set.image_dir, val_set.coco.imgs[i]["file_name"]))
+             for i in val_set.image_ids[:8]}
+    results = predictions_to_results(preds, cfg.spec.sigmas)
+    predictions_figure(shown, results, cfg.spec).savefig(os.path.join(out_dir, "predictions.png"), dpi=100)
+
+
+def _write_report(out_dir: str, cfg, summary: dict, rows: dict, n_persons: int, seconds: tuple,
+                  hardware: str, command: str, date: str) -> None:
+    """report.md: the recipe, the times (data, training, everything), the AP table ``rows``, the figures."""
+    data_seconds, train_seconds, total_seconds = seconds
+    schedule, precision = _recipe(cfg)
+    report = [
+        f"# hrnet-edu demo: `{cfg.name}` on SynthPose ({date})", "",
+        f"HRNet-W{cfg.model.width}, input {cfg.input_size[0]}×{cfg.input_size[1]}, heatmaps "
+        f"{cfg.heatmap_size[0]}×{cfg.heatmap_size[1]}, sigma {cfg.sigma}, {summary['epochs']} epochs, batch "
+        f"{cfg.batch_size}, Adam lr {cfg.lr} ({schedule}), data `{cfg.data_root}`; on a CPU: {precision}.",
+        f"Device: {hardware}. Generating the training data took {data_seconds:.0f} s, training "
+        f"{train_seconds:.0f} s ({summary['images_per_s']:.1f} img/s); everything (data, evaluations, "
+        f"figures) {total_seconds:.0f} s.", "",
+        f"## COCO keypoint AP on the validation split ({n_persons} persons, ground-truth boxes)", "",
+        f"Flip test: {cfg.val_flip}, decoding: {cfg.val_decode}, OKS-NMS 0.9.", "",
+        ap_table(rows),
+        "",
+        "## Training loss and validation AP", "", "![loss](loss.png)", "",
+        "## Predictions on the first validation images", "", "![predictions](predictions.png)", "",
+        f"Command: `{command}`. Run folder: `{os.path.join(out_dir, 'run')}` (checkpoints, log.jsonl).", "",
+    ]  # fmt: skip
+    with open(os.path.join(out_dir, "report.md"), "w") as f:
+        f.write("\n".join(report))
+
+
+def _recipe(cfg) -> tuple[str, str]:
+    """The report's words for the learning-rate schedule and the CPU precision switches."""
+    schedule = (f"cosine decay after {cfg.warmup_epochs:g} warm-up epochs" if cfg.lr_schedule == "cosine"
+                else f"×{cfg.lr_factor} at epochs {list(cfg.lr_steps)}")
+    cpu_switches = [name for name, on in (("bf16 autocast", cfg.autocast_dtype("cpu") is not None),
+                                          ("channels-last", cfg.uses_channels_last("cpu"))) if on]
+    return schedule, ", ".join(cpu_switches) or "fp32"

@@ -33,6 +33,7 @@ import os
 import random
 import sys
 import time
+from functools import partial
 
 import numpy as np
 import torch
@@ -406,41 +407,16 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
 
 def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images, info) -> dict:
     device = resolve_device(cfg.device, local_rank=info.local_rank)
-    cuda = device.type == "cuda"
     if progress is None:  # a bar on a terminal; elsewhere (CI, nohup) a line every log_every steps
         progress = "bar" if sys.stderr.isatty() else "lines"
     progress = progress if info.is_main else False
-    seed_everything(cfg.seed)  # the same initial weights on every rank
-    model = build_model(cfg.model).to(device)
-    transferred = None
-    if cfg.init_from and not resume:  # fine-tuning: the weights only; optimizer and schedule start anew
-        source = load_checkpoint_state(cfg.init_from, map_location=device)
-        # a checkpoint of another keypoint set (older ones: COCO-17) gives its head rows by joint name
-        source_spec = (source.get("config") or {}).get("keypoints")
-        transferred = transfer_weights(model, source, source_spec, cfg.spec)
-    if cfg.uses_channels_last(device.type):
-        model = model.to(memory_format=torch.channels_last)
+    model, transferred = _initial_model(cfg, device, resume)
     # before anything is written: bad data fails first
     train_set, val_set = build_datasets(cfg, check_images=True, skip_unreadable=skip_bad_images)
-    skipped = {"train": dict(getattr(train_set, "dataset", train_set).num_skipped),
-               "val": dict(val_set.num_skipped)}
-    pretrained = None
-    if cfg.pretrained and not cfg.init_from and not resume:  # ImageNet initialization, as the paper
-        if info.world_size > 1 and not info.is_main:
-            dist.barrier()  # rank 0 downloads the file first (a barrier after, below), the others read it
-        pretrained = initialize_backbone(model, cfg.pretrained, progress)
-        if info.world_size > 1 and info.is_main:
-            dist.barrier()
-        if info.is_main:
-            not_loaded = ", ".join(f"{n} {why}" for why, n in pretrained["skipped"].items())
-            print(f"hrnet-edu train: pretrained {cfg.pretrained}: {pretrained['loaded']} tensors loaded, "
-                  f"skipped {not_loaded}", file=sys.stderr)
+    skipped = {"train": dict(_base(train_set).num_skipped), "val": dict(val_set.num_skipped)}
+    pretrained = _pretrained(model, cfg, info, progress) if not resume else None
     steps_per_epoch = len(make_loader(train_set, cfg, 0, info, device))
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    # lr_t = lr · learning_rate_factor(t), stepped after every optimizer step
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda t: learning_rate_factor(cfg, t, steps_per_epoch))
-    scaler = torch.amp.GradScaler(device.type, enabled=cuda and cfg.amp == "fp16")
+    optimizer, scheduler, scaler = _optimization(model, cfg, device, steps_per_epoch)
     criterion = build_criterion(cfg)
     batch_transform = GpuBatchTransform(cfg.codec, device) if cfg.warp_on_device else None
     start_epoch, best_ap, history, changes = 0, -1.0, [], {}
@@ -450,29 +426,19 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
     # The run has really started (data read, model built, checkpoint restored): only now is
     # anything of an earlier run in this folder replaced.
     log_records = _start_log(cfg, out_dir, resume, start_epoch, changes) if info.is_main else []
-
-    log_path = os.path.join(out_dir, "log.jsonl")
     # step records reach log.jsonl as they are made (a resume drops those past its checkpoint)
-    on_record = (lambda record: append_log_record(log_path, record)) if info.is_main else None
+    on_record = partial(append_log_record, os.path.join(out_dir, "log.jsonl")) if info.is_main else None
     net = _wrap(model, cfg, info, device)
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
-    if not cuda and cfg.cpu_threads:
-        torch.set_num_threads(cfg.cpu_threads)  # restored by ``train``: the caller keeps its setting
+    _prepare_device(cfg, device)
     wall_start = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
         # Everything random in epoch e (order, augmentation) is a function of (seed, e, rank).
         seed_everything(cfg.seed + 1000 * epoch + 7919 * info.rank)
-        getattr(train_set, "dataset", train_set).set_epoch(epoch)  # (a Subset holds it in .dataset)
+        _base(train_set).set_epoch(epoch)
         loader = make_loader(train_set, cfg, epoch, info, device)
         record = train_one_epoch(net, loader, criterion, optimizer, scaler, cfg, device, epoch, info,
                                  progress, scheduler, batch_transform, on_record)  # fmt: skip
-        if info.world_size > 1:
-            # Parameters agree on every rank (gradients are all-reduced) but BatchNorm running
-            # statistics are each rank's own since the last forward: take rank 0's everywhere,
-            # so that sharded validation and the checkpoint see one and the same network.
-            for buffer in model.buffers():
-                dist.broadcast(buffer, src=0)
+        _share_buffers(model, info)
         if cfg.val_every and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs):
             metrics = validate(net, val_set, cfg, device, info)
             if metrics is not None:
@@ -480,36 +446,115 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
         steps = record.pop("steps")
         history.append(record)
         if progress == "lines":
-            val = f", val AP {record['val']['ap']:.3f}" if "val" in record else ""
-            print(f"epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.3e}, "
-                  f"{record['images_per_s']:.0f} img/s{val}", file=sys.stderr, flush=True)
+            _print_epoch(record, cfg)
         if info.is_main:
             new_best = "val" in record and record["val"]["ap"] > best_ap
             best_ap = record["val"]["ap"] if new_best else best_ap
-            state = {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch + 1,
-                "best_ap": best_ap, "config": dataclasses.asdict(cfg), "codec": dataclasses.asdict(cfg.codec),
-                "metrics": history,
-                "rng": get_rng_state(),
-            }  # fmt: skip
+            state = _checkpoint_state(model, optimizer, scheduler, scaler, epoch + 1, best_ap, cfg, history)
             log_records.extend([*steps, record])
             _save_epoch(out_dir, log_records, state, new_best)
         if info.world_size > 1:
             dist.barrier()  # no rank races ahead of rank 0's checkpoint
-    wall = time.perf_counter() - wall_start
     done = history[start_epoch:] or history
-    last_val = next((r["val"] for r in reversed(history) if "val" in r), None)
     return {
         "config": cfg.name, "out_dir": out_dir, "epochs": len(history), "final_loss": history[-1]["loss"],
-        "best_ap": best_ap if best_ap >= 0 else None, "last_val": last_val, "wall_time_s": wall,
+        "best_ap": best_ap if best_ap >= 0 else None, "wall_time_s": time.perf_counter() - wall_start,
+        "last_val": next((r["val"] for r in reversed(history) if "val" in r), None),
         "images_per_s": float(np.mean([r["images_per_s"] for r in done])), "device": str(device),
-        "world_size": info.world_size,
-        "peak_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
-        "skipped": skipped, "config_changes": {k: list(v) for k, v in changes.items()},
-        "keypoints": cfg.spec.name, "init_from": transferred, "pretrained": pretrained, "history": history,
-        "model": model,
+        "world_size": info.world_size, "peak_memory_gb": _peak_memory_gb(device), "skipped": skipped,
+        "config_changes": {k: list(v) for k, v in changes.items()}, "keypoints": cfg.spec.name,
+        "init_from": transferred, "pretrained": pretrained, "history": history, "model": model,
     }  # fmt: skip
+
+
+def _base(dataset):
+    """The ``CocoKeypoints`` under a ``max_train_images`` Subset (it holds the epoch and the skip counts)."""
+    return getattr(dataset, "dataset", dataset)
+
+
+def _peak_memory_gb(device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+
+
+def _pretrained(model, cfg: TrainConfig, info: DistInfo, progress) -> dict | None:
+    """ImageNet initialization, as the paper (``cfg.pretrained``, not with ``init_from``): the backbone
+    loaded by name (``checkpoints.initialize_backbone``), its counts said on stderr; the report or None."""
+    if not cfg.pretrained or cfg.init_from:
+        return None
+    if info.world_size > 1 and not info.is_main:
+        dist.barrier()  # rank 0 downloads the file first (a barrier after, below), the others read it
+    pretrained = initialize_backbone(model, cfg.pretrained, bool(progress))
+    if info.world_size > 1 and info.is_main:
+        dist.barrier()
+    if info.is_main:
+        not_loaded = ", ".join(f"{n} {why}" for why, n in pretrained["skipped"].items())
+        print(f"hrnet-edu train: pretrained {cfg.pretrained}: {pretrained['loaded']} tensors loaded, "
+              f"skipped {not_loaded}", file=sys.stderr)
+    return pretrained
+
+
+def _print_epoch(record: dict, cfg: TrainConfig) -> None:
+    """The epoch's line when the output is not a terminal (CI, nohup): loss, speed, validation AP."""
+    val = f", val AP {record['val']['ap']:.3f}" if "val" in record else ""
+    print(f"epoch {record['epoch']}/{cfg.epochs}: loss {record['loss']:.3e}, {record['images_per_s']:.0f} "
+          f"img/s{val}", file=sys.stderr, flush=True)
+
+
+def _prepare_device(cfg: TrainConfig, device) -> None:
+    """CUDA: peak-memory statistics from zero; a CPU: ``cfg.cpu_threads`` compute threads (restored by
+    ``train``: the caller keeps its setting)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    elif cfg.cpu_threads:
+        torch.set_num_threads(cfg.cpu_threads)
+
+
+def _share_buffers(model, info: DistInfo) -> None:
+    """Parameters agree on every rank (gradients are all-reduced) but BatchNorm running statistics are
+    each rank's own since the last forward: take rank 0's everywhere, so that sharded validation and
+    the checkpoint see one and the same network."""
+    if info.world_size > 1:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
+def _checkpoint_state(model, optimizer, scheduler, scaler, epoch: int, best_ap: float, cfg: TrainConfig,
+                      history: list) -> dict:
+    """The checkpoint after ``epoch`` completed epochs (``checkpoints.CHECKPOINT_KEYS``)."""
+    return {
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
+        "best_ap": best_ap, "config": dataclasses.asdict(cfg), "codec": dataclasses.asdict(cfg.codec),
+        "metrics": history, "rng": get_rng_state(),
+    }  # fmt: skip
+
+
+def _initial_model(cfg: TrainConfig, device, resume: bool):
+    """(the network the run starts from, the ``transfer_weights`` report or None): seeded initial weights
+    (the same on every rank), or with ``cfg.init_from`` a checkpoint's weights (fine-tuning: the weights
+    only; optimizer and schedule start anew), in channels-last where the run uses it."""
+    seed_everything(cfg.seed)  # the same initial weights on every rank
+    model = build_model(cfg.model).to(device)
+    transferred = None
+    if cfg.init_from and not resume:
+        source = load_checkpoint_state(cfg.init_from, map_location=device)
+        # a checkpoint of another keypoint set gives its head rows by joint name; one whose config
+        # predates ``keypoints`` (or a plain state dict, as the reference's published weights) is COCO-17
+        source_spec = (source.get("config") or {}).get("keypoints") or "coco17"
+        transferred = transfer_weights(model, source, source_spec, cfg.spec)
+    if cfg.uses_channels_last(device.type):
+        model = model.to(memory_format=torch.channels_last)
+    return model, transferred
+
+
+def _optimization(model, cfg: TrainConfig, device, steps_per_epoch: int):
+    """(Adam, its per-step learning-rate schedule, the fp16 gradient scaler) of a run."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # lr_t = lr · learning_rate_factor(t), stepped after every optimizer step
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda t: learning_rate_factor(cfg, t, steps_per_epoch))
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and cfg.amp == "fp16")
+    return optimizer, scheduler, scaler
 
 
 def _wrap(model, cfg: TrainConfig, info: DistInfo, device) -> torch.nn.Module:

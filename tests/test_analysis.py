@@ -12,7 +12,10 @@ from pycocotools.coco import COCO
 
 from hrnet_edu import analysis
 from hrnet_edu.analysis import CATEGORIES, GOOD, INVERSION, JITTER, MISS, SWAP, UNLABELLED
-from hrnet_edu.keypoints import FLIP_INDEX, SIGMAS, coco_person_category
+from hrnet_edu.data.ground_truth import GroundTruth
+from hrnet_edu.keypoints import COCO17, coco_person_category
+
+FLIP_INDEX, SIGMAS = COCO17.flip_index, COCO17.sigma_array
 
 AREA = 12000.0
 
@@ -72,7 +75,8 @@ def planted():
 
 def test_planted_errors_are_classified(planted):
     coco, results = planted
-    tax = analysis.error_taxonomy(coco, results)
+    tax = analysis.error_taxonomy(coco, results, spec=COCO17)
+    assert tax.names == COCO17.names
     assert tax.result_index.tolist() == [0, 1] and tax.ann_ids.tolist() == [1, 2]
     expected = np.full(17, GOOD)
     expected[[5, 6]] = INVERSION
@@ -95,13 +99,17 @@ def test_results_file_and_errors(planted, tmp_path):
     coco, results = planted
     path = tmp_path / "results.json"
     path.write_text(json.dumps(results))
-    np.testing.assert_array_equal(analysis.error_taxonomy(coco, str(path)).labels,
-                                  analysis.error_taxonomy(coco, results).labels)
+    gt = GroundTruth(coco, COCO17)  # a GroundTruth carries its spec
+    np.testing.assert_array_equal(analysis.error_taxonomy(gt, str(path)).labels,
+                                  analysis.error_taxonomy(coco, results, spec=COCO17).labels)
     with pytest.raises(ValueError, match="unknown image id"):
-        analysis.error_taxonomy(coco, [{**results[0], "image_id": 99}])
+        analysis.error_taxonomy(gt, [{**results[0], "image_id": 99}])
     with pytest.raises(FileNotFoundError):
-        analysis.error_taxonomy(coco, str(tmp_path / "absent.json"))
-    empty = analysis.error_taxonomy(coco, [])
+        analysis.error_taxonomy(gt, str(tmp_path / "absent.json"))
+    # a pycocotools COCO says nothing of its keypoint set: no silent COCO-17
+    with pytest.raises(ValueError, match="needs its keypoint spec"):
+        analysis.error_taxonomy(coco, results)
+    empty = analysis.error_taxonomy(gt, [])
     assert empty.labels.shape == (0, 17) and empty.num_unmatched_gt == 3
 
 
@@ -148,7 +156,7 @@ def test_vectorized_classifier_equals_the_loop_definition():
         dt = np.stack([kps[o][:, :2] + rng.normal(0, rng.choice([2, 10, 40]), (17, 2)) for o in own])
         mirror = rng.random((5, 17)) < 0.2
         dt = np.where(mirror[..., None], np.stack([kps[o][FLIP_INDEX, :2] for o in own]), dt)
-        labels, _, _ = analysis._classify(dt, np.stack(kps), areas, own, (0.5, 0.85), SIGMAS)
+        labels, _, _ = analysis._classify(dt, np.stack(kps), areas, own, (0.5, 0.85), SIGMAS, FLIP_INDEX)
         gts = [{"kp": kp, "area": a} for kp, a in zip(kps, areas)]
         for d in range(5):
             assert labels[d].tolist() == loop_reference(gts, dt[d], own[d]), (trial, d)

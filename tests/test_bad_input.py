@@ -10,6 +10,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -26,7 +27,8 @@ from hrnet_edu.cli import main
 from hrnet_edu.configs import synthpose_w16_128x96_cpu
 from hrnet_edu.data.coco import CocoKeypoints, load_image
 from hrnet_edu.errors import InputError, one_line
-from hrnet_edu.keypoints import coco_person_category
+from hrnet_edu.heatmaps import HeatmapCodec
+from hrnet_edu.keypoints import COCO17, coco_person_category
 from hrnet_edu.model import W8, HRNet
 from hrnet_edu.overrides import apply_overrides
 from hrnet_edu.train import train
@@ -34,6 +36,12 @@ from hrnet_edu.train import train
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 W, H = 160, 120
+CODEC = HeatmapCodec((256, 192))  # the reference's 256×192 input, σ = 2
+
+
+def dataset(ann, images, codec=CODEC, **kwargs):
+    """A COCO-17 ``CocoKeypoints`` (the codec and the spec are always given)."""
+    return CocoKeypoints(ann, images, codec=codec, spec=COCO17, **kwargs)
 
 
 def person(ann_id, image_id=1, labelled=10, box=(30, 10, 80, 100), **extra):
@@ -95,7 +103,7 @@ BAD_GROUND_TRUTH = [
      r"annotation id 1 .*joint 0 .*far outside"),
     (("annotations", 0, "keypoints", _kps(lambda k: ["x"] + k[1:])), r"annotation id 1 .*'x', not a number"),
     (("annotations", 0, "keypoints", _kps(lambda k: k[:-3])), r"annotation id 1 .*expected 51 .*got 48"),
-    (("annotations", 0, "num_keypoints", 3), r"annotation id 1 .*num_keypoints is 3 but 10"),
+    (("annotations", 0, "num_keypoints", 0), r"annotation id 1 .*num_keypoints is 0 but 10"),
     (("annotations", 0, "bbox", [0, 0, math.inf, 10]), r"annotation id 1 .*bbox must be"),
     (("annotations", 1, "id", 1), r"annotation id 1 .*appears twice"),
     (("annotations", 0, "image_id", [1]), r"annotation id 1 .*image_id \[1\] is not in 'images'"),
@@ -110,7 +118,7 @@ def test_malformed_ground_truth_is_refused_for_training_and_evaluation(tmp_path,
     kind, index, key, value = mutation
     data = mutate(valid_coco(), (kind, index, key), value)
     ann, images = write(tmp_path, data, images=False)
-    for load in (lambda: CocoKeypoints(ann, images), lambda: coco_eval.results_ap(ann, [])):
+    for load in (lambda: dataset(ann, images), lambda: coco_eval.results_ap(ann, [], spec=COCO17)):
         with pytest.raises(InputError, match=message) as err:
             load()
         assert ann in str(err.value) and "\n" not in str(err.value)
@@ -121,14 +129,14 @@ def test_missing_width_and_the_issue_cases_name_file_and_id(tmp_path):
     del data["images"][0]["width"]
     ann, images = write(tmp_path, data, images=False)
     with pytest.raises(InputError, match=r"image id 1 in .*ann\.json: no 'width'"):
-        CocoKeypoints(ann, images)
+        dataset(ann, images)
     # NaN keypoints used to evaluate to AP 1.000: now the evaluation never runs on them
     data = valid_coco()
     results = gt_as_results(data)
     data["annotations"][0]["keypoints"][0] = math.nan
     ann, _ = write(tmp_path, data, images=False)
     with pytest.raises(InputError, match="not finite"):
-        coco_eval.results_ap(ann, results)
+        coco_eval.results_ap(ann, results, spec=COCO17)
 
 
 def test_annotation_id_zero_is_refused_for_evaluation_where_pycocotools_scores_it_wrongly(tmp_path):
@@ -137,9 +145,9 @@ def test_annotation_id_zero_is_refused_for_evaluation_where_pycocotools_scores_i
     data = valid_coco()
     data["annotations"][0]["id"] = 0
     ann, images = write(tmp_path, data, images=False)
-    assert len(CocoKeypoints(ann, images)) == 3
+    assert len(dataset(ann, images)) == 3
     with pytest.raises(InputError, match=r"annotations\[0\] has id 0; COCO evaluation needs ids >= 1") as err:
-        coco_eval.results_ap(ann, gt_as_results(data))
+        coco_eval.results_ap(ann, gt_as_results(data), spec=COCO17)
     assert ann in str(err.value)
 
 
@@ -148,12 +156,13 @@ def test_reference_skips_are_counted_not_errors(tmp_path):
     data["annotations"] += [person(4, 2, iscrowd=1), person(5, 2, labelled=0),
                             person(6, 2, box=(40, 40, 0, 30)), {**person(7, 2), "category_id": 2}]
     ann, images = write(tmp_path, data, images=False)
-    ds = CocoKeypoints(ann, images)
+    ds = dataset(ann, images)
     assert len(ds) == 3 and ds.num_skipped == {"crowd": 1, "no_keypoints": 1, "degenerate_box": 1,
                                                "not_person": 1}
-    coco = coco_eval.load_coco(ann)
-    assert coco.hrnet_edu_checked["counts"] == {"crowd": 1, "no_keypoints": 1, "not_person": 1}
-    stats = coco_eval.results_ap(coco, gt_as_results(data))
+    gt = coco_eval.load_ground_truth(ann, COCO17)
+    assert gt.counts == {"crowd": 1, "no_keypoints": 1, "not_person": 1} and gt.for_eval
+    assert ds.ground_truth.counts == gt.counts  # training reads the file through the same check
+    stats = coco_eval.results_ap(gt, gt_as_results(data))
     assert stats.ap == pytest.approx(1.0)
 
 
@@ -162,7 +171,7 @@ def test_empty_ground_truth_is_an_error_not_ten_zeros(tmp_path, capsys):
     data["annotations"] = [person(1, 1, labelled=0), person(2, 1, iscrowd=1)]
     ann, _ = write(tmp_path, data, images=False)
     with pytest.raises(InputError, match=r"ann\.json: no person with a labelled keypoint.*1 crowd, 1 witho"):
-        coco_eval.results_ap(ann, [])
+        coco_eval.results_ap(ann, [], spec=COCO17)
     (tmp_path / "res.json").write_text("[]")
     assert main(["evaluate", "--results", str(tmp_path / "res.json"), "--ann", ann]) == 2
     err = capsys.readouterr().err
@@ -242,7 +251,7 @@ def test_random_mutations_load_correctly_or_raise_the_clear_error(tmp_path, chan
     path = tmp_path / "ann.json"
     path.write_text(json.dumps(data))  # NaN/inf as JSON's NaN/Infinity, which Python reads back
     try:
-        ds = CocoKeypoints(str(path), str(tmp_path))
+        ds = dataset(str(path), str(tmp_path))
     except InputError as err:
         assert str(path) in str(err) and "\n" not in str(err)
         return
@@ -257,7 +266,7 @@ def test_random_mutations_load_correctly_or_raise_the_clear_error(tmp_path, chan
         np.testing.assert_array_equal(record["joints"][:, 2], np.minimum(kps[:, 2], 1))
         assert np.isfinite(record["joints"]).all() and set(kps[:, 2]) <= {0, 1, 2}
     try:
-        stats = coco_eval.results_ap(str(path), gt_as_results(data))
+        stats = coco_eval.results_ap(str(path), gt_as_results(data), spec=COCO17)
     except InputError as err:
         assert str(path) in str(err) or "results[" in str(err)
         return
@@ -280,26 +289,26 @@ def test_16_bit_png_is_scaled_to_8_bit(tmp_path):
     np.testing.assert_array_equal(load_image(str(tmp_path / "g16.png")), expected_grey)
 
 
-def test_image_size_disagreeing_with_the_json_is_warned_and_counted(tmp_path):
+def test_image_size_disagreeing_with_the_json_is_warned_and_counted(tmp_path, capsys):
     ann, images = write(tmp_path, valid_coco(), sizes={2: (100, 80)})
-    ds = CocoKeypoints(ann, images, train=False, augment=None)
-    mismatch = r"1 of 2 images .* differ in size.*002\.png is 100x80, the JSON says 160x120"
-    with pytest.warns(UserWarning, match=mismatch):
-        report = ds.check_images()
+    ds = dataset(ann, images, train=False, augment=None)
+    mismatch = r"^note: 1 of 2 images .* differ in size.*002\.png is 100x80, the JSON says 160x120\n$"
+    report = ds.check_images()
+    assert re.match(mismatch, capsys.readouterr().err)  # one line, no Python warning's source line
     assert report == {"images": 2, "missing": 0, "unreadable": 0, "size_mismatch": 1}
 
 
-def test_unreadable_images_stop_before_the_run_or_are_skipped_and_counted(tmp_path):
+def test_unreadable_images_stop_before_the_run_or_are_skipped_and_counted(tmp_path, capsys):
     data = valid_coco(n_images=3)
     data["annotations"].append(person(4, 3))
     ann, images = write(tmp_path, data)
     os.remove(os.path.join(images, "001.png"))
     (tmp_path / "images" / "003.png").write_bytes(b"\x89PNG garbage")
-    ds = CocoKeypoints(ann, images, train=False, augment=None)
+    ds = dataset(ann, images, train=False, augment=None)
     with pytest.raises(InputError, match=r"2 of 3 images of .*ann\.json cannot be read.*001\.png.*missing"):
         ds.check_images()
-    with pytest.warns(UserWarning, match="left out 3 samples of 2 unreadable images"):
-        report = ds.check_images(skip_unreadable=True)
+    report = ds.check_images(skip_unreadable=True)
+    assert "note: left out 3 samples of 2 unreadable images" in capsys.readouterr().err
     assert report["missing"] == 1 and report["unreadable"] == 1
     assert len(ds) == 1 and ds.num_skipped == {"missing_image": 2, "unreadable_image": 1}
     assert ds[0]["image"].shape == (3, 256, 192)  # what is left is usable
@@ -308,7 +317,7 @@ def test_unreadable_images_stop_before_the_run_or_are_skipped_and_counted(tmp_pa
 def test_dataloader_worker_error_becomes_its_one_line(tmp_path):
     ann, images = write(tmp_path, valid_coco())
     os.remove(os.path.join(images, "002.png"))
-    ds = CocoKeypoints(ann, images, input_size=(64, 48), train=False, augment=None)
+    ds = dataset(ann, images, codec=HeatmapCodec((64, 48)), train=False, augment=None)
     loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=1)
     with pytest.raises(FileNotFoundError) as err:
         list(loader)
@@ -582,8 +591,11 @@ def test_evaluate_takes_ann_and_images_directly_and_checks_out_first(tmp_path, c
     data = valid_coco()
     ann, images = write(tmp_path, data)
     common = ["evaluate", "--checkpoint", checkpoint, "--device", "cpu", "--workers", "0", "--no-progress"]
-    # the checkpoint's own config points at other files: --ann/--images are all a user needs
-    assert main([*common, "--ann", ann, "--images", images, "data_root=/no/such/coco"]) == 0
+    # the checkpoint's own config points at other files: --ann/--images are all a user needs, and a
+    # data folder override beside them cannot apply: refused, not dropped
+    assert main([*common, "--ann", ann, "--images", images, "data_root=/no/such/coco"]) == 2
+    assert "data_root= and --ann/--images both say what to evaluate" in capsys.readouterr().err
+    assert main([*common, "--ann", ann, "--images", images]) == 0
     out = capsys.readouterr().out
     assert f"3 instances (gt boxes) of {ann}" in out and "AP50" in out
     assert main([*common, "--ann", ann]) == 2
@@ -598,9 +610,9 @@ def test_evaluate_takes_ann_and_images_directly_and_checks_out_first(tmp_path, c
     assert main([*common, "--ann", ann, "--images", images]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "1 of 2 images" in err and "002.png" in err
-    with pytest.warns(UserWarning, match="left out 1 samples"):
-        assert main([*common, "--ann", ann, "--images", images, "--skip-bad-images"]) == 0
-    assert "skipped: missing_image 1" in capsys.readouterr().out
+    assert main([*common, "--ann", ann, "--images", images, "--skip-bad-images"]) == 0
+    captured = capsys.readouterr()
+    assert "skipped: missing_image 1" in captured.out and "note: left out 1 samples" in captured.err
     for device, message in (("gpu", "unknown device 'gpu'"), ("cuda:0", "CUDA is not available")):
         if device.startswith("cuda") and torch.cuda.is_available():
             continue

@@ -11,10 +11,18 @@ from conftest import SAMPLES
 from PIL import Image
 
 from hrnet_edu.data.coco import CocoKeypoints, load_image
+from hrnet_edu.data.ground_truth import GroundTruth
 from hrnet_edu.data.transforms import IMAGENET_STD, NO_AUGMENT, GpuBatchTransform, gpu_collate
-from hrnet_edu.keypoints import coco_person_category
+from hrnet_edu.heatmaps import HeatmapCodec
+from hrnet_edu.keypoints import COCO17, coco_person_category
 
 IMG_W, IMG_H = 160, 120
+CODEC = HeatmapCodec((256, 192))  # the reference's 256×192 input, 64×48 heatmaps, σ = 2
+
+
+def dataset(*args, codec=CODEC, **kwargs):
+    """A COCO-17 ``CocoKeypoints`` (the codec and the spec are always given)."""
+    return CocoKeypoints(*args, codec=codec, spec=COCO17, **kwargs)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -61,11 +69,16 @@ def tiny(tmp_path_factory):
 
 
 def test_filtering_follows_the_reference_and_counts_skips(tiny):
-    ds = CocoKeypoints(*tiny, train=True)
+    ds = dataset(*tiny, train=True)
     assert len(ds) == 4 and sorted(ds._ann_id.tolist()) == [1, 2, 3, 4]
     # crowd 5; no keypoints 6; zero width 7; box entirely right of the image (x2 < x1) 8
     assert ds.num_skipped == {"crowd": 1, "no_keypoints": 1, "degenerate_box": 2}
     assert ds.image_ids == [1, 2, 3]
+    # what it was built with, and the checked file as a GroundTruth record
+    assert ds.codec is CODEC and ds.input_size == (256, 192) and ds.spec is COCO17
+    assert isinstance(ds.ground_truth, GroundTruth) and ds.ground_truth.spec is COCO17
+    assert ds.coco is ds.ground_truth.coco and ds.ground_truth.path == tiny[0]
+    assert ds.ground_truth.counts == {"crowd": 1, "no_keypoints": 2, "not_person": 0}
     # clipped box of annotation 2: x2 = min(159, 100 + 79) = 159 → w = 59; y2 = min(119, 40 + 99) → h = 79
     i = ds._ann_id.tolist().index(2)
     np.testing.assert_allclose(ds._box[i], [100, 40, 59, 79])
@@ -73,7 +86,7 @@ def test_filtering_follows_the_reference_and_counts_skips(tiny):
 
 
 def test_sample_shapes_dtypes_and_default_collate_with_workers(tiny):
-    ds = CocoKeypoints(*tiny, input_size=(64, 48))
+    ds = dataset(*tiny, codec=HeatmapCodec((64, 48)))
     expect = {"image": ((3, 64, 48), torch.float32), "target": ((17, 16, 12), torch.float32),
               "target_weight": ((17,), torch.float32), "joints": ((17, 3), torch.float32),
               "image_id": ((), torch.int64), "center": ((2,), torch.float32), "scale": ((2,), torch.float32),
@@ -104,7 +117,7 @@ def test_loaders_fetch_whole_batches_through_getitems(tiny):
             calls.append(list(indices))
             return super().__getitems__(indices)
 
-    ds = Counting(*tiny, input_size=(64, 48), seed=2)
+    ds = Counting(*tiny, codec=HeatmapCodec((64, 48)), spec=COCO17, seed=2)
     order = [3, 1, 2]
     batch = next(iter(torch.utils.data.DataLoader(torch.utils.data.Subset(ds, order), batch_size=3)))
     assert calls == [order]
@@ -114,7 +127,7 @@ def test_loaders_fetch_whole_batches_through_getitems(tiny):
 
 
 def test_augmentation_is_seeded_per_epoch_and_index(tiny):
-    ds = CocoKeypoints(*tiny, seed=3)
+    ds = dataset(*tiny, seed=3)
     a = ds[1]
     torch.testing.assert_close(ds[1]["image"], a["image"])
     # picklable (spawned DataLoader workers): the copy draws the same sample
@@ -127,7 +140,7 @@ def test_augmentation_is_seeded_per_epoch_and_index(tiny):
 @pytest.mark.parametrize("augment", [None, "paper"])
 def test_every_visible_keypoint_lands_on_its_target_peak(tiny, augment):
     kwargs = {"augment": NO_AUGMENT} if augment is None else {}
-    ds = CocoKeypoints(*tiny, **kwargs)
+    ds = dataset(*tiny, **kwargs)
     for epoch in range(3):
         ds.set_epoch(epoch)
         for i in range(len(ds)):
@@ -147,7 +160,7 @@ def test_every_visible_keypoint_lands_on_its_target_peak(tiny, augment):
 
 
 def test_without_augmentation_joints_follow_the_box_crop(tiny):
-    ds = CocoKeypoints(*tiny, train=False)
+    ds = dataset(*tiny, train=False)
     s = ds[0]
     from hrnet_edu.geometry import crop_transform, transform_points
     img_joints = ds._joints[0]
@@ -161,10 +174,10 @@ def test_without_augmentation_joints_follow_the_box_crop(tiny):
 
 
 def test_gpu_path_on_cpu_equals_the_cpu_samples(tiny):
-    cpu = CocoKeypoints(*tiny, seed=5)
-    raw = CocoKeypoints(*tiny, seed=5, raw=True)
+    cpu = dataset(*tiny, seed=5)
+    raw = dataset(*tiny, seed=5, raw=True)
     batch = gpu_collate([raw[i] for i in range(len(raw))])
-    out = GpuBatchTransform((256, 192), device="cpu")(batch)
+    out = GpuBatchTransform(CODEC, device="cpu")(batch)
     # the CPU samples warp with OpenCV to uint8: ≤ ½ level of rounding plus ≤ 1/64 px of sample
     # position per axis, which on these random-noise JPEGs (gradients up to 255 levels/px) is
     # ≤ ½ + 2·255/64 levels; on average well under one level (we measure ~0.6)
@@ -185,7 +198,7 @@ def test_detection_boxes_threshold_and_errors(tiny, tmp_path):
             {"image_id": 3, "category_id": 1, "bbox": [20, 10, 0, 90], "score": 0.9}]
     path = tmp_path / "dets.json"
     path.write_text(json.dumps(dets))
-    ds = CocoKeypoints(*tiny, train=False, boxes=str(path), box_score_threshold=0.5)
+    ds = dataset(*tiny, train=False, boxes=str(path), box_score_threshold=0.5)
     assert len(ds) == 1 and ds.num_skipped == {"low_score": 1, "not_person": 1, "degenerate_box": 1}
     s = ds[0]
     assert int(s["ann_id"]) == -1 and float(s["score"]) == pytest.approx(0.9) and int(s["image_id"]) == 1
@@ -194,7 +207,7 @@ def test_detection_boxes_threshold_and_errors(tiny, tmp_path):
                          ([{"image_id": 1, "bbox": [1, 2, 3]}], "detection #0 is malformed")]:
         path.write_text(json.dumps(bad))
         with pytest.raises(ValueError, match=message):
-            CocoKeypoints(*tiny, train=False, boxes=str(path))
+            dataset(*tiny, train=False, boxes=str(path))
 
 
 def test_bad_inputs_give_clear_errors(tmp_path):
@@ -203,7 +216,7 @@ def test_bad_inputs_give_clear_errors(tmp_path):
     os.remove(os.path.join(image_dir, "002.jpg"))
     with open(os.path.join(image_dir, "003.jpg"), "wb") as f:
         f.write(b"\xff\xd8 not really a jpeg")
-    ds = CocoKeypoints(ann_file, image_dir)
+    ds = dataset(ann_file, image_dir)
     order = ds._ann_id.tolist()
     with pytest.raises(FileNotFoundError, match=r"002\.jpg.*annotation id 12"):
         ds[order.index(12)]
@@ -215,14 +228,23 @@ def test_bad_inputs_give_clear_errors(tmp_path):
     short["keypoints"] = short["keypoints"][:50]
     bad_file, _ = write_coco(tmp_path / "bad", [short])
     with pytest.raises(ValueError, match=r"annotation id 21 .*expected 51 keypoint numbers.*got 50"):
-        CocoKeypoints(bad_file, image_dir)
+        dataset(bad_file, image_dir)
     with pytest.raises(FileNotFoundError, match="nope.json"):
-        CocoKeypoints(str(tmp_path / "nope.json"), image_dir)
+        dataset(str(tmp_path / "nope.json"), image_dir)
     (tmp_path / "broken.json").write_text('{"images": [')
     with pytest.raises(ValueError, match=r"cannot read COCO annotations from .*broken\.json"):
-        CocoKeypoints(str(tmp_path / "broken.json"), image_dir)
-    with pytest.raises(ValueError, match="multiples of 4"):
-        CocoKeypoints(ann_file, image_dir, input_size=(255, 192))
+        dataset(str(tmp_path / "broken.json"), image_dir)
+    with pytest.raises(ValueError, match="input_size must be .* positive multiples of the stride 4"):
+        CocoKeypoints(ann_file, image_dir, codec=HeatmapCodec((255, 192)), spec=COCO17)
+    # the codec and the keypoint spec are required: no 256×192 or COCO-17 default
+    with pytest.raises(TypeError, match="spec"):
+        CocoKeypoints(ann_file, image_dir, codec=CODEC)
+    with pytest.raises(TypeError, match="codec"):
+        CocoKeypoints(ann_file, image_dir, spec=COCO17)
+    with pytest.raises(TypeError, match="codec must be a heatmaps.HeatmapCodec"):
+        CocoKeypoints(ann_file, image_dir, codec=(256, 192), spec=COCO17)
+    with pytest.raises(ValueError, match="no keypoint spec given"):
+        CocoKeypoints(ann_file, image_dir, codec=CODEC, spec=None)
 
 
 def test_grayscale_images_decode_to_rgb(tmp_path):
@@ -256,12 +278,12 @@ def test_decoding_gives_pillows_pixels(tmp_path):
 @pytest.mark.skipif(not os.path.isdir(os.path.join(SAMPLES, "annotations")), reason="no SynthPose sample yet")
 def test_synthpose_sample_yields_consistent_samples():
     ann = os.path.join(SAMPLES, "annotations", "person_keypoints_val.json")
-    ds = CocoKeypoints(ann, os.path.join(SAMPLES, "images"), train=False)
+    ds = dataset(ann, os.path.join(SAMPLES, "images"), train=False)
     assert len(ds) > 0
     batch = torch.utils.data.default_collate([ds[i] for i in range(min(4, len(ds)))])
     assert batch["image"].shape[1:] == (3, 256, 192) and batch["target"].shape[1:] == (17, 64, 48)
     assert torch.isfinite(batch["image"]).all() and (batch["target_weight"] > 0).any()
-    train = CocoKeypoints(ann.replace("_val", "_train"), os.path.join(SAMPLES, "images"), train=True)
+    train = dataset(ann.replace("_val", "_train"), os.path.join(SAMPLES, "images"), train=True)
     for i in range(8):  # augmented: every weighted joint's target peaks at μ = ⌊x_in/4 + ½⌋
         s = train[i]
         on = (s["target_weight"] > 0).numpy()

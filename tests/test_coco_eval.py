@@ -21,10 +21,11 @@ from hrnet_edu.coco_eval import (
     validate_results,
     write_results,
 )
-from hrnet_edu.keypoints import NUM_KEYPOINTS, coco_person_category
+from hrnet_edu.data.ground_truth import GroundTruth, read_ground_truth
+from hrnet_edu.keypoints import COCO17, coco_person_category
 from hrnet_edu.losses import pck_accuracy
 
-K = NUM_KEYPOINTS
+K = COCO17.num_joints
 
 
 def small_dataset(seed=0, n_images=6):
@@ -92,7 +93,7 @@ def test_ground_truth_as_prediction_gives_ap_one(capsys):
     coco = small_dataset()
     results = gt_as_results(coco)
     before = copy.deepcopy(results)
-    stats = results_ap(coco, results)
+    stats = results_ap(coco, results, spec=COCO17)
     assert capsys.readouterr().out == ""  # quiet unless verbose
     assert results == before  # pycocotools writes into entries: we must have passed a copy
     assert isinstance(stats, CocoKeypointStats) and stats.num_results == len(results) and not stats.empty
@@ -105,16 +106,34 @@ def test_ground_truth_as_prediction_gives_ap_one(capsys):
 def test_wrapper_equals_pycocotools_on_perturbed_predictions():
     coco = small_dataset(seed=1)
     results = perturbed_results(coco, seed=2)
-    stats = results_ap(coco, results)
+    stats = results_ap(coco, results, spec=COCO17)
     np.testing.assert_allclose(list(stats.as_dict().values()), pycocotools_stats(coco, results), atol=1e-12)
     assert 0 < stats.ap < 1
     assert list(stats.as_dict()) == ["AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL"]
     assert "AP50" in str(stats) and f"{stats.ap:5.3f}" in str(stats)
 
 
+def test_a_coco_object_or_a_path_needs_its_spec(tmp_path):
+    # no silent COCO-17: a pycocotools COCO or a file says nothing of its keypoint set
+    coco = small_dataset()
+    gt_path = tmp_path / "gt.json"
+    gt_path.write_text(json.dumps(coco.dataset))
+    for ground_truth in (coco, str(gt_path)):
+        with pytest.raises(ValueError, match="needs its keypoint spec"):
+            results_ap(ground_truth, gt_as_results(coco))
+        with pytest.raises(ValueError, match="needs its keypoint spec"):
+            validate_results(gt_as_results(coco), ground_truth)
+    # a GroundTruth record carries its spec: the same numbers as the COCO object with spec=
+    gt = read_ground_truth(gt_path, COCO17, for_eval=True)
+    assert isinstance(gt, GroundTruth) and gt.spec is COCO17 and gt.for_eval
+    results = perturbed_results(coco, seed=5)
+    assert results_ap(gt, results) == results_ap(coco, results, spec=COCO17)
+    assert results_ap(GroundTruth(coco, COCO17), results) == results_ap(coco, results, spec="coco17")
+
+
 def test_verbose_shows_pycocotools_printout(capsys):
     coco = small_dataset()
-    results_ap(coco, gt_as_results(coco), verbose=True)
+    results_ap(coco, gt_as_results(coco), verbose=True, spec=COCO17)
     assert "Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets= 20 ]" in capsys.readouterr().out
 
 
@@ -125,8 +144,8 @@ def test_paths_round_trip_and_img_ids(tmp_path):
     results = perturbed_results(coco, seed=4)
     res_path = write_results(results, tmp_path / "out" / "results.json")
     assert json.loads(open(res_path).read()) == results
-    assert results_ap(str(gt_path), res_path) == results_ap(coco, results)
-    subset = results_ap(coco, results, img_ids=[1, 2])
+    assert results_ap(str(gt_path), res_path, spec=COCO17) == results_ap(coco, results, spec=COCO17)
+    subset = results_ap(coco, results, img_ids=[1, 2], spec=COCO17)
     kept = [r for r in results if r["image_id"] in (1, 2)]
     with contextlib.redirect_stdout(io.StringIO()):
         ev = COCOeval(coco, coco.loadRes(copy.deepcopy(kept)), "keypoints")
@@ -136,12 +155,12 @@ def test_paths_round_trip_and_img_ids(tmp_path):
         ev.summarize()
     np.testing.assert_allclose(list(subset.as_dict().values()), ev.stats, atol=1e-12)
     with pytest.raises(FileNotFoundError, match="nowhere.json"):
-        results_ap(coco, str(tmp_path / "nowhere.json"))
+        results_ap(coco, str(tmp_path / "nowhere.json"), spec=COCO17)
 
 
 def test_empty_results_give_zeros_and_a_flag():
     coco = small_dataset()
-    stats = results_ap(coco, [])
+    stats = results_ap(coco, [], spec=COCO17)
     assert stats.empty and stats.num_results == 0 and "no results" in stats.note
     assert set(stats.as_dict().values()) == {0.0}
 
@@ -164,16 +183,16 @@ def test_malformed_entries_give_clear_errors(change, message):
     results = gt_as_results(coco)
     change(results[1])
     with pytest.raises(ValueError, match=message):
-        validate_results(results, coco)
+        validate_results(results, coco, spec=COCO17)
     with pytest.raises(ValueError, match=message):
-        results_ap(coco, results)
+        results_ap(coco, results, spec=COCO17)
 
 
 def test_validate_rejects_non_lists():
     with pytest.raises(ValueError, match="list of dicts"):
-        validate_results({"image_id": 1}, small_dataset())
+        validate_results({"image_id": 1}, small_dataset(), spec=COCO17)
     with pytest.raises(ValueError, match=r"results\[0\] must be a dict"):
-        validate_results([[1, 2]], small_dataset())
+        validate_results([[1, 2]], small_dataset(), spec=COCO17)
 
 
 def reference_rescore(box_scores, conf, thr):
@@ -268,5 +287,5 @@ def test_synthpose_val_ground_truth_gives_ap_one():
     coco = os.path.join(SAMPLES, "annotations", "person_keypoints_val.json")
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(coco)
-    stats = results_ap(gt, gt_as_results(gt))
+    stats = results_ap(gt, gt_as_results(gt), spec=COCO17)
     assert stats.ap == pytest.approx(1.0) and stats.ar == pytest.approx(1.0)

@@ -21,6 +21,7 @@ from hrnet_edu.data.coco import CocoKeypoints
 from hrnet_edu.data.ground_truth import BOX_AREA_FACTOR, read_ground_truth
 from hrnet_edu.data.transforms import AugmentConfig
 from hrnet_edu.errors import InputError
+from hrnet_edu.heatmaps import HeatmapCodec
 from hrnet_edu.keypoints import COCO17, CROWDPOSE14
 from hrnet_edu.viz import draw_pose
 
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 IMAGES = os.path.join(SAMPLES, "images")
 CROWDPOSE_VAL = os.path.join(SAMPLES, "annotations", "crowdpose14_val.json")
+CODEC = HeatmapCodec((128, 96))
 COCO_VAL = os.path.join(SAMPLES, "annotations", "person_keypoints_val.json")
 
 
@@ -105,19 +107,20 @@ def test_crowdpose_layout_regenerates_and_agrees_with_the_coco_layout(crowdpose_
 
 
 def test_dataset_reads_the_crowdpose_layout_with_its_spec(crowdpose_val):
-    ds = CocoKeypoints(CROWDPOSE_VAL, IMAGES, input_size=(128, 96), train=True, augment=AugmentConfig(),
+    ds = CocoKeypoints(CROWDPOSE_VAL, IMAGES, codec=CODEC, train=True, augment=AugmentConfig(),
                        spec="crowdpose14")
     assert ds.spec is CROWDPOSE14 and len(ds) == len(crowdpose_val["annotations"])
     sample = ds[0]
     assert sample["target"].shape == (14, 32, 24) and sample["joints"].shape == (14, 3)
     # missing areas became 0.53 · w · h where the file was read
     coco = ds.coco
-    assert coco.hrnet_edu_checked["area_from_box"] == len(crowdpose_val["annotations"])
+    assert ds.ground_truth.area_from_box == len(crowdpose_val["annotations"])
+    assert ds.ground_truth.spec is CROWDPOSE14
     for ann in coco.dataset["annotations"]:
         assert ann["area"] == pytest.approx(BOX_AREA_FACTOR * ann["bbox"][2] * ann["bbox"][3])
-    # the COCO-17 default refuses it, naming the spec to pass
+    # the COCO-17 spec refuses it, naming the spec to pass
     with pytest.raises(InputError, match=r"lists 14 keypoints .* has K = 17.*spec='crowdpose14'"):
-        CocoKeypoints(CROWDPOSE_VAL, IMAGES)
+        CocoKeypoints(CROWDPOSE_VAL, IMAGES, codec=CODEC, spec=COCO17)
 
 
 def test_flip_augmentation_swaps_crowdpose_pairs():
@@ -125,8 +128,8 @@ def test_flip_augmentation_swaps_crowdpose_pairs():
     right exchanged by the spec's flip index (head top and neck stay in place)."""
     plain = AugmentConfig(scale_factor=0, rotation_factor=0, rotation_prob=0, flip_prob=0, half_body_prob=0)
     flip = AugmentConfig(scale_factor=0, rotation_factor=0, rotation_prob=0, flip_prob=1, half_body_prob=0)
-    a = CocoKeypoints(CROWDPOSE_VAL, IMAGES, input_size=(128, 96), augment=plain, spec=CROWDPOSE14)
-    b = CocoKeypoints(CROWDPOSE_VAL, IMAGES, input_size=(128, 96), augment=flip, spec=CROWDPOSE14)
+    a = CocoKeypoints(CROWDPOSE_VAL, IMAGES, codec=CODEC, augment=plain, spec=CROWDPOSE14)
+    b = CocoKeypoints(CROWDPOSE_VAL, IMAGES, codec=CODEC, augment=flip, spec=CROWDPOSE14)
     for i in range(0, len(a), 37):
         ja, jb = a[i]["joints"].numpy(), b[i]["joints"].numpy()
         mirrored = jb[list(CROWDPOSE14.flip_index)]
@@ -153,13 +156,15 @@ def test_crowdpose_gt_as_prediction_is_ap_1_and_equals_pycocotools(crowdpose_val
     other = plain_cocoeval(with_box_areas(crowdpose_val), noisy, np.full(14, 0.05))
     assert abs(other[0] - reference[0]) > 0.01
     # the ground truth remembers its spec: the file read once with it evaluates without repeating it
-    coco, _ = read_ground_truth(CROWDPOSE_VAL, for_eval=True, spec=CROWDPOSE14)
-    assert coco_eval.results_ap(coco, noisy).ap == reference[0]
+    gt = read_ground_truth(CROWDPOSE_VAL, CROWDPOSE14, for_eval=True)
+    assert coco_eval.results_ap(gt, noisy).ap == reference[0]
     # 17-joint results on it name the problem, and so does a COCO-17 spec for its 14-joint persons
     with pytest.raises(ValueError, match=r"keypoints must be 42 numbers .* got shape \(51,\)"):
-        coco_eval.results_ap(coco, [{**noisy[0], "keypoints": [1.0] * 51}])
+        coco_eval.results_ap(gt, [{**noisy[0], "keypoints": [1.0] * 51}])
     with pytest.raises(ValueError, match=r"persons carry 14 joints .* spec 'coco17' has 17"):
-        coco_eval.results_ap(coco, noisy, spec="coco17")
+        coco_eval.results_ap(gt, noisy, spec="coco17")
+    with pytest.raises(ValueError, match=r"persons carry 14 joints .* spec 'coco17' has 17"):
+        coco_eval.results_ap(gt.coco, noisy, spec="coco17")
 
 
 def test_a_category_with_more_names_than_the_annotations_carry():
@@ -174,9 +179,9 @@ def test_a_category_with_more_names_than_the_annotations_carry():
     coco.dataset = data
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
-    stats = coco_eval.results_ap(coco, results)  # COCO-17: 51 numbers per result
+    stats = coco_eval.results_ap(coco, results, spec=COCO17)  # COCO-17: 51 numbers per result
     np.testing.assert_allclose([*stats.as_dict().values()], reference, rtol=0, atol=1e-12)
-    assert coco_eval.results_ap(coco, gt_as_results(data)).ap == 1.0
+    assert coco_eval.results_ap(coco, gt_as_results(data), spec=COCO17).ap == 1.0
 
 
 def test_category_and_spec_disagree(tmp_path):
@@ -187,16 +192,16 @@ def test_category_and_spec_disagree(tmp_path):
     data["categories"][0]["keypoints"] = [f"joint_{k}" for k in range(21)]
     path.write_text(json.dumps(data))
     with pytest.raises(InputError, match=r"lists 21 keypoints .* K = 17 whose names are not the category's"):
-        read_ground_truth(path)
+        read_ground_truth(path, COCO17)
     # 17 names of someone else's (PoseTrack's head_bottom, head_top ...): the spec decides, accepted
     data["categories"][0]["keypoints"] = [f"joint_{k}" for k in range(17)]
     path.write_text(json.dumps(data))
-    assert read_ground_truth(path)[0].hrnet_edu_checked["spec"] is COCO17
+    assert read_ground_truth(path, COCO17).spec is COCO17
     # annotations of another joint count than the spec: the error names a spec that fits
     data["categories"][0]["keypoints"] = list(CROWDPOSE14.names)
     path.write_text(json.dumps(data))
     with pytest.raises(InputError, match=r"expected 42 keypoint numbers .* spec 'crowdpose14'\), got 51"):
-        read_ground_truth(path, spec=CROWDPOSE14)
+        read_ground_truth(path, CROWDPOSE14)
 
 
 def test_annotations_without_area_get_the_box_rule(tmp_path):
@@ -208,22 +213,21 @@ def test_annotations_without_area_get_the_box_rule(tmp_path):
     path = tmp_path / "ann.json"
     path.write_text(json.dumps(data))
     results = gt_as_results(data, noise=2.0)
-    stats = coco_eval.results_ap(str(path), results)
+    stats = coco_eval.results_ap(str(path), results, spec=COCO17)
     np.testing.assert_allclose([*stats.as_dict().values()], plain_cocoeval(with_box_areas(data), results,
                                                                            COCO17.sigmas), rtol=0, atol=1e-12)
-    coco, _ = read_ground_truth(path, for_eval=True)
-    assert coco.hrnet_edu_checked["area_from_box"] == len(data["annotations"][::2])
+    assert read_ground_truth(path, COCO17, for_eval=True).area_from_box == len(data["annotations"][::2])
 
 
 def test_error_taxonomy_uses_the_specs_mirror_joints(crowdpose_val):
-    coco, _ = read_ground_truth(CROWDPOSE_VAL, for_eval=True, spec=CROWDPOSE14)
-    exact = analysis.error_taxonomy(coco, gt_as_results(crowdpose_val))
+    gt = read_ground_truth(CROWDPOSE_VAL, CROWDPOSE14, for_eval=True)
+    exact = analysis.error_taxonomy(gt, gt_as_results(crowdpose_val))
     assert exact.names == CROWDPOSE14.names and exact.overall()["good"] == 1.0
     mirrored = []
     for r in gt_as_results(crowdpose_val):
         kps = np.reshape(r["keypoints"], (14, 3))[list(CROWDPOSE14.flip_index)]
         mirrored.append({**r, "keypoints": kps.ravel().tolist()})
-    tax = analysis.error_taxonomy(coco, mirrored)
+    tax = analysis.error_taxonomy(gt, mirrored)
     assert tax.labels.shape[1] == 14
     # pairs matched to the person the mirrored pose came from: head top and neck have no partner
     # and stay good; the left/right joints are inversions, except where a pair nearly coincides

@@ -12,11 +12,11 @@ import torch
 from conftest import SAMPLES
 
 from hrnet_edu import evaluate
-from hrnet_edu.checkpoints import load_checkpoint_state, transfer_weights
+from hrnet_edu.checkpoints import load_checkpoint, load_checkpoint_state, transfer_weights
 from hrnet_edu.cli import main
 from hrnet_edu.configs import synthpose_w16_128x96_cpu
 from hrnet_edu.data.coco import CocoKeypoints
-from hrnet_edu.heatmaps import flip_back
+from hrnet_edu.heatmaps import HeatmapCodec, flip_back
 from hrnet_edu.keypoints import COCO17, CROWDPOSE14
 from hrnet_edu.model import W8, HRNet
 from hrnet_edu.overrides import apply_overrides, config_from_dict
@@ -76,13 +76,15 @@ def test_train_evaluate_and_the_checkpoint_gives_the_spec_back(crowdpose_root, t
     summary = train(cfg, str(tmp_path / "run"), progress=False)
     assert summary["keypoints"] == "crowdpose14" and summary["init_from"] is None
     assert summary["model"].final_layer.out_channels == 14
-    model, loaded = evaluate.load_checkpoint(str(tmp_path / "run" / "last.pt"))
+    model, loaded = load_checkpoint(str(tmp_path / "run" / "last.pt"))
     assert loaded.spec is CROWDPOSE14 and loaded.model.num_joints == 14
-    assert load_checkpoint_state(str(tmp_path / "run" / "last.pt"))["config"]["keypoints"] == "crowdpose14"
+    state = load_checkpoint_state(str(tmp_path / "run" / "last.pt"))
+    assert state["config"]["keypoints"] == "crowdpose14"
+    # the checkpoint stores the run's codec: the one its config builds
+    assert HeatmapCodec.from_dict(state["codec"]) == loaded.codec == cfg.codec
     val = CocoKeypoints(loaded.val_path(loaded.val_ann), loaded.val_path(loaded.val_images),
-                        input_size=loaded.input_size, sigma=loaded.sigma, train=False, augment=None,
-                        spec=loaded.spec)
-    stats, results = evaluate.model_ap(model, val, flip=loaded.val_flip, decode=loaded.val_decode)
+                        codec=loaded.codec, train=False, augment=None, spec=loaded.spec)
+    stats, results = evaluate.model_ap(model, val, flip=loaded.val_flip)
     # the trainer's validation is this evaluation: same predictions, same numbers
     assert stats.as_record() == summary["last_val"]
     assert all(len(r["keypoints"]) == 42 for r in results)
@@ -100,21 +102,26 @@ def test_flip_test_uses_the_specs_flip_index():
     crops = torch.randn(3, 3, 128, 96)
     body = list(range(5, 17))
     for flip in (False, True):
-        h17 = evaluate.predict_heatmaps(coco_net, crops, flip=flip)
-        h14 = evaluate.predict_heatmaps(cp_net, crops, flip=flip, flip_index=CROWDPOSE14.flip_index)
+        h17 = evaluate.predict_heatmaps(coco_net, crops, COCO17.flip_index, flip=flip)
+        h14 = evaluate.predict_heatmaps(cp_net, crops, CROWDPOSE14.flip_index, flip=flip)
         torch.testing.assert_close(h14[:, :12], h17[:, body], rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="flip_index has 17 entries but the heatmaps have K = 14"):
-        evaluate.predict_heatmaps(cp_net, crops, flip=True)  # COCO-17's default on 14 channels
-    # predict_dataset takes the dataset's spec: the same as passing it
+        evaluate.predict_heatmaps(cp_net, crops, COCO17.flip_index, flip=True)  # COCO-17's on 14 channels
+    # predict_dataset flips with the spec it is given: the heatmaps' flip test with its flip index
+    codec = HeatmapCodec((128, 96))
     val = CocoKeypoints(os.path.join(SAMPLES, "annotations", "crowdpose14_val.json"),
-                        os.path.join(SAMPLES, "images"), input_size=(128, 96), train=False, augment=None,
+                        os.path.join(SAMPLES, "images"), codec=codec, train=False, augment=None,
                         spec=CROWDPOSE14)
     subset = torch.utils.data.Subset(val, range(8))
-    a = evaluate.predict_dataset(cp_net, subset, batch_size=8)
-    b = evaluate.predict_dataset(cp_net, subset, batch_size=8, flip_index=CROWDPOSE14.flip_index)
-    np.testing.assert_array_equal(a["keypoints"], b["keypoints"])
+    a = evaluate.predict_dataset(cp_net, subset, codec, val.spec, batch_size=8)
+    batch = torch.utils.data.default_collate([val[i] for i in range(8)])
+    heatmaps = evaluate.predict_heatmaps(cp_net, batch["image"], CROWDPOSE14.flip_index)
+    b, _ = codec.to_image(heatmaps, batch["center"], batch["scale"], batch["rotation"])
+    np.testing.assert_array_equal(a["keypoints"], b)
+    with pytest.raises(ValueError, match="flip_index has 17 entries but the heatmaps have K = 14"):
+        evaluate.predict_dataset(cp_net, subset, codec, COCO17, batch_size=8)
     heatmaps = torch.rand(2, 14, 8, 6)
-    twice = flip_back(flip_back(heatmaps, False, CROWDPOSE14.flip_index), False, CROWDPOSE14.flip_index)
+    twice = flip_back(flip_back(heatmaps, CROWDPOSE14.flip_index, False), CROWDPOSE14.flip_index, False)
     torch.testing.assert_close(twice, heatmaps, rtol=0, atol=0)  # a mirror, undone by itself
 
 

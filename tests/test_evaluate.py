@@ -11,11 +11,12 @@ import torch
 from conftest import REPO, SAMPLES
 
 from hrnet_edu import coco_eval, evaluate
+from hrnet_edu.checkpoints import load_checkpoint
 from hrnet_edu.cli import main
 from hrnet_edu.configs import synthpose_w16_128x96_cpu
 from hrnet_edu.data.coco import CocoKeypoints
-from hrnet_edu.heatmaps import encode_heatmaps
-from hrnet_edu.keypoints import FLIP_INDEX, FLIP_PAIRS
+from hrnet_edu.heatmaps import HeatmapCodec
+from hrnet_edu.keypoints import COCO17
 from hrnet_edu.model import W8, HRNet
 from hrnet_edu.predict import predict_image
 
@@ -45,8 +46,8 @@ def val_ann(tmp_path_factory):
 
 
 def make_dataset(ann, input_size=(256, 192), **kw):
-    return CocoKeypoints(ann, IMAGES, input_size=input_size, sigma=2.0 * input_size[0] / 256, train=False,
-                         augment=None, **kw)
+    codec = HeatmapCodec(input_size, sigma=2.0 * input_size[0] / 256)
+    return CocoKeypoints(ann, IMAGES, codec=codec, spec=COCO17, train=False, augment=None, **kw)
 
 
 class Oracle(torch.nn.Module):
@@ -62,10 +63,9 @@ class Oracle(torch.nn.Module):
         images = torch.stack([s["image"] for s in samples])  # (N, 3, H, W)
         joints = torch.stack([s["joints"] for s in samples])  # (N, K, 3) crop px
         self.targets = torch.stack([s["target"] for s in samples])
-        mirrored = joints[:, FLIP_INDEX].clone()
+        mirrored = joints[:, samples.spec.flip_index].clone()
         mirrored[..., 0] = images.shape[-1] - 1 - mirrored[..., 0]
-        size, sigma = self.targets.shape[-2:], samples.sigma
-        self.targets_mirrored = encode_heatmaps(mirrored[..., :2] / 4, mirrored[..., 2], size, sigma)[0]
+        self.targets_mirrored = samples.codec.encode(mirrored[..., :2], mirrored[..., 2])[0]
         g = torch.Generator().manual_seed(0)
         self.r = torch.randn(images[0].numel(), generator=g, dtype=torch.float64)
         self.keys = images.flatten(1).double() @ self.r
@@ -84,7 +84,8 @@ class CachedSamples(list):
 
     def __init__(self, dataset):
         super().__init__(dataset[i] for i in range(len(dataset)))
-        self.sigma, self.coco = dataset.sigma, dataset.coco
+        self.codec, self.spec, self.ground_truth = dataset.codec, dataset.spec, dataset.ground_truth
+        self.coco = dataset.coco
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +97,12 @@ def samples(val_ann):
 def test_ground_truth_heatmaps_give_ap_1(samples, flip):
     """Targets → decode → inverse crop → rescore → NMS → COCOeval: a perfect network scores AP ≥ 0.99."""
     oracle = Oracle(samples)
-    stats, results = evaluate.model_ap(oracle, samples, flip=flip, decode="shift", batch_size=16)
+    codec = dataclasses.replace(samples.codec, decoding="shift")
+    stats, results = evaluate.model_ap(oracle, samples, flip=flip, batch_size=16, codec=codec)
     assert len(results) == len(samples)
     assert stats.ap >= 0.99 and stats.ar >= 0.99, stats
     # Back-mapping itself: every labelled keypoint within one heatmap pixel (4 crop px) of the annotation.
-    preds = evaluate.predict_dataset(oracle, samples, flip=flip, decode="shift", batch_size=16)
+    preds = evaluate.predict_dataset(oracle, samples, codec, COCO17, flip=flip, batch_size=16)
     for i, aid in enumerate(preds["ann_ids"]):
         gt = np.asarray(samples.coco.anns[int(aid)]["keypoints"], np.float64).reshape(-1, 3)
         err = np.linalg.norm(preds["keypoints"][i] - gt[:, :2], axis=1)[gt[:, 2] > 0]
@@ -111,19 +113,22 @@ def test_ground_truth_heatmaps_give_ap_1(samples, flip):
 def test_sharded_predictions_merge_to_the_single_pass(samples):
     """Under DDP each rank predicts a shard; the merged shards equal one pass over everything."""
     oracle = Oracle(samples)
-    whole = evaluate.predict_dataset(oracle, samples, batch_size=7)
+    codec, spec = samples.codec, samples.spec
+    whole = evaluate.predict_dataset(oracle, samples, codec, spec, batch_size=7)
     data = torch.utils.data
-    shards = [evaluate.predict_dataset(oracle, data.Subset(samples, range(r, len(samples), 3)), batch_size=5)
+    shards = [evaluate.predict_dataset(oracle, data.Subset(samples, range(r, len(samples), 3)), codec, spec,
+                                       batch_size=5)
               for r in range(3)]
     samplers = [data.DistributedSampler(samples, 4, rank=r, shuffle=True, seed=1) for r in range(4)]
-    padded = [evaluate.predict_dataset(oracle, data.Subset(samples, list(s)), batch_size=4) for s in samplers]
+    padded = [evaluate.predict_dataset(oracle, data.Subset(samples, list(s)), codec, spec, batch_size=4)
+              for s in samplers]
     for parts in (shards, padded):
         merged = evaluate.merge_predictions(parts)
         assert merged.keys() == whole.keys()
         for key in whole:
             np.testing.assert_allclose(merged[key], whole[key], rtol=0, atol=1e-9, err_msg=key)
-    stats = evaluate.predictions_ap(evaluate.merge_predictions(padded), samples)
-    assert stats == evaluate.predictions_ap(whole, samples)
+    stats = evaluate.predictions_ap(evaluate.merge_predictions(padded), samples.ground_truth)
+    assert stats == evaluate.predictions_ap(whole, samples.ground_truth)
 
 
 def symmetric_samples(n=3, size=(128, 96)):
@@ -165,30 +170,33 @@ def test_flip_test_on_a_symmetric_input(decode):
     """
     torch.manual_seed(0)
     model, data = RandomHeatmaps(), symmetric_samples()
-    left, right = np.array(FLIP_PAIRS).T
+    left, right = np.array(COCO17.flip_pairs).T
     cx = np.stack([s["center"][0].item() for s in data])[:, None]
     hm_px = 0.45 * 200 / 24  # image px per heatmap px (heatmap width 24)
     for shift, offset in ((True, 0.0), (False, hm_px)):
-        kp = evaluate.predict_dataset(model, data, flip=True, flip_shift=shift, decode=decode)["keypoints"]
+        codec = HeatmapCodec((128, 96), decoding=decode, flip_shift=shift)
+        kp = evaluate.predict_dataset(model, data, codec, COCO17, flip=True)["keypoints"]
         sums = kp[:, left, 0] + kp[:, right, 0]  # (N, 8) pairs
         np.testing.assert_allclose(sums, np.broadcast_to(2 * cx - offset, sums.shape), atol=1e-9)
         np.testing.assert_allclose(kp[:, left, 1], kp[:, right, 1], atol=1e-9)
-    kp = evaluate.predict_dataset(model, data, flip=False, decode=decode)["keypoints"]
+    kp = evaluate.predict_dataset(model, data, HeatmapCodec((128, 96), decoding=decode), COCO17,
+                                  flip=False)["keypoints"]
     assert np.abs(kp[:, left, 0] + kp[:, right, 0] - 2 * cx).max() > hm_px
 
 
 def test_oks_nms_removes_planted_duplicates(samples):
     """Every pose duplicated with a lower score and sub-pixel noise: NMS keeps exactly the originals."""
-    preds = evaluate.predict_dataset(Oracle(samples), samples, flip=False)
+    preds = evaluate.predict_dataset(Oracle(samples), samples, samples.codec, samples.spec, flip=False)
     n = len(preds["image_ids"])
     rng = np.random.default_rng(0)
     dup = {k: np.concatenate([v, v]) for k, v in preds.items()}
     dup["keypoints"][n:] += rng.normal(0, 0.3, dup["keypoints"][n:].shape)
     dup["box_scores"] = np.concatenate([preds["box_scores"], preds["box_scores"] * 0.5])
-    results, keep = evaluate.predictions_to_results(dup, nms_threshold=0.9, return_keep=True)
+    results, keep = evaluate.predictions_to_results(dup, COCO17.sigmas, nms_threshold=0.9, return_keep=True)
     assert sorted(keep.tolist()) == list(range(n))
-    assert evaluate.predictions_ap(dup, samples).ap == evaluate.predictions_ap(preds, samples).ap
-    assert len(evaluate.predictions_to_results(dup, nms_threshold=None)) == 2 * n
+    gt = samples.ground_truth
+    assert evaluate.predictions_ap(dup, gt).ap == evaluate.predictions_ap(preds, gt).ap
+    assert len(evaluate.predictions_to_results(dup, COCO17.sigmas, nms_threshold=None)) == 2 * n
 
 
 def save_w8_checkpoint(path, data_root=SAMPLES):
@@ -201,20 +209,21 @@ def save_w8_checkpoint(path, data_root=SAMPLES):
 
 def test_load_checkpoint_round_trip_and_wrong_architecture(tmp_path):
     model, cfg = save_w8_checkpoint(tmp_path / "w8.pt")
-    loaded, loaded_cfg = evaluate.load_checkpoint(tmp_path / "w8.pt")
+    loaded, loaded_cfg = load_checkpoint(tmp_path / "w8.pt")
     assert loaded_cfg == cfg and not loaded.training
+    assert loaded_cfg.codec == cfg.codec  # a checkpoint without "codec": the one its config builds
     x = torch.randn(2, 3, 128, 96)
     torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
     wrong = r"(?s)not an HRNet of config 'synthpose_w32_256x192'.*mis-shaped.*conv1"
     with pytest.raises(ValueError, match=wrong):
-        evaluate.load_checkpoint(tmp_path / "w8.pt", config="synthpose_w32_256x192")
+        load_checkpoint(tmp_path / "w8.pt", config="synthpose_w32_256x192")
     torch.save(model.state_dict(), tmp_path / "plain.pth")  # like the reference's published weights
     with pytest.raises(ValueError, match="without a config"):
-        evaluate.load_checkpoint(tmp_path / "plain.pth")
-    plain, _ = evaluate.load_checkpoint(tmp_path / "plain.pth", config=cfg)
+        load_checkpoint(tmp_path / "plain.pth")
+    plain, _ = load_checkpoint(tmp_path / "plain.pth", config=cfg)
     torch.testing.assert_close(plain(x), model(x), rtol=0, atol=0)
     with pytest.raises(FileNotFoundError):
-        evaluate.load_checkpoint(tmp_path / "absent.pt")
+        load_checkpoint(tmp_path / "absent.pt")
 
 
 @pytest.mark.skipif(not os.path.isfile(CHECKPOINT), reason="the trained checkpoint "
@@ -227,24 +236,47 @@ def test_committed_checkpoint_reproduces_its_record_and_meets_the_bars():
 
     with open(CHECKPOINT.replace(".pt", ".json")) as f:
         record = json.load(f)
-    model, cfg = evaluate.load_checkpoint(CHECKPOINT)
-    ds = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), input_size=cfg.input_size,
-                       sigma=cfg.sigma, train=False, augment=None)
-    preds = evaluate.predict_dataset(model, ds, batch_size=64, flip=cfg.val_flip, decode=cfg.val_decode)
-    stats = evaluate.predictions_ap(preds, ds)
+    model, cfg = load_checkpoint(CHECKPOINT)
+    assert cfg.codec.decoding == cfg.val_decode == record["eval"]["decode"]
+    ds = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), codec=cfg.codec,
+                       spec=cfg.spec, train=False, augment=None)
+    preds = evaluate.predict_dataset(model, ds, cfg.codec, cfg.spec, batch_size=64, flip=cfg.val_flip)
+    stats = evaluate.predictions_ap(preds, ds.ground_truth)
     for key in ("ap", "ap50", "ap75", "ar"):
         assert abs(getattr(stats, key) - record["val"][key]) <= 0.005, (key, stats, record["val"])
     assert stats.ap >= 0.50 and stats.ap75 >= 0.40, stats
-    taxonomy = analysis.error_taxonomy(ds.coco, evaluate.predictions_to_results(preds))
+    results = evaluate.predictions_to_results(preds, ds.spec.sigmas)
+    taxonomy = analysis.error_taxonomy(ds.ground_truth, results)
     inversions = taxonomy.overall()["inversion"]
     assert inversions <= 0.10, inversions
     train = CocoKeypoints(os.path.join(SAMPLES, "annotations", "person_keypoints_train.json"),
-                          os.path.join(SAMPLES, "images"), input_size=cfg.input_size, train=False,
+                          os.path.join(SAMPLES, "images"), codec=cfg.codec, spec=cfg.spec, train=False,
                           augment=None)
     gt = analysis.crop_ground_truth(ds)
     network = analysis.joint_errors(analysis.predictions_in_crop(preds, ds), gt[preds["indices"]])
     baseline = analysis.joint_errors(analysis.mean_pose(analysis.crop_ground_truth(train)), gt)
     assert np.all(network < baseline), (network.round(1), baseline.round(1))
+
+
+@pytest.mark.skipif(not os.path.isfile(CHECKPOINT), reason="the trained checkpoint "
+                    "data_samples/checkpoints/synthpose_w16_128x96_cpu.pt is not committed yet")
+def test_readme_evaluate_command_prints_the_checkpoint_record_and_its_decoding(capsys):
+    """``hrnet-edu evaluate --checkpoint data_samples/checkpoints/synthpose_w16_128x96_cpu.pt`` (the
+    README's command) decodes as the checkpoint says (its codec: DARK), prints which, and gives the AP
+    of the checkpoint's JSON record."""
+    with open(CHECKPOINT.replace(".pt", ".json")) as f:
+        record = json.load(f)
+    assert record["eval"]["decode"] == "dark"
+    rc = main(["evaluate", "--checkpoint", CHECKPOINT, "--workers", "0", "--device", "cpu", "--no-progress"])
+    settings, table = capsys.readouterr().out.strip().split("\n", 1)
+    assert rc == 0
+    assert "dark decoding" in settings and "(the checkpoint's)" in settings
+    assert "NMS threshold 0.9" in settings
+    assert "300 instances" in settings and "flip=True" in settings
+    names, values = table.splitlines()[:2]  # CocoKeypointStats' table: AP first
+    assert names.split("|")[0].strip() == "AP"
+    ap = float(values.split("|")[0])
+    assert abs(ap - record["val"]["ap"]) <= 0.002, (ap, record["val"]["ap"])
 
 
 @needs_samples
@@ -265,7 +297,7 @@ def test_cli_evaluates_a_checkpoint_on_detections_and_writes_results(tmp_path, v
     assert 1 <= len(results) <= 6 and {r["image_id"] for r in results} <= {d["image_id"] for d in dets}
     assert all(r["score"] <= 0.9 for r in results)  # box score × mean keypoint confidence
     # The printed numbers are those of the written file.
-    stats = coco_eval.results_ap(val_ann, str(out))
+    stats = coco_eval.results_ap(val_ann, str(out), spec=COCO17)
     assert f"{stats.ap:5.3f}" in text
 
 
@@ -276,7 +308,7 @@ def test_clear_errors_for_bad_results_and_detection_files(tmp_path, val_ann, cap
     bad = [{"image_id": max(image_ids) + 1000, "category_id": 1, "keypoints": [0.0] * 51, "score": 1.0}]
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     with pytest.raises(ValueError, match="unknown image id"):
-        coco_eval.results_ap(val_ann, str(tmp_path / "bad.json"))
+        coco_eval.results_ap(val_ann, str(tmp_path / "bad.json"), spec=COCO17)
     assert main(["evaluate", "--results", str(tmp_path / "bad.json"), "--ann", val_ann]) == 2
     assert "unknown image id" in capsys.readouterr().err
     # --results says which ground truth: --ann, or --config (its val_ann); never a preset by default
@@ -315,13 +347,14 @@ def test_predict_image_finds_a_planted_spot_with_and_without_box():
     image = np.zeros((120, 160, 3), np.uint8)
     image[70:73, 101:104] = 255  # a bright 3×3 spot centred on (102, 71)
     for box, width in ((None, 160), ([80, 40, 50, 60], 50)):
-        kp, conf = predict_image(BrightSpot(), image, box, input_size=(128, 96), flip=False, decode="argmax")
+        kp, conf = predict_image(BrightSpot(), image, box, HeatmapCodec((128, 96), decoding="argmax"), COCO17,
+                                 flip=False)
         scale_x = max(width, 0.75 * (120 if box is None else 60)) * 1.25  # crop width in image px
         hm_px = scale_x / 24  # image px per heatmap px
         assert kp.shape == (17, 2) and conf.shape == (17,)
         assert np.abs(kp - [102, 71]).max() <= hm_px, (box, kp[0], hm_px)
     with pytest.raises(ValueError, match="w, h > 0"):
-        predict_image(BrightSpot(), image, box=[0, 0, 0, 10])
+        predict_image(BrightSpot(), image, [0, 0, 0, 10], HeatmapCodec((128, 96)), COCO17)
 
 
 def test_predict_cli_draws_on_an_image_of_the_same_size(tmp_path, capsys):
@@ -347,7 +380,7 @@ def test_predict_cli_draws_on_an_image_of_the_same_size(tmp_path, capsys):
 def test_no_instances_give_zero_stats_not_a_crash(samples):
     """E.g. a detection file whose boxes all fall below the score threshold."""
     empty = torch.utils.data.Subset(samples, [])
-    preds = evaluate.predict_dataset(Oracle(samples), empty)
+    preds = evaluate.predict_dataset(Oracle(samples), empty, samples.codec, samples.spec)
     assert preds["keypoints"].shape == (0, 17, 2) and preds["confidences"].shape == (0, 17)
-    stats = evaluate.predictions_ap(preds, samples)
+    stats = evaluate.predictions_ap(preds, samples.ground_truth)
     assert stats.empty and stats.ap == 0.0

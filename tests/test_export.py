@@ -8,6 +8,7 @@ import torch
 from conftest import REPO, SAMPLES
 
 from hrnet_edu import coco_eval, evaluate
+from hrnet_edu.checkpoints import load_checkpoint
 from hrnet_edu.export import fold_batchnorm
 from hrnet_edu.model import W8, HRNet
 
@@ -90,17 +91,17 @@ def test_cli_export_and_onnx_evaluation_give_the_eager_ap(tmp_path, capsys):
 
     assert main(["export", "--checkpoint", CHECKPOINT, "--out", str(tmp_path / "m.onnx")]) == 0
     assert "max |ONNX Runtime − PyTorch|" in capsys.readouterr().out
-    model, cfg = evaluate.load_checkpoint(CHECKPOINT)
-    dataset = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images),
-                            input_size=cfg.input_size,
-                            sigma=cfg.sigma, train=False, augment=None)
-    eager = evaluate.predict_dataset(model, dataset, batch_size=64)
-    ours = evaluate.predict_dataset(OnnxRunner(tmp_path / "m.onnx", cfg=cfg.model), dataset, batch_size=64)
+    model, cfg = load_checkpoint(CHECKPOINT)
+    dataset = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), codec=cfg.codec,
+                            spec=cfg.spec, train=False, augment=None)
+    eager = evaluate.predict_dataset(model, dataset, cfg.codec, cfg.spec, batch_size=64)
+    ours = evaluate.predict_dataset(OnnxRunner(tmp_path / "m.onnx", cfg=cfg.model), dataset, cfg.codec,
+                                    cfg.spec, batch_size=64)
     # heatmaps agree to ~1e-6, so decoded keypoints agree far below a pixel (argmax ties aside)
     close = np.abs(ours["keypoints"] - eager["keypoints"]).max(axis=-1) < 1e-3
     assert close.mean() > 0.999
     np.testing.assert_allclose(ours["confidences"], eager["confidences"], rtol=0, atol=1e-4)
-    stats = [evaluate.predictions_ap(p, dataset) for p in (eager, ours)]
+    stats = [evaluate.predictions_ap(p, dataset.ground_truth) for p in (eager, ours)]
     assert abs(stats[0].ap - stats[1].ap) < 1e-3 and isinstance(stats[0], coco_eval.CocoKeypointStats)
     # the command line, with the exported file
     rc = main(["evaluate", "--checkpoint", CHECKPOINT, "--runtime", "onnx", "--onnx",

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from conftest import SAMPLES
 from pycocotools.cocoeval import COCOeval
+from synthetic_keypoints import synthetic_keypoint_set
 
-from hrnet_edu import coco_eval
-from hrnet_edu.coco_eval import load_coco, results_ap, results_to_coco, synthetic_keypoint_set
+from hrnet_edu.coco_eval import load_ground_truth, results_ap, results_to_coco
+from hrnet_edu.fast_cocoeval import FastCOCOeval
+from hrnet_edu.keypoints import COCO17
 
 VAL_ANN = os.path.join(SAMPLES, "annotations", "person_keypoints_val.json")
 
@@ -56,14 +58,14 @@ def test_random_sets_match_pycocotools_image_by_image(seed):
     with_gt = {a["image_id"] for a in coco.dataset["annotations"]}
     assert per_image.max() > 20 and (per_image == 0).any() and len(with_gt) < 40  # the cases occur
     assert any(a["iscrowd"] for a in coco.dataset["annotations"])
-    ours, plain = run(coco_eval._fast_cocoeval_class(), coco, results), run(COCOeval, coco, results)
+    ours, plain = run(FastCOCOeval, coco, results), run(COCOeval, coco, results)
     assert_same_evaluation(ours, plain)
     assert 0 < plain.stats[0] < 1
 
 
 def test_oks_per_image_matches_pycocotools_to_1e_12():
     coco, results = synthetic_keypoint_set(n_images=30, n_persons=80, n_detections=600, seed=5)
-    ours, plain = run(coco_eval._fast_cocoeval_class(), coco, results), run(COCOeval, coco, results)
+    ours, plain = run(FastCOCOeval, coco, results), run(COCOeval, coco, results)
     compared = 0
     for key, theirs in plain.ious.items():
         if len(theirs):
@@ -77,7 +79,7 @@ def test_oks_per_image_matches_pycocotools_to_1e_12():
 def test_subsets_of_images_and_other_max_dets():
     coco, results = synthetic_keypoint_set(n_images=30, n_persons=60, n_detections=400, seed=7)
     img_ids = list(range(3, 25, 2))
-    assert_same_evaluation(run(coco_eval._fast_cocoeval_class(), coco, results, img_ids, [5, 10]),
+    assert_same_evaluation(run(FastCOCOeval, coco, results, img_ids, [5, 10]),
                            run(COCOeval, coco, results, img_ids, [5, 10]))
 
 
@@ -97,7 +99,8 @@ def test_results_to_coco_equals_load_res():
 
 @pytest.mark.skipif(not os.path.isfile(VAL_ANN), reason="data_samples/synthpose not present")
 def test_bundled_val_split_gives_identical_stats():
-    coco = load_coco(VAL_ANN)
+    gt = load_ground_truth(VAL_ANN, COCO17)
+    coco = gt.coco
     rng = np.random.default_rng(0)
     results = []
     for a in coco.dataset["annotations"]:
@@ -110,8 +113,8 @@ def test_bundled_val_split_gives_identical_stats():
             noisy[:, 2] = rng.uniform(0, 1, len(kp))
             results.append({"image_id": a["image_id"], "category_id": 1,
                             "keypoints": noisy.reshape(-1).tolist(), "score": float(rng.uniform(0, 1))})
-    ours = results_ap(coco, results)
-    plain = results_ap(coco, results, backend="pycocotools")
+    ours = results_ap(gt, results)
+    plain = results_ap(gt, results, backend="pycocotools")
     assert ours == plain and 0.1 < plain.ap < 1
     with pytest.raises(ValueError, match="backend must be one of"):
-        results_ap(coco, results, backend="fast")
+        results_ap(gt, results, backend="fast")

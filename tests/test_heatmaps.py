@@ -9,14 +9,18 @@ import torch
 from hrnet_edu import geometry
 from hrnet_edu.heatmaps import (
     DECODE_METHODS,
+    HeatmapCodec,
     decode_heatmaps,
     encode_heatmaps,
     flip_back,
     flip_test_average,
     gaussian_blur,
+    gaussian_kernel,
     heatmap_to_image,
 )
-from hrnet_edu.keypoints import FLIP_INDEX
+from hrnet_edu.keypoints import COCO17
+
+FLIP_INDEX = COCO17.flip_index
 
 H, W = 64, 48
 
@@ -191,7 +195,7 @@ def test_decode_confidence_and_empty_heatmaps():
     hm = np.zeros((2, 3, H, W), np.float32)
     hm[0, 1, 10, 20] = 0.7
     for method in DECODE_METHODS:
-        coords, conf = decode_heatmaps(hm, method)
+        coords, conf = decode_heatmaps(hm, method, sigma=2.0)
         assert np.all(np.isfinite(coords))
         np.testing.assert_array_equal(conf, np.array([[0, 0.7, 0], [0, 0, 0]], np.float32))
         # The reference reports (0, 0) for a peak ≤ 0.
@@ -217,41 +221,44 @@ def test_numpy_and_torch_agree():
         np.testing.assert_array_equal(hm_t.numpy(), hm_np)
         np.testing.assert_array_equal(wt_t.numpy(), wt_np)
     for method in DECODE_METHODS:
-        c_np, s_np = decode_heatmaps(hm_np, method)
-        c_t, s_t = decode_heatmaps(torch.from_numpy(hm_np), method)
+        c_np, s_np = decode_heatmaps(hm_np, method, sigma=2.0)
+        c_t, s_t = decode_heatmaps(torch.from_numpy(hm_np), method, sigma=2.0)
         np.testing.assert_array_equal(c_t.numpy(), c_np)
         np.testing.assert_array_equal(s_t.numpy(), s_np)
-    np.testing.assert_array_equal(flip_back(torch.from_numpy(hm_np)).numpy(), flip_back(hm_np))
+    np.testing.assert_array_equal(flip_back(torch.from_numpy(hm_np), FLIP_INDEX).numpy(),
+                                  flip_back(hm_np, FLIP_INDEX))
 
 
 def test_shapes_and_dtypes():
     kp = np.array([[10.0, 12.0]] * 17)  # unbatched (K, 2), float64
-    hm, wt = encode_heatmaps(kp, np.ones(17, dtype=np.int64), (H, W))
+    hm, wt = encode_heatmaps(kp, np.ones(17, dtype=np.int64), (H, W), 2.0)
     assert hm.shape == (17, H, W) and wt.shape == (17,) and hm.dtype == wt.dtype == np.float32
     hm_t, wt_t = encode_heatmaps(torch.ones(2, 5, 2, dtype=torch.float16), torch.ones(2, 5), (8, 6), sigma=1)
     assert hm_t.shape == (2, 5, 8, 6) and hm_t.dtype == torch.float32 and wt_t.shape == (2, 5)
-    coords, conf = decode_heatmaps(hm, "dark")
+    coords, conf = decode_heatmaps(hm, "dark", sigma=2.0)
     assert coords.shape == (17, 2) and conf.shape == (17,) and coords.dtype == conf.dtype == np.float32
     coords_t, conf_t = decode_heatmaps(torch.from_numpy(hm)[None].double(), "shift")
     assert coords_t.shape == (1, 17, 2) and coords_t.dtype == torch.float32 and conf_t.shape == (1, 17)
-    assert flip_back(hm).shape == hm.shape
+    assert flip_back(hm, FLIP_INDEX).shape == hm.shape
 
 
 def test_bad_input_raises_value_error():
     kp, vis = np.zeros((2, 17, 2)), np.ones((2, 17))
     with pytest.raises(ValueError, match="keypoints must have shape"):
-        encode_heatmaps(np.zeros((2, 17, 3)), vis, (H, W))
+        encode_heatmaps(np.zeros((2, 17, 3)), vis, (H, W), 2.0)
     with pytest.raises(ValueError, match="visible must have shape"):
-        encode_heatmaps(kp, np.ones((2, 16)), (H, W))
+        encode_heatmaps(kp, np.ones((2, 16)), (H, W), 2.0)
     with pytest.raises(ValueError, match="sigma"):
         encode_heatmaps(kp, vis, (H, W), sigma=-1.0)
     with pytest.raises(ValueError, match="sigma"):
         encode_heatmaps(kp, vis, (H, W), sigma=0.0)
     with pytest.raises(ValueError, match="heatmap_size"):
-        encode_heatmaps(kp, vis, (0, W))
+        encode_heatmaps(kp, vis, (0, W), 2.0)
+    with pytest.raises(TypeError, match="sigma"):  # no default σ: the targets' σ is always given
+        encode_heatmaps(kp, vis, (H, W))
     kp[0, 3] = np.nan
     with pytest.raises(ValueError, match="finite"):
-        encode_heatmaps(kp, vis, (H, W))
+        encode_heatmaps(kp, vis, (H, W), 2.0)
     hm = np.zeros((2, 17, H, W), np.float32)
     with pytest.raises(ValueError, match="unknown decoding method"):
         decode_heatmaps(hm, "softargmax")
@@ -259,19 +266,23 @@ def test_bad_input_raises_value_error():
         decode_heatmaps(hm[0, 0], "argmax")
     with pytest.raises(ValueError, match="sigma"):
         decode_heatmaps(hm, "dark", sigma=-2)
+    with pytest.raises(ValueError, match="DARK decoding needs the sigma"):
+        decode_heatmaps(hm, "dark")
     hm[1, 2, 3, 4] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         decode_heatmaps(hm, "shift")
     with pytest.raises(ValueError, match="flip_index"):
-        flip_back(np.zeros((1, 5, 4, 4)))
+        flip_back(np.zeros((1, 5, 4, 4)), FLIP_INDEX)
     with pytest.raises(ValueError, match="differ in shape"):
-        flip_test_average(np.zeros((1, 17, 4, 4)), np.zeros((1, 17, 4, 5)))
+        flip_test_average(np.zeros((1, 17, 4, 4)), np.zeros((1, 17, 4, 5)), FLIP_INDEX)
+    with pytest.raises(TypeError, match="flip_index"):  # no COCO-17 default
+        flip_back(np.zeros((1, 17, 4, 4)))
 
 
 def test_flip_back_is_an_involution_without_shift():
     hm = torch.rand(2, 17, 8, 6)
-    once = flip_back(hm, shift=False)
-    assert torch.equal(flip_back(once, shift=False), hm)
+    once = flip_back(hm, FLIP_INDEX, shift=False)
+    assert torch.equal(flip_back(once, FLIP_INDEX, shift=False), hm)
     # Channel k of the result is channel FLIP_INDEX[k] of the input, mirrored: x → W − 1 − x.
     assert torch.equal(once[:, 5, :, 0], hm[:, FLIP_INDEX[5], :, -1])
     assert torch.equal(once[:, 0, :, 2], hm[:, 0, :, 6 - 1 - 2])
@@ -280,13 +291,13 @@ def test_flip_back_is_an_involution_without_shift():
 def test_flip_back_with_shift():
     hm = torch.rand(2, 17, 8, 6)
     # One shift right, column 0 kept.
-    shifted = flip_back(hm, shift=True)
-    unshifted = flip_back(hm, shift=False)
+    shifted = flip_back(hm, FLIP_INDEX, shift=True)
+    unshifted = flip_back(hm, FLIP_INDEX, shift=False)
     assert torch.equal(shifted[..., 1:], unshifted[..., :-1])
     assert torch.equal(shifted[..., 0], unshifted[..., 0])
     # Twice: the mirror turns the second right shift into a left shift, so the two cancel
     # everywhere except column 0, which is lost to the border (it now repeats column 1).
-    twice = flip_back(shifted, shift=True)
+    twice = flip_back(shifted, FLIP_INDEX, shift=True)
     assert torch.equal(twice[..., 1:], hm[..., 1:]) and torch.equal(twice[..., 0], hm[..., 1])
 
 
@@ -297,15 +308,15 @@ def test_flip_test_recovers_keypoints_within_a_quarter_pixel():
     kp_in = np.stack([rng.uniform(40, 150, (8, 17)), rng.uniform(40, 210, (8, 17))], -1)
     kp_mirror = geometry.flip_points(kp_in, 4 * W)[:, FLIP_INDEX]
     vis = np.ones((8, 17))
-    hm, _ = encode_heatmaps(kp_in / 4, vis, (H, W), unbiased=True)
-    hm_mirror, _ = encode_heatmaps(kp_mirror / 4, vis, (H, W), unbiased=True)
+    hm, _ = encode_heatmaps(kp_in / 4, vis, (H, W), 2.0, unbiased=True)
+    hm_mirror, _ = encode_heatmaps(kp_mirror / 4, vis, (H, W), 2.0, unbiased=True)
     # Mirrored back without the shift the peak sits 0.75 px to the left; the one-column shift
     # leaves +0.25 px; the average of both views is then off by ≈ +0.125 px in x only.
     for shift, dx in ((False, -0.75), (True, 0.25)):
-        back, _ = decode_heatmaps(flip_back(hm_mirror, shift), "dark")
+        back, _ = decode_heatmaps(flip_back(hm_mirror, FLIP_INDEX, shift), "dark", sigma=2.0)
         np.testing.assert_allclose(back[..., 0] - kp_in[..., 0] / 4, dx, atol=0.01)
         np.testing.assert_allclose(back[..., 1], kp_in[..., 1] / 4, atol=0.01)
-    avg, _ = decode_heatmaps(flip_test_average(hm, hm_mirror), "dark")
+    avg, _ = decode_heatmaps(flip_test_average(hm, hm_mirror, FLIP_INDEX), "dark", sigma=2.0)
     np.testing.assert_allclose(avg[..., 0] - kp_in[..., 0] / 4, 0.125, atol=0.02)
 
 
@@ -325,3 +336,61 @@ def test_heatmap_to_image_hand_computed():
         heatmap_to_image(np.zeros((1, 17, 3)), center, scale, (H, W))
     with pytest.raises(ValueError, match="center and scale"):
         heatmap_to_image(np.zeros((2, 17, 2)), center, scale, (H, W))
+
+
+def test_codec_encodes_input_pixels_and_decodes_as_the_functions():
+    # the codec is the functions with its fields: keypoints in INPUT pixels, x_hm = x_in / stride
+    rng = np.random.default_rng(11)
+    kp_hm, vis = _random_keypoints(rng, 3, 17)
+    for stride in (4, 8):
+        for target in ("reference", "unbiased"):
+            codec = HeatmapCodec((H * stride, W * stride), stride=stride, sigma=1.5, target=target)
+            assert codec.heatmap_size == (H, W)
+            hm, wt = codec.encode(kp_hm * stride, vis)
+            ref_hm, ref_wt = encode_heatmaps(kp_hm, vis, (H, W), 1.5, unbiased=target == "unbiased")
+            np.testing.assert_allclose(hm, ref_hm, atol=1e-6)
+            np.testing.assert_array_equal(wt, ref_wt)
+    hm_t = torch.from_numpy(hm)
+    for method in DECODE_METHODS:
+        codec = HeatmapCodec((4 * H, 4 * W), sigma=1.5, decoding=method)
+        coords, conf = codec.decode(hm_t)
+        ref_coords, ref_conf = decode_heatmaps(hm_t, method, sigma=1.5)
+        assert torch.equal(coords, ref_coords) and torch.equal(conf, ref_conf)
+        # to_image: decode, then the inverse crop transform built for the heatmap size
+        center, scale = np.tile([[100.0, 200.0]], (3, 1)), np.tile([[1.0, 4.0 / 3.0]], (3, 1))
+        kp_img, conf_img = codec.to_image(hm_t, center, scale, np.zeros(3))
+        np.testing.assert_allclose(kp_img, heatmap_to_image(ref_coords.numpy(), center, scale, (H, W)),
+                                   atol=1e-9)
+        np.testing.assert_array_equal(conf_img, ref_conf.numpy())
+
+
+def test_codec_fields_are_checked_and_round_trip():
+    import dataclasses
+
+    codec = HeatmapCodec((256, 192), sigma=2.0, target="unbiased", decoding="dark")
+    assert codec.heatmap_size == (64, 48) and codec.stride == 4 and codec.flip_shift
+    assert HeatmapCodec.from_dict(dataclasses.asdict(codec)) == codec
+    assert HeatmapCodec.from_dict({**dataclasses.asdict(codec), "input_size": [256, 192]}) == codec
+    assert codec.describe() == "dark decoding, unbiased targets σ=2, 64x48 heatmaps"
+    assert "flip without shift" in dataclasses.replace(codec, flip_shift=False).describe()
+    with pytest.raises(ValueError, match=r"input_size must be \(H, W\) with H and W positive multiples of "
+                                         r"the stride 4"):
+        HeatmapCodec((255, 192))
+    with pytest.raises(ValueError, match="multiples of the stride 8"):
+        HeatmapCodec((68, 48), stride=8)
+    with pytest.raises(ValueError, match="sigma must be a positive number"):
+        HeatmapCodec((256, 192), sigma=0.0)
+    with pytest.raises(ValueError, match="decoding must be one of"):
+        HeatmapCodec((256, 192), decoding="softargmax")
+    with pytest.raises(ValueError, match="target must be one of"):
+        HeatmapCodec((256, 192), target="biased")
+
+
+def test_gaussian_kernel_is_normalised_and_symmetric():
+    for sigma in (1.0, 1.5, 2.0, 3.0):
+        g = gaussian_kernel(sigma, dtype=torch.float64)
+        r = math.ceil(3 * sigma)
+        assert g.shape == (2 * r + 1,) and g.sum().item() == pytest.approx(1.0)
+        assert torch.equal(g, g.flip(0)) and g.argmax().item() == r
+        t = torch.arange(-r, r + 1, dtype=torch.float64)
+        torch.testing.assert_close(g / g[r], torch.exp(-(t**2) / (2 * sigma**2)))

@@ -17,13 +17,18 @@ CROWDPOSE_NAMES = ["left_shoulder", "right_shoulder", "left_elbow", "right_elbow
                    "right_ankle", "head", "neck"]  # fmt: skip
 
 
-def test_coco17_is_the_module_constants_and_pycocotools():
-    assert COCO17.names == kp.KEYPOINT_NAMES and COCO17.num_joints == kp.NUM_KEYPOINTS == 17
-    assert COCO17.flip_index == kp.FLIP_INDEX and COCO17.skeleton == kp.SKELETON
-    assert COCO17.colors == kp.KEYPOINT_COLORS and COCO17.limb_colors == kp.LIMB_COLORS
+def test_coco17_is_the_one_source_and_pycocotools():
+    # the old COCO-17 module constants are gone: the spec COCO17 is the one source
+    for alias in ("KEYPOINT_NAMES", "NUM_KEYPOINTS", "FLIP_INDEX", "FLIP_PAIRS", "SKELETON", "SIGMAS",
+                  "KEYPOINT_COLORS", "LIMB_COLORS", "COCO_SKELETON"):
+        assert not hasattr(kp, alias), alias
+    assert COCO17.num_joints == len(COCO17.names) == 17
+    assert COCO17.flip_index == (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
+    assert len(COCO17.colors) == 17 and len(COCO17.limb_colors) == len(COCO17.skeleton)
     # bit for bit pycocotools' default kpt_oks_sigmas, so COCO AP is unchanged by passing the spec
     assert COCO17.sigma_array.tobytes() == Params(iouType="keypoints").kpt_oks_sigmas.tobytes()
-    assert kp.SIGMAS.tobytes() == COCO17.sigma_array.tobytes() and not COCO17.sigma_array.flags.writeable
+    assert np.array(COCO17.sigmas).tobytes() == COCO17.sigma_array.tobytes()
+    assert not COCO17.sigma_array.flags.writeable
     assert kp.coco_person_category() == COCO17.coco_category()
     assert COCO17.upper_body == tuple(range(11))  # the reference's upper_body_ids
 
@@ -55,7 +60,9 @@ def test_round_trips_through_a_coco_category_and_a_dict(spec):
     assert KeypointSpec.from_coco_category(spec.coco_category(), name=spec.name) == spec
     assert get_spec(dataclasses.asdict(spec)) == spec  # as a checkpoint stores it
     assert get_spec(spec.name) is spec and get_spec(spec.name.upper()) is spec and get_spec(spec) is spec
-    assert get_spec(None) is COCO17
+    # no silent COCO-17: a missing spec is an error that names the built-in ones
+    with pytest.raises(ValueError, match=r"no keypoint spec given.*coco17, crowdpose14"):
+        get_spec(None)
 
 
 def test_your_own_keypoints_from_a_category():

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from hrnet_edu.baseline import RESNET50, SMALL, SimpleBaseline
+from hrnet_edu.checkpoints import load_reference_weights
 from hrnet_edu.flops import count_macs, count_parameters, macs_by_module, paper_gflops
 from hrnet_edu.model import (
     W8,
@@ -15,7 +16,6 @@ from hrnet_edu.model import (
     HRNetConfig,
     hrnet_w32,
     hrnet_w48,
-    load_reference_weights,
 )
 
 

@@ -9,8 +9,10 @@ import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from hrnet_edu.keypoints import NUM_KEYPOINTS, SIGMAS
+from hrnet_edu.keypoints import COCO17
 from hrnet_edu.oks import compute_oks, match_detections, oks_nms, soft_oks_nms
+
+NUM_KEYPOINTS, SIGMAS = COCO17.num_joints, COCO17.sigma_array
 
 K = NUM_KEYPOINTS
 
@@ -76,7 +78,7 @@ def test_compute_oks_equals_pycocotools(seed):
     ev._prepare()
     theirs = np.asarray(ev.computeOks(1, 1))  # rows sorted by score (mergesort on −score)
     order = np.argsort(-scores, kind="mergesort")
-    ours = compute_oks(dt[order], gt, areas, boxes, gt_iscrowd=iscrowd)
+    ours = compute_oks(dt[order], gt, areas, boxes, gt_iscrowd=iscrowd, sigmas=SIGMAS)
     assert ours.shape == theirs.shape == (30, len(gt))
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-9)
 
@@ -95,7 +97,7 @@ def test_box_rule_and_crowd_cases_present_and_equal():
     ev = coco_objects(gt, areas, boxes, iscrowd, dt, scores)
     ev._prepare()
     order = np.argsort(-scores, kind="mergesort")
-    ours = compute_oks(dt[order], gt, areas, boxes, iscrowd)
+    ours = compute_oks(dt[order], gt, areas, boxes, iscrowd, sigmas=SIGMAS)
     np.testing.assert_allclose(ours, ev.computeOks(1, 1), rtol=0, atol=1e-9)
 
 
@@ -105,9 +107,9 @@ def test_blocks_give_the_same_answer(monkeypatch):
 
     rng = np.random.default_rng(3)
     gt, areas, boxes, iscrowd, dt, _ = random_scene(rng, 9, 40)
-    full = compute_oks(dt, gt, areas, boxes)
+    full = compute_oks(dt, gt, areas, boxes, sigmas=SIGMAS)
     monkeypatch.setattr(oks_module, "_BLOCK_ELEMENTS", 1)
-    np.testing.assert_array_equal(oks_module.compute_oks(dt, gt, areas, boxes), full)
+    np.testing.assert_array_equal(oks_module.compute_oks(dt, gt, areas, boxes, sigmas=SIGMAS), full)
 
 
 def test_identical_prediction_gives_one_and_scale_invariance():
@@ -115,7 +117,7 @@ def test_identical_prediction_gives_one_and_scale_invariance():
     gt, areas, boxes, iscrowd, _, _ = random_scene(rng, 8, 1)
     gt[:, 0, 2] = 2  # every person has at least one label
     areas = np.maximum(areas, 10.0)
-    oks = compute_oks(gt[:, :, :2], gt, areas, boxes)
+    oks = compute_oks(gt[:, :, :2], gt, areas, boxes, sigmas=SIGMAS)
     np.testing.assert_allclose(np.diag(oks), 1.0, atol=1e-12)
     assert (oks <= 1 + 1e-12).all() and (oks >= 0).all()
     # OKS depends on d²/s²: scaling every coordinate by c and the areas by c² changes nothing
@@ -124,28 +126,30 @@ def test_identical_prediction_gives_one_and_scale_invariance():
     scaled_gt = gt.copy()
     scaled_gt[:, :, :2] *= c
     np.testing.assert_allclose(
-        compute_oks(dt * c, scaled_gt, areas * c**2, boxes * c), compute_oks(dt, gt, areas, boxes), atol=1e-12
+        compute_oks(dt * c, scaled_gt, areas * c**2, boxes * c, sigmas=SIGMAS),
+        compute_oks(dt, gt, areas, boxes, sigmas=SIGMAS), atol=1e-12
     )
 
 
 def test_accepts_torch_and_xy_only_and_empty():
     rng = np.random.default_rng(2)
     gt, areas, boxes, _, dt, _ = random_scene(rng, 4, 5)
-    ref = compute_oks(dt, gt, areas, boxes)
-    from_torch = compute_oks(torch.from_numpy(dt[:, :, :2]), torch.from_numpy(gt), areas, boxes)
+    ref = compute_oks(dt, gt, areas, boxes, sigmas=SIGMAS)
+    from_torch = compute_oks(torch.from_numpy(dt[:, :, :2]), torch.from_numpy(gt), areas, boxes,
+                             sigmas=SIGMAS)
     np.testing.assert_allclose(from_torch, ref)
-    assert compute_oks(dt[:0], gt, areas, boxes).shape == (0, 4)
-    assert compute_oks(dt, gt[:0], areas[:0], boxes[:0]).shape == (5, 0)
+    assert compute_oks(dt[:0], gt, areas, boxes, sigmas=SIGMAS).shape == (0, 4)
+    assert compute_oks(dt, gt[:0], areas[:0], boxes[:0], sigmas=SIGMAS).shape == (5, 0)
 
 
 def test_bad_shapes_raise_clear_errors():
     gt = np.zeros((2, K, 3))
     with pytest.raises(ValueError, match="gt_keypoints"):
-        compute_oks(np.zeros((1, K, 2)), np.zeros((2, 5, 3)), [1, 1], np.zeros((2, 4)))
+        compute_oks(np.zeros((1, K, 2)), np.zeros((2, 5, 3)), [1, 1], np.zeros((2, 4)), sigmas=SIGMAS)
     with pytest.raises(ValueError, match="gt_areas"):
-        compute_oks(np.zeros((1, K, 2)), gt, [1, 1, 1], np.zeros((2, 4)))
+        compute_oks(np.zeros((1, K, 2)), gt, [1, 1, 1], np.zeros((2, 4)), sigmas=SIGMAS)
     with pytest.raises(ValueError, match="gt_iscrowd"):
-        compute_oks(np.zeros((1, K, 2)), gt, [1, 1], np.zeros((2, 4)), gt_iscrowd=[0])
+        compute_oks(np.zeros((1, K, 2)), gt, [1, 1], np.zeros((2, 4)), gt_iscrowd=[0], sigmas=SIGMAS)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -159,7 +163,7 @@ def test_match_detections_equals_cocoeval_matching(seed):
         ev.evaluate()
     res = ev.evalImgs[0]  # (catId 1, areaRng 'all', image 1)
     assert res["aRng"] == ev.params.areaRng[0]
-    oks = compute_oks(dt, gt, areas, boxes)
+    oks = compute_oks(dt, gt, areas, boxes, sigmas=SIGMAS)
     ignore = (iscrowd > 0) | ~(gt[:, :, 2] > 0).any(1)  # COCOeval's 'ignore' flag
     dt_ids, gt_ids = np.array(res["dtIds"]), np.arange(1, len(gt) + 1)
     for t_idx, t in enumerate(ev.params.iouThrs):
@@ -203,13 +207,13 @@ def clusters(rng, n_people=4, copies=5, jitter=1.0):
 def test_oks_nms_keeps_the_best_of_each_duplicate_cluster():
     rng = np.random.default_rng(4)
     kpts, scores, areas = clusters(rng)
-    keep = oks_nms(kpts, scores, areas, threshold=0.9)
+    keep = oks_nms(kpts, scores, areas, threshold=0.9, sigmas=SIGMAS)
     assert keep.dtype == np.int64
     best = [int(np.argmax(np.where(np.arange(20) // 5 == c, scores, -1))) for c in range(4)]
     assert sorted(keep.tolist()) == sorted(best)
     assert np.all(np.diff(scores[keep]) < 0)  # best first
     assert keep.tolist() == reference_oks_nms(kpts[:, :, :2], scores, areas, 0.9)
-    assert oks_nms(kpts[:0], scores[:0], areas[:0]).shape == (0,)
+    assert oks_nms(kpts[:0], scores[:0], areas[:0], sigmas=SIGMAS).shape == (0,)
 
 
 @pytest.mark.parametrize("thresh", [0.3, 0.6, 0.9])
@@ -217,7 +221,8 @@ def test_oks_nms_equals_reference_on_random_poses(thresh):
     rng = np.random.default_rng(5)
     kpts, scores, areas = clusters(rng, n_people=6, copies=4, jitter=12.0)
     areas = areas * rng.uniform(0.2, 2, size=len(areas))
-    assert oks_nms(kpts, scores, areas, thresh).tolist() == reference_oks_nms(kpts, scores, areas, thresh)
+    keep = oks_nms(kpts, scores, areas, thresh, sigmas=SIGMAS)
+    assert keep.tolist() == reference_oks_nms(kpts, scores, areas, thresh)
 
 
 def test_soft_oks_nms_decays_duplicates():
@@ -226,21 +231,33 @@ def test_soft_oks_nms_decays_duplicates():
     kpts = np.stack([pose, pose, far])  # two identical poses and one far away
     scores = np.array([0.9, 0.8, 0.5])
     areas = np.full(3, 100.0)
-    keep, decayed = soft_oks_nms(kpts, scores, areas, threshold=0.9)
+    keep, decayed = soft_oks_nms(kpts, scores, areas, threshold=0.9, sigmas=SIGMAS)
     # OKS of the duplicates is 1: 0.8 decays to 0.8·exp(−1/0.9) ≈ 0.263 < 0.5, so the far pose comes second
     assert keep.tolist() == [0, 2, 1]
     np.testing.assert_allclose(decayed, [0.9, 0.5, 0.8 * np.exp(-1 / 0.9)], rtol=1e-12)
-    keep, decayed = soft_oks_nms(kpts, scores, areas, threshold=0.9, method="linear")
+    keep, decayed = soft_oks_nms(kpts, scores, areas, threshold=0.9, method="linear", sigmas=SIGMAS)
     np.testing.assert_allclose(decayed, [0.9, 0.5, 0.0], atol=1e-12)  # linear: × (1 − OKS) = 0
-    assert soft_oks_nms(kpts, scores, areas, max_dets=2)[0].tolist() == [0, 2]
+    assert soft_oks_nms(kpts, scores, areas, max_dets=2, sigmas=SIGMAS)[0].tolist() == [0, 2]
     with pytest.raises(ValueError, match="method"):
-        soft_oks_nms(kpts, scores, areas, method="box")
+        soft_oks_nms(kpts, scores, areas, method="box", sigmas=SIGMAS)
 
 
 def test_soft_nms_never_raises_scores_and_keeps_everyone_up_to_max_dets():
     rng = np.random.default_rng(6)
     kpts, scores, areas = clusters(rng, n_people=3, copies=4)
-    keep, decayed = soft_oks_nms(kpts, scores, areas, max_dets=20)
+    keep, decayed = soft_oks_nms(kpts, scores, areas, max_dets=20, sigmas=SIGMAS)
     assert sorted(keep.tolist()) == list(range(12))
     assert (decayed <= scores[keep] + 1e-15).all()
     assert decayed[0] == scores.max()
+
+
+def test_sigmas_are_required():
+    # no COCO-17 fallback: the keypoint set's OKS constants are always passed
+    rng = np.random.default_rng(0)
+    kpts, scores, areas = rng.uniform(0, 100, (3, 17, 2)), np.ones(3), np.full(3, 1e4)
+    with pytest.raises(TypeError, match="sigmas"):
+        compute_oks(kpts, np.concatenate([kpts, np.ones((3, 17, 1))], 2), areas, np.zeros((3, 4)))
+    with pytest.raises(TypeError, match="sigmas"):
+        oks_nms(kpts, scores, areas)
+    with pytest.raises(TypeError, match="sigmas"):
+        soft_oks_nms(kpts, scores, areas)

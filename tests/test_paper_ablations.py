@@ -13,7 +13,8 @@ from hrnet_edu.baseline import SMALL, BaselineConfig, SimpleBaseline
 from hrnet_edu.configs import TrainConfig, synthpose_w16_128x96_cpu
 from hrnet_edu.data.coco import CocoKeypoints
 from hrnet_edu.fusion import ExchangeUnit
-from hrnet_edu.heatmaps import decode_heatmaps
+from hrnet_edu.heatmaps import HeatmapCodec, decode_heatmaps
+from hrnet_edu.keypoints import COCO17
 from hrnet_edu.overrides import config_from_dict
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -69,10 +70,11 @@ def test_head_branch_outside_the_last_stage_is_refused():
 
 
 def test_targets_at_stride_8_peak_at_the_joint_over_8():
-    kwargs = dict(input_size=(128, 96), train=False, augment=None)
-    at4 = CocoKeypoints(f"{VAL}/annotations/person_keypoints_val.json", f"{VAL}/images", **kwargs)
+    kwargs = dict(spec=COCO17, train=False, augment=None)
+    at4 = CocoKeypoints(f"{VAL}/annotations/person_keypoints_val.json", f"{VAL}/images",
+                        codec=HeatmapCodec((128, 96)), **kwargs)
     at8 = CocoKeypoints(f"{VAL}/annotations/person_keypoints_val.json", f"{VAL}/images",
-                        heatmap_stride=8, sigma=1.0, **kwargs)
+                        codec=HeatmapCodec((128, 96), stride=8, sigma=1.0), **kwargs)
     a, b = at4[3], at8[3]
     torch.testing.assert_close(a["image"], b["image"])
     assert b["target"].shape == (17, 16, 12)

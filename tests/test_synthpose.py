@@ -16,11 +16,12 @@ from pycocotools.cocoeval import COCOeval
 
 from hrnet_edu.cli import main
 from hrnet_edu.data import synthpose
-from hrnet_edu.keypoints import NUM_KEYPOINTS, coco_person_category
+from hrnet_edu.keypoints import COCO17, coco_person_category
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = os.path.join(REPO, "data_samples", "synthpose")
 SIZE = 256
+NUM_KEYPOINTS = COCO17.num_joints
 
 
 @pytest.fixture(scope="module")

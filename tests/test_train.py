@@ -17,6 +17,7 @@ from hrnet_edu import train as train_mod
 from hrnet_edu.checkpoints import load_checkpoint_state, save_checkpoint
 from hrnet_edu.cli import main
 from hrnet_edu.configs import PRESETS, TrainConfig, get_config, synthpose_w16_128x96_cpu
+from hrnet_edu.heatmaps import HeatmapCodec
 from hrnet_edu.model import W8, HRNet
 from hrnet_edu.overrides import apply_overrides, config_from_dict
 from hrnet_edu.train import DistInfo, build_criterion, train
@@ -73,6 +74,12 @@ def test_presets_follow_the_paper():
     assert cpu.device == "cpu" and cpu.amp == "none" and cpu.val_root == "data_samples/synthpose"
     assert cpu.model.width == 16  # the name says what it builds: W16, 128×96
     assert cpu.input_size == (128, 96) and cpu.heatmap_size == (32, 24)
+    # the codec is built once from the config: input size, the model's output stride, σ, targets, decoding
+    assert w32.codec == HeatmapCodec((256, 192), 4, 2.0, "reference", w32.val_decode)
+    assert cpu.codec == HeatmapCodec((128, 96), 4, cpu.sigma, "unbiased", "dark")  # the committed run's
+    assert cpu.unbiased_targets and cpu.val_decode == "dark"
+    coarse = apply_overrides(cpu, ["model.head_branch=1"])
+    assert coarse.codec.stride == coarse.heatmap_stride == 8 and coarse.heatmap_size == (16, 12)
     for name in PRESETS:  # every preset survives the checkpoint round trip asdict → config_from_dict
         cfg = get_config(name)
         assert config_from_dict(dataclasses.asdict(cfg)) == cfg
@@ -123,6 +130,11 @@ def test_configs_of_earlier_versions_load():
         ("epochs", "not of the form key=value"),
         ("amp=fp8", "amp must be"),
         ("lr.x=1", "has no sub-fields"),
+        # input size, stride, σ and decoding are checked once, where the config builds its codec
+        ("sigma=0", "sigma must be a positive number"),
+        ("sigma=nan", "sigma must be a positive number"),
+        ("val_decode=soft", "decoding must be one of"),
+        ("input_size=66,32", r"input_size must be \(H, W\) with H and W positive multiples of the stride 4"),
     ],
 )
 def test_apply_overrides_errors(item, message):
@@ -167,7 +179,7 @@ def test_warp_on_device_trains_on_the_same_batches(tiny_root, tmp_path):
         train_set = train_mod.build_datasets(cfg)[0]
         batch = next(iter(train_mod.make_loader(train_set, cfg, 0, DistInfo(), torch.device("cpu"))))
         assert ("raw_image" in batch) == on_device and ("image" in batch) != on_device
-        finish = GpuBatchTransform(cfg.input_size, cfg.sigma, cfg.unbiased_targets, "cpu")
+        finish = GpuBatchTransform(cfg.codec, "cpu")
         batches[on_device] = finish(batch) if on_device else batch
     half_grey = 0.5 / 255 / min(IMAGENET_STD)
     assert (batches[True]["image"] - batches[False]["image"]).abs().max() <= half_grey + 1e-6
@@ -344,9 +356,9 @@ def test_demo_reports_the_numbers_of_train_validate_and_exports_the_weights(tiny
     """The demo evaluates with ``train.validate``: its "trained" row is the run's own last validation."""
     import json
 
+    from hrnet_edu.checkpoints import load_checkpoint
     from hrnet_edu.coco_eval import STAT_KEYS, STAT_NAMES
     from hrnet_edu.demo import run_demo
-    from hrnet_edu.evaluate import load_checkpoint
 
     overrides = [f"data_root={tiny_root}", "val_root=none", "input_size=64,32", "epochs=1", "val_every=1",
                  "batch_size=4", "workers=0", "log_every=1", "val_batch_size=8"]
@@ -360,7 +372,10 @@ def test_demo_reports_the_numbers_of_train_validate_and_exports_the_weights(tiny
     assert "| network | " + " | ".join(STAT_NAMES) + " |" in report and "Command: `test`" in report
     assert "cosine decay after" in report and "on a CPU: bf16 autocast, channels-last" in report
     assert (out / "loss.png").stat().st_size > 0 and (out / "predictions.png").stat().st_size > 0
-    exported, _ = load_checkpoint(tmp_path / "w.pt")
+    exported, exported_cfg = load_checkpoint(tmp_path / "w.pt")
+    # the exported weights keep the run's codec, the one its config builds
+    stored = load_checkpoint_state(str(tmp_path / "w.pt"))["codec"]
+    assert HeatmapCodec.from_dict(stored) == exported_cfg.codec
     best = load_checkpoint_state(str(out / "run" / "best.pt"))["model"]
     assert all(torch.equal(v, best[k]) for k, v in exported.state_dict().items())
     assert json.loads((tmp_path / "w.json").read_text())["trained"] == result["trained"]

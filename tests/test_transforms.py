@@ -23,7 +23,9 @@ from hrnet_edu.data.transforms import (
     warp_image,
 )
 from hrnet_edu.geometry import crop_transform, flip_points, transform_points
-from hrnet_edu.keypoints import FLIP_INDEX, KEYPOINT_NAMES
+from hrnet_edu.keypoints import COCO17
+
+FLIP_INDEX, KEYPOINT_NAMES, UPPER_BODY = COCO17.flip_index, COCO17.names, COCO17.upper_body
 
 OUT = (192, 256)  # (W, H)
 
@@ -147,22 +149,26 @@ def test_flip_twice_is_identity_and_swaps_left_right_names():
     centre = np.array([50.0, 50.0])
     p = CropParams(flip_points(centre, 101), np.array([0.5, 0.5 / 0.75]), 0.0, True)
     m = crop_matrix(p, 101, OUT)
-    flipped = transform_joints(joints, m, True, (OUT[1], OUT[0]))
+    flipped = transform_joints(joints, m, True, (OUT[1], OUT[0]), FLIP_INDEX)
     plain = crop_transform(p.center, p.scale, OUT)
     np.testing.assert_allclose(flipped[10, :2], transform_points(flip_points(pts[9:10], 101), plain)[0],
                                atol=1e-4)
     # mirroring twice (matrix ∘ mirror ∘ mirror) with two swaps gives the unflipped crop back
-    twice = transform_joints(joints, crop_matrix(p, 101, OUT), True, (OUT[1], OUT[0]))[list(FLIP_INDEX)]
+    twice = transform_joints(joints, crop_matrix(p, 101, OUT), True, (OUT[1], OUT[0]), FLIP_INDEX)
+    twice = twice[list(FLIP_INDEX)]
     np.testing.assert_allclose(twice[:, :2], transform_points(flip_points(pts, 101), plain), atol=1e-4)
 
 
 def test_joints_outside_the_crop_lose_their_weight():
     joints = np.array([[100.0, 100.0, 1.0], [1000.0, 100.0, 1.0], [100.0, 100.0, 0.0]])
     m = crop_transform(np.array([100.0, 100.0]), np.array([1.0, 4 / 3]), OUT)
-    out = transform_joints(joints, m, False, (256, 192))
+    out = transform_joints(joints, m, False, (256, 192), FLIP_INDEX)
     np.testing.assert_array_equal(out[:, 2], [1, 0, 0])
     np.testing.assert_allclose(out[0, :2], [96, 128])
     assert out.dtype == np.float32
+    # the flip permutation is the keypoint set's, always given, and must fit its K joints
+    with pytest.raises(ValueError, match="flip_index has 17 entries for K = 3 joints"):
+        transform_joints(joints, m, True, (256, 192), FLIP_INDEX)
 
 
 def test_half_body_crop_contains_its_joints():
@@ -171,7 +177,7 @@ def test_half_body_crop_contains_its_joints():
         joints = rng.uniform(0, 300, size=(17, 2))
         visible = (rng.random(17) < 0.8).astype(float)
         upper = bool(rng.random() < 0.5)
-        box = half_body_box(joints, visible, 0.75, upper)
+        box = half_body_box(joints, visible, 0.75, upper, UPPER_BODY)
         if box is None:
             continue
         centre, scale = box
@@ -187,7 +193,8 @@ def test_half_body_crop_contains_its_joints():
 def test_augmentation_ranges_probabilities_and_reproducibility():
     joints, vis = np.random.default_rng(7).uniform(50, 150, size=(17, 2)), np.ones(17)
     centre, scale = np.array([100.0, 100.0]), np.array([1.0, 4 / 3])
-    draws = [sample_crop(np.random.default_rng(i), centre, scale, joints, vis, 200, 0.75, PAPER_AUGMENT)
+    draws = [sample_crop(np.random.default_rng(i), centre, scale, joints, vis, 200, 0.75, PAPER_AUGMENT,
+                         UPPER_BODY)
              for i in range(2000)]
     whole = [d for d in draws if not d.half_body]
     ratio = np.array([d.scale[0] / scale[0] for d in whole])
@@ -199,11 +206,13 @@ def test_augmentation_ranges_probabilities_and_reproducibility():
     for d in draws[:50]:  # a flipped centre is mirrored, an unflipped one untouched
         if not d.half_body:
             assert d.center[0] == pytest.approx(200 - 1 - 100 if d.flip else 100)
-    again = sample_crop(np.random.default_rng(3), centre, scale, joints, vis, 200, 0.75, PAPER_AUGMENT)
+    again = sample_crop(np.random.default_rng(3), centre, scale, joints, vis, 200, 0.75, PAPER_AUGMENT,
+                        UPPER_BODY)
     d3 = draws[3]
     assert (again.rotation, again.flip, again.half_body) == (d3.rotation, d3.flip, d3.half_body)
     np.testing.assert_array_equal(again.scale, draws[3].scale)
-    still = sample_crop(np.random.default_rng(0), centre, scale, joints, vis, 200, 0.75, NO_AUGMENT)
+    still = sample_crop(np.random.default_rng(0), centre, scale, joints, vis, 200, 0.75, NO_AUGMENT,
+                        UPPER_BODY)
     np.testing.assert_allclose(still.center, centre)
     np.testing.assert_allclose(still.scale, scale)
     assert still.rotation == 0 and not still.flip and not still.half_body

@@ -1,12 +1,16 @@
 """Reductions (features.py) against numpy references, and headless figures (viz.py)."""
 
+import json
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 
 from hrnet_edu import features, model, viz
-from hrnet_edu.keypoints import KEYPOINT_NAMES, SKELETON
+from hrnet_edu.keypoints import COCO17, CROWDPOSE14
+
+KEYPOINT_NAMES, SKELETON = COCO17.names, COCO17.skeleton
 
 
 @pytest.fixture
@@ -85,8 +89,14 @@ def test_draw_pose_draws_only_visible_limbs():
     kp = np.random.default_rng(0).uniform(0, 50, (17, 2))
     vis = np.ones(17)
     vis[[9, 10]] = 0  # wrists hidden: limbs (7, 9) and (8, 10) disappear
-    viz.draw_pose(ax, kp, vis)
+    viz.draw_pose(ax, kp, vis, spec=COCO17)
     assert len(ax.lines) == sum(1 for a, b in SKELETON if vis[a] and vis[b]) == len(SKELETON) - 2
+    # the skeleton is the spec's, always given (no COCO-17 default)
+    ax.cla()
+    viz.draw_pose(ax, kp[:14], spec=CROWDPOSE14)
+    assert len(ax.lines) == len(CROWDPOSE14.skeleton)
+    with pytest.raises(TypeError, match="spec"):
+        viz.draw_pose(ax, kp, vis)
     plt.close(fig)
 
 
@@ -94,13 +104,14 @@ def test_figures_are_built_headless_without_pyplot():
     plt.close("all")
     crop = np.zeros((64, 48, 3), np.uint8)
     heatmaps = torch.rand(17, 16, 12)
-    fig = viz.overlay_heatmaps(crop, heatmaps, joints=[0, 5, 16], keypoints=np.full((17, 2), 20.0))
+    fig = viz.overlay_heatmaps(crop, heatmaps, joints=[0, 5, 16], keypoints=np.full((17, 2), 20.0),
+                               spec=COCO17)
     assert [ax.get_title() for ax in fig.axes[:3]] == [KEYPOINT_NAMES[k] for k in (0, 5, 16)]
     # Heatmap pixel (i, j) is centred on crop pixel (4j, 4i): extent (−2, 4w−2, 4h−2, −2).
     assert fig.axes[0].images[1].get_extent() == [-2.0, 46.0, 62.0, -2.0]
     # One shared scale [0, 1] for every panel, shown by one colorbar (the 4th axis).
     assert len(fig.axes) == 4 and all(ax.images[1].get_clim() == (0.0, 1.0) for ax in fig.axes[:3])
-    assert len(viz.overlay_heatmaps(crop, heatmaps, colorbar=False).axes) == 1
+    assert len(viz.overlay_heatmaps(crop, heatmaps, colorbar=False, spec="coco17").axes) == 1
     grid = viz.feature_grid(torch.randn(20, 8, 6), "stage2.module0.branch1", input_size=(64, 48), k=6)
     assert len(grid.axes) == 6
     assert grid.get_suptitle() == "stage 2 · module 0 · branch 1 (C=20, 8×6, 1/8)"
@@ -110,6 +121,29 @@ def test_figures_are_built_headless_without_pyplot():
     fig = viz.shares_figure({"a": features.contribution_shares(contributions), "b": torch.eye(3)})
     assert [ax.get_title() for ax in fig.axes] == ["a", "b"]
     assert plt.get_fignums() == []  # nothing registered with pyplot, nothing to show
+
+
+def test_loss_and_predictions_figures_draw_what_they_are_given(tmp_path):
+    # loss_figure draws the records of a log.jsonl (read by runfolder.read_log, not by viz)
+    from hrnet_edu.runfolder import read_log
+
+    records = [{"kind": "step", "epoch": e, "step": s, "loss": 1.0 / (e + s)}
+               for e in (1, 2) for s in (5, 10)]
+    records += [{"kind": "epoch", "epoch": e, "loss": 0.5 / e, "val": {"ap": 0.1 * e, "ap50": 0.2 * e}}
+                for e in (1, 2)]
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    fig = viz.loss_figure(read_log(str(log)))
+    loss_ax, val_ax = fig.axes
+    assert len(loss_ax.lines) == 2 and list(val_ax.lines[0].get_ydata()) == [0.1, 0.2]
+    # predictions_figure draws the results given (NMS is the caller's) on the images given
+    kp = np.concatenate([np.random.default_rng(0).uniform(5, 40, (17, 2)), np.ones((17, 1))], 1)
+    results = [{"image_id": 7, "category_id": 1, "keypoints": kp.ravel().tolist(), "score": 0.9}]
+    images = {7: np.zeros((48, 48, 3), np.uint8), 9: np.zeros((48, 48, 3), np.uint8)}
+    fig = viz.predictions_figure(images, results, COCO17)
+    assert [ax.get_title() for ax in fig.axes] == ["image 7", "image 9"]
+    assert len(fig.axes[0].lines) == len(SKELETON) and len(fig.axes[1].lines) == 0
+    assert plt.get_fignums() == []
 
 
 def test_feature_figures_show_the_input_crop_beside_the_maps():

@@ -29,8 +29,8 @@ pixel convention of ``hrnet_edu.geometry``):
   zero padding, so the two warps agree up to uint8 rounding and OpenCV's 1/32-px fixed-point
   sample positions. On one core it is several times faster than grid_sample (grid + sampling,
   float) and than Pillow's ``Image.transform(AFFINE, BILINEAR)``, whose per-pixel generic loop is
-  slow and whose border is not the zero blend (``benchmarks/bench_data.py`` measures the three). :func:`normalize_crop` then normalises
-  the uint8 crop, also with OpenCV.
+  slow and whose border is not the zero blend (``benchmarks/bench_data.py`` measures the three).
+  :func:`normalize_crop` then normalises the uint8 crop, also with OpenCV.
 * :func:`warp_batch` / :func:`warp_image` — ``torch.nn.functional.grid_sample`` (align_corners=False,
   the normalisation written so that integer coordinates are pixel centres) on float tensors of
   any device: the batched GPU path (:class:`GpuBatchTransform`) and float images.
