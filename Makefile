@@ -8,7 +8,7 @@ TORCH_CPU_SPEC ?= torch==2.13.0
 # Linux wheels of torch are CUDA builds (this project's own machines carry the CPU build locally).
 TORCH_PIP_ARGS ?=
 
-.PHONY: setup test lint pytest nbval browser-deps test-browser demo data train-cpu lab clean
+.PHONY: setup test lint pytest nbval browser-deps test-browser demo data train-cpu lab clean student
 
 $(BIN)/hrnet-edu: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -85,5 +85,23 @@ demo: setup
 lab: setup
 	$(BIN)/jupyter lab notebooks
 
+# Student versions of the chapters (README "Course map"): nbconvert's TagRemovePreprocessor drops the
+# cells tagged `solution` and clears the outputs of the cells tagged `exercise` (tags are cell metadata,
+# kept in the jupytext pairs as `# %% tags=["exercise"]`); notebooks/solutions/ is left out. The
+# notebooks go to $(STUDENT_DIR)/notebooks, beside a link to data_samples, so their relative paths work
+# (tests/test_student_version.py).
+STUDENT_DIR ?= build/student
+STUDENT_NOTEBOOKS ?= notebooks
+student: setup
+	rm -rf $(STUDENT_DIR)/notebooks
+	mkdir -p $(STUDENT_DIR)/notebooks
+	$(BIN)/jupyter nbconvert --to notebook --log-level=WARN --output-dir $(STUDENT_DIR)/notebooks \
+	    --TagRemovePreprocessor.enabled=True \
+	    --TagRemovePreprocessor.remove_cell_tags='["solution"]' \
+	    --TagRemovePreprocessor.remove_all_outputs_tags='["exercise"]' \
+	    $(STUDENT_NOTEBOOKS)/[0-9][0-9]_*.ipynb
+	ln -sfn $(CURDIR)/data_samples $(STUDENT_DIR)/data_samples
+	@echo "student notebooks in $(STUDENT_DIR)/notebooks"
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache build

@@ -347,7 +347,7 @@ for sigma in SIGMAS_TESTED:
     assert table[True, sigma, "dark"] < 0.05
 print("all checks passed")
 
-# %% [markdown]
+# %% [markdown] tags=["exercise"]
 # ## Exercises
 #
 # 1. **Expected errors.** Derive the 0.765 input px of the ¼ shift on unbiased targets (hint: per

@@ -502,7 +502,8 @@ for name, n, s in (("no NMS", len(results), without_nms), ("OKS-NMS 0.9", len(ke
 # It is a PCK on heatmap argmaxes (correct when within about 1/20 of the heatmap side) — handy to
 # watch training, but **not** the COCO metric: it has no per-keypoint constants, no object scale,
 # no matching and no ranking by score. Report AP.
-#
+
+# %% [markdown] tags=["exercise"]
 # ## Exercises
 #
 # 1. **Threshold intuition.** For the person of section 1, find (with `explore`) the smallest shift of

@@ -263,7 +263,7 @@ print(columns([k for k in mrb.state_dict() if k.startswith("1.0.")], width=100))
 print("parameters of the whole stage-4 block:", f"{count_parameters(mrb):,d}")
 assert count_parameters(mrb) == sum(4 * (2 * 9 * c * c + 2 * 2 * c) for c in widths)  # convs + BN γ, β
 
-# %% [markdown]
+# %% [markdown] tags=["exercise"]
 # ## Exercises
 #
 # 1. **Bottlenecks everywhere?** Replace the basic blocks of stage 4 by bottlenecks with P = C_r/4

@@ -389,7 +389,7 @@ for name, label in variants.items():
 # from across-stage to across-and-within (+0.003) is within that spread: with two modules per stage
 # and one CPU epoch, this run cannot separate the two as the paper's W32 runs (71.9 → 73.4) do.
 
-# %% [markdown]
+# %% [markdown] tags=["exercise"]
 # ## Exercises
 #
 # 1. **Bilinear instead of nearest.** Replace the `nn.Upsample` of every upsampling term by

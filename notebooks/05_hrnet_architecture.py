@@ -348,7 +348,7 @@ describe(8, 4)  # the widget's default, printed once so it is readable without a
 widgets.interact(describe, width=widgets.Dropdown(options=[8, 16, 32, 48, 64], value=8),
                  stages=widgets.IntSlider(min=1, max=4, value=4));
 
-# %% [markdown]
+# %% [markdown] tags=["exercise"]
 # ## Exercises
 #
 # 1. **Parameters as a function of C.** Show that apart from the stem, stage 1 and the transition

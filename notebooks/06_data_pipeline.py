@@ -429,7 +429,7 @@ widgets.interactive(explore, index=widgets.IntSlider(0, 0, len(train) - 1, descr
                                                   style=wide),
                     epoch=widgets.IntSlider(0, 0, 9, description="epoch"))
 
-# %% [markdown]
+# %% [markdown] tags=["exercise"]
 # ## Exercises
 #
 # 1. **The far border.** Section 7 found joints whose target centre μ = ⌊x_in/4 + ½⌋ lies one

@@ -447,7 +447,7 @@ _ = axes[1].legend(fontsize=8, loc="upper left")
 # is the CPU recipe's network fine-tuned for about a minute, and its AP is that of a small network
 # on 128×96 crops, not of HRNet-W32. The full run is reproduced with one command on a GPU machine: `bash benchmarks/gpu_run.sh`.
 
-# %% [markdown]
+# %% [markdown] tags=["exercise"]
 # ## Exercises
 #
 # 1. **The ½ and Adam.** Train the smoke configuration twice, once with the loss multiplied by 2

@@ -603,7 +603,7 @@ print(f"{len(boxes)} boxes; keypoints above 0.2 per person:", [int((c > 0.2).sum
 # With `--boxes gt` (ground-truth boxes) the numbers are a few points higher; on a GPU, add
 # `--batch-size 64 --workers 8`.
 
-# %% [markdown]
+# %% [markdown] tags=["exercise"]
 # ## Exercises
 #
 # 1. **The shift, measured properly.** In section 4 replace `flip_back`'s one-column shift by a

@@ -436,7 +436,7 @@ viz.browser_figure(feats, crops, 0, f"stage4.module{len(model.stage4) - 1}.branc
 # NBVAL_IGNORE_OUTPUT
 viz.feature_browser(model, images, crops, keypoints=joints)
 
-# %% [markdown]
+# %% [markdown] tags=["exercise"]
 # ## Exercises
 #
 # 1. **Where does the context come from?** For the last exchange unit of stage 3, compare the share of

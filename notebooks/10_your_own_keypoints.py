@@ -401,7 +401,8 @@ fig
 # | OKS scale s² | the file's `area` | 0.53 · w · h of the box (no `area` in the file) |
 # | network up to the last 1×1 convolution | the same | the same weights, fine-tuned |
 # | crops, targets, loss, decoding, back-mapping, COCOeval's matching | the same code | the same code |
-#
+
+# %% [markdown] tags=["exercise"]
 # ## Exercises
 #
 # 1. **A spec of your own.** Make a spec of the 12 body joints only (`KeypointSpec(name="body12",

@@ -27,10 +27,11 @@
 from pathlib import Path
 
 import numpy as np
+
 from hrnet_edu.coco_eval import load_coco, make_results, rescore, results_ap
 from hrnet_edu.geometry import PIXEL_STD, box_to_center_scale
-from hrnet_edu.keypoints import NUM_KEYPOINTS as K
 from hrnet_edu.keypoints import COCO17, SIGMAS
+from hrnet_edu.keypoints import NUM_KEYPOINTS as K
 from hrnet_edu.oks import compute_oks, oks_nms, soft_oks_nms
 
 REPO = next(p for p in Path.cwd().resolve().parents if (p / "pyproject.toml").exists())
