@@ -23,7 +23,6 @@
 # the bundled sample, as the chapter's smoke run does) and say what the full versions measured.
 
 # %%
-import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -78,37 +77,36 @@ def steps(criterion, optimizer_class, lr, n=8):
     model.load_state_dict(start)
     model.train()
     optimizer = optimizer_class(model.parameters(), lr=lr)
+    theta0 = torch.cat([p.detach().flatten() for p in model.parameters()])  # the starting weights
     losses = []
     for s in range(n):
         batch = batches[s % len(batches)]
         loss = criterion(model(batch["image"]), batch["target"], batch["target_weight"])
         optimizer.zero_grad(); loss.backward(); optimizer.step()
         losses.append(loss.item())
-    return np.array(losses), torch.cat([p.detach().flatten() for p in model.parameters()])
+    return np.array(losses), torch.cat([p.detach().flatten() for p in model.parameters()]), theta0
 
 
-theta0 = torch.cat([p.flatten() for p in start.values() if p.is_floating_point()])
 rows = {}
 for opt_name, opt, lr in (("Adam", torch.optim.Adam, 3e-4), ("SGD", torch.optim.SGD, 1.0)):
-    (l1, w1), (l2, w2) = steps(JointsMSELoss(), opt, lr), steps(DoubledMSELoss(), opt, lr)
-    moved = (w1 - theta0[: len(w1)]).norm()  # how far the normal loss moved the weights
+    (l1, w1, theta0), (l2, w2, _) = steps(JointsMSELoss(), opt, lr), steps(DoubledMSELoss(), opt, lr)
+    moved = (w1 - theta0).norm()  # how far the normal loss moved the weights
     rows[opt_name] = (l2 / l1, (w2 - w1).norm() / moved)
     print(f"{opt_name:4}: loss ratio ×2 / ×1 per step: {np.round(l2 / l1, 3)[:5]} …; "
           f"|θ(×2) − θ(×1)| / |θ(×1) − θ_0| = {rows[opt_name][1]:.2e}")
 
 # %% [markdown]
-# (`theta0` lists the state dict's floating tensors, which include the BatchNorm running statistics
-# after the parameters; only the first `len(w1)` numbers — the parameters — are compared, and in the
-# same order since both follow module registration.) The step losses are exactly twice as large in
+# The step losses are exactly twice as large in
 # the first step and stay close to 2× afterwards. **Adam's weights are (nearly) identical**: Adam
 # divides the first moment of the gradient by the square root of the second, so a constant factor
 # on the loss cancels in m̂/√v̂; only ε (1e-8) in the denominator breaks the tie, which is why
-# "nearly". **With SGD they would not be**: the update is lr·g, and ×2 on the loss is ×2 on the
+# "nearly" — the difference is a few percent of the distance the weights moved, from the parameters
+# whose gradients are so small that √v̂ is comparable to ε. **With SGD they would not be**: the update is lr·g, and ×2 on the loss is ×2 on the
 # learning rate: the two runs drift apart.
 
 # %%
 assert abs(rows["Adam"][0][0] - 2) < 1e-5
-assert rows["Adam"][1] < 1e-2 and rows["SGD"][1] > 10 * rows["Adam"][1]
+assert rows["Adam"][1] < 0.05 and rows["SGD"][1] > 0.5  # Adam: a few % of the way moved; SGD: as far again
 
 # %% [markdown]
 # ## Exercise 2 · Hard keypoints — ★★★ · full version ≈ 90 CPU min; short variant ≈ 1 CPU min
@@ -135,13 +133,14 @@ for k in order[:5]:
     print(f"  {KEYPOINT_NAMES[k]:15} {per_joint['mse'][k]:6.2f} → {per_joint['ohkm'][k]:6.2f} ({change[k]:+.2f})")
 
 # %% [markdown]
-# OHKM puts the whole loss on the joints that are hardest for each person — wrists, ankles,
-# elbows, the small head points when occluded — and none on the easy ones. In one short epoch the
-# changes are small and concentrated on those extremities (the table). The reference uses OHKM only in
-# some configurations because it is a trade: it helps the hard joints at the price of the easy ones
-# and of a noisier gradient (a joint enters or leaves the top 8 from batch to batch), and it pays off
-# mostly late in training, when the easy joints are already learned. The full version (the CPU
-# recipe with `loss=ohkm`, ≈ 90 min) would answer it for this dataset.
+# OHKM puts the whole loss on the joints that are hardest for each person and none on the easy
+# ones. Even one short epoch shows the trade (the table): the extremities — ankles and wrists, the
+# joints with the largest errors — improve, while an easy joint (an eye) gets worse; AP hardly moves.
+# The reference uses OHKM only in some configurations because it is a trade: it helps the hard
+# joints at the price of the easy ones and of a noisier gradient (a joint enters or leaves the top 8
+# from batch to batch), and it pays off mostly late in training, when the easy joints are already
+# learned. The full version (the CPU recipe with `loss=ohkm`, ≈ 90 min) would answer it for this
+# dataset.
 
 # %%
 assert np.isfinite(per_joint["ohkm"]).all() and min(aps.values()) > 0.3  # both runs still detect the persons
@@ -184,8 +183,9 @@ for sigma in (1.0, 2.5):
 # explains the link: with the shift decoder, the decoding error does not depend on σ for clean
 # targets, but a narrow target puts its peak pixel more precisely on the joint and its maxima are
 # less displaced by correlated noise (solutions 01, exercise 3). In the short fine-tuning run the
-# network has to re-learn the peak width, so σ = 2 (what it was trained with) has an advantage that
-# the table shows or not — read it with that in mind.
+# network has to re-learn the peak width: σ = 2.5, close to the σ = 2 it was trained with, comes out
+# well ahead of σ = 1 after one epoch — the adaptation, not the merit of σ = 1, is what this short
+# run measures. Only the full version (from scratch) answers the question.
 
 # %%
 assert all(0.2 < v["ap"] < 1 for v in sigma_rows.values())
