@@ -312,7 +312,7 @@ for sigma in (1.0, 2.0):
 #
 # **Measured.** The CPU recipe (notebook 07: 32×24 heatmaps, unbiased targets, DARK decoding) trained
 # with σ = 2 and with σ = 1, everything else equal — one epoch of the 37,476 persons of `make data`
-# on this project's 2-core CPU (2026-12-02), two seeds each (`benchmarks/study_paper_evidence.py`;
+# on this project's 2-core CPU (2026-12-02), three seeds each (`benchmarks/study_paper_evidence.py`;
 # configs and logs in `benchmarks/results/paper_evidence/`):
 
 # %%

@@ -354,7 +354,7 @@ draw_hrnet(W32)
 #
 # Here the same three variants of one small network — the CPU recipe's `W16_1UNIT` with 1, 2, 2 HR
 # modules in stages 2–4, so 5 exchange units in full — each trained for one epoch of the 37,476
-# persons of `make data` on this project's 2-core CPU (2026-12-02), two seeds each
+# persons of `make data` on this project's 2-core CPU (2026-12-02), three seeds each
 # (`benchmarks/study_paper_evidence.py`; configs and logs in `benchmarks/results/paper_evidence/`).
 
 # %%

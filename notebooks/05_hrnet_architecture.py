@@ -254,7 +254,7 @@ for name, model in [("SimpleBaseline SMALL", small_base), ("HRNet W8", small_hr)
 # the CPU recipe's HRNet (`W16_1UNIT`, 83.0 M multiply-adds at 128×96) against a SimpleBaseline cut
 # to the same 83.1 M (ResNet units 1-1-1-1 of widths 24–192, three deconvolutions of width 96,
 # `evidence.EQUAL_MACS_BASELINE`), each for one epoch of the 37,476 persons of `make data` on this
-# project's 2-core CPU (2026-12-02), two seeds each (`benchmarks/study_paper_evidence.py`; configs
+# project's 2-core CPU (2026-12-02), three seeds for HRNet and two for the SimpleBaseline (`benchmarks/study_paper_evidence.py`; configs
 # and logs in `benchmarks/results/paper_evidence/`).
 
 # %%

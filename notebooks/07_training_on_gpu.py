@@ -42,6 +42,9 @@
 # bundled sample, starting from an early checkpoint of the recipe's own run — with the same code.
 # Cells whose output depends on the hardware (timings, losses of the run) are marked
 # `NBVAL_IGNORE_OUTPUT`; everything else is checked when the notebook is re-run as a test.
+#
+# **Every output committed with this notebook is a CPU run** (this project's 2-core machine, smoke
+# mode): the file is named for the GPU path it switches to when a GPU is present, not for what you see.
 
 # %%
 # %matplotlib inline
@@ -360,8 +363,8 @@ print(f"\nCOCO W32: Adam lr {coco.lr:g}, ×{coco.lr_factor:g} at epochs {coco.lr
 print("augmentation:", coco.augment)
 
 # %% [markdown]
-# What does change is the scale: COCO train2017 has about 150,000 person instances, 15× a 10k
-# SynthPose set, and the paper trains 210 epochs of it with 4 GPUs — about 30 million crops, 50×
+# What does change is the scale: COCO train2017 has about 150,000 person instances, about 8× the
+# persons of a 10k-image SynthPose set (the recipe's 20,000 images hold 37,476 persons, 1.9 per image), and the paper trains 210 epochs of it with 4 GPUs — about 30 million crops, 50×
 # what the CPU recipe of section 7 sees. Real people are also harder than SynthPose figures:
 # occlusion by other people, clothing, truncation, motion blur; the paper's W32 reaches AP 0.744 on val2017 with detected boxes.
 # Practical points for a real run:

@@ -150,8 +150,9 @@ display(fig)
 # * mirroring the heatmap back maps x_hm → w − 1 − x_hm, giving x/4 − ¾: **¾ px too far left**.
 #
 # The one-column shift turns −¾ into +¼; averaged with the unflipped heatmap the bias is about
-# +⅛ px (½ input px) instead of −⅜ px. (A user's ablation on COCO with ground-truth boxes: no shift
-# AP 0.720, one column 0.740, two columns 0.674 — consistent with an ideal shift of ¾.) We measure
+# +⅛ px (½ input px) instead of −⅜ px. (A user's ablation of the reference's HRNet-W32 at 256×192
+# on COCO val2017 with ground-truth boxes — issue #22 of `leoxiaobin/deep-high-resolution-net.pytorch`,
+# 2019: no shift AP 0.720, one column 0.740, two columns 0.674 — consistent with an ideal shift of ¾.) We measure
 # it with perfect, unbiased "predictions": Gaussians on known sub-pixel points, for 500 random poses
 # and for their mirror images.
 
@@ -333,7 +334,7 @@ for stride in STRIDES:
 # Then trained: the recipe network with its head on branch 0 (stride 4) and the same network with
 # its head on branch 1 (stride 8, σ = 1 heatmap px so the target has the same size in the image),
 # each trained for one epoch of the 37,476 persons of `make data` on this project's 2-core CPU,
-# two seeds each (`benchmarks/study_paper_evidence.py`; the runs' configs and logs are committed in
+# three seeds each (`benchmarks/study_paper_evidence.py`; the runs' configs and logs are committed in
 # `benchmarks/results/paper_evidence/`, `hrnet_edu.evidence` reads them).
 
 # %%
