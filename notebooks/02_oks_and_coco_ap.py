@@ -15,6 +15,8 @@
 # %% [markdown]
 # # 02 · Object Keypoint Similarity and COCO AP
 #
+# **Time:** about 50 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebook 01 · course map and glossary: README, `docs/glossary.md`.
+#
 # HRNet's COCO numbers (AP .744 for W32 at 256×192) are **keypoint AP**: average precision where a
 # predicted person counts as correct when its **Object Keypoint Similarity** (OKS) with a ground-truth
 # person is above a threshold. Students often find the metric opaque; this notebook makes it concrete
@@ -502,6 +504,18 @@ for name, n, s in (("no NMS", len(results), without_nms), ("OKS-NMS 0.9", len(ke
 # It is a PCK on heatmap argmaxes (correct when within about 1/20 of the heatmap side) — handy to
 # watch training, but **not** the COCO metric: it has no per-keypoint constants, no object scale,
 # no matching and no ranking by score. Report AP.
+
+# %% [markdown]
+# ## Recap: what to remember
+#
+# - **OKS** = mean over labelled joints of exp(−d²/(2s²κ_i²)), κ_i = 2σ_i: the error d is measured in
+#   units of the person's scale s and of a per-joint constant (an eye is judged 4× more strictly than a hip).
+# - Unlabelled joints do not count; a person without labelled joints is ignored; crowd regions
+#   absorb predictions without counting.
+# - **OKS-NMS** removes duplicate poses; soft NMS lowers their scores instead.
+# - **AP** = precision averaged over 101 recall levels and 10 OKS thresholds (0.50 … 0.95), after a
+#   greedy match by score: the **ranking** matters, not only the keypoints. APM and APL split by area
+#   (32²–96², above 96²); small persons count only in AP.
 
 # %% [markdown] tags=["exercise"]
 # ## Exercises

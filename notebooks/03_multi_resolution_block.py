@@ -15,6 +15,8 @@
 # %% [markdown]
 # # 03 · Residual units and the multi-resolution block
 #
+# **Time:** about 30 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** convolution and BatchNorm; notebook 00 · course map and glossary: README, `docs/glossary.md`.
+#
 # HRNet is built from one repeated pattern: **several branches at different resolutions running
 # side by side** (the multi-resolution block), followed by an **exchange** of information between
 # them (notebook 04). This notebook is about the first half: what a branch is made of, how wide and
@@ -262,6 +264,17 @@ print("keys of branch 1, unit 0:")
 print(columns([k for k in mrb.state_dict() if k.startswith("1.0.")], width=100))
 print("parameters of the whole stage-4 block:", f"{count_parameters(mrb):,d}")
 assert count_parameters(mrb) == sum(4 * (2 * 9 * c * c + 2 * 2 * c) for c in widths)  # convs + BN γ, β
+
+# %% [markdown]
+# ## Recap: what to remember
+#
+# - A **residual unit** learns a correction: x_out = ReLU(F(x) + x). Basic blocks (two 3×3) in stages
+#   2–4, bottlenecks (1×1, 3×3, 1×1) in stage 1, where the width is 256.
+# - A **multi-resolution block** runs branches side by side — branch r at 1/2^(r+2) of the input with
+#   width C·2^r — and they do **not** talk inside it (the exchange unit does that, notebook 04).
+# - Every branch costs the **same** multiply-adds; its parameters grow 4× per branch.
+# - Within a block a branch sees 17 of its own pixels: 68 input pixels on branch 0, 544 on branch 3.
+#   The effective receptive field is much smaller than the theoretical one.
 
 # %% [markdown] tags=["exercise"]
 # ## Exercises

@@ -15,6 +15,8 @@
 # %% [markdown]
 # # 04 · Multi-scale fusion: the exchange unit
 #
+# **Time:** about 40 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebook 03 · course map and glossary: README, `docs/glossary.md`.
+#
 # After every multi-resolution block (notebook 03), HRNet lets its parallel branches exchange
 # information. Output r of the **exchange unit** is the sum, over all inputs r', of input r' brought
 # to the resolution and width of branch r, followed by a ReLU:
@@ -388,6 +390,17 @@ for name, label in variants.items():
 # 0.031 AP here, more than the seed spread, and that variant is the lowest in every seed. The step
 # from across-stage to across-and-within (+0.003) is within that spread: with two modules per stage
 # and one CPU epoch, this run cannot separate the two as the paper's W32 runs (71.9 → 73.4) do.
+
+# %% [markdown]
+# ## Recap: what to remember
+#
+# - An **exchange unit** (`fuse_layers`) computes Y_k = ReLU(Σ_i a(X_i, k)): identity for i = k, a 1×1
+#   conv + BN + **nearest upsampling** from coarser inputs, k − i **strided 3×3 convs** from finer ones.
+# - The width is changed on the small map before upsampling (cheaper); going down costs the most
+#   compute, into the coarsest branch the most parameters.
+# - HRNet-W32 has 8 exchange units (1 + 4 + 3); the last one keeps output 0, the branch the head reads.
+# - The paper's ablation — exchange only at the end, across stages, or also within stages — was
+#   measured here at CPU scale: exchanging only at the end is clearly the weakest.
 
 # %% [markdown] tags=["exercise"]
 # ## Exercises

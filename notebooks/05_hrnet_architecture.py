@@ -15,6 +15,8 @@
 # %% [markdown]
 # # 05 · The whole HRNet, stage by stage
 #
+# **Time:** about 40 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 03 and 04 · course map and glossary: README, `docs/glossary.md`.
+#
 # Notebooks 03 and 04 built the two halves of HRNet's repeated pattern: parallel branches, then an
 # exchange. This notebook assembles the network of the paper (Fig. 1) and measures it.
 #
@@ -353,6 +355,18 @@ describe(8, 4)  # the widget's default, printed once so it is readable without a
 # NBVAL_IGNORE_OUTPUT
 widgets.interact(describe, width=widgets.Dropdown(options=[8, 16, 32, 48, 64], value=8),
                  stages=widgets.IntSlider(min=1, max=4, value=4));
+
+# %% [markdown]
+# ## Recap: what to remember
+#
+# - HRNet = stem (÷4) → stage 1 (bottlenecks, one branch) → stages 2–4, each opened by a
+#   **transition** that adds a branch, built of HR modules (multi-resolution block + exchange unit) →
+#   a 1×1 **head** on branch 0.
+# - HRNet-W32: 28.5 M parameters, 7.1 "GFLOPs" = multiply-adds / 1024³ at 256×192 — counted here and
+#   equal to the paper's numbers.
+# - Parameters grow with C², so W48 ≈ W32 × (48/32)² (plus a fixed stem).
+# - SimpleBaseline goes high → low → high; HRNet keeps a high-resolution branch throughout. At equal
+#   multiply-adds HRNet was clearly ahead in AP here, with nearly the same training loss.
 
 # %% [markdown] tags=["exercise"]
 # ## Exercises

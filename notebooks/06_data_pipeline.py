@@ -15,6 +15,8 @@
 # %% [markdown]
 # # 06 · The top-down data pipeline: from a COCO annotation to a training sample
 #
+# **Time:** about 45 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebook 01 · course map and glossary: README, `docs/glossary.md`.
+#
 # HRNet is a *top-down* pose estimator: a person detector (or the ground-truth box) finds each
 # person, the box is cropped and warped to a fixed input size — 256×192 (H×W) in the paper's main
 # setting — and the network predicts 17 heatmaps of a quarter of that size for that one person.
@@ -428,6 +430,17 @@ widgets.interactive(explore, index=widgets.IntSlider(0, 0, len(train) - 1, descr
                                                            "random"], value="random", description="augmentation",
                                                   style=wide),
                     epoch=widgets.IntSlider(0, 0, 9, description="epoch"))
+
+# %% [markdown]
+# ## Recap: what to remember
+#
+# - A box becomes a **centre and scale**: grown to the input's 3:4 aspect, ×1.25, in units of 200 px.
+# - The whole crop — scale, rotation, flip — is **one affine matrix**; the same matrix moves the
+#   keypoints, and its inverse brings predictions back.
+# - Augmentation (half body, scale, rotation, flip) is drawn per sample and per epoch, seeded;
+#   a flip must also **swap left and right** joints.
+# - Targets are written at x_hm = x_in / 4, the reference's convention; section 7's round trip checks
+#   that every labelled joint lands on its target's peak and back.
 
 # %% [markdown] tags=["exercise"]
 # ## Exercises

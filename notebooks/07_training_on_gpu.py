@@ -15,6 +15,8 @@
 # %% [markdown]
 # # 07 · Training HRNet: the recipe, a CPU-hour, a smoke run (and the GPU run)
 #
+# **Time:** about 75 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 01, 05 and 06 · course map and glossary: README, `docs/glossary.md`.
+#
 # The paper trains HRNet-W32 with **Adam** (learning rate 10⁻³, divided by 10 at epochs 170 and
 # 200, 210 epochs) on the **mean-squared error between predicted and target heatmaps**, 32 crops
 # per GPU on 4 GPUs. This notebook runs that recipe with the library's trainer
@@ -449,6 +451,17 @@ _ = axes[1].legend(fontsize=8, loc="upper left")
 # says **SMOKE RUN**, no GPU was available when the notebook was last executed: the run of section 5
 # is the CPU recipe's network fine-tuned for about a minute, and its AP is that of a small network
 # on 128×96 crops, not of HRNet-W32. The full run is reproduced with one command on a GPU machine: `bash benchmarks/gpu_run.sh`.
+
+# %% [markdown]
+# ## Recap: what to remember
+#
+# - The recipe: Adam, learning rate 10⁻³ with steps (or cosine), MSE between predicted and target
+#   heatmaps (with the reference's factor ½, which Adam ignores), target weights for unlabelled joints.
+# - One training step = forward, loss, backward, Adam step — checked against a step written by hand.
+# - Watch the validation AP, not only the loss.
+# - On 2 CPU cores the recipe network (`W16_1UNIT`, 128×96) learns a usable pose estimator; the
+#   committed outputs of this notebook are CPU runs.
+# - The engineering (mixed precision, compile, resuming, `torchrun`) is in the appendices.
 
 # %% [markdown] tags=["exercise"]
 # ## Exercises

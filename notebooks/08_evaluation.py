@@ -15,6 +15,8 @@
 # %% [markdown]
 # # 08 · Evaluation: from a checkpoint to COCO AP
 #
+# **Time:** about 70 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 02 and 07 · course map and glossary: README, `docs/glossary.md`.
+#
 # A pose network is judged the way the paper judges it (§4.1): run it on every person box of the
 # validation images, turn heatmaps into keypoints in *image* coordinates, score every pose, remove
 # duplicates, and let `pycocotools` compute the COCO keypoint AP from the Object Keypoint Similarity
@@ -603,6 +605,16 @@ print(f"{len(boxes)} boxes; keypoints above 0.2 per person:", [int((c > 0.2).sum
 #
 # With `--boxes gt` (ground-truth boxes) the numbers are a few points higher; on a GPU, add
 # `--batch-size 64 --workers 8`.
+
+# %% [markdown]
+# ## Recap: what to remember
+#
+# - Test time: crop → network → **flip test** (mirror, swap left/right channels, shift one column,
+#   average) → decode → back to the image with the inverse crop transform → rescoring → OKS-NMS → COCOeval.
+# - The one-column shift is the reference's whole-pixel approximation of a ¾-column misalignment.
+# - Perfect heatmaps at 32×24 still lose AP to quantisation: a ceiling set by the output stride.
+# - The error taxonomy (good, jitter, inversion, swap, miss) tells *why* keypoints are wrong.
+# - Detected boxes instead of ground-truth boxes cost AP; OKS-NMS wins part of it back.
 
 # %% [markdown] tags=["exercise"]
 # ## Exercises

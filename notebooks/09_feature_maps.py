@@ -15,6 +15,8 @@
 # %% [markdown]
 # # 09 · Reading the network: feature maps, exchange units, heatmaps stage by stage
 #
+# **Time:** about 45 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 04, 05 and 08 · course map and glossary: README, `docs/glossary.md`.
+#
 # HRNet keeps a high-resolution branch alive from the stem to the head and lets the branches talk
 # through **exchange units** (repeated multi-scale fusion). This notebook opens a trained network
 # and looks at what each part computes.
@@ -435,6 +437,17 @@ viz.browser_figure(feats, crops, 0, f"stage4.module{len(model.stage4) - 1}.branc
 # %%
 # NBVAL_IGNORE_OUTPUT
 viz.feature_browser(model, images, crops, keypoints=joints)
+
+# %% [markdown]
+# ## Recap: what to remember
+#
+# - `features.capture` records what every stem, stage, branch and exchange term outputs, by name,
+#   without changing the model.
+# - Each exchange unit's output is exactly ReLU of the sum of its captured contributions; their
+#   **shares** show how much each input branch contributes (a ratio of norms, not of importance).
+# - A **linear probe** per stage shows the heatmaps emerging: weak up to stage 2, near the trained
+#   head by stage 4.
+# - A trained network's features differ visibly from an untrained twin's.
 
 # %% [markdown] tags=["exercise"]
 # ## Exercises

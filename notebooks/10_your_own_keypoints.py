@@ -15,6 +15,8 @@
 # %% [markdown]
 # # 10 · Your own keypoints: one keypoint spec through the whole library
 #
+# **Time:** about 45 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 06, 07 and 08 · course map and glossary: README, `docs/glossary.md`.
+#
 # COCO's 17 joints are one choice among many: CrowdPose labels 14 (no face, but the top of the head
 # and the neck), hand, animal and lab data sets label their own. Which parts of a top-down pose
 # pipeline depend on *which* joints are labelled? Fewer than one might think — and those that do
@@ -401,6 +403,16 @@ fig
 # | OKS scale s² | the file's `area` | 0.53 · w · h of the box (no `area` in the file) |
 # | network up to the last 1×1 convolution | the same | the same weights, fine-tuned |
 # | crops, targets, loss, decoding, back-mapping, COCOeval's matching | the same code | the same code |
+
+# %% [markdown]
+# ## Recap: what to remember
+#
+# - A keypoint set is one **`KeypointSpec`**: names, skeleton, flip pairs, OKS σ_i, upper body.
+#   Everything else in the library works per joint and never asks which joint it is.
+# - A COCO-format file with another category (CrowdPose's 14 joints) trains and evaluates with the
+#   same code; the checkpoint stores its spec.
+# - Fine-tuning transfers every weight and each head row **by joint name**; the new joints start
+#   fresh, and a minute of CPU training teaches them.
 
 # %% [markdown] tags=["exercise"]
 # ## Exercises
