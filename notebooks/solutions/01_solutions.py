@@ -16,10 +16,11 @@
 # # Solutions · 01 Heatmaps
 #
 # Worked solutions to the three exercises of notebook 01 (`../01_heatmaps.ipynb`). Try each exercise
-# first. Every solution is marked with its **difficulty** (★ a few lines and one idea, ★★ a small
-# experiment, ★★★ a study that needs training) and its **cost** (CPU minutes on 2 cores, measured
-# when this notebook was executed). Each ends with `assert`s on its answer, so CI checks the
-# solution, not only that it runs.
+# first. **Difficulty**: ★ a few lines and one idea, ★★ a small experiment, ★★★ a study that needs
+# training. **Cost**: minutes of wall-clock time, measured when this notebook was executed for CI
+# (2026-12-03, this project's 2-core machine shared with other jobs: an upper bound for 2 free
+# cores). Each solution ends with `assert`s on its answer, so CI checks the solution, not only
+# that it runs.
 
 # %%
 import math
@@ -45,7 +46,7 @@ def mean_error(targets, method, sigma):
 
 
 # %% [markdown]
-# ## Exercise 1 · Expected errors — ★ · < 0.1 CPU min
+# ## Exercise 1 · Expected errors — ★ · < 0.1 min
 #
 # Write the keypoint as $p = \mu + u$ per axis, with μ the nearest grid point and
 # $u \sim U(-\tfrac12, \tfrac12)$. On an unbiased target the higher neighbour is on the side of
@@ -77,7 +78,7 @@ assert abs(measured["unbiased"] - analytic_shift) < 0.03
 assert measured["reference"] == mean_error(reference, "argmax", 2.0)  # the shift never moves
 
 # %% [markdown]
-# ## Exercise 2 · The 3σ window — ★★ · < 0.1 CPU min
+# ## Exercise 2 · The 3σ window — ★★ · < 0.1 min
 #
 # **Mass removed.** A Gaussian centred on μ keeps $\mathrm{erf}(3/\sqrt2)^2$ of its (continuous)
 # mass inside the square of half-side 3σ; on the grid we compare the sum of the cut target with the
@@ -127,7 +128,7 @@ for removed, edge, err_cut, err_full in window_rows.values():
     assert err_cut < 0.01 and err_full < 0.01  # hundredths of an input pixel at most
 
 # %% [markdown]
-# ## Exercise 3 · Sigma and noise — ★★ · < 0.5 CPU min
+# ## Exercise 3 · Sigma and noise — ★★ · ≈ 0.2 min
 #
 # Three noise models on the unbiased targets of the 2,000 points: the chapter's additive white
 # noise (std 0.05), **multiplicative** noise $T\,(1 + 0.3\,\varepsilon)$ (zero where the target is

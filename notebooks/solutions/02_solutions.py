@@ -15,10 +15,12 @@
 # %% [markdown]
 # # Solutions · 02 OKS and COCO AP
 #
-# Worked solutions to the three exercises of notebook 02 (`../02_oks_and_coco_ap.ipynb`). Try each
-# exercise first. **Difficulty**: ★ a few lines and one idea, ★★ a small experiment, ★★★ a study
-# that needs training. **Cost**: CPU minutes on 2 cores, measured when this notebook was executed.
-# Each solution ends with `assert`s on its answer, so CI checks the solution, not only that it runs.
+# Worked solutions to the three exercises of notebook 02 (`../02_oks_and_coco_ap.ipynb`). Try each exercise
+# first. **Difficulty**: ★ a few lines and one idea, ★★ a small experiment, ★★★ a study that needs
+# training. **Cost**: minutes of wall-clock time, measured when this notebook was executed for CI
+# (2026-12-03, this project's 2-core machine shared with other jobs: an upper bound for 2 free
+# cores). Each solution ends with `assert`s on its answer, so CI checks the solution, not only
+# that it runs.
 #
 # The set-up rebuilds what the chapter's sections 1 and 5 built: the hand-placed person and the
 # seeded fake pose estimator on the SynthPose validation split.
@@ -51,7 +53,7 @@ LEFT_EYE, LEFT_HIP = 1, 11
 
 
 # %% [markdown]
-# ## Exercise 1 · Threshold intuition — ★ · < 0.1 CPU min
+# ## Exercise 1 · Threshold intuition — ★ · < 0.1 min
 #
 # **Predict first.** 15 joints are labelled. Moving one joint j by d leaves the other 14
 # similarities at 1, so $\mathrm{OKS} = (14 + \exp(-d^2/2s^2k_j^2))/15 < 0.95$ exactly when the
@@ -85,7 +87,7 @@ assert np.isclose(d_hip / d_eye, SIGMAS[LEFT_HIP] / SIGMAS[LEFT_EYE], rtol=1e-6)
 assert np.isclose(d_hip, predicted[LEFT_HIP], rtol=1e-6) and np.isclose(d_eye, predicted[LEFT_EYE], rtol=1e-6)
 
 # %% [markdown]
-# ## Exercise 2 · Scale — ★★ · < 0.5 CPU min
+# ## Exercise 2 · Scale — ★★ · < 0.1 min
 #
 # The chapter's estimator, as a function: `fixed_px=None` draws each person's error as a fraction
 # of its scale $s$ (the chapter), `fixed_px=4` moves every keypoint by exactly 4 px in a random
@@ -154,7 +156,7 @@ assert fixed.ap_l > chapter.ap_l + 0.3 and abs(fixed.ap_m - chapter.ap_m) < 0.05
 assert int(np.sum(areas > 96**2)) == 6
 
 # %% [markdown]
-# ## Exercise 3 · Ranking matters — ★★ · < 0.5 CPU min
+# ## Exercise 3 · Ranking matters — ★★ · < 0.1 min
 #
 # **AR** is the recall at the end of the ranked list (all predictions, at most 20 per image): which
 # predictions match which persons does depend on the order within an image, but with one prediction

@@ -15,10 +15,12 @@
 # %% [markdown]
 # # Solutions · 03 Residual units and the multi-resolution block
 #
-# Worked solutions to the three exercises of notebook 03 (`../03_multi_resolution_block.ipynb`). Try
-# each exercise first. **Difficulty**: ★ a few lines and one idea, ★★ a small experiment, ★★★ a
-# study that needs training. **Cost**: CPU minutes on 2 cores, measured when this notebook was
-# executed. Each solution ends with `assert`s on its answer, so CI checks it.
+# Worked solutions to the three exercises of notebook 03 (`../03_multi_resolution_block.ipynb`). Try each exercise
+# first. **Difficulty**: ★ a few lines and one idea, ★★ a small experiment, ★★★ a study that needs
+# training. **Cost**: minutes of wall-clock time, measured when this notebook was executed for CI
+# (2026-12-03, this project's 2-core machine shared with other jobs: an upper bound for 2 free
+# cores). Each solution ends with `assert`s on its answer, so CI checks the solution, not only
+# that it runs.
 
 # %%
 # %matplotlib inline
@@ -44,7 +46,7 @@ def macs_of(module, x):
 
 
 # %% [markdown]
-# ## Exercise 1 · Bottlenecks everywhere? — ★ · < 0.1 CPU min
+# ## Exercise 1 · Bottlenecks everywhere? — ★ · < 0.1 min
 #
 # A bottleneck with P = C/4 has weights C·P + 9P² + P·4P = C²/4 + 9C²/16 + C²/4 = 17C²/16 ≈ 1.06 C²
 # (plus BN), a basic block 2·9C² = 18C²: about **17× fewer parameters and multiply-adds** per unit.
@@ -100,7 +102,7 @@ assert all(15 < p < 17 for p, _ in ratios)  # the BN parameters (2 per channel) 
 assert rf_bottle == 1 + 2 * 4
 
 # %% [markdown]
-# ## Exercise 2 · Receptive field of the stem + stage 1 — ★★ · < 0.1 CPU min
+# ## Exercise 2 · Receptive field of the stem + stage 1 — ★★ · < 0.1 min
 #
 # Track the receptive field $R$ and the *jump* $J$ (input pixels between neighbouring outputs):
 # a k×k convolution with stride t gives $R \leftarrow R + (k-1)J$, then $J \leftarrow tJ$.
@@ -129,7 +131,7 @@ for cfg in (W8, W32):
 
 
 # %% [markdown]
-# ## Exercise 3 · Effective receptive field — ★★ · < 0.1 CPU min
+# ## Exercise 3 · Effective receptive field — ★★ · ≈ 0.15 min
 #
 # A freshly initialised branch (PyTorch's default initialisation, BN in evaluation mode with its
 # initial statistics, i.e. the identity), real signed weights and a random input: the |gradient| of

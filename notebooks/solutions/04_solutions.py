@@ -15,10 +15,12 @@
 # %% [markdown]
 # # Solutions · 04 Multi-scale fusion
 #
-# Worked solutions to the three exercises of notebook 04 (`../04_multi_scale_fusion.ipynb`). Try
-# each exercise first. **Difficulty**: ★ a few lines and one idea, ★★ a small experiment, ★★★ a
-# study that needs training. **Cost**: CPU minutes on 2 cores, measured when this notebook was
-# executed. Each solution ends with `assert`s on its answer, so CI checks it.
+# Worked solutions to the three exercises of notebook 04 (`../04_multi_scale_fusion.ipynb`). Try each exercise
+# first. **Difficulty**: ★ a few lines and one idea, ★★ a small experiment, ★★★ a study that needs
+# training. **Cost**: minutes of wall-clock time, measured when this notebook was executed for CI
+# (2026-12-03, this project's 2-core machine shared with other jobs: an upper bound for 2 free
+# cores). Each solution ends with `assert`s on its answer, so CI checks the solution, not only
+# that it runs.
 #
 # Exercises 1 and 3 use the committed CPU checkpoint (`data_samples/checkpoints`, notebook 07) and
 # the SynthPose validation split, as notebooks 08 and 09 do.
@@ -49,7 +51,7 @@ print(cfg.name, "|", len(val), "validation persons | crops", tuple(crops.shape))
 
 
 # %% [markdown]
-# ## Exercise 1 · Bilinear instead of nearest — ★★ · < 0.5 CPU min
+# ## Exercise 1 · Bilinear instead of nearest — ★★ · ≈ 2 min
 #
 # **Where to expect a change.** Only the upsampling terms a(X_i, k) with i > k use `nn.Upsample`.
 # So in an exchange unit the *coarsest* output (k = R − 1, nothing above it) cannot change, and in
@@ -107,7 +109,7 @@ assert aps["bilinear, same weights"] < aps["nearest (trained)"] + 0.01
 
 
 # %% [markdown]
-# ## Exercise 2 · Sum vs. concatenation — ★★ · < 0.1 CPU min
+# ## Exercise 2 · Sum vs. concatenation — ★★ · < 0.1 min
 #
 # A concatenating unit takes the same R terms a(X_i, k) (each already C_k wide), stacks them to R·C_k
 # channels and mixes them with a 1×1 convolution back to C_k (+ BN, then the ReLU). Extra cost per
@@ -152,7 +154,7 @@ assert p_cat - p_sum == extra_p and m_cat - m_sum == extra_m
 # extra mixing buys little flexibility for its cost.
 
 # %% [markdown]
-# ## Exercise 3 · Who talks to whom after training — ★★ · < 0.5 CPU min
+# ## Exercise 3 · Who talks to whom after training — ★★ · < 0.1 min
 #
 # Capture every exchange unit's contributions on 64 validation crops, and print the shares of each
 # input for **output 0** (the high-resolution branch) in stage order. The trained CPU checkpoint has

@@ -15,10 +15,12 @@
 # %% [markdown]
 # # Solutions · 05 The whole HRNet
 #
-# Worked solutions to the three exercises of notebook 05 (`../05_hrnet_architecture.ipynb`). Try
-# each exercise first. **Difficulty**: ★ a few lines and one idea, ★★ a small experiment, ★★★ a
-# study that needs training. **Cost**: CPU minutes on 2 cores, measured when this notebook was
-# executed. Each solution ends with `assert`s on its answer, so CI checks it.
+# Worked solutions to the three exercises of notebook 05 (`../05_hrnet_architecture.ipynb`). Try each exercise
+# first. **Difficulty**: ★ a few lines and one idea, ★★ a small experiment, ★★★ a study that needs
+# training. **Cost**: minutes of wall-clock time, measured when this notebook was executed for CI
+# (2026-12-03, this project's 2-core machine shared with other jobs: an upper bound for 2 free
+# cores). Each solution ends with `assert`s on its answer, so CI checks the solution, not only
+# that it runs.
 
 # %%
 import dataclasses
@@ -47,7 +49,7 @@ def on_meta(cfg):
 
 
 # %% [markdown]
-# ## Exercise 1 · Parameters as a function of C — ★ · < 0.1 CPU min
+# ## Exercise 1 · Parameters as a function of C — ★ · ≈ 0.2 min
 #
 # Every convolution after stage 1 maps a width C·2^a to a width C·2^b: its weights are
 # C²·2^(a+b)·k², quadratic in C. The exceptions are linear in C: BatchNorm (2 per channel), the
@@ -80,7 +82,7 @@ assert abs(predicted_w48 / 63_595_745 - 1) < 0.01
 # 256-channel transition, the head) are small next to the 3×3 convolutions of the branches.
 
 # %% [markdown]
-# ## Exercise 2 · A fair baseline — ★★★ · full version ≈ 3 h of CPU; short variant < 1.5 CPU min
+# ## Exercise 2 · A fair baseline — ★★★ · full version ≈ 3 h of CPU; short variant ≈ 1.1 min
 #
 # **Step 1, matching the cost** (cheap): search SimpleBaseline configurations — ResNet basic units
 # (1, 1, 1, 1), widths (w, 2w, 4w, 8w), stem width s, three deconvolutions of width d — for the one
@@ -148,7 +150,7 @@ for name, values in losses.items():
 
 
 # %% [markdown]
-# ## Exercise 3 · Drop the exchange — ★★ · < 0.2 CPU min
+# ## Exercise 3 · Drop the exchange — ★★ · < 0.1 min
 #
 # Zero the last BatchNorm (γ = β = 0) of every non-identity transform a(X_i, k) and freeze it: each
 # term is then exactly 0, so Y_k = ReLU(X_k) — the branches never meet. Check it on a W8, then

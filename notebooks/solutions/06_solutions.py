@@ -15,10 +15,12 @@
 # %% [markdown]
 # # Solutions · 06 The data pipeline
 #
-# Worked solutions to the three exercises of notebook 06 (`../06_data_pipeline.ipynb`). Try each
-# exercise first. **Difficulty**: ★ a few lines and one idea, ★★ a small experiment, ★★★ a study
-# that needs training. **Cost**: CPU minutes on 2 cores, measured when this notebook was executed.
-# Each solution ends with `assert`s on its answer, so CI checks it.
+# Worked solutions to the three exercises of notebook 06 (`../06_data_pipeline.ipynb`). Try each exercise
+# first. **Difficulty**: ★ a few lines and one idea, ★★ a small experiment, ★★★ a study that needs
+# training. **Cost**: minutes of wall-clock time, measured when this notebook was executed for CI
+# (2026-12-03, this project's 2-core machine shared with other jobs: an upper bound for 2 free
+# cores). Each solution ends with `assert`s on its answer, so CI checks the solution, not only
+# that it runs.
 
 # %%
 import dataclasses
@@ -50,7 +52,7 @@ train = CocoKeypoints(ROOT / "annotations/person_keypoints_train.json", ROOT / "
 print(f"{len(train)} training persons")
 
 # %% [markdown]
-# ## Exercise 1 · The far border — ★★ · < 0.5 CPU min
+# ## Exercise 1 · The far border — ★★ · ≈ 0.2 min
 #
 # One epoch of augmented samples; for each joint with target weight 1, its grid point
 # μ = ⌊x_in/4 + ½⌋ under the reference's mapping, and μ' = ⌊x_hm + ½⌋ with the pixel-centre-exact
@@ -89,7 +91,7 @@ print(f"{weighted} weighted joints in one epoch; past the far border: reference 
 assert past_exact == 0 and 0 < past_ref < 0.02 * weighted
 
 # %% [markdown]
-# ## Exercise 2 · Scale after half body — ★★ · < 0.2 CPU min
+# ## Exercise 2 · Scale after half body — ★★ · < 0.1 min
 #
 # 2000 draws with half body forced (probability 1) on the persons with all 17 joints labelled; for
 # each, is the joint we watch — the left wrist for upper-body crops, the left ankle for lower-body
@@ -138,7 +140,7 @@ for name, rate in rates.items():
 assert rates["no scale draw"] < 0.01 and rates["reference: scale ×0.65…×1.35"] > 0.05
 
 # %% [markdown]
-# ## Exercise 3 · A new augmentation — ★★ · < 0.2 CPU min
+# ## Exercise 3 · A new augmentation — ★★ · < 0.1 min
 #
 # A random translation of the crop centre by ±5 % of the crop box. Only **`sample_crop`** has to
 # change (draw the offset and add it to the centre, after the half-body box and before the flip's

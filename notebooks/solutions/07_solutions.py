@@ -15,10 +15,12 @@
 # %% [markdown]
 # # Solutions · 07 Training
 #
-# Worked solutions to the three exercises of notebook 07 (`../07_training_on_gpu.ipynb`). Try each
-# exercise first. **Difficulty**: ★ a few lines and one idea, ★★ a small experiment, ★★★ a study
-# that needs training. **Cost**: CPU minutes on 2 cores, measured when this notebook was executed.
-# Each solution ends with `assert`s on its answer, so CI checks it. Exercises 2 and 3 cost far more
+# Worked solutions to the three exercises of notebook 07 (`../07_training_on_gpu.ipynb`). Try each exercise
+# first. **Difficulty**: ★ a few lines and one idea, ★★ a small experiment, ★★★ a study that needs
+# training. **Cost**: minutes of wall-clock time, measured when this notebook was executed for CI
+# (2026-12-03, this project's 2-core machine shared with other jobs: an upper bound for 2 free
+# cores). Each solution ends with `assert`s on its answer, so CI checks the solution, not only
+# that it runs. Exercises 2 and 3 cost far more
 # than ten CPU minutes as written; the solutions run **short variants** (fine-tuning for one epoch on
 # the bundled sample, as the chapter's smoke run does) and say what the full versions measured.
 
@@ -53,7 +55,7 @@ def smoke(*changes, epochs=1):
 
 
 # %% [markdown]
-# ## Exercise 1 · The ½ and Adam — ★★ · < 0.5 CPU min
+# ## Exercise 1 · The ½ and Adam — ★★ · ≈ 1.4 min
 #
 # Eight steps from the same weights on the same batches, with the loss as is and ×2, for Adam
 # and for plain SGD.
@@ -109,7 +111,7 @@ assert abs(rows["Adam"][0][0] - 2) < 1e-5
 assert rows["Adam"][1] < 0.05 and rows["SGD"][1] > 0.5  # Adam: a few % of the way moved; SGD: as far again
 
 # %% [markdown]
-# ## Exercise 2 · Hard keypoints — ★★★ · full version ≈ 90 CPU min; short variant ≈ 1 CPU min
+# ## Exercise 2 · Hard keypoints — ★★★ · full version ≈ 90 min of CPU; short variant ≈ 1.8 min
 #
 # **Short variant:** fine-tune the recipe's epoch-1 checkpoint for one epoch on the bundled sample
 # with the MSE and with OHKM (the 8 hardest of 17 joints per person), everything else equal, then
@@ -146,7 +148,7 @@ for k in order[:5]:
 assert np.isfinite(per_joint["ohkm"]).all() and min(aps.values()) > 0.3  # both runs still detect the persons
 
 # %% [markdown]
-# ## Exercise 3 · Sigma — ★★★ · full version ≈ 3 h of CPU; short variant ≈ 1 CPU min
+# ## Exercise 3 · Sigma — ★★★ · full version ≈ 3 h of CPU; short variant ≈ 0.3 min
 #
 # **What the full version found.** The chapter's study (notebook 01, section 6) trained σ = 1 and
 # σ = 2 for one epoch of the full 37,476 persons, three seeds each:

@@ -15,10 +15,12 @@
 # %% [markdown]
 # # Solutions · 08 Evaluation
 #
-# Worked solutions to the three exercises of notebook 08 (`../08_evaluation.ipynb`). Try each
-# exercise first. **Difficulty**: ★ a few lines and one idea, ★★ a small experiment, ★★★ a study
-# that needs training. **Cost**: CPU minutes on 2 cores, measured when this notebook was executed.
-# Each solution ends with `assert`s on its answer, so CI checks it. All three use the committed CPU
+# Worked solutions to the three exercises of notebook 08 (`../08_evaluation.ipynb`). Try each exercise
+# first. **Difficulty**: ★ a few lines and one idea, ★★ a small experiment, ★★★ a study that needs
+# training. **Cost**: minutes of wall-clock time, measured when this notebook was executed for CI
+# (2026-12-03, this project's 2-core machine shared with other jobs: an upper bound for 2 free
+# cores). Each solution ends with `assert`s on its answer, so CI checks the solution, not only
+# that it runs. All three use the committed CPU
 # checkpoint and the SynthPose validation split, as the chapter does.
 
 # %%
@@ -63,7 +65,7 @@ def variant(heatmaps, decode):
 
 
 # %% [markdown]
-# ## Exercise 1 · The shift, measured properly — ★★ · < 0.5 CPU min
+# ## Exercise 1 · The shift, measured properly — ★★ · < 0.1 min
 #
 # A shift by a fraction f of a column with linear interpolation is a weighted sum of the unshifted
 # and the one-column-shifted copies: (1 − f)·F + f·shift₁(F). For f = 0.75:
@@ -100,7 +102,7 @@ for decode in ("shift", "dark"):
     assert flip_rows["1 column (reference)", decode] > flip_rows["none", decode] > flip_rows["2 columns", decode]
 
 # %% [markdown]
-# ## Exercise 2 · Detected boxes — ★★ · < 0.5 CPU min
+# ## Exercise 2 · Detected boxes — ★★ · ≈ 0.8 min
 #
 # A detection file from the ground-truth boxes: each box moved by 10 % of its width and height (in a
 # random direction per axis), every third person detected a second time with another shifted box,
@@ -138,7 +140,7 @@ assert box_rows["noisy boxes, no NMS"] < box_rows["ground-truth boxes"]
 assert box_rows["noisy boxes, OKS-NMS 0.9"] > box_rows["noisy boxes, no NMS"]
 
 # %% [markdown]
-# ## Exercise 3 · Which joints invert? — ★★ · < 0.2 CPU min
+# ## Exercise 3 · Which joints invert? — ★★ · ≈ 0.2 min
 
 # %%
 stats, results = evaluate.model_ap(model, val, decode=cfg.val_decode)

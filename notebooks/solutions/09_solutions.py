@@ -15,10 +15,12 @@
 # %% [markdown]
 # # Solutions · 09 Feature maps
 #
-# Worked solutions to the three exercises of notebook 09 (`../09_feature_maps.ipynb`). Try each
-# exercise first. **Difficulty**: ★ a few lines and one idea, ★★ a small experiment, ★★★ a study
-# that needs training. **Cost**: CPU minutes on 2 cores, measured when this notebook was executed.
-# Each solution ends with `assert`s on its answer, so CI checks it. All three use the committed CPU
+# Worked solutions to the three exercises of notebook 09 (`../09_feature_maps.ipynb`). Try each exercise
+# first. **Difficulty**: ★ a few lines and one idea, ★★ a small experiment, ★★★ a study that needs
+# training. **Cost**: minutes of wall-clock time, measured when this notebook was executed for CI
+# (2026-12-03, this project's 2-core machine shared with other jobs: an upper bound for 2 free
+# cores). Each solution ends with `assert`s on its answer, so CI checks the solution, not only
+# that it runs. All three use the committed CPU
 # checkpoint; exercises 2 and 3 reuse the chapter's linear probe (fitted on 64 training crops, tested
 # on 64 held-out validation crops).
 
@@ -82,7 +84,7 @@ def stage4(images, hook=None):
 
 
 # %% [markdown]
-# ## Exercise 1 · Where does the context come from? — ★★ · < 0.2 CPU min
+# ## Exercise 1 · Where does the context come from? — ★★ · < 0.1 min
 #
 # SynthPose marks a joint hidden behind another figure with COCO's v = 1 (labelled, not visible).
 # Per crop, the share of branch 2 in output 0 of the last exchange unit of stage 3
@@ -119,7 +121,7 @@ assert 0 < share_b2.min() and share_b2.max() < 1 and p_value > 0.05  # not disti
 assert occluded.sum() > 10 and (~occluded).sum() > 10
 
 # %% [markdown]
-# ## Exercise 2 · Ablate a branch — ★★ · < 0.2 CPU min
+# ## Exercise 2 · Ablate a branch — ★★ · < 0.1 min
 #
 # A forward pre-hook on `stage4[0].fuse_layers` replaces input 3 by zeros. The capture checks
 # that only the terms coming from branch 3 change; then the stage-4 probe (branch 0 after the
@@ -160,7 +162,7 @@ for name in err:
 assert err["branch 3 silenced"] > err["intact"] and head["branch 3 silenced"] > head["intact"]
 
 # %% [markdown]
-# ## Exercise 3 · Probe the low-resolution branches — ★★ · < 0.2 CPU min
+# ## Exercise 3 · Probe the low-resolution branches — ★★ · < 0.1 min
 #
 # Branch 1 of stage 4 is at half the heatmap resolution: up-sample it ×2 (bilinear), then fit the
 # same probe. (The last exchange unit of the network fuses output 0 only, so branch 1 is read where it
