@@ -12,7 +12,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 01 · Heatmaps: from a keypoint to a target and back
 #
 # **Time:** about 45 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebook 00; NumPy and a little PyTorch · course map and glossary: README, `docs/glossary.md`.
@@ -57,7 +57,7 @@ INPUT_H, INPUT_W = 256, 192  # the reference's input crop
 H, W = INPUT_H // 4, INPUT_W // 4  # heatmap 64×48
 STRIDE = 4
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1 · One keypoint, one target
 #
 # Take the left wrist at (101.3, 142.6) in a 256×192 input crop. On the heatmap it sits at
@@ -119,11 +119,11 @@ for sigma in (1.0, 2.0, 3.0):
         assert np.allclose(lib[0], target_from_scratch(kp[0], sigma, (H, W), unbiased), atol=1e-6)
 print("library targets == per-pixel loop for sigma 1, 2, 3, reference and unbiased")
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 show_source(encode_heatmaps)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2 · From a heatmap back to a keypoint
 #
 # `decode_heatmaps(heatmaps, method)` offers three readings of the peak:
@@ -169,7 +169,7 @@ for ax, img, title in ((axes[0], noisy, "noisy heatmap"), (axes[1], smooth, "smo
 fig.colorbar(im, ax=axes, shrink=0.9, label="value")
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3 · The quantization error of argmax
 #
 # Slide the keypoint across one heatmap pixel (x from 25 to 26, y fixed at 35.65) and decode
@@ -191,7 +191,7 @@ ax.axhline(0, color="k", lw=0.5); ax.legend(); ax.set_title("unbiased targets, �
 plt.tight_layout()
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4 · Try it: sigma and sub-pixel position
 #
 # `draw(sigma, frac_x, frac_y, unbiased, method)` places a keypoint at (24 + frac_x, 32 + frac_y),
@@ -215,7 +215,7 @@ def draw(sigma=2.0, frac_x=0.3, frac_y=-0.2, unbiased=True, method="dark"):
 
 print(f"error = {draw(2.0, 0.3, -0.2, True, 'dark'):.3f} input px")
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 widgets.interactive(
     draw,
@@ -226,7 +226,7 @@ widgets.interactive(
     method=widgets.Dropdown(options=DECODE_METHODS, value="dark"),
 )
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5 · Measured: mean decoding error in input pixels
 #
 # 2,000 random sub-pixel keypoints (away from the border), encoded with four sigmas and both
@@ -280,7 +280,7 @@ for sigma in SIGMAS_TESTED:
 # * with noise, argmax and the shift get worse as σ grows (a flatter peak is easier to displace),
 #   while DARK, which fits the whole neighbourhood, stays near 0.2 input px.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6 · The sigma question: 1 px (paper) or 2 (reference configuration)?
 #
 # The paper says the target Gaussian has a standard deviation of 1 pixel; the released
@@ -337,7 +337,7 @@ for name, sigma in (("hrnet", 2), ("sigma1", 1)):
 # say is how the two compare after the paper's 210 epochs, where the reference configuration chose
 # σ = 2; the recipe keeps σ = 2, the setting its 15-epoch checkpoint was trained with.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7 · Checks
 
 # %%
@@ -349,7 +349,7 @@ for sigma in SIGMAS_TESTED:
     assert table[True, sigma, "dark"] < 0.05
 print("all checks passed")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Recap: what to remember
 #
 # - A keypoint becomes a **target heatmap**: a Gaussian of peak 1, cut at 3σ, on a grid 4× coarser
@@ -361,7 +361,7 @@ print("all checks passed")
 # - The paper's σ = 1 px against the configuration's 2: the round trip cannot tell them apart;
 #   training can (σ = 1 was slightly ahead after one CPU epoch here).
 
-# %% [markdown] tags=["exercise"]
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["exercise"]
 # ## Exercises
 #
 # 1. **Expected errors.** Derive the 0.765 input px of the ¼ shift on unbiased targets (hint: per

@@ -12,7 +12,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 02 · Object Keypoint Similarity and COCO AP
 #
 # **Time:** about 50 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebook 01 · course map and glossary: README, `docs/glossary.md`.
@@ -59,7 +59,7 @@ rng = np.random.default_rng(0)
 np.set_printoptions(precision=4, suppress=True)
 VAL_ANNOTATIONS = "../data_samples/synthpose/annotations/person_keypoints_val.json"
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1 · OKS for one person, by hand
 #
 # For a predicted person and a ground-truth person COCO defines
@@ -128,7 +128,7 @@ print("library:", oks_lib.round(6))
 assert np.isclose(oks_lib[0, 0], oks_hand, rtol=0, atol=1e-12)
 assert compute_oks(gt[None, :, :2], gt[None], [area], box[None])[0, 0] == 1.0  # a perfect prediction
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 show_source(compute_oks)
 
@@ -152,7 +152,7 @@ inside = GT_XY + 30.0                       # within the enlarged box [x − w, 
 outside = GT_XY + np.array([400.0, 0.0])    # beyond it on the right
 print(compute_oks(np.stack([inside, outside]), unlabelled[None], [area], box[None]).round(4).ravel())
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2 · The same pixel error costs more on an eye than on a hip, and on a small person
 #
 # One keypoint's similarity is $\exp(-d^2 / (2 s^2 k_i^2))$: the error $d$ is measured in units of
@@ -198,7 +198,7 @@ moved = one[:, :, :2] + np.array([d_half, 0.0])
 assert np.isclose(compute_oks(moved, one, [32.0**2], [[0, 0, 32, 32]])[0, 0], 0.5)
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3 · Explorer: move one predicted keypoint
 #
 # Pick a joint and drag it by (dx, dy) pixels from a *perfect* prediction of the person of section 1.
@@ -259,7 +259,7 @@ oks_value, s_eye = explore("left_eye", dx=40.0, dy=0.0)
 print(f"left_eye moved 40 px: similarity {s_eye:.2e}, OKS {oks_value:.4f}")
 
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 def explorer(joint, dx, dy):
     explore(joint, dx, dy)  # draw only: the returned numbers would be printed under the figure
@@ -272,7 +272,7 @@ widgets.interact(
     dy=widgets.FloatSlider(value=-6.0, min=-40, max=40, step=1),
 );
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4 · OKS-NMS: one person, one prediction
 #
 # A top-down pipeline predicts one pose per detected box, and person detectors often fire twice on
@@ -346,7 +346,7 @@ print(f"{len(results)} predictions; first entry: image {results[0]['image_id']},
       f"{len(results[0]['keypoints'])} keypoint numbers, score {results[0]['score']:.4f}")
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### pycocotools, as everyone runs it
 #
 # This is the printout the reference (and every COCO paper) reports: ten numbers, AP averaged over
@@ -379,7 +379,7 @@ assert np.allclose(list(stats.as_dict().values()), coco_eval.stats, rtol=0, atol
 print(results_ap(coco, []).note)
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The same numbers from scratch
 #
 # What does COCOeval do with the OKS values? Per image and per OKS threshold $t$:
@@ -497,7 +497,7 @@ print(f"{'':16}{'predictions':>12}{'AP':>8}{'AP50':>8}{'AP75':>8}{'AR':>8}")
 for name, n, s in (("no NMS", len(results), without_nms), ("OKS-NMS 0.9", len(keep_all), with_nms)):
     print(f"{name:16}{n:12d}{s.ap:8.4f}{s.ap50:8.4f}{s.ap75:8.4f}{s.ar:8.4f}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### A word on "accuracy" during training
 #
 # The reference's training log also prints an `Accuracy`; `losses.pck_accuracy` reproduces it.
@@ -505,7 +505,7 @@ for name, n, s in (("no NMS", len(results), without_nms), ("OKS-NMS 0.9", len(ke
 # watch training, but **not** the COCO metric: it has no per-keypoint constants, no object scale,
 # no matching and no ranking by score. Report AP.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Recap: what to remember
 #
 # - **OKS** = mean over labelled joints of exp(−d²/(2s²κ_i²)), κ_i = 2σ_i: the error d is measured in
@@ -517,7 +517,7 @@ for name, n, s in (("no NMS", len(results), without_nms), ("OKS-NMS 0.9", len(ke
 #   greedy match by score: the **ranking** matters, not only the keypoints. APM and APL split by area
 #   (32²–96², above 96²); small persons count only in AP.
 
-# %% [markdown] tags=["exercise"]
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["exercise"]
 # ## Exercises
 #
 # 1. **Threshold intuition.** For the person of section 1, find (with `explore`) the smallest shift of

@@ -12,7 +12,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 04 · Multi-scale fusion: the exchange unit
 #
 # **Time:** about 40 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebook 03 · course map and glossary: README, `docs/glossary.md`.
@@ -85,7 +85,7 @@ x0 = F.avg_pool2d(picture[None, None], 4)  # (1, 1, 64, 48): a one-channel "feat
 print("picture", tuple(picture.shape), "-> branch-0 map", tuple(x0.shape))
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1 · Going down: strided 3×3 convolutions
 #
 # A 3×3 convolution with stride 2 (padding 1) evaluates the kernel at every *second* pixel, so an
@@ -126,7 +126,7 @@ for ax, (title, m) in zip(axes, [("branch 0 input (64×48)", x0), ("centre tap, 
                                  ("box filter, stride 2 (32×24)", avg2), ("two centre taps (16×12)", sub4)]):
     ax.imshow(m[0, 0], cmap="gray", interpolation="nearest"); ax.set_title(title, fontsize=9); ax.axis("off")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2 · Going up: 1×1 convolution, then nearest-neighbour upsampling
 #
 # Upsampling has no parameters: nearest-neighbour copies every pixel into an f×f block
@@ -149,7 +149,7 @@ axes[1].imshow(y[0, 0], cmap="gray", interpolation="nearest"); axes[1].set_title
 for ax in axes:
     ax.axis("off")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3 · The exchange unit, input by input
 #
 # Now a whole exchange unit with three branches of widths (4, 8, 16), with random weights (the
@@ -174,12 +174,12 @@ for k, row in enumerate(parts):
     print(f"output {k}:", "  ".join(f"a(X_{i}, {k}) {tuple(p.shape[1:])}" for i, p in enumerate(row)),
           f"-> Y_{k} {tuple(ys[k].shape[1:])}")
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 show_source(ExchangeUnit)
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Check: the same unit from scratch
 #
 # Writing a(X_i, k) with plain tensor operations, using only the unit's weights, must give the
@@ -212,7 +212,7 @@ with torch.no_grad():
         assert torch.allclose(torch.relu(sum(mine)), ys[k], atol=1e-5)  # Y_k = ReLU(Σ_i a(X_i, k))
 print("from scratch == library for all 9 contributions and 3 outputs")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Seeing the contributions
 #
 # Each panel shows the per-pixel size (RMS over channels) of one term a(X_i, k): rows are outputs,
@@ -228,7 +228,7 @@ assert torch.allclose(shares.sum(dim=1), torch.ones(3, dtype=torch.float64))
 contribution_figure(parts, name="3-branch")
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Interactive: pick an output branch
 #
 # Choose the output k; the row shows every input's contribution a(X_i, k), their sum, and the
@@ -254,11 +254,11 @@ def show_output(k=0):
 
 show_output(0)
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 widgets.interact(show_output, k=widgets.Dropdown(options=[0, 1, 2], value=0, description="output k"));
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4 · What each transform costs in HRNet-W32
 #
 # The last exchange unit of stage 4 has four branches of widths (32, 64, 128, 256) at 64×48 … 8×6
@@ -347,7 +347,7 @@ print(f"exchange units in HRNet-W32: {len(units)} = {' + '.join(map(str, W32.num
       f" outputs of the last one: {len(units[-1])}")
 draw_hrnet(W32)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6 · Does repeated fusion matter? The paper's ablation, measured at CPU scale
 #
 # The paper's ablation study trains HRNet-W32 three ways: with only the final exchange unit (1 fusion:
@@ -391,7 +391,7 @@ for name, label in variants.items():
 # from across-stage to across-and-within (+0.003) is within that spread: with two modules per stage
 # and one CPU epoch, this run cannot separate the two as the paper's W32 runs (71.9 → 73.4) do.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Recap: what to remember
 #
 # - An **exchange unit** (`fuse_layers`) computes Y_k = ReLU(Σ_i a(X_i, k)): identity for i = k, a 1×1
@@ -402,7 +402,7 @@ for name, label in variants.items():
 # - The paper's ablation — exchange only at the end, across stages, or also within stages — was
 #   measured here at CPU scale: exchanging only at the end is clearly the weakest.
 
-# %% [markdown] tags=["exercise"]
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["exercise"]
 # ## Exercises
 #
 # 1. **Bilinear instead of nearest.** Replace the `nn.Upsample` of every upsampling term by

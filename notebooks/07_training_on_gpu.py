@@ -12,7 +12,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 07 · Training HRNet: the recipe, a CPU-hour, a smoke run (and the GPU run)
 #
 # **Time:** about 75 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 01, 05 and 06 · course map and glossary: README, `docs/glossary.md`.
@@ -94,7 +94,7 @@ print(f"device: {device_name}; torch {torch.__version__}; "
 print("mode:", "FULL RUN (GPU)" if GPU else "SMOKE RUN (no GPU: the CPU recipe fine-tuned ~1 min on the bundled sample)")
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1 · The configuration
 #
 # A run is described by one frozen dataclass, `TrainConfig`; four presets cover the cases of the
@@ -143,7 +143,7 @@ RUN = FULL if GPU else SMOKE
 RUN_DIR = os.path.join("..", "runs", "nb07_" + RUN.name)
 print("this notebook trains:", RUN.name)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2 · The data
 #
 # The trainer reads COCO-format keypoint files through `CocoKeypoints` (notebook 06): each sample is
@@ -169,7 +169,7 @@ fig.colorbar(im, ax=axes, shrink=0.7, label="target (max over the 17 heatmaps)")
 fig.suptitle("training crops (augmented) and their targets", fontsize=11)
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3 · The loss
 #
 # The reference's loss (`JointsMSELoss`), per joint k with target weight w_k ∈ {0, 1}:
@@ -185,7 +185,7 @@ plt.show()
 # the largest loss. Both are checked here against a from-scratch version on the untrained network's
 # output.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 show_source(JointsMSELoss.forward)
 
@@ -252,11 +252,11 @@ assert same
 # The library's loop does this for every batch of an epoch. Its extra branches (mixed precision,
 # channels-last, the gradient scaler) are what a GPU run switches on; Appendix A explains them.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 show_source(train_one_epoch)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5 · The run
 #
 # `train(cfg, out_dir)` ties it together: Adam with a learning rate set at every step
@@ -323,7 +323,7 @@ for r in state["metrics"]:
     print(f"{r['epoch']:5d}  {r['loss']:.3e}  {r['lr']:.1e}  {r['grad_norm_mean']:.2e}  "
           f"{r['images_per_s']:7.1f}  {ap}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Predictions improving over time
 #
 # Each row is one moment of the run (the first row: the weights it starts from — in smoke mode the
@@ -351,7 +351,7 @@ for row, (label, (coords, conf)) in zip(np.atleast_2d(axes), snapshots.items()):
         ax.axis("off")
 plt.tight_layout()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6 · What changes for real COCO
 #
 # Nothing in the code: point a COCO preset at a folder with
@@ -379,7 +379,7 @@ print("augmentation:", coco.augment)
 # - The engineering of such a run — mixed precision, throughput and the data loader, resuming a
 #   killed run, several GPUs — is in Appendices A, B and C.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7 · What a CPU-hour buys: the recipe behind the committed checkpoint
 #
 # No GPU was available to build this course, so the network that notebooks 08 and 09 open was
@@ -444,7 +444,7 @@ _ = axes[1].legend(fontsize=8, loc="upper left")
 #   climbing, more and more slowly, in its last epochs (the black curve): a longer run would buy a
 #   little more. Its final AP and AP75 are the committed checkpoint's.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Where these outputs come from
 #
 # The outputs stored in this notebook were produced by the machine named at the top (`device: …`). If it
@@ -452,7 +452,7 @@ _ = axes[1].legend(fontsize=8, loc="upper left")
 # is the CPU recipe's network fine-tuned for about a minute, and its AP is that of a small network
 # on 128×96 crops, not of HRNet-W32. The full run is reproduced with one command on a GPU machine: `bash benchmarks/gpu_run.sh`.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Recap: what to remember
 #
 # - The recipe: Adam, learning rate 10⁻³ with steps (or cosine), MSE between predicted and target
@@ -463,7 +463,7 @@ _ = axes[1].legend(fontsize=8, loc="upper left")
 #   committed outputs of this notebook are CPU runs.
 # - The engineering (mixed precision, compile, resuming, `torchrun`) is in the appendices.
 
-# %% [markdown] tags=["exercise"]
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["exercise"]
 # ## Exercises
 #
 # 1. **The ½ and Adam.** Train the smoke configuration twice, once with the loss multiplied by 2
@@ -475,7 +475,7 @@ _ = axes[1].legend(fontsize=8, loc="upper left")
 #    synthpose_w16_128x96_cpu sigma=1 unbiased_targets=false val_decode=shift`). Which trains faster at the start, and which ends with the higher
 #    AP75? Relate it to the decoding error of notebook 01.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Appendix A · The GPU path: mixed precision, channels-last, `torch.compile`, throughput
 #
 # On a GPU the training step of section 4 runs under `torch.autocast` (bf16, or fp16 with a
@@ -535,7 +535,7 @@ for name, what in (("hrnet_fp32", "fp32"), ("hrnet", "bf16 + channels-last")):
 # the loader is the bottleneck. Notebook 06 (Appendix A) moves the warp and the targets onto the GPU
 # for that case.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Appendix B · Checkpoints, and resuming bit for bit
 #
 # A checkpoint holds everything the next epoch depends on: model weights and BatchNorm statistics,
@@ -570,7 +570,7 @@ print("identical losses:", logs["straight"] == logs["killed"],
       "| identical final weights:", all(torch.equal(a[k], b[k]) for k in a))
 assert logs["straight"] == logs["killed"] and all(torch.equal(a[k], b[k]) for k in a)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Appendix C · Several GPUs: `torchrun`
 #
 # The same `train` runs data-parallel when launched by `torchrun`, which sets `RANK`, `WORLD_SIZE`

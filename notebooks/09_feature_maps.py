@@ -12,7 +12,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 09 · Reading the network: feature maps, exchange units, heatmaps stage by stage
 #
 # **Time:** about 45 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 04, 05 and 08 · course map and glossary: README, `docs/glossary.md`.
@@ -61,7 +61,7 @@ CHECKPOINT = "../data_samples/checkpoints/synthpose_w16_128x96_cpu.pt"  # commit
 # Published COCO weights (pose_hrnet_w32_256x192.pth), e.g. export HRNET_COCO_WEIGHTS=/path/to/it.
 COCO_WEIGHTS = os.environ.get("HRNET_COCO_WEIGHTS")  # None: the COCO section is skipped
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1 · The trained model and a few SynthPose validation crops
 #
 # The committed checkpoint is the CPU recipe `synthpose_w16_128x96_cpu` (HRNet with width C = 16, one
@@ -109,7 +109,7 @@ crops = np.stack([denormalize(s["image"]) for s in show])  # (4, 128, 96, 3) uin
 joints = torch.stack([s["joints"] for s in show])  # (4, K, 3) crop coords + visibility
 print("images", tuple(images.shape), "| crops", crops.shape, "| val size", len(val), "| train size", len(train))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2 · Capturing by name
 #
 # `features.capture(model)` registers forward hooks on the *unchanged* model and stores detached
@@ -121,7 +121,7 @@ names = features.layer_names(model)
 print(len(names), "names; the first module of stage 3:")
 print("\n".join(n for n in names if n.startswith("stage3.module0")))
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 show_source(features.capture)
 
@@ -165,7 +165,7 @@ print("most active channels of stage 4, branch 0 (sample 0):", i_top.tolist())
 print("their mean |activation|:", [f"{v:.3g}" for v in score.tolist()])
 viz.feature_grid(feats["stage4"][0][0], "stage4.branch0", input_size=cfg.input_size, k=16, image=crops[0])
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4 · What each exchange unit mixes
 #
 # An exchange unit computes, for output k, $Y_k = \mathrm{ReLU}\big(\sum_i a(X_i, k)\big)$ with
@@ -201,7 +201,7 @@ viz.shares_figure(shares)
 last3 = [u for u in units if u.startswith("stage3")][-1]
 viz.contribution_figure(features.exchange_contributions(feats, last3), last3, index=0, image=crops[0])
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5 · How the heatmaps emerge, stage by stage
 #
 # The trained network has a single head, a 1×1 convolution on stage 4's branch 0. Stages 2 and 3 have
@@ -339,7 +339,7 @@ fig.suptitle("linear-probe heatmaps on a held-out crop, from the stem to stage 4
 fig
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6 · Trained versus untrained
 #
 # The same architecture with random weights (seeded, the reference's initialisation: convolution
@@ -392,7 +392,7 @@ for (name, _, r2_t, err_t, _), (_, _, r2_u, err_u, _) in zip(rows_trained, rows_
 # %%
 viz.stage_overview(feats_u, index=0, reduce="pca", input_size=cfg.input_size, image=crops[0])
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7 · On a real photograph with the published COCO weights (optional)
 #
 # Set `HRNET_COCO_WEIGHTS` to the reference's `pose_hrnet_w32_256x192.pth` (a plain state dict) to
@@ -424,7 +424,7 @@ if COCO_WEIGHTS and os.path.exists(COCO_WEIGHTS):
 else:
     print("COCO weights not given (set HRNET_COCO_WEIGHTS): section skipped")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 8 · Explore it yourself
 #
 # Pick an image, a stage, a module, a branch (or an exchange output) and a channel or a reduction;
@@ -434,11 +434,11 @@ else:
 # The browser's starting state, drawn once for readers without a live kernel:
 viz.browser_figure(feats, crops, 0, f"stage4.module{len(model.stage4) - 1}.branch0", "mean", keypoints=joints)
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 viz.feature_browser(model, images, crops, keypoints=joints)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Recap: what to remember
 #
 # - `features.capture` records what every stem, stage, branch and exchange term outputs, by name,
@@ -449,7 +449,7 @@ viz.feature_browser(model, images, crops, keypoints=joints)
 #   head by stage 4.
 # - A trained network's features differ visibly from an untrained twin's.
 
-# %% [markdown] tags=["exercise"]
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["exercise"]
 # ## Exercises
 #
 # 1. **Where does the context come from?** For the last exchange unit of stage 3, compare the share of
