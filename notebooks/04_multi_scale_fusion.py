@@ -366,10 +366,12 @@ from matplotlib.figure import Figure
 from hrnet_edu import evidence
 
 variants = {"fusion_final": "final only", "fusion_across": "across stages", "fusion_all": "across + within"}
-fig = Figure(figsize=(13, 2.9), dpi=100, layout="constrained")
-for ax, (name, label) in zip(fig.subplots(1, 3), variants.items()):
+# one variant per row, at full width, so that stage and box labels stay legible
+fig = Figure(figsize=(11, 8.4), dpi=100, layout="constrained")
+for ax, (name, label) in zip(fig.subplots(3, 1), variants.items()):
     cfg_v = evidence.study_config(name).model
-    draw_hrnet(cfg_v, ax=ax, input_size=None, title=f"{label}: {cfg_v.exchange_units}")
+    n_units = sum(isinstance(m, ExchangeUnit) for m in build_model(cfg_v).modules())
+    draw_hrnet(cfg_v, ax=ax, input_size=None, title=f"exchange units {label} ({n_units})")
 display(fig)
 
 # %%
