@@ -320,6 +320,20 @@ anns = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=img_ids)) if a["num_keypo
 print(f"{len(img_ids)} images, {len(coco.getAnnIds())} annotations, {len(anns)} labelled persons")
 
 # %% [markdown]
+# COCO reports AP separately for **medium** (32² < area ≤ 96²) and **large** (area > 96²) persons;
+# small ones count only in the overall AP. How many of each does this split hold?
+
+# %%
+person_areas = np.array([a["area"] for a in anns])
+counts = np.histogram(person_areas, bins=[0, 32**2, 96**2, np.inf])[0]
+print("labelled persons by area: small (< 32²) {}, medium {}, large (> 96²) {}".format(*counts))
+
+# %% [markdown]
+# SynthPose's figures are small: a third of them count in neither APM nor APL, and **APL averages
+# over a handful of persons** — one person more or less found moves it by tens of points. Read APL
+# on this split as noise (solutions 02, exercise 2, shows it); AP and APM are the numbers to watch.
+
+# %% [markdown]
 # The fake estimator, one seeded pass over the labelled persons, and its results file:
 
 # %%

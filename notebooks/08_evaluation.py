@@ -244,6 +244,10 @@ if record is not None:
     print(f"AP recorded with the checkpoint: {recorded:.4f}; here: {stats.ap:.4f}")
     assert abs(stats.ap - recorded) <= 0.005
 
+# %% [markdown]
+# (APL is measured on the few large persons of this split — notebook 02, section 5, counts them: 6
+# of 300 — so it swings with single persons; compare models by AP and APM here.)
+
 # %%
 # NBVAL_IGNORE_OUTPUT
 print(f"{len(val)} persons in {seconds:.1f} s on CPU = {len(val) / seconds:.0f} persons/s "
