@@ -122,7 +122,7 @@ config_table([get_config(name) for name in PRESETS])
 # The **smoke configuration** is the CPU preset `synthpose_w16_128x96_cpu` made short: its network
 # (`W16_1UNIT`: width 16, one module per stage, one residual unit per branch), crops of 128×96, the
 # 951 persons of the bundled sample, four epochs — starting (`init_from`) from the recipe's own run
-# after its first epoch, so that a minute of training shows skeletons that visibly get better. The
+# after its first epoch, so that a minute of training moves a working network (section 5 shows by how much). The
 # **full configuration** is `synthpose_w32_256x192` — HRNet-W32, the paper's input size and the
 # reference's sigma — shortened further for a lent GPU's few minutes.
 
@@ -326,9 +326,12 @@ for r in state["metrics"]:
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Predictions improving over time
 #
-# Each row is one moment of the run (the first row: the weights it starts from — in smoke mode the
-# recipe's run after its first epoch), each column one validation crop; the dots are the decoded
-# heatmap maxima with confidence > 0.2. In smoke mode the last row is the checkpoint committed under
+# The first row is the **ground truth**; each further row is one moment of the run (first: the
+# weights it starts from — in smoke mode the recipe's run after its first epoch), each column one
+# validation crop; the dots are the decoded heatmap maxima with confidence > 0.2, and each panel's
+# title gives the mean distance to the ground truth over the labelled joints (crop pixels). A minute
+# of smoke training changes these numbers by little, and the rows look alike; the difference a
+# student can see is the one to the last row. In smoke mode the last row is the checkpoint committed under
 # `data_samples/checkpoints/` — the CPU recipe trained for its full length (section 7), whose record
 # says how well it does:
 
@@ -342,12 +345,16 @@ print(f"val AP (flip test, {record['eval']['decode']} decoding):", {k: round(v, 
 # NBVAL_IGNORE_OUTPUT
 if not GPU and os.path.exists(CKPT):  # the smoke run is too short to show much: add the committed CPU run
     snapshots["committed CPU checkpoint"] = predict_watch(evaluate.load_checkpoint(CKPT)[0])
-fig, axes = plt.subplots(len(snapshots), len(WATCH), figsize=(1.8 * len(WATCH), 2.2 * len(snapshots)))
-for row, (label, (coords, conf)) in zip(np.atleast_2d(axes), snapshots.items()):
+truth = watch["joints"].numpy()  # (4, K, 3) crop px + visibility: the ground truth, drawn in the first row
+rows = {"ground truth": (truth[..., :2], truth[..., 2]), **snapshots}
+fig, axes = plt.subplots(len(rows), len(WATCH), figsize=(1.8 * len(WATCH), 2.2 * len(rows)))
+for row, (label, (coords, conf)) in zip(np.atleast_2d(axes), rows.items()):
     for j, ax in enumerate(row):
         ax.imshow(denormalize(watch["image"][j]))
         draw_pose(ax, coords[j], conf[j] > 0.2, radius=2, linewidth=1.5)
-        ax.set_title(label, fontsize=8)
+        labelled = truth[j, :, 2] > 0  # mean distance to the ground truth over the labelled joints
+        err = np.linalg.norm(coords[j] - truth[j, :, :2], axis=-1)[labelled].mean()
+        ax.set_title(label if label == "ground truth" else f"{label}\nmean error {err:.1f} px", fontsize=8)
         ax.axis("off")
 plt.tight_layout()
 
