@@ -156,6 +156,16 @@ for name, t in rows:
 # %%
 viz.stage_overview(feats, index=0, reduce="mean", input_size=cfg.input_size, image=crops[0])
 
+# %% [markdown]
+# **How to read the PCA colours.** For each map, every pixel's C-vector (one number per channel) is
+# projected on the map's three directions of largest variance; the first is drawn as red, the second
+# green, the third blue, each stretched to [0, 1] over the map (`features.pca_rgb`). Two pixels of
+# the **same colour** have similar feature vectors — the network sees them as the same kind of place
+# — and a sharp colour change is a boundary in feature space. The hues themselves mean nothing (a
+# component's sign is arbitrary; the library fixes it only so the picture is reproducible), and the
+# colours of two different panels are not comparable: each panel has its own basis. The mean-
+# activation panels above have no colour bar for the same reason: each is scaled to its own range.
+
 # %%
 viz.stage_overview(feats, index=0, reduce="pca", input_size=cfg.input_size, image=crops[0])
 
