@@ -8,7 +8,7 @@ TORCH_CPU_SPEC ?= torch==2.13.0
 # Linux wheels of torch are CUDA builds (this project's own machines carry the CPU build locally).
 TORCH_PIP_ARGS ?=
 
-.PHONY: setup test lint pytest nbval browser-deps test-browser site test-site demo data train-cpu lab clean
+.PHONY: setup test lint pytest nbval browser-deps test-browser site test-site test-slides demo data train-cpu lab clean student slides
 
 $(BIN)/hrnet-edu: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,8 +64,8 @@ browser-deps: setup $(BIN)/.browser-extra
 	fi
 
 test-browser: browser-deps
-	HRNET_EDU_BROWSER_TESTS=1 HRNET_EDU_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -v -s tests/browser \
-	    --ignore=tests/browser/test_site.py
+	HRNET_EDU_BROWSER_TESTS=1 HRNET_EDU_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -v -s \
+	    tests/browser/test_widgets_in_jupyterlab.py
 
 # The course as a static website in site/ (README "The course website"): Sphinx + myst-nb render the
 # committed, executed notebooks (never re-executed), the README's course map and docs/*.md
@@ -91,6 +91,10 @@ site: setup $(BIN)/.site-extra $(MATHJAX)/tex-svg.js
 test-site: site browser-deps
 	HRNET_EDU_SITE_TESTS=1 HRNET_EDU_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -v tests/browser/test_site.py
 
+# The slides of `make slides` in Chromium, offline (tests/browser/test_slides.py; about 15 s).
+test-slides: browser-deps slides
+	HRNET_EDU_BROWSER_TESTS=1 HRNET_EDU_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -v tests/browser/test_slides.py
+
 # The CPU recipe's training set (37,476 persons; val is the bundled data_samples/synthpose split).
 data: setup
 	test -f data/synthpose_20k/synthpose.json || \
@@ -112,5 +116,53 @@ NB ?= notebooks
 lab: setup
 	$(BIN)/jupyter lab $(NB)
 
+# Student versions of the chapters (README "Course map"): nbconvert's TagRemovePreprocessor drops the
+# cells tagged `solution` and clears the outputs of the cells tagged `exercise` (tags are cell metadata,
+# kept in the jupytext pairs as `# %% tags=["exercise"]`); notebooks/solutions/ is left out. The
+# notebooks go to $(STUDENT_DIR)/notebooks, beside a link to data_samples, so their relative paths work
+# (tests/test_student_version.py).
+STUDENT_DIR ?= build/student
+STUDENT_NOTEBOOKS ?= notebooks
+student: setup
+	rm -rf $(STUDENT_DIR)/notebooks
+	mkdir -p $(STUDENT_DIR)/notebooks
+	$(BIN)/jupyter nbconvert --to notebook --log-level=WARN --output-dir $(STUDENT_DIR)/notebooks \
+	    --TagRemovePreprocessor.enabled=True \
+	    --TagRemovePreprocessor.remove_cell_tags='["solution"]' \
+	    --TagRemovePreprocessor.remove_all_outputs_tags='["exercise"]' \
+	    $(STUDENT_NOTEBOOKS)/[0-9][0-9]_*.ipynb
+	ln -sfn $(CURDIR)/data_samples $(STUDENT_DIR)/data_samples
+	@echo "student notebooks in $(STUDENT_DIR)/notebooks"
+
+# reveal.js slides of the chapters (nbconvert's slides exporter): a slide per section heading, a
+# vertical slide per subsection (cell metadata `slideshow`, kept in the jupytext pairs); library
+# source and live widgets are skipped. Viewable offline: reveal.js, jQuery, RequireJS and MathJax are
+# the versions nbconvert's template expects, installed from npm into build/reveal (git-ignored), not
+# loaded from a CDN; docs/slides/offline_reveal.html.j2 drops the template's Mermaid import (no
+# diagrams) and the notebook metadata (widget state) is cleared, so no widget manager is fetched.
+# Open them through http (`python -m http.server -d build`, then /slides/NN_name.slides.html):
+# tests/browser/test_slides.py does, with every request outside localhost blocked.
+SLIDES_DIR ?= build/slides
+REVEAL_DIR ?= build/reveal
+NPM_PACKAGES := reveal.js@4.0.2 jquery@2.2.4 requirejs@2.1.22 mathjax@2.7.7
+$(REVEAL_DIR)/.installed:
+	mkdir -p $(REVEAL_DIR)
+	npm install --prefix $(REVEAL_DIR) --no-audit --no-fund --no-save $(NPM_PACKAGES)
+	touch $@
+
+slides: setup $(REVEAL_DIR)/.installed
+	mkdir -p $(SLIDES_DIR)
+	$(BIN)/jupyter nbconvert --to slides --log-level=ERROR --output-dir $(SLIDES_DIR) \
+	    --template-file $(CURDIR)/docs/slides/offline_reveal.html.j2 \
+	    --SlidesExporter.reveal_theme=white --SlidesExporter.reveal_scroll=True \
+	    --SlidesExporter.reveal_url_prefix=../reveal/node_modules/reveal.js \
+	    --HTMLExporter.jquery_url=../reveal/node_modules/jquery/dist/jquery.min.js \
+	    --HTMLExporter.require_js_url=../reveal/node_modules/requirejs/require.js \
+	    --HTMLExporter.mathjax_url='../reveal/node_modules/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe' \
+	    --ClearMetadataPreprocessor.enabled=True --ClearMetadataPreprocessor.clear_cell_metadata=False \
+	    --ClearMetadataPreprocessor.clear_notebook_metadata=True \
+	    notebooks/[0-9][0-9]_*.ipynb
+	@echo "slides in $(SLIDES_DIR): python -m http.server -d build, then open /slides/<chapter>.slides.html"
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache site build/site build/site-npm
+	rm -rf $(VENV) runs .pytest_cache site build

@@ -12,8 +12,10 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 01 · Heatmaps: from a keypoint to a target and back
+#
+# **Time:** about 45 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebook 00; NumPy and a little PyTorch · course map and glossary: README, `docs/glossary.md`.
 #
 # HRNet never outputs coordinates. For each of the K = 17 joints it predicts a **heatmap** of a
 # quarter of the input resolution (64×48 for a 256×192 crop), trained with a mean-squared error
@@ -55,7 +57,7 @@ INPUT_H, INPUT_W = 256, 192  # the reference's input crop
 H, W = INPUT_H // 4, INPUT_W // 4  # heatmap 64×48
 STRIDE = 4
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1 · One keypoint, one target
 #
 # Take the left wrist at (101.3, 142.6) in a 256×192 input crop. On the heatmap it sits at
@@ -117,11 +119,11 @@ for sigma in (1.0, 2.0, 3.0):
         assert np.allclose(lib[0], target_from_scratch(kp[0], sigma, (H, W), unbiased), atol=1e-6)
 print("library targets == per-pixel loop for sigma 1, 2, 3, reference and unbiased")
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 show_source(encode_heatmaps)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2 · From a heatmap back to a keypoint
 #
 # `decode_heatmaps(heatmaps, method)` offers three readings of the peak:
@@ -167,7 +169,7 @@ for ax, img, title in ((axes[0], noisy, "noisy heatmap"), (axes[1], smooth, "smo
 fig.colorbar(im, ax=axes, shrink=0.9, label="value")
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3 · The quantization error of argmax
 #
 # Slide the keypoint across one heatmap pixel (x from 25 to 26, y fixed at 35.65) and decode
@@ -189,7 +191,7 @@ ax.axhline(0, color="k", lw=0.5); ax.legend(); ax.set_title("unbiased targets, �
 plt.tight_layout()
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4 · Try it: sigma and sub-pixel position
 #
 # `draw(sigma, frac_x, frac_y, unbiased, method)` places a keypoint at (24 + frac_x, 32 + frac_y),
@@ -213,7 +215,7 @@ def draw(sigma=2.0, frac_x=0.3, frac_y=-0.2, unbiased=True, method="dark"):
 
 print(f"error = {draw(2.0, 0.3, -0.2, True, 'dark'):.3f} input px")
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 widgets.interactive(
     draw,
@@ -224,7 +226,7 @@ widgets.interactive(
     method=widgets.Dropdown(options=DECODE_METHODS, value="dark"),
 )
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5 · Measured: mean decoding error in input pixels
 #
 # 2,000 random sub-pixel keypoints (away from the border), encoded with four sigmas and both
@@ -278,7 +280,7 @@ for sigma in SIGMAS_TESTED:
 # * with noise, argmax and the shift get worse as σ grows (a flatter peak is easier to displace),
 #   while DARK, which fits the whole neighbourhood, stays near 0.2 input px.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6 · The sigma question: 1 px (paper) or 2 (reference configuration)?
 #
 # The paper says the target Gaussian has a standard deviation of 1 pixel; the released
@@ -312,7 +314,7 @@ for sigma in (1.0, 2.0):
 #
 # **Measured.** The CPU recipe (notebook 07: 32×24 heatmaps, unbiased targets, DARK decoding) trained
 # with σ = 2 and with σ = 1, everything else equal — one epoch of the 37,476 persons of `make data`
-# on this project's 2-core CPU (2026-12-02), two seeds each (`benchmarks/study_paper_evidence.py`;
+# on this project's 2-core CPU (2026-12-02), three seeds each (`benchmarks/study_paper_evidence.py`;
 # configs and logs in `benchmarks/results/paper_evidence/`):
 
 # %%
@@ -335,7 +337,7 @@ for name, sigma in (("hrnet", 2), ("sigma1", 1)):
 # say is how the two compare after the paper's 210 epochs, where the reference configuration chose
 # σ = 2; the recipe keeps σ = 2, the setting its 15-epoch checkpoint was trained with.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7 · Checks
 
 # %%
@@ -347,7 +349,19 @@ for sigma in SIGMAS_TESTED:
     assert table[True, sigma, "dark"] < 0.05
 print("all checks passed")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Recap: what to remember
+#
+# - A keypoint becomes a **target heatmap**: a Gaussian of peak 1, cut at 3σ, on a grid 4× coarser
+#   than the input (`encode_heatmaps`). σ is in **heatmap** pixels: σ = 2 is 8 input pixels.
+# - The reference centres the Gaussian on the **nearest grid point**; no decoder can recover what
+#   that rounding threw away. **Unbiased** targets centre it on the exact point.
+# - Decoding: **argmax** errs by up to ½ heatmap px (1.53 input px on average), the **¼ shift** halves
+#   that on unbiased targets, **DARK** recovers the point almost exactly and stays robust to noise.
+# - The paper's σ = 1 px against the configuration's 2: the round trip cannot tell them apart;
+#   training can (σ = 1 was slightly ahead after one CPU epoch here).
+
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["exercise"]
 # ## Exercises
 #
 # 1. **Expected errors.** Derive the 0.765 input px of the ¼ shift on unbiased targets (hint: per

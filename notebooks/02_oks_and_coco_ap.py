@@ -12,8 +12,10 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 02 · Object Keypoint Similarity and COCO AP
+#
+# **Time:** about 50 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebook 01 · course map and glossary: README, `docs/glossary.md`.
 #
 # HRNet's COCO numbers (AP .744 for W32 at 256×192) are **keypoint AP**: average precision where a
 # predicted person counts as correct when its **Object Keypoint Similarity** (OKS) with a ground-truth
@@ -57,7 +59,7 @@ rng = np.random.default_rng(0)
 np.set_printoptions(precision=4, suppress=True)
 VAL_ANNOTATIONS = "../data_samples/synthpose/annotations/person_keypoints_val.json"
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1 · OKS for one person, by hand
 #
 # For a predicted person and a ground-truth person COCO defines
@@ -126,7 +128,7 @@ print("library:", oks_lib.round(6))
 assert np.isclose(oks_lib[0, 0], oks_hand, rtol=0, atol=1e-12)
 assert compute_oks(gt[None, :, :2], gt[None], [area], box[None])[0, 0] == 1.0  # a perfect prediction
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 show_source(compute_oks)
 
@@ -150,7 +152,7 @@ inside = GT_XY + 30.0                       # within the enlarged box [x − w, 
 outside = GT_XY + np.array([400.0, 0.0])    # beyond it on the right
 print(compute_oks(np.stack([inside, outside]), unlabelled[None], [area], box[None]).round(4).ravel())
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2 · The same pixel error costs more on an eye than on a hip, and on a small person
 #
 # One keypoint's similarity is $\exp(-d^2 / (2 s^2 k_i^2))$: the error $d$ is measured in units of
@@ -196,7 +198,7 @@ moved = one[:, :, :2] + np.array([d_half, 0.0])
 assert np.isclose(compute_oks(moved, one, [32.0**2], [[0, 0, 32, 32]])[0, 0], 0.5)
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3 · Explorer: move one predicted keypoint
 #
 # Pick a joint and drag it by (dx, dy) pixels from a *perfect* prediction of the person of section 1.
@@ -257,7 +259,7 @@ oks_value, s_eye = explore("left_eye", dx=40.0, dy=0.0)
 print(f"left_eye moved 40 px: similarity {s_eye:.2e}, OKS {oks_value:.4f}")
 
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 def explorer(joint, dx, dy):
     explore(joint, dx, dy)  # draw only: the returned numbers would be printed under the figure
@@ -270,7 +272,7 @@ widgets.interact(
     dy=widgets.FloatSlider(value=-6.0, min=-40, max=40, step=1),
 );
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4 · OKS-NMS: one person, one prediction
 #
 # A top-down pipeline predicts one pose per detected box, and person detectors often fire twice on
@@ -318,6 +320,20 @@ anns = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=img_ids)) if a["num_keypo
 print(f"{len(img_ids)} images, {len(coco.getAnnIds())} annotations, {len(anns)} labelled persons")
 
 # %% [markdown]
+# COCO reports AP separately for **medium** (32² < area ≤ 96²) and **large** (area > 96²) persons;
+# small ones count only in the overall AP. How many of each does this split hold?
+
+# %%
+person_areas = np.array([a["area"] for a in anns])
+counts = np.histogram(person_areas, bins=[0, 32**2, 96**2, np.inf])[0]
+print("labelled persons by area: small (< 32²) {}, medium {}, large (> 96²) {}".format(*counts))
+
+# %% [markdown]
+# SynthPose's figures are small: a third of them count in neither APM nor APL, and **APL averages
+# over a handful of persons** — one person more or less found moves it by tens of points. Read APL
+# on this split as noise (solutions 02, exercise 2, shows it); AP and APM are the numbers to watch.
+
+# %% [markdown]
 # The fake estimator, one seeded pass over the labelled persons, and its results file:
 
 # %%
@@ -344,7 +360,7 @@ print(f"{len(results)} predictions; first entry: image {results[0]['image_id']},
       f"{len(results[0]['keypoints'])} keypoint numbers, score {results[0]['score']:.4f}")
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### pycocotools, as everyone runs it
 #
 # This is the printout the reference (and every COCO paper) reports: ten numbers, AP averaged over
@@ -377,7 +393,7 @@ assert np.allclose(list(stats.as_dict().values()), coco_eval.stats, rtol=0, atol
 print(results_ap(coco, []).note)
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The same numbers from scratch
 #
 # What does COCOeval do with the OKS values? Per image and per OKS threshold $t$:
@@ -495,14 +511,27 @@ print(f"{'':16}{'predictions':>12}{'AP':>8}{'AP50':>8}{'AP75':>8}{'AR':>8}")
 for name, n, s in (("no NMS", len(results), without_nms), ("OKS-NMS 0.9", len(keep_all), with_nms)):
     print(f"{name:16}{n:12d}{s.ap:8.4f}{s.ap50:8.4f}{s.ap75:8.4f}{s.ar:8.4f}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### A word on "accuracy" during training
 #
 # The reference's training log also prints an `Accuracy`; `losses.pck_accuracy` reproduces it.
 # It is a PCK on heatmap argmaxes (correct when within about 1/20 of the heatmap side) — handy to
 # watch training, but **not** the COCO metric: it has no per-keypoint constants, no object scale,
 # no matching and no ranking by score. Report AP.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Recap: what to remember
 #
+# - **OKS** = mean over labelled joints of exp(−d²/(2s²κ_i²)), κ_i = 2σ_i: the error d is measured in
+#   units of the person's scale s and of a per-joint constant (an eye is judged 4× more strictly than a hip).
+# - Unlabelled joints do not count; a person without labelled joints is ignored; crowd regions
+#   absorb predictions without counting.
+# - **OKS-NMS** removes duplicate poses; soft NMS lowers their scores instead.
+# - **AP** = precision averaged over 101 recall levels and 10 OKS thresholds (0.50 … 0.95), after a
+#   greedy match by score: the **ranking** matters, not only the keypoints. APM and APL split by area
+#   (32²–96², above 96²); small persons count only in AP.
+
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["exercise"]
 # ## Exercises
 #
 # 1. **Threshold intuition.** For the person of section 1, find (with `explore`) the smallest shift of

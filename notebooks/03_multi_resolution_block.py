@@ -12,8 +12,10 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 03 · Residual units and the multi-resolution block
+#
+# **Time:** about 30 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** convolution and BatchNorm; notebook 00 · course map and glossary: README, `docs/glossary.md`.
 #
 # HRNet is built from one repeated pattern: **several branches at different resolutions running
 # side by side** (the multi-resolution block), followed by an **exchange** of information between
@@ -53,7 +55,7 @@ rng = np.random.default_rng(0)
 INPUT_H, INPUT_W = 256, 192
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1 · The residual unit
 #
 # A residual unit learns a correction F(x) to its input instead of a whole new representation:
@@ -88,7 +90,7 @@ with torch.no_grad():
 assert torch.allclose(ours, lib, atol=1e-5)
 print("input", tuple(x.shape), "-> output", tuple(lib.shape), "| from scratch == library:", torch.allclose(ours, lib, atol=1e-5))
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 show_source(BasicBlock)
 
@@ -138,7 +140,7 @@ with torch.no_grad():
     ys2 = mrb(xs2)
 print("outputs unchanged when only input 3 changes:", [torch.equal(a, b) for a, b in zip(ys[:3], ys2[:3])])
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### What each branch costs
 #
 # A 3×3 convolution from C to C channels on an H×W map has 9C² weights and 9C²·H·W multiply-adds.
@@ -159,7 +161,7 @@ for r, (c, branch, x) in enumerate(zip(widths, mrb, xs)):
           f"{macs / 1e6:8.1f} M {analytic / 1e6:12.1f} M")
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3 · How far does each branch see? The receptive field
 #
 # Every 3×3 convolution (stride 1) widens the receptive field by 2 pixels *of its own resolution*.
@@ -250,7 +252,7 @@ fig = draw_multi_resolution_block(widths)
 # %%
 draw_hrnet(W32)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5 · The same block inside HRNet
 #
 # In the network, `stage{s}.{m}.branches` *is* a `MultiResolutionBlock`; its branch r is
@@ -263,7 +265,18 @@ print(columns([k for k in mrb.state_dict() if k.startswith("1.0.")], width=100))
 print("parameters of the whole stage-4 block:", f"{count_parameters(mrb):,d}")
 assert count_parameters(mrb) == sum(4 * (2 * 9 * c * c + 2 * 2 * c) for c in widths)  # convs + BN γ, β
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Recap: what to remember
+#
+# - A **residual unit** learns a correction: x_out = ReLU(F(x) + x). Basic blocks (two 3×3) in stages
+#   2–4, bottlenecks (1×1, 3×3, 1×1) in stage 1, where the width is 256.
+# - A **multi-resolution block** runs branches side by side — branch r at 1/2^(r+2) of the input with
+#   width C·2^r — and they do **not** talk inside it (the exchange unit does that, notebook 04).
+# - Every branch costs the **same** multiply-adds; its parameters grow 4× per branch.
+# - Within a block a branch sees 17 of its own pixels: 68 input pixels on branch 0, 544 on branch 3.
+#   The effective receptive field is much smaller than the theoretical one.
+
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["exercise"]
 # ## Exercises
 #
 # 1. **Bottlenecks everywhere?** Replace the basic blocks of stage 4 by bottlenecks with P = C_r/4

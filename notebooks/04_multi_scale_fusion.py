@@ -12,8 +12,10 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 04 · Multi-scale fusion: the exchange unit
+#
+# **Time:** about 40 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebook 03 · course map and glossary: README, `docs/glossary.md`.
 #
 # After every multi-resolution block (notebook 03), HRNet lets its parallel branches exchange
 # information. Output r of the **exchange unit** is the sum, over all inputs r', of input r' brought
@@ -83,7 +85,7 @@ x0 = F.avg_pool2d(picture[None, None], 4)  # (1, 1, 64, 48): a one-channel "feat
 print("picture", tuple(picture.shape), "-> branch-0 map", tuple(x0.shape))
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1 · Going down: strided 3×3 convolutions
 #
 # A 3×3 convolution with stride 2 (padding 1) evaluates the kernel at every *second* pixel, so an
@@ -124,7 +126,7 @@ for ax, (title, m) in zip(axes, [("branch 0 input (64×48)", x0), ("centre tap, 
                                  ("box filter, stride 2 (32×24)", avg2), ("two centre taps (16×12)", sub4)]):
     ax.imshow(m[0, 0], cmap="gray", interpolation="nearest"); ax.set_title(title, fontsize=9); ax.axis("off")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2 · Going up: 1×1 convolution, then nearest-neighbour upsampling
 #
 # Upsampling has no parameters: nearest-neighbour copies every pixel into an f×f block
@@ -147,7 +149,7 @@ axes[1].imshow(y[0, 0], cmap="gray", interpolation="nearest"); axes[1].set_title
 for ax in axes:
     ax.axis("off")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3 · The exchange unit, input by input
 #
 # Now a whole exchange unit with three branches of widths (4, 8, 16), with random weights (the
@@ -172,12 +174,12 @@ for k, row in enumerate(parts):
     print(f"output {k}:", "  ".join(f"a(X_{i}, {k}) {tuple(p.shape[1:])}" for i, p in enumerate(row)),
           f"-> Y_{k} {tuple(ys[k].shape[1:])}")
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 show_source(ExchangeUnit)
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Check: the same unit from scratch
 #
 # Writing a(X_i, k) with plain tensor operations, using only the unit's weights, must give the
@@ -210,7 +212,7 @@ with torch.no_grad():
         assert torch.allclose(torch.relu(sum(mine)), ys[k], atol=1e-5)  # Y_k = ReLU(Σ_i a(X_i, k))
 print("from scratch == library for all 9 contributions and 3 outputs")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Seeing the contributions
 #
 # Each panel shows the per-pixel size (RMS over channels) of one term a(X_i, k): rows are outputs,
@@ -226,7 +228,7 @@ assert torch.allclose(shares.sum(dim=1), torch.ones(3, dtype=torch.float64))
 contribution_figure(parts, name="3-branch")
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Interactive: pick an output branch
 #
 # Choose the output k; the row shows every input's contribution a(X_i, k), their sum, and the
@@ -252,11 +254,11 @@ def show_output(k=0):
 
 show_output(0)
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 widgets.interact(show_output, k=widgets.Dropdown(options=[0, 1, 2], value=0, description="output k"));
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4 · What each transform costs in HRNet-W32
 #
 # The last exchange unit of stage 4 has four branches of widths (32, 64, 128, 256) at 64×48 … 8×6
@@ -345,7 +347,7 @@ print(f"exchange units in HRNet-W32: {len(units)} = {' + '.join(map(str, W32.num
       f" outputs of the last one: {len(units[-1])}")
 draw_hrnet(W32)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6 · Does repeated fusion matter? The paper's ablation, measured at CPU scale
 #
 # The paper's ablation study trains HRNet-W32 three ways: with only the final exchange unit (1 fusion:
@@ -354,7 +356,7 @@ draw_hrnet(W32)
 #
 # Here the same three variants of one small network — the CPU recipe's `W16_1UNIT` with 1, 2, 2 HR
 # modules in stages 2–4, so 5 exchange units in full — each trained for one epoch of the 37,476
-# persons of `make data` on this project's 2-core CPU (2026-12-02), two seeds each
+# persons of `make data` on this project's 2-core CPU (2026-12-02), three seeds each
 # (`benchmarks/study_paper_evidence.py`; configs and logs in `benchmarks/results/paper_evidence/`).
 
 # %%
@@ -364,10 +366,12 @@ from matplotlib.figure import Figure
 from hrnet_edu import evidence
 
 variants = {"fusion_final": "final only", "fusion_across": "across stages", "fusion_all": "across + within"}
-fig = Figure(figsize=(13, 2.9), dpi=100, layout="constrained")
-for ax, (name, label) in zip(fig.subplots(1, 3), variants.items()):
+# one variant per row, at full width, so that stage and box labels stay legible
+fig = Figure(figsize=(11, 8.4), dpi=100, layout="constrained")
+for ax, (name, label) in zip(fig.subplots(3, 1), variants.items()):
     cfg_v = evidence.study_config(name).model
-    draw_hrnet(cfg_v, ax=ax, input_size=None, title=f"{label}: {cfg_v.exchange_units}")
+    n_units = sum(isinstance(m, ExchangeUnit) for m in build_model(cfg_v).modules())
+    draw_hrnet(cfg_v, ax=ax, input_size=None, title=f"exchange units {label} ({n_units})")
 display(fig)
 
 # %%
@@ -389,7 +393,18 @@ for name, label in variants.items():
 # from across-stage to across-and-within (+0.003) is within that spread: with two modules per stage
 # and one CPU epoch, this run cannot separate the two as the paper's W32 runs (71.9 → 73.4) do.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Recap: what to remember
+#
+# - An **exchange unit** (`fuse_layers`) computes Y_k = ReLU(Σ_i a(X_i, k)): identity for i = k, a 1×1
+#   conv + BN + **nearest upsampling** from coarser inputs, k − i **strided 3×3 convs** from finer ones.
+# - The width is changed on the small map before upsampling (cheaper); going down costs the most
+#   compute, into the coarsest branch the most parameters.
+# - HRNet-W32 has 8 exchange units (1 + 4 + 3); the last one keeps output 0, the branch the head reads.
+# - The paper's ablation — exchange only at the end, across stages, or also within stages — was
+#   measured here at CPU scale: exchanging only at the end is clearly the weakest.
+
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["exercise"]
 # ## Exercises
 #
 # 1. **Bilinear instead of nearest.** Replace the `nn.Upsample` of every upsampling term by

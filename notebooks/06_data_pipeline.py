@@ -12,8 +12,10 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 06 · The top-down data pipeline: from a COCO annotation to a training sample
+#
+# **Time:** about 45 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebook 01 · course map and glossary: README, `docs/glossary.md`.
 #
 # HRNet is a *top-down* pose estimator: a person detector (or the ground-truth box) finds each
 # person, the box is cropped and warped to a fixed input size — 256×192 (H×W) in the paper's main
@@ -78,7 +80,7 @@ ROOT = "../data_samples/synthpose"
 INPUT = (256, 192)  # (H, W) of the input crop
 OUT = (INPUT[1], INPUT[0])  # matrices take the output size as (W, H)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. A COCO keypoint annotation
 #
 # A COCO person annotation holds a box `[x, y, w, h]`, 51 numbers `x1, y1, v1, …, x17, y17, v17`
@@ -120,7 +122,7 @@ axes[0].set_title(f"image {rec['image_id']} ({image.shape[1]}×{image.shape[0]})
 axes[1].set_title(f"zoom on the crop: the person's box is {w:.0f}×{h:.0f} px")
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. Box → centre and scale
 #
 # The reference describes a crop by its centre c and a *scale* s in units of 200 pixels: the box
@@ -142,7 +144,7 @@ assert np.allclose(center, lib_center) and np.allclose(scale, lib_scale)
 assert np.allclose(lib_center, rec["center"]) and np.allclose(lib_scale, rec["scale"])
 print("centre", np.round(center, 3), " scale", np.round(scale, 4), " crop size in image px", np.round(scale * 200, 2))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. The crop is one affine matrix
 #
 # `crop_transform` builds the 2×3 matrix M with p_crop = M·(p, 1): translate the centre to the
@@ -197,11 +199,11 @@ lib = warp_image(image, M_rot, OUT).permute(1, 2, 0).numpy()
 assert np.abs(ours - lib).max() < 0.05
 print("library warp == from-scratch bilinear (max |difference| < 0.05 grey levels):", True)
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 show_source(warp_batch)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. Each augmentation on the same person
 #
 # The paper trains with random scale ([0.65, 1.35]), random rotation ([−45°, 45°]), horizontal flips
@@ -261,7 +263,7 @@ for k in (5, 6, 9, 10):  # shoulders and wrists
     assert np.allclose(flipped[k, 0], OUT[0] - plain[src, 0], atol=1e-3) and np.allclose(flipped[k, 1], plain[src, 1], atol=1e-3)
     print(f"flipped channel {KEYPOINT_NAMES[k]:15} ← annotated {KEYPOINT_NAMES[src]}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. The random draw, measured
 #
 # `sample_crop` draws, in the reference's order: half body (p = 0.3 when more than 8 joints are
@@ -289,7 +291,7 @@ for name, got, want in rows:
     print(f"{name:32} {got:9.3f} {want:9.3f}")
 print("scale ratio range", np.round([ratio.min(), ratio.max()], 3), " θ range", np.round([theta.min(), theta.max()], 1))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6. Training samples with their targets
 #
 # `CocoKeypoints(train=True)` puts it together: decode the JPEG (Pillow), draw the augmentation,
@@ -317,7 +319,7 @@ fig.colorbar(im, ax=axes, shrink=0.7, label="target, max over the 17 joints")
 plt.show()
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7. The check: every labelled keypoint lands on its target's peak, and back
 #
 # For every joint with target weight 1 in 96 augmented training samples we check that
@@ -376,7 +378,7 @@ for name, (ein, *_r) in [("reference / argmax", reference_targets), ("unbiased /
     print(f"{name:39} {ein.mean():6.3f} {np.median(ein):7.3f} {ein.max():6.3f}")
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 8. Explore
 #
 # Pick a training sample and an augmentation; the widget shows the crop, its targets and the
@@ -420,7 +422,7 @@ def explore(index=0, augmentation="random", epoch=0):
 
 explore(0, "random", 0)  # the widget's starting state, drawn once
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 wide = {"description_width": "initial"}  # otherwise "augmentation" is cut to "augmenta…"
 widgets.interactive(explore, index=widgets.IntSlider(0, 0, len(train) - 1, description="index"),
@@ -429,7 +431,18 @@ widgets.interactive(explore, index=widgets.IntSlider(0, 0, len(train) - 1, descr
                                                   style=wide),
                     epoch=widgets.IntSlider(0, 0, 9, description="epoch"))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Recap: what to remember
+#
+# - A box becomes a **centre and scale**: grown to the input's 3:4 aspect, ×1.25, in units of 200 px.
+# - The whole crop — scale, rotation, flip — is **one affine matrix**; the same matrix moves the
+#   keypoints, and its inverse brings predictions back.
+# - Augmentation (half body, scale, rotation, flip) is drawn per sample and per epoch, seeded;
+#   a flip must also **swap left and right** joints.
+# - Targets are written at x_hm = x_in / 4, the reference's convention; section 7's round trip checks
+#   that every labelled joint lands on its target's peak and back.
+
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["exercise"]
 # ## Exercises
 #
 # 1. **The far border.** Section 7 found joints whose target centre μ = ⌊x_in/4 + ½⌋ lies one
@@ -446,7 +459,7 @@ widgets.interactive(explore, index=widgets.IntSlider(0, 0, len(train) - 1, descr
 #    field of `AugmentConfig`: which of the functions in `transforms.py` need to change, and which
 #    check of this notebook proves you did it right?
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Appendix A · Throughput, and the GPU data path
 #
 # On two shared CPU cores the input pipeline can starve an H100: decoding, warping and target

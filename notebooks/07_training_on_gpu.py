@@ -12,8 +12,10 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 07 · Training HRNet: the recipe, a CPU-hour, a smoke run (and the GPU run)
+#
+# **Time:** about 75 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 01, 05 and 06 · course map and glossary: README, `docs/glossary.md`.
 #
 # The paper trains HRNet-W32 with **Adam** (learning rate 10⁻³, divided by 10 at epochs 170 and
 # 200, 210 epochs) on the **mean-squared error between predicted and target heatmaps**, 32 crops
@@ -42,6 +44,9 @@
 # bundled sample, starting from an early checkpoint of the recipe's own run — with the same code.
 # Cells whose output depends on the hardware (timings, losses of the run) are marked
 # `NBVAL_IGNORE_OUTPUT`; everything else is checked when the notebook is re-run as a test.
+#
+# **Every output committed with this notebook is a CPU run** (this project's 2-core machine, smoke
+# mode): the file is named for the GPU path it switches to when a GPU is present, not for what you see.
 
 # %%
 # %matplotlib inline
@@ -89,7 +94,7 @@ print(f"device: {device_name}; torch {torch.__version__}; "
 print("mode:", "FULL RUN (GPU)" if GPU else "SMOKE RUN (no GPU: the CPU recipe fine-tuned ~1 min on the bundled sample)")
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1 · The configuration
 #
 # A run is described by one frozen dataclass, `TrainConfig`; four presets cover the cases of the
@@ -117,7 +122,7 @@ config_table([get_config(name) for name in PRESETS])
 # The **smoke configuration** is the CPU preset `synthpose_w16_128x96_cpu` made short: its network
 # (`W16_1UNIT`: width 16, one module per stage, one residual unit per branch), crops of 128×96, the
 # 951 persons of the bundled sample, four epochs — starting (`init_from`) from the recipe's own run
-# after its first epoch, so that a minute of training shows skeletons that visibly get better. The
+# after its first epoch, so that a minute of training moves a working network (section 5 shows by how much). The
 # **full configuration** is `synthpose_w32_256x192` — HRNet-W32, the paper's input size and the
 # reference's sigma — shortened further for a lent GPU's few minutes.
 
@@ -138,7 +143,7 @@ RUN = FULL if GPU else SMOKE
 RUN_DIR = os.path.join("..", "runs", "nb07_" + RUN.name)
 print("this notebook trains:", RUN.name)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2 · The data
 #
 # The trainer reads COCO-format keypoint files through `CocoKeypoints` (notebook 06): each sample is
@@ -164,7 +169,7 @@ fig.colorbar(im, ax=axes, shrink=0.7, label="target (max over the 17 heatmaps)")
 fig.suptitle("training crops (augmented) and their targets", fontsize=11)
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3 · The loss
 #
 # The reference's loss (`JointsMSELoss`), per joint k with target weight w_k ∈ {0, 1}:
@@ -180,7 +185,7 @@ plt.show()
 # the largest loss. Both are checked here against a from-scratch version on the untrained network's
 # output.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 show_source(JointsMSELoss.forward)
 
@@ -247,11 +252,11 @@ assert same
 # The library's loop does this for every batch of an epoch. Its extra branches (mixed precision,
 # channels-last, the gradient scaler) are what a GPU run switches on; Appendix A explains them.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 show_source(train_one_epoch)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5 · The run
 #
 # `train(cfg, out_dir)` ties it together: Adam with a learning rate set at every step
@@ -318,12 +323,15 @@ for r in state["metrics"]:
     print(f"{r['epoch']:5d}  {r['loss']:.3e}  {r['lr']:.1e}  {r['grad_norm_mean']:.2e}  "
           f"{r['images_per_s']:7.1f}  {ap}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Predictions improving over time
 #
-# Each row is one moment of the run (the first row: the weights it starts from — in smoke mode the
-# recipe's run after its first epoch), each column one validation crop; the dots are the decoded
-# heatmap maxima with confidence > 0.2. In smoke mode the last row is the checkpoint committed under
+# The first row is the **ground truth**; each further row is one moment of the run (first: the
+# weights it starts from — in smoke mode the recipe's run after its first epoch), each column one
+# validation crop; the dots are the decoded heatmap maxima with confidence > 0.2, and each panel's
+# title gives the mean distance to the ground truth over the labelled joints (crop pixels). A minute
+# of smoke training changes these numbers by little, and the rows look alike; the difference a
+# student can see is the one to the last row. In smoke mode the last row is the checkpoint committed under
 # `data_samples/checkpoints/` — the CPU recipe trained for its full length (section 7), whose record
 # says how well it does:
 
@@ -337,16 +345,20 @@ print(f"val AP (flip test, {record['eval']['decode']} decoding):", {k: round(v, 
 # NBVAL_IGNORE_OUTPUT
 if not GPU and os.path.exists(CKPT):  # the smoke run is too short to show much: add the committed CPU run
     snapshots["committed CPU checkpoint"] = predict_watch(evaluate.load_checkpoint(CKPT)[0])
-fig, axes = plt.subplots(len(snapshots), len(WATCH), figsize=(1.8 * len(WATCH), 2.2 * len(snapshots)))
-for row, (label, (coords, conf)) in zip(np.atleast_2d(axes), snapshots.items()):
+truth = watch["joints"].numpy()  # (4, K, 3) crop px + visibility: the ground truth, drawn in the first row
+rows = {"ground truth": (truth[..., :2], truth[..., 2]), **snapshots}
+fig, axes = plt.subplots(len(rows), len(WATCH), figsize=(1.8 * len(WATCH), 2.2 * len(rows)))
+for row, (label, (coords, conf)) in zip(np.atleast_2d(axes), rows.items()):
     for j, ax in enumerate(row):
         ax.imshow(denormalize(watch["image"][j]))
         draw_pose(ax, coords[j], conf[j] > 0.2, radius=2, linewidth=1.5)
-        ax.set_title(label, fontsize=8)
+        labelled = truth[j, :, 2] > 0  # mean distance to the ground truth over the labelled joints
+        err = np.linalg.norm(coords[j] - truth[j, :, :2], axis=-1)[labelled].mean()
+        ax.set_title(label if label == "ground truth" else f"{label}\nmean error {err:.1f} px", fontsize=8)
         ax.axis("off")
 plt.tight_layout()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6 · What changes for real COCO
 #
 # Nothing in the code: point a COCO preset at a folder with
@@ -360,8 +372,8 @@ print(f"\nCOCO W32: Adam lr {coco.lr:g}, ×{coco.lr_factor:g} at epochs {coco.lr
 print("augmentation:", coco.augment)
 
 # %% [markdown]
-# What does change is the scale: COCO train2017 has about 150,000 person instances, 15× a 10k
-# SynthPose set, and the paper trains 210 epochs of it with 4 GPUs — about 30 million crops, 50×
+# What does change is the scale: COCO train2017 has about 150,000 person instances, about 8× the
+# persons of a 10k-image SynthPose set (the recipe's 20,000 images hold 37,476 persons, 1.9 per image), and the paper trains 210 epochs of it with 4 GPUs — about 30 million crops, 50×
 # what the CPU recipe of section 7 sees. Real people are also harder than SynthPose figures:
 # occlusion by other people, clothing, truncation, motion blur; the paper's W32 reaches AP 0.744 on val2017 with detected boxes.
 # Practical points for a real run:
@@ -374,7 +386,7 @@ print("augmentation:", coco.augment)
 # - The engineering of such a run — mixed precision, throughput and the data loader, resuming a
 #   killed run, several GPUs — is in Appendices A, B and C.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7 · What a CPU-hour buys: the recipe behind the committed checkpoint
 #
 # No GPU was available to build this course, so the network that notebooks 08 and 09 open was
@@ -439,7 +451,7 @@ _ = axes[1].legend(fontsize=8, loc="upper left")
 #   climbing, more and more slowly, in its last epochs (the black curve): a longer run would buy a
 #   little more. Its final AP and AP75 are the committed checkpoint's.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Where these outputs come from
 #
 # The outputs stored in this notebook were produced by the machine named at the top (`device: …`). If it
@@ -447,7 +459,18 @@ _ = axes[1].legend(fontsize=8, loc="upper left")
 # is the CPU recipe's network fine-tuned for about a minute, and its AP is that of a small network
 # on 128×96 crops, not of HRNet-W32. The full run is reproduced with one command on a GPU machine: `bash benchmarks/gpu_run.sh`.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Recap: what to remember
+#
+# - The recipe: Adam, learning rate 10⁻³ with steps (or cosine), MSE between predicted and target
+#   heatmaps (with the reference's factor ½, which Adam ignores), target weights for unlabelled joints.
+# - One training step = forward, loss, backward, Adam step — checked against a step written by hand.
+# - Watch the validation AP, not only the loss.
+# - On 2 CPU cores the recipe network (`W16_1UNIT`, 128×96) learns a usable pose estimator; the
+#   committed outputs of this notebook are CPU runs.
+# - The engineering (mixed precision, compile, resuming, `torchrun`) is in the appendices.
+
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["exercise"]
 # ## Exercises
 #
 # 1. **The ½ and Adam.** Train the smoke configuration twice, once with the loss multiplied by 2
@@ -459,7 +482,7 @@ _ = axes[1].legend(fontsize=8, loc="upper left")
 #    synthpose_w16_128x96_cpu sigma=1 unbiased_targets=false val_decode=shift`). Which trains faster at the start, and which ends with the higher
 #    AP75? Relate it to the decoding error of notebook 01.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Appendix A · The GPU path: mixed precision, channels-last, `torch.compile`, throughput
 #
 # On a GPU the training step of section 4 runs under `torch.autocast` (bf16, or fp16 with a
@@ -519,7 +542,7 @@ for name, what in (("hrnet_fp32", "fp32"), ("hrnet", "bf16 + channels-last")):
 # the loader is the bottleneck. Notebook 06 (Appendix A) moves the warp and the targets onto the GPU
 # for that case.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Appendix B · Checkpoints, and resuming bit for bit
 #
 # A checkpoint holds everything the next epoch depends on: model weights and BatchNorm statistics,
@@ -554,7 +577,7 @@ print("identical losses:", logs["straight"] == logs["killed"],
       "| identical final weights:", all(torch.equal(a[k], b[k]) for k in a))
 assert logs["straight"] == logs["killed"] and all(torch.equal(a[k], b[k]) for k in a)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Appendix C · Several GPUs: `torchrun`
 #
 # The same `train` runs data-parallel when launched by `torchrun`, which sets `RANK`, `WORLD_SIZE`

@@ -12,8 +12,10 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 08 · Evaluation: from a checkpoint to COCO AP
+#
+# **Time:** about 70 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 02 and 07 · course map and glossary: README, `docs/glossary.md`.
 #
 # A pose network is judged the way the paper judges it (§4.1): run it on every person box of the
 # validation images, turn heatmaps into keypoints in *image* coordinates, score every pose, remove
@@ -67,7 +69,7 @@ torch.set_num_threads(1)  # small batches: one thread is the fastest on a busy l
 
 CHECKPOINT = "../data_samples/checkpoints/synthpose_w16_128x96_cpu.pt"  # trained on CPU, committed
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1 · The model and the validation set
 #
 # `evaluate.load_checkpoint` reads one of our training checkpoints (weights **and** the configuration
@@ -92,7 +94,7 @@ val = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), inp
                     sigma=cfg.sigma, train=False, augment=None)
 print(f"{len(val)} persons (ground-truth boxes) in {len(val.image_ids)} validation images; skipped: {val.num_skipped}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2 · The pipeline on one person
 #
 # For every box the dataset cuts out a crop of 128×96 (the box grown to the 3:4 aspect ratio and
@@ -138,7 +140,7 @@ for ax in axes:
     ax.set_xticks([]); ax.set_yticks([])
 display(fig)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Why `flip_back` shifts one column
 #
 # `flip_back` mirrors the heatmaps of the mirrored crop, swaps the left and right channels
@@ -150,8 +152,9 @@ display(fig)
 # * mirroring the heatmap back maps x_hm → w − 1 − x_hm, giving x/4 − ¾: **¾ px too far left**.
 #
 # The one-column shift turns −¾ into +¼; averaged with the unflipped heatmap the bias is about
-# +⅛ px (½ input px) instead of −⅜ px. (A user's ablation on COCO with ground-truth boxes: no shift
-# AP 0.720, one column 0.740, two columns 0.674 — consistent with an ideal shift of ¾.) We measure
+# +⅛ px (½ input px) instead of −⅜ px. (A user's ablation of the reference's HRNet-W32 at 256×192
+# on COCO val2017 with ground-truth boxes — issue #22 of `leoxiaobin/deep-high-resolution-net.pytorch`,
+# 2019: no shift AP 0.720, one column 0.740, two columns 0.674 — consistent with an ideal shift of ¾.) We measure
 # it with perfect, unbiased "predictions": Gaussians on known sub-pixel points, for 500 random poses
 # and for their mirror images.
 
@@ -177,7 +180,7 @@ for shift in (False, True):
     print(f"{str(shift):>6} | {bias[shift][0]:21.3f} {bias[shift][1]:17.3f} {bias[shift][2]:7.3f}")
 assert abs(bias[False][0] + 0.75) < 0.01 and abs(bias[True][0] - 0.25) < 0.01  # −3/4 without shift, +1/4 with
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Check: the back-mapping written out by hand
 #
 # The inverse crop transform is a scaling about the box centre: heatmap pixel x maps to
@@ -220,13 +223,13 @@ assert err / pixel < 0.05  # heatmap px: the decoding's own precision
 print(f"{inner.sum()} joints back in the image within {err:.2f} image px ({err / pixel:.3f} heatmap px); "
       f"4 × the heatmap coordinates would be off by up to {naive:.0f} image px")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3 · The COCO numbers
 #
 # `evaluate.evaluate` is the whole chain in one call (the same function the training loop uses for
 # validation, also across GPUs: each rank predicts its shard, `merge_predictions` joins them).
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 show_source(evaluate.predict_dataset)
 
@@ -241,12 +244,16 @@ if record is not None:
     print(f"AP recorded with the checkpoint: {recorded:.4f}; here: {stats.ap:.4f}")
     assert abs(stats.ap - recorded) <= 0.005
 
+# %% [markdown]
+# (APL is measured on the few large persons of this split — notebook 02, section 5, counts them: 6
+# of 300 — so it swings with single persons; compare models by AP and APM here.)
+
 # %%
 # NBVAL_IGNORE_OUTPUT
 print(f"{len(val)} persons in {seconds:.1f} s on CPU = {len(val) / seconds:.0f} persons/s "
       "(flip test: 2 forward passes each; image decoding included)")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4 · What the flip test and the decoding add (measured)
 #
 # All variants below reuse the two forward passes of section 2 (`H` for the crops, `H_mirror` for
@@ -309,7 +316,7 @@ for name, decode, heatmaps in rows:
 #   anything. Gaussians centred on the exact sub-pixel joint (`unbiased=True`, notebook 01) carry the
 #   sub-pixel position in their shape, and DARK reads it back.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### What the output stride costs: perfect heatmaps, then two trained networks
 #
 # HRNet reads its heatmaps from the branch it kept at ¼ of the input. What would a coarser read-out
@@ -333,7 +340,7 @@ for stride in STRIDES:
 # Then trained: the recipe network with its head on branch 0 (stride 4) and the same network with
 # its head on branch 1 (stride 8, σ = 1 heatmap px so the target has the same size in the image),
 # each trained for one epoch of the 37,476 persons of `make data` on this project's 2-core CPU,
-# two seeds each (`benchmarks/study_paper_evidence.py`; the runs' configs and logs are committed in
+# three seeds each (`benchmarks/study_paper_evidence.py`; the runs' configs and logs are committed in
 # `benchmarks/results/paper_evidence/`, `hrnet_edu.evidence` reads them).
 
 # %%
@@ -355,6 +362,7 @@ for name, stride in (("hrnet", 4), ("stride8", 8)):
 ax.plot([], [], "k^", label="trained 1 epoch on CPU (each seed)")
 ax.set(xscale="log", xticks=STRIDES, xticklabels=[str(s) for s in STRIDES], xlabel="output stride (input px per heatmap px)",
        ylabel="AP (SynthPose val)", ylim=(-0.02, 1.05), title="What a coarser read-out costs")
+ax.minorticks_off()  # the log axis's minor labels (3×10⁰, 6×10⁰, …) would collide with the strides
 ax.legend(fontsize=8)
 display(fig)
 
@@ -372,7 +380,7 @@ display(fig)
 # the committed 15-epoch checkpoint's AP (section 3) would be out of reach at stride 8, whose
 # ceiling is below it; sub-pixel targets and DARK, which the recipe uses, lift that ceiling.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5 · OKS-NMS removes duplicates
 #
 # With ground-truth boxes every person is predicted once. A person *detector* often returns two
@@ -402,7 +410,7 @@ for label, p, thr in (("original, no NMS", preds, None), ("original, OKS-NMS 0.9
 same = sorted(kept["with duplicates, OKS-NMS 0.9"].tolist()) == sorted(kept["original, OKS-NMS 0.9"].tolist())
 print("NMS removes every planted duplicate and keeps the same poses as without them:", same)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6 · Why keypoints are wrong: the error taxonomy
 #
 # Ronchi & Perona classify each predicted joint of a matched person by its keypoint similarity
@@ -411,7 +419,7 @@ print("NMS removes every planted duplicate and keeps the same poses as without t
 # **jitter** 0.5 ≤ ks < 0.85 there; **inversion** ks ≥ 0.5 at the mirrored joint (left ↔ right);
 # **swap** ks ≥ 0.5 at another person; **miss** nothing within ks 0.5.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 show_source(analysis._classify)
 
@@ -437,7 +445,7 @@ ax.set_xlabel("share of labelled joints")
 ax.legend(ncols=5, loc="lower center", bbox_to_anchor=(0.5, 1.0))
 display(fig)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Better than ignoring the image?
 #
 # A yardstick for every joint: the **mean pose** — each joint's average position in the crop over
@@ -503,7 +511,7 @@ for ax, name in zip(axes, ("jitter", "inversion", "swap", "miss")):
 display(fig)
 print({name: len(tax.pairs_with(name)) for name in CATEGORIES[1:]}, "persons with at least one such joint")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7 · The best and the worst predictions
 #
 # Sorted by the OKS of each matched person with its ground truth.
@@ -518,7 +526,7 @@ for ax, j, tag in zip(axes, [*order[:4], *order[-4:]], ["best"] * 4 + ["worst"] 
 display(fig)
 print("OKS best 4:", np.round(tax.oks[order[:4]], 3), " worst 4:", np.round(tax.oks[order[-4:]], 3))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Explore
 #
 # Slide through the matched persons (sorted from worst to best OKS) and see which joints fail.
@@ -546,11 +554,11 @@ def show(rank=0):
 
 show(0)  # the explorer's default, drawn once so it is there without a kernel
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 _ = widgets.interact(show, rank=widgets.IntSlider(0, 0, len(worst_first) - 1, description="rank"))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 8 · One image from the command line
 #
 # `hrnet-edu predict` runs the same chain on a single image, for one or several `--box x,y,w,h` (or the
@@ -571,7 +579,7 @@ poses = [predict_image(model, image0, box=b, input_size=cfg.input_size, sigma=cf
 display(draw_predictions(image0, poses, boxes))
 print(f"{len(boxes)} boxes; keypoints above 0.2 per person:", [int((c > 0.2).sum()) for _, c in poses])
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 9 · The paper's numbers on real COCO (NOT reproduced here)
 #
 # With the published weights and COCO val2017 (not bundled: 1 GB of images), one command reproduces
@@ -603,7 +611,17 @@ print(f"{len(boxes)} boxes; keypoints above 0.2 per person:", [int((c > 0.2).sum
 # With `--boxes gt` (ground-truth boxes) the numbers are a few points higher; on a GPU, add
 # `--batch-size 64 --workers 8`.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Recap: what to remember
+#
+# - Test time: crop → network → **flip test** (mirror, swap left/right channels, shift one column,
+#   average) → decode → back to the image with the inverse crop transform → rescoring → OKS-NMS → COCOeval.
+# - The one-column shift is the reference's whole-pixel approximation of a ¾-column misalignment.
+# - Perfect heatmaps at 32×24 still lose AP to quantisation: a ceiling set by the output stride.
+# - The error taxonomy (good, jitter, inversion, swap, miss) tells *why* keypoints are wrong.
+# - Detected boxes instead of ground-truth boxes cost AP; OKS-NMS wins part of it back.
+
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["exercise"]
 # ## Exercises
 #
 # 1. **The shift, measured properly.** In section 4 replace `flip_back`'s one-column shift by a
@@ -619,7 +637,7 @@ print(f"{len(boxes)} boxes; keypoints above 0.2 per person:", [int((c > 0.2).sum
 #    frequent for persons seen from the side (small shoulder width relative to their height)? Plot the
 #    inversion rate against the shoulder-width / torso-height ratio of the ground truth.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Appendix A · From a notebook to a deployed model
 #
 # Everything above ran the network as a PyTorch module inside Python. A deployed model usually runs

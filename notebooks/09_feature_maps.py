@@ -12,8 +12,10 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 09 · Reading the network: feature maps, exchange units, heatmaps stage by stage
+#
+# **Time:** about 45 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 04, 05 and 08 · course map and glossary: README, `docs/glossary.md`.
 #
 # HRNet keeps a high-resolution branch alive from the stem to the head and lets the branches talk
 # through **exchange units** (repeated multi-scale fusion). This notebook opens a trained network
@@ -59,7 +61,7 @@ CHECKPOINT = "../data_samples/checkpoints/synthpose_w16_128x96_cpu.pt"  # commit
 # Published COCO weights (pose_hrnet_w32_256x192.pth), e.g. export HRNET_COCO_WEIGHTS=/path/to/it.
 COCO_WEIGHTS = os.environ.get("HRNET_COCO_WEIGHTS")  # None: the COCO section is skipped
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1 · The trained model and a few SynthPose validation crops
 #
 # The committed checkpoint is the CPU recipe `synthpose_w16_128x96_cpu` (HRNet with width C = 16, one
@@ -107,7 +109,7 @@ crops = np.stack([denormalize(s["image"]) for s in show])  # (4, 128, 96, 3) uin
 joints = torch.stack([s["joints"] for s in show])  # (4, K, 3) crop coords + visibility
 print("images", tuple(images.shape), "| crops", crops.shape, "| val size", len(val), "| train size", len(train))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2 · Capturing by name
 #
 # `features.capture(model)` registers forward hooks on the *unchanged* model and stores detached
@@ -119,7 +121,7 @@ names = features.layer_names(model)
 print(len(names), "names; the first module of stage 3:")
 print("\n".join(n for n in names if n.startswith("stage3.module0")))
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 show_source(features.capture)
 
@@ -154,6 +156,16 @@ for name, t in rows:
 # %%
 viz.stage_overview(feats, index=0, reduce="mean", input_size=cfg.input_size, image=crops[0])
 
+# %% [markdown]
+# **How to read the PCA colours.** For each map, every pixel's C-vector (one number per channel) is
+# projected on the map's three directions of largest variance; the first is drawn as red, the second
+# green, the third blue, each stretched to [0, 1] over the map (`features.pca_rgb`). Two pixels of
+# the **same colour** have similar feature vectors — the network sees them as the same kind of place
+# — and a sharp colour change is a boundary in feature space. The hues themselves mean nothing (a
+# component's sign is arbitrary; the library fixes it only so the picture is reproducible), and the
+# colours of two different panels are not comparable: each panel has its own basis. The mean-
+# activation panels above have no colour bar for the same reason: each is scaled to its own range.
+
 # %%
 viz.stage_overview(feats, index=0, reduce="pca", input_size=cfg.input_size, image=crops[0])
 
@@ -163,7 +175,7 @@ print("most active channels of stage 4, branch 0 (sample 0):", i_top.tolist())
 print("their mean |activation|:", [f"{v:.3g}" for v in score.tolist()])
 viz.feature_grid(feats["stage4"][0][0], "stage4.branch0", input_size=cfg.input_size, k=16, image=crops[0])
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4 · What each exchange unit mixes
 #
 # An exchange unit computes, for output k, $Y_k = \mathrm{ReLU}\big(\sum_i a(X_i, k)\big)$ with
@@ -199,7 +211,7 @@ viz.shares_figure(shares)
 last3 = [u for u in units if u.startswith("stage3")][-1]
 viz.contribution_figure(features.exchange_contributions(feats, last3), last3, index=0, image=crops[0])
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5 · How the heatmaps emerge, stage by stage
 #
 # The trained network has a single head, a 1×1 convolution on stage 4's branch 0. Stages 2 and 3 have
@@ -337,7 +349,7 @@ fig.suptitle("linear-probe heatmaps on a held-out crop, from the stem to stage 4
 fig
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6 · Trained versus untrained
 #
 # The same architecture with random weights (seeded, the reference's initialisation: convolution
@@ -390,7 +402,7 @@ for (name, _, r2_t, err_t, _), (_, _, r2_u, err_u, _) in zip(rows_trained, rows_
 # %%
 viz.stage_overview(feats_u, index=0, reduce="pca", input_size=cfg.input_size, image=crops[0])
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7 · On a real photograph with the published COCO weights (optional)
 #
 # Set `HRNET_COCO_WEIGHTS` to the reference's `pose_hrnet_w32_256x192.pth` (a plain state dict) to
@@ -422,7 +434,7 @@ if COCO_WEIGHTS and os.path.exists(COCO_WEIGHTS):
 else:
     print("COCO weights not given (set HRNET_COCO_WEIGHTS): section skipped")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 8 · Explore it yourself
 #
 # Pick an image, a stage, a module, a branch (or an exchange output) and a channel or a reduction;
@@ -432,11 +444,22 @@ else:
 # The browser's starting state, drawn once for readers without a live kernel:
 viz.browser_figure(feats, crops, 0, f"stage4.module{len(model.stage4) - 1}.branch0", "mean", keypoints=joints)
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 viz.feature_browser(model, images, crops, keypoints=joints)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Recap: what to remember
+#
+# - `features.capture` records what every stem, stage, branch and exchange term outputs, by name,
+#   without changing the model.
+# - Each exchange unit's output is exactly ReLU of the sum of its captured contributions; their
+#   **shares** show how much each input branch contributes (a ratio of norms, not of importance).
+# - A **linear probe** per stage shows the heatmaps emerging: weak up to stage 2, near the trained
+#   head by stage 4.
+# - A trained network's features differ visibly from an untrained twin's.
+
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["exercise"]
 # ## Exercises
 #
 # 1. **Where does the context come from?** For the last exchange unit of stage 3, compare the share of

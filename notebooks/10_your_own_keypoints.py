@@ -12,8 +12,10 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 10 · Your own keypoints: one keypoint spec through the whole library
+#
+# **Time:** about 45 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 06, 07 and 08 · course map and glossary: README, `docs/glossary.md`.
 #
 # COCO's 17 joints are one choice among many: CrowdPose labels 14 (no face, but the top of the head
 # and the neck), hand, animal and lab data sets label their own. Which parts of a top-down pose
@@ -77,7 +79,7 @@ CROWDPOSE_ANN = SAMPLES + "/annotations/crowdpose14_{}.json"  # the same images,
 COCO_ANN = SAMPLES + "/annotations/person_keypoints_{}.json"
 CHECKPOINT = "../data_samples/checkpoints/synthpose_w16_128x96_cpu.pt"  # the CPU recipe, COCO-17
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1 · What a keypoint set decides
 #
 # | layer | what it needs to know about the joints | spec field |
@@ -108,10 +110,10 @@ for k, (name, sigma, j, coco) in enumerate(zip(CROWDPOSE14.names, CROWDPOSE14.si
 # and the neck are new (CrowdPose's evaluation gives them the shoulders' σ = 0.079), have no
 # mirror partner, and the face joints are gone.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 show_source(KeypointSpec)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2 · A spec from a COCO file
 #
 # A COCO keypoint file names its joints in its category (`keypoints`, and a 1-based `skeleton`).
@@ -150,7 +152,7 @@ try:
 except ValueError as err:
     print(f"{'a left joint without partner':28s} → ValueError: {err}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3 · The data: SynthPose labelled as CrowdPose labels people
 #
 # `data_samples/synthpose/annotations/crowdpose14_{train,val}.json` hold the bundled SynthPose
@@ -194,7 +196,7 @@ try:
 except ValueError as err:
     print("without its spec → InputError:", err)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4 · Evaluation with its own sigmas
 #
 # OKS = Σ_i exp(−d_i² / (2 s² k_i²)) δ(v_i > 0) / Σ_i δ(v_i > 0) with k_i = 2σ_i (notebook 02): the
@@ -250,7 +252,7 @@ for what, sigmas in (("CrowdPose's σ", CROWDPOSE14.sigmas), ("all σ = 0.025 (C
                      ("all σ = 0.107 (COCO's hips)", [0.107] * 14)):
     print(f"{what:30s} AP {plain_pycocotools(val_json, noisy, sigmas)[0]:.3f}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5 · The flip test needs the spec's flip index
 #
 # The flip test averages the heatmaps of a crop and of its mirror image, after swapping the mirror's
@@ -272,7 +274,7 @@ print("a wrong permutation runs without an error; the same heatmaps as the right
 twice = flip_back(right, shift=False, flip_index=CROWDPOSE14.flip_index)
 print("mirrored back twice with CrowdPose's flip index = the original:", torch.equal(twice, heatmaps))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6 · Fine-tuning the CPU checkpoint to 14 joints
 #
 # The committed checkpoint learnt COCO's 17 joints on 20,000 SynthPose images (the CPU recipe,
@@ -349,7 +351,7 @@ print(f"{'body (mean)':15s} {err_before[body].mean():7.1f} {err_after[body].mean
 # also pull the shared layers a little toward this small sample. Copying rows by name is what makes
 # a minute enough (exercise 4 measures it without the copy).
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7 · The checkpoint knows its keypoints
 #
 # The run's config — with `keypoints` — is stored in every checkpoint, so loading one gives the spec
@@ -390,7 +392,7 @@ for ax, image_id in zip(fig.subplots(1, 4), sorted(by_image)[:4]):
 shutil.rmtree(run_dir)  # the run's folder was temporary
 fig
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 8 · What changed, and what did not
 #
 # | | COCO-17 | CrowdPose-14 |
@@ -401,7 +403,18 @@ fig
 # | OKS scale s² | the file's `area` | 0.53 · w · h of the box (no `area` in the file) |
 # | network up to the last 1×1 convolution | the same | the same weights, fine-tuned |
 # | crops, targets, loss, decoding, back-mapping, COCOeval's matching | the same code | the same code |
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## Recap: what to remember
 #
+# - A keypoint set is one **`KeypointSpec`**: names, skeleton, flip pairs, OKS σ_i, upper body.
+#   Everything else in the library works per joint and never asks which joint it is.
+# - A COCO-format file with another category (CrowdPose's 14 joints) trains and evaluates with the
+#   same code; the checkpoint stores its spec.
+# - Fine-tuning transfers every weight and each head row **by joint name**; the new joints start
+#   fresh, and a minute of CPU training teaches them.
+
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["exercise"]
 # ## Exercises
 #
 # 1. **A spec of your own.** Make a spec of the 12 body joints only (`KeypointSpec(name="body12",

@@ -14,7 +14,8 @@ from jupytext.config import load_jupytext_config
 from nbformat.v4 import new_code_cell
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-NOTEBOOK_PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
+# the chapters, and the solutions of their exercises in notebooks/solutions/ (paired the same way)
+NOTEBOOK_PATHS = sorted(p for p in NOTEBOOKS.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 PAIRING = "ipynb,py:percent"
 
 
@@ -60,18 +61,18 @@ def test_every_notebook_has_a_pair_and_every_pair_a_notebook():
         f"no paired .py for {unpaired}: run .venv/bin/jupytext --sync notebooks/<name>.ipynb "
         "(notebooks/jupytext.toml pairs it)"
     )
-    orphans = [p.name for p in NOTEBOOKS.glob("*.py") if not p.with_suffix(".ipynb").exists()]
+    orphans = [p.name for p in NOTEBOOKS.rglob("*.py") if not p.with_suffix(".ipynb").exists()]
     assert not orphans, f"{orphans} in notebooks/ have no .ipynb: a notebook's pair, or a stray file?"
 
 
-@pytest.mark.parametrize("ipynb", NOTEBOOK_PATHS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("ipynb", NOTEBOOK_PATHS, ids=lambda p: str(p.relative_to(NOTEBOOKS).with_suffix("")))
 def test_pairing_is_configured_as_py_percent(ipynb):
     assert load_jupytext_config(ipynb).default_formats(ipynb) == PAIRING
     meta = jupytext.read(ipynb.with_suffix(".py")).metadata["jupytext"]["text_representation"]
     assert (meta["extension"], meta["format_name"]) == (".py", "percent")
 
 
-@pytest.mark.parametrize("ipynb", NOTEBOOK_PATHS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("ipynb", NOTEBOOK_PATHS, ids=lambda p: str(p.relative_to(NOTEBOOKS).with_suffix("")))
 def test_notebook_and_its_py_hold_the_same_cells(ipynb):
     found = pair_differences(ipynb)
     assert not found, (
