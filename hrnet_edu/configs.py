@@ -86,12 +86,13 @@ class TrainConfig:
     loss: str = "mse"  # "mse" (JointsMSELoss) or "ohkm" (JointsOHKMLoss, top 8 joints)
     # --- hardware
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
-    workers: int = 4
-    cpu_threads: int = 0  # torch compute threads while training on a CPU; 0: torch's default
+    # "auto" in the next four: chosen from the machine when training starts (cpu_settings.choose)
+    workers: int | str = 4
+    cpu_threads: int | str = 0  # torch compute threads while training on a CPU; 0: torch's default
     # the same two switches for training on a CPU (off by default: they pay only on CPUs with native
     # bf16, AVX512-BF16 or AMX, measured by benchmarks/bench_cpu_train_step.py)
-    cpu_bf16: bool = False  # bf16 autocast of the forward pass (the loss stays fp32)
-    cpu_channels_last: bool = False
+    cpu_bf16: bool | str = False  # bf16 autocast of the forward pass (the loss stays fp32)
+    cpu_channels_last: bool | str = False
     amp: str = "bf16"
     channels_last: bool = True
     compile: bool = False
@@ -117,8 +118,14 @@ class TrainConfig:
             raise ValueError(f"loss must be 'mse' or 'ohkm', got {self.loss!r}")
         if self.batch_size < 1 or self.epochs < 1 or self.val_every < 0:
             raise ValueError("batch_size and epochs must be >= 1 and val_every >= 0 (0: never validate)")
-        if self.cpu_threads < 0:
-            raise ValueError(f"cpu_threads must be >= 0 (0: torch's default), got {self.cpu_threads}")
+        for key in ("cpu_bf16", "cpu_channels_last"):
+            if not isinstance(getattr(self, key), bool) and getattr(self, key) != "auto":
+                raise ValueError(f"{key} must be true, false or auto, got {getattr(self, key)!r}")
+        for key in ("cpu_threads", "workers"):
+            value = getattr(self, key)
+            counts = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            if value != "auto" and not counts:
+                raise ValueError(f"{key} must be an integer >= 0 or auto, got {value!r}")
         if self.lr_schedule not in ("step", "cosine"):
             raise ValueError(f"lr_schedule must be 'step' or 'cosine', got {self.lr_schedule!r}")
         if not 0 <= self.warmup_epochs <= self.epochs:
@@ -137,9 +144,8 @@ class TrainConfig:
             raise ValueError(f"sigma must be a positive number of heatmap pixels, got {self.sigma!r}")
         if self.log_every < 1:
             raise ValueError(f"log_every must be >= 1 (steps between log records), got {self.log_every}")
-        if self.workers < 0 or self.val_batch_size < 1:
-            raise ValueError(f"workers must be >= 0 and val_batch_size >= 1, got {self.workers}, "
-                             f"{self.val_batch_size}")
+        if self.val_batch_size < 1:
+            raise ValueError(f"val_batch_size must be >= 1, got {self.val_batch_size}")
         if self.max_train_images is not None and self.max_train_images < 1:
             raise ValueError(f"max_train_images must be >= 1 or none, got {self.max_train_images}")
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(self.device)):
@@ -160,12 +166,14 @@ class TrainConfig:
         """The autocast dtype of the training forward pass on this device type, None for fp32."""
         if device_type == "cuda":
             return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
+        _check_resolved(self.cpu_bf16, "cpu_bf16", device_type)
         return torch.bfloat16 if device_type == "cpu" and self.cpu_bf16 else None
 
     def uses_channels_last(self, device_type: str) -> bool:
         """Whether the model and its input batches are NHWC (channels-last) on this device type."""
         if device_type == "cuda":
             return self.channels_last
+        _check_resolved(self.cpu_channels_last, "cpu_channels_last", device_type)
         return device_type == "cpu" and self.cpu_channels_last
 
     @property
@@ -189,6 +197,12 @@ class TrainConfig:
     def val_path(self, name: str) -> str:
         """``val_root/<name>``, or ``data_root/<name>`` when the config has no separate ``val_root``."""
         return self.path(name, self.val_root)
+
+
+def _check_resolved(value, key: str, device_type: str) -> None:
+    if device_type == "cpu" and value == "auto":
+        raise ValueError(f"{key}='auto' is decided when training starts: apply cpu_settings.choose(cfg) "
+                         "first")
 
 
 def synthpose_w32_256x192() -> TrainConfig:
@@ -238,8 +252,8 @@ def synthpose_w16_128x96_cpu() -> TrainConfig:
         name="synthpose_w16_128x96_cpu", model=hrnet_model.W16_1UNIT, data_root="data/synthpose_20k",
         val_root="data_samples/synthpose", input_size=(128, 96), sigma=2.0, unbiased_targets=True,
         batch_size=32, epochs=15, lr=2e-3, lr_schedule="cosine", warmup_epochs=0.3, lr_steps=(),
-        device="cpu", workers=1, cpu_threads=1, amp="none", channels_last=False, cpu_bf16=True,
-        cpu_channels_last=True, val_every=1,
+        device="cpu", workers="auto", cpu_threads="auto", amp="none", channels_last=False, cpu_bf16="auto",
+        cpu_channels_last="auto", val_every=1,
         val_decode="dark", val_batch_size=64, log_every=20,
     )  # fmt: skip
 

@@ -18,7 +18,6 @@ import dataclasses
 import datetime
 import json
 import os
-import platform
 import time
 
 import torch
@@ -26,6 +25,8 @@ import torch
 from hrnet_edu.checkpoints import export_weights, resolve_device
 from hrnet_edu.coco_eval import STAT_KEYS, STAT_NAMES
 from hrnet_edu.configs import get_config
+from hrnet_edu.cpu_settings import choose as choose_machine_settings
+from hrnet_edu.cpu_settings import cpu_name
 from hrnet_edu.overrides import apply_overrides
 from hrnet_edu.train import build_datasets, train, validate
 from hrnet_edu.viz import loss_figure, predictions_figure
@@ -78,10 +79,15 @@ def run_demo(out_dir: str, overrides: list[str], config: str = DEMO_CONFIG, expo
     _, val_set = build_datasets(cfg)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)  # the same initial weights as the training run starts from
-    untrained = validate(build_model(cfg.model).to(device), val_set, cfg, device)
+    # evaluating needs only the loader's workers (no probe); training chooses all four, once, and says why
+    untrained = validate(build_model(cfg.model).to(device), val_set,
+                         choose_machine_settings(cfg, device.type, probe=False).apply(cfg), device)
     start = time.perf_counter()
     summary = train(cfg, os.path.join(out_dir, "run"), progress=progress)
     train_seconds = time.perf_counter() - start
+    machine = summary["cpu_settings"]  # what training chose, and why
+    cfg = dataclasses.replace(cfg, **{k: machine[k] for k in ("cpu_bf16", "cpu_channels_last", "cpu_threads",
+                                                              "workers")})
     best = os.path.join(out_dir, "run", "best.pt")
     best = best if os.path.exists(best) else os.path.join(out_dir, "run", "last.pt")
     model, _ = load_checkpoint(best, device=device)
@@ -90,8 +96,7 @@ def run_demo(out_dir: str, overrides: list[str], config: str = DEMO_CONFIG, expo
     loss_figure(os.path.join(out_dir, "run", "log.jsonl")).savefig(os.path.join(out_dir, "loss.png"), dpi=100)
     predictions_figure(val_set, preds).savefig(os.path.join(out_dir, "predictions.png"), dpi=100)
     threads = cfg.cpu_threads or torch.get_num_threads()  # what training ran with (train restores the rest)
-    hardware = f"CPU ({threads} compute thread(s) + {cfg.workers} data worker(s), " \
-               f"{platform.processor() or platform.machine()})"
+    hardware = f"CPU ({threads} compute thread(s) + {cfg.workers} data worker(s), {cpu_name()})"
     command = command or f"run_demo({overrides})"
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     schedule = (f"cosine decay after {cfg.warmup_epochs:g} warm-up epochs" if cfg.lr_schedule == "cosine"
@@ -104,6 +109,9 @@ def run_demo(out_dir: str, overrides: list[str], config: str = DEMO_CONFIG, expo
         f"HRNet-W{cfg.model.width}, input {cfg.input_size[0]}×{cfg.input_size[1]}, heatmaps "
         f"{cfg.heatmap_size[0]}×{cfg.heatmap_size[1]}, sigma {cfg.sigma}, {summary['epochs']} epochs, batch "
         f"{cfg.batch_size}, Adam lr {cfg.lr} ({schedule}), data `{cfg.data_root}`; on a CPU: {precision}.",
+        "Chosen for this machine when training started (`cpu_settings.choose`; `cpu_bf16=`, "
+        "`cpu_channels_last=`, `cpu_threads=`, `workers=` overrides set them):", "",
+        *[f"- {key}: {why}" for key, why in machine["reasons"].items()], "",
         f"Device: {hardware}. Generating the training data took {data_seconds:.0f} s, training "
         f"{train_seconds:.0f} s ({summary['images_per_s']:.1f} img/s); everything (data, evaluations, "
         f"figures) {total_seconds:.0f} s.", "",
@@ -121,7 +129,7 @@ def run_demo(out_dir: str, overrides: list[str], config: str = DEMO_CONFIG, expo
     result = {"config": cfg.name, "overrides": list(overrides), "untrained": untrained, "trained": trained,
               "val": trained, "wall_time_s": train_seconds,
               "train_seconds": train_seconds, "data_seconds": data_seconds, "total_seconds": total_seconds,
-              "device": hardware, "date": date,
+              "device": hardware, "date": date, "cpu_settings": machine,
               "command": command, "epochs": summary["epochs"], "eval": {"flip": cfg.val_flip,
               "decode": cfg.val_decode, "nms_threshold": 0.9, "boxes": "gt", "split": cfg.val_ann},
               "config_dict": dataclasses.asdict(cfg)}  # fmt: skip

@@ -47,6 +47,7 @@ from hrnet_edu.checkpoints import (
     transfer_weights,
 )
 from hrnet_edu.configs import TrainConfig
+from hrnet_edu.cpu_settings import choose as choose_machine_settings
 from hrnet_edu.data.transforms import GpuBatchTransform, gpu_collate
 from hrnet_edu.errors import InputError
 from hrnet_edu.losses import JointsMSELoss, JointsOHKMLoss
@@ -386,6 +387,7 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
 def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images, info) -> dict:
     device = resolve_device(cfg.device, local_rank=info.local_rank)
     cuda = device.type == "cuda"
+    cfg, machine = _machine_settings(cfg, device, info, progress)
     if progress is None:
         progress = sys.stderr.isatty()
     progress = progress and info.is_main
@@ -419,6 +421,9 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
     # The run has really started (data read, model built, checkpoint restored): only now is
     # anything of an earlier run in this folder replaced.
     log_records = _start_log(cfg, out_dir, resume, start_epoch, changes) if info.is_main else []
+    if info.is_main:
+        log_records.append({**machine.as_record(), "epoch": start_epoch})
+        _write_log(os.path.join(out_dir, "log.jsonl"), log_records)
 
     net = _wrap(model, cfg, info, device)
     if cuda:
@@ -469,7 +474,18 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
         "peak_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
         "skipped": skipped, "config_changes": {k: list(v) for k, v in changes.items()},
         "keypoints": cfg.spec.name, "init_from": transferred, "history": history, "model": model,
+        "cpu_settings": machine.as_record(),
     }  # fmt: skip
+
+
+def _machine_settings(cfg: TrainConfig, device, info: DistInfo, progress: bool | None):
+    """(cfg with its "auto" precision, memory format, threads and workers chosen on this machine, the
+    ``cpu_settings.CpuSettings``); the choices are printed first unless ``progress`` is False."""
+    machine = choose_machine_settings(cfg, device.type,
+                                      processes=int(os.environ.get("LOCAL_WORLD_SIZE", info.world_size)))
+    if progress is not False and info.is_main:
+        print("\n".join(f"hrnet-edu train: {line}" for line in machine.lines()), file=sys.stderr, flush=True)
+    return machine.apply(cfg), machine
 
 
 def _wrap(model, cfg: TrainConfig, info: DistInfo, device) -> torch.nn.Module:
