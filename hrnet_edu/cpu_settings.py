@@ -245,7 +245,8 @@ def _precision(cfg: TrainConfig, threads: int, probe: bool) -> tuple[bool, bool,
         """'the bf16 step 8.1× slower in the probe': ``other``'s best time against the choice's."""
         ratio = times[other] / times[choice]
         first = " (its first step, not run again)" if other in warmup_only else ""
-        return f"the {_label(*other)} step {ratio:.2f}× {'slower' if ratio >= 1 else 'faster'} in the probe{first}"
+        how = f"{ratio:.2f}× slower" if ratio >= 1 else f"only {1 / ratio:.2f}× faster (within the margin)"
+        return f"the {_label(*other)} step {how} in the probe{first}"
 
     other_precision = [c for c in times if c[0] != bf16]
     if cfg.cpu_bf16 != AUTO:
