@@ -9,8 +9,8 @@ Presets (plain functions; ``PRESETS`` maps their names to them so the command li
 
 * ``synthpose_w32_256x192`` — the GPU default: HRNet-W32 on a SynthPose set made by
   ``hrnet-edu synth --out data/synthpose``; the paper's schedule compressed to a short run.
-* ``synthpose_w16_128x96_cpu`` — the CPU recipe: a small HRNet trained on 2 CPU cores in about an hour
-  and a half on 20,000 generated SynthPose images (``make data``).
+* ``synthpose_w16_128x96_cpu`` — the CPU recipe: a small HRNet trained on a CPU on 20,000 generated
+  SynthPose images (``make data``), its machine settings chosen on the machine it runs on.
 * ``coco_w32_256x192``, ``coco_w48_384x288`` — the paper's settings, for a user-supplied COCO folder
   holding ``annotations/person_keypoints_{train,val}2017.json``, ``train2017/`` and ``val2017/``.
 
@@ -49,6 +49,8 @@ class TrainConfig:
     ``batch_size`` is per process (per GPU): the effective batch is batch_size × world size.
     ``amp`` is one of "none", "bf16", "fp16" and, like ``channels_last``, only acts on CUDA; on a CPU
     ``cpu_bf16`` and ``cpu_channels_last`` do (see ``autocast_dtype``, ``uses_channels_last``).
+    ``cpu_bf16``, ``cpu_channels_last``, ``cpu_threads`` and ``workers`` may be "auto": chosen for
+    the machine when training starts (``cpu_settings.choose``; ``train`` stores the chosen values).
     ``keypoints`` names the keypoint set of the data (a built-in name of ``keypoints.SPECS``, e.g.
     "coco17" or "crowdpose14", or a ``KeypointSpec``; ``spec`` resolves it): K, the flip pairs and
     the OKS sigmas come from it, and the network's ``model.num_joints`` is set to its K.
@@ -219,7 +221,7 @@ def synthpose_w32_256x192() -> TrainConfig:
 
 
 def synthpose_w16_128x96_cpu() -> TrainConfig:
-    """The CPU recipe: ``model.W16_1UNIT`` at 128×96 on 20,000 generated SynthPose images, 2 cores.
+    """The CPU recipe: ``model.W16_1UNIT`` at 128×96 on 20,000 generated SynthPose images, on a CPU.
 
     Made with ``hrnet-edu synth --out data/synthpose_20k --train 20000 --val 0 --seed 0`` (``make data``,
     37,476 persons) and validated on the bundled ``data_samples/synthpose`` val split. Chosen by the
@@ -234,19 +236,19 @@ def synthpose_w16_128x96_cpu() -> TrainConfig:
       keypoint (``unbiased_targets``), decoded with DARK (``val_decode="dark"``);
     * schedule: Adam, linear warm-up over 0.3 epoch, cosine decay to 0 (a short run gets its low-lr
       refinement from the decay, where the paper's 210 epochs get it from the ×0.1 steps), batch 32;
-    * hardware: one compute thread and one data-loading worker (``OMP_NUM_THREADS=1``, ``workers=1``):
-      on 2 cores 267 vs 206 img/s for two compute threads (W8, measured 2026-12-02); bf16 autocast
-      and channels-last on the CPU (``cpu_bf16``, ``cpu_channels_last``): the training step 2.1×
-      faster on this AVX512-BF16 CPU (``benchmarks/bench_cpu_train_step.py``), and one epoch of the
-      recipe reached AP 0.395 in 3.7 min with them vs 0.374 in 6.1 min without
-      (``hrnet_edu.evidence``, runs hrnet and hrnet_fp32, 2026-12-02). On a CPU without native bf16
-      set ``cpu_bf16=false``.
+    * hardware, chosen on the machine when training starts (``"auto"``; ``cpu_settings.choose``, which
+      says what it chose and why): bf16 autocast and channels-last on the CPU (``cpu_bf16``,
+      ``cpu_channels_last``) where PyTorch reports native bf16 *and* a short probe of the training
+      step finds them faster — about twice as fast a step on a CPU with AVX512-BF16, several times
+      slower on one without, which trains in fp32 — and the usable cores split between compute
+      threads (``cpu_threads``) and data-loading workers (``workers``): on 2 cores one of each.
+      Explicit values (``cpu_bf16=false``, ``cpu_threads=2``, ``workers=0``…) win. Measurements:
+      ``benchmarks/bench_cpu_train_step.py`` (the step), ``benchmarks/bench_cpu_choice.py`` (the
+      automatic choice against fixed ones, with and without native bf16), ``hrnet_edu.evidence``
+      (what bf16 costs in AP); results in ``benchmarks/results/`` and the README's Measured table.
 
-    Measured (2026-12-02, this project's 2-core CPU, partly shared with other jobs; trained before
-    the two CPU switches above, in fp32): 15 epochs in 5,218 s of training (87 min, 108–126 img/s
-    when quiet) reach AP 0.694 / AP50 0.887 / AP75 0.779
-    on the bundled val split (flip test, DARK, ground-truth boxes), 3.8 % left/right inversions —
-    the committed ``data_samples/checkpoints/synthpose_w16_128x96_cpu.pt`` and its JSON record.
+    The committed ``data_samples/checkpoints/synthpose_w16_128x96_cpu.pt`` is this recipe trained in
+    fp32 with one compute thread and one worker; its JSON record holds its AP, time and machine.
     """
     return TrainConfig(
         name="synthpose_w16_128x96_cpu", model=hrnet_model.W16_1UNIT, data_root="data/synthpose_20k",
