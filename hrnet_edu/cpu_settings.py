@@ -13,9 +13,10 @@ model and its input batches (``cpu_channels_last``: NHWC or NCHW), the torch com
   is conclusive — no native bf16: fp32 — and a timed probe of a few training steps of the actual
   network decides where it is not: a CPU that reports bf16 may still be barred from using it
   (``ONEDNN_MAX_CPU_ISA`` limits oneDNN's instruction sets, as a laptop's emulation does) or use
-  it slowly. The probe runs every open combination, one warm-up step and up to ``PROBE_STEPS``
-  timed steps each, interleaved so that a load that comes and goes hits all alike, and keeps the
-  fastest (the plain fp32 NCHW step unless another beats it by ``PROBE_MARGIN``).
+  it slowly. The probe times fp32 (NCHW) against bf16 with channels-last — an open memory format
+  follows the precision — one warm-up step and up to ``PROBE_STEPS`` timed steps each, interleaved
+  so that a load that comes and goes hits both alike, and keeps the faster (fp32 unless bf16 beats
+  it by ``PROBE_MARGIN``).
 * Threads and workers. From the cores this process may run on (``os.sched_getaffinity`` on
   Linux, ``os.cpu_count`` elsewhere), split between compute threads and loader workers by
   ``split_cores``.
@@ -28,7 +29,6 @@ them as a "cpu_settings" record of ``log.jsonl``; ``demo`` writes them into its 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 import os
 import platform
@@ -41,11 +41,11 @@ from hrnet_edu.configs import TrainConfig
 from hrnet_edu.model import build_model
 
 AUTO = "auto"
-PROBE_BATCH = 8  # crops per probe step: the candidates rank as at batch 32, in a fraction of the time
+PROBE_BATCH = 8  # crops per probe step: few, so that the probe takes seconds (the same kernels as at 32)
 PROBE_STEPS = 3  # timed steps per candidate at most (after one warm-up step)
 PROBE_DROP = 2.0  # a candidate this many times slower than the best after a timed step is not timed again
 PROBE_DROP_WARMUP = 4.0  # the same for the warm-up step, which also holds one-time costs
-PROBE_MARGIN = 0.05  # another candidate must beat plain fp32 NCHW by 5 % to be chosen (probe noise)
+PROBE_MARGIN = 0.05  # the other candidate must beat the first (fp32) by 5 % to be chosen (probe noise)
 # One loader worker decodes, warps and draws targets for several times as many SynthPose crops per
 # second as one compute thread trains on (benchmarks/results/cpu_choice.json: "data_per_core" vs the
 # step), so one worker feeds about this many compute threads.
@@ -228,10 +228,9 @@ def _precision(cfg: TrainConfig, threads: int, probe: bool) -> tuple[bool, bool,
     if limit:
         seen += f", but ONEDNN_MAX_CPU_ISA={limit} limits oneDNN"
     bf16_options = [cfg.cpu_bf16] if cfg.cpu_bf16 != AUTO else [False] if native is False else [False, True]
-    cl_options = [cfg.cpu_channels_last] if cfg.cpu_channels_last != AUTO else [False, True]
-    # bf16 NCHW is left out when both are open: oneDNN's bf16 kernels are made for channels-last
-    candidates = [c for c in itertools.product(bf16_options, cl_options)
-                  if not (c == (True, False) and cfg.cpu_bf16 == cfg.cpu_channels_last == AUTO)]
+    # an open memory format follows the precision: channels-last, for which oneDNN's bf16 kernels are
+    # made, with bf16; the plain NCHW with fp32 (channels-last is not faster in fp32 on every CPU)
+    candidates = [(b, b if cfg.cpu_channels_last == AUTO else cfg.cpu_channels_last) for b in bf16_options]
     times, warmup_only = {}, set()
     if len(candidates) > 1 and probe:
         times, warmup_only = probe_step_times(cfg, candidates, threads)
@@ -257,15 +256,12 @@ def _precision(cfg: TrainConfig, threads: int, probe: bool) -> tuple[bool, bool,
         why = f"fp32: no probe was run ({seen})"
     else:
         why = f"{'bf16 autocast' if bf16 else 'fp32'}: {seen}; {versus(min(other_precision, key=times.get))}"
-    name = "channels-last" if channels_last else "NCHW"
     if cfg.cpu_channels_last != AUTO:
-        why_cl = f"{name} (set in the config)"
-    elif (bf16, not channels_last) in times:
-        why_cl = f"{name} with {'bf16' if bf16 else 'fp32'}: {versus((bf16, not channels_last))}"
+        why_cl = f"{'channels-last' if channels_last else 'NCHW'} (set in the config)"
     elif bf16:
-        why_cl = f"{name}: with bf16 autocast (oneDNN's bf16 kernels are made for channels-last)"
+        why_cl = "channels-last: with bf16 autocast (oneDNN's bf16 kernels are made for it)"
     else:
-        why_cl = f"{name}: no probe was run"
+        why_cl = "NCHW: with fp32 (PyTorch's default memory format)"
     probe_ms = {_label(*c): round(t * 1e3, 1) for c, t in times.items()}
     return bf16, channels_last, {"precision": why, "memory format": why_cl}, probe_ms
 

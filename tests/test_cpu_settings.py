@@ -107,31 +107,34 @@ def test_explicit_settings_win_and_run_no_probe(monkeypatch):
 
 
 def test_the_probe_decides_where_the_cpu_reports_bf16(monkeypatch):
-    """The fastest candidate wins; fp32 NCHW stays unless another beats it by the margin."""
+    """fp32 (NCHW) against bf16 + channels-last: the faster wins, fp32 unless bf16 beats it by the margin."""
     monkeypatch.setattr(cpu_settings, "native_bf16", lambda: (True, "x86_64 with AVX512-BF16"))
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     cfg = synthpose_w16_128x96_cpu()
-    nchw, nhwc, bf16 = (False, False), (False, True), (True, True)
-    cases = [({nchw: 230, nhwc: 170, bf16: 108}, bf16, "1.57× slower"),
-             ({nchw: 440, nhwc: 450, bf16: 3600}, nchw, "8.18× slower"),
-             ({nchw: 100, nhwc: 97, bf16: 99}, nchw, "only 1.01× faster")]
+    fp32, bf16 = (False, False), (True, True)
+    cases = [({fp32: 230, bf16: 108}, bf16, "the fp32 step 2.13× slower"),
+             ({fp32: 440, bf16: 3600}, fp32, "the bf16+channels-last step 8.18× slower"),
+             ({fp32: 100, bf16: 97}, fp32, "only 1.03× faster")]
     for times, want, said in cases:
         calls = []
         monkeypatch.setattr(cpu_settings, "probe_step_times", _fake_probe(times, calls))
         chosen = cpu_settings.choose(cfg, cores=2)
-        assert calls == [[nchw, nhwc, bf16]]
+        assert calls == [[fp32, bf16]]
         assert (chosen.bf16, chosen.channels_last) == want and said in chosen.reasons["precision"]
         assert chosen.probe_ms == {cpu_settings._label(*c): t for c, t in times.items()}
+    # a memory format set in the config is kept, and only the precision is probed
+    calls = []
+    monkeypatch.setattr(cpu_settings, "probe_step_times", _fake_probe({(False, True): 90, bf16: 50}, calls))
+    chosen = cpu_settings.choose(apply_overrides(cfg, ["cpu_channels_last=true"]), cores=2)
+    assert calls == [[(False, True), bf16]] and chosen.bf16 and chosen.channels_last
 
 
-def test_no_native_bf16_is_conclusive_fp32(monkeypatch):
-    """A CPU that reports no bf16 never tries it: only the memory format of fp32 is probed."""
+def test_no_native_bf16_is_conclusive_fp32_without_a_probe(monkeypatch):
     monkeypatch.setattr(cpu_settings, "native_bf16", lambda: (False, "arm64 without native bf16"))
     calls = []
-    monkeypatch.setattr(cpu_settings, "probe_step_times",
-                        _fake_probe({(False, False): 100, (False, True): 80}, calls))
+    monkeypatch.setattr(cpu_settings, "probe_step_times", _fake_probe({}, calls))
     chosen = cpu_settings.choose(synthpose_w16_128x96_cpu(), cores=2)
-    assert calls == [[(False, False), (False, True)]] and not chosen.bf16 and chosen.channels_last
+    assert calls == [] and not chosen.bf16 and not chosen.channels_last and chosen.probe_ms == {}
     assert chosen.reasons["precision"] == "fp32: this CPU has no native bf16 (arm64 without native bf16)"
 
 
@@ -141,7 +144,7 @@ def test_a_torch_that_reports_no_cpu_features_is_probed(monkeypatch):
     assert cpu_settings.native_bf16()[0] is None
     calls = []
     monkeypatch.setattr(cpu_settings, "probe_step_times",
-                        _fake_probe({(False, False): 100, (False, True): 90, (True, True): 50}, calls))
+                        _fake_probe({(False, False): 100, (True, True): 50}, calls))
     assert cpu_settings.choose(synthpose_w16_128x96_cpu(), cores=2).bf16 and len(calls) == 1
 
 
