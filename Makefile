@@ -100,13 +100,14 @@ data: setup
 	test -f data/synthpose_20k/synthpose.json || \
 	    $(BIN)/hrnet-edu synth --out data/synthpose_20k --train 20000 --val 0 --seed 0
 
-# The CPU recipe, 15 epochs on 2 cores. The committed checkpoint was trained in fp32 (87 min):
-# `make train-cpu TRAIN_ARGS="cpu_bf16=false cpu_channels_last=false"` repeats that run exactly;
-# the preset's bf16 + channels-last step is about 2x faster on a CPU with AVX512-BF16.
+# The CPU recipe, 15 epochs. Precision, memory format, compute threads and data workers are chosen
+# for this machine when training starts (its first lines say what and why; cpu_settings.py); set any
+# of them in TRAIN_ARGS to fix it. The committed checkpoint was trained in fp32 on 2 cores (87 min):
+# `make train-cpu TRAIN_ARGS="cpu_bf16=false cpu_channels_last=false cpu_threads=1 workers=1"`
+# repeats that run exactly.
 TRAIN_ARGS ?=
 train-cpu: data
-	OMP_NUM_THREADS=1 $(BIN)/hrnet-edu train --config synthpose_w16_128x96_cpu --out runs/synthpose_w16_128x96_cpu \
-	    $(TRAIN_ARGS)
+	$(BIN)/hrnet-edu train --config synthpose_w16_128x96_cpu --out runs/synthpose_w16_128x96_cpu $(TRAIN_ARGS)
 
 demo: setup
 	$(BIN)/hrnet-edu demo --out runs/demo

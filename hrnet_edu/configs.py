@@ -9,8 +9,8 @@ Presets (plain functions; ``PRESETS`` maps their names to them so the command li
 
 * ``synthpose_w32_256x192`` — the GPU default: HRNet-W32 on a SynthPose set made by
   ``hrnet-edu synth --out data/synthpose``; the paper's schedule compressed to a short run.
-* ``synthpose_w16_128x96_cpu`` — the CPU recipe: a small HRNet trained on 2 CPU cores in about an hour
-  and a half on 20,000 generated SynthPose images (``make data``).
+* ``synthpose_w16_128x96_cpu`` — the CPU recipe: a small HRNet trained on a CPU on 20,000 generated
+  SynthPose images (``make data``), its machine settings chosen on the machine it runs on.
 * ``coco_w32_256x192``, ``coco_w48_384x288`` — the paper's settings, for a user-supplied COCO folder
   holding ``annotations/person_keypoints_{train,val}2017.json``, ``train2017/`` and ``val2017/``.
 
@@ -52,6 +52,8 @@ class TrainConfig:
     ``batch_size`` is per process (per GPU): the effective batch is batch_size × world size.
     ``amp`` is one of "none", "bf16", "fp16" and, like ``channels_last``, only acts on CUDA; on a CPU
     ``cpu_bf16`` and ``cpu_channels_last`` do (see ``autocast_dtype``, ``uses_channels_last``).
+    ``cpu_bf16``, ``cpu_channels_last``, ``cpu_threads`` and ``workers`` may be "auto": chosen for
+    the machine when training starts (``cpu_settings.choose``; ``train`` stores the chosen values).
     ``keypoints`` names the keypoint set of the data (a built-in name of ``keypoints.SPECS``, e.g.
     "coco17" or "crowdpose14", or a ``KeypointSpec``; ``spec`` resolves it): K, the flip pairs and
     the OKS sigmas come from it, and the network's ``model.num_joints`` is set to its K.
@@ -92,12 +94,13 @@ class TrainConfig:
     loss: str = "mse"  # "mse" (JointsMSELoss) or "ohkm" (JointsOHKMLoss, top 8 joints)
     # --- hardware
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
-    workers: int = 4
-    cpu_threads: int = 0  # torch compute threads while training on a CPU; 0: torch's default
+    # "auto" in the next four: chosen from the machine when training starts (cpu_settings.choose)
+    workers: int | str = 4
+    cpu_threads: int | str = 0  # torch compute threads while training on a CPU; 0: torch's default
     # the same two switches for training on a CPU (off by default: they pay only on CPUs with native
     # bf16, AVX512-BF16 or AMX, measured by benchmarks/bench_cpu_train_step.py)
-    cpu_bf16: bool = False  # bf16 autocast of the forward pass (the loss stays fp32)
-    cpu_channels_last: bool = False
+    cpu_bf16: bool | str = False  # bf16 autocast of the forward pass (the loss stays fp32)
+    cpu_channels_last: bool | str = False
     amp: str = "bf16"
     channels_last: bool = True
     compile: bool = False
@@ -121,8 +124,14 @@ class TrainConfig:
             raise ValueError(f"loss must be 'mse' or 'ohkm', got {self.loss!r}")
         if self.batch_size < 1 or self.epochs < 1 or self.val_every < 0:
             raise ValueError("batch_size and epochs must be >= 1 and val_every >= 0 (0: never validate)")
-        if self.cpu_threads < 0:
-            raise ValueError(f"cpu_threads must be >= 0 (0: torch's default), got {self.cpu_threads}")
+        for key in ("cpu_bf16", "cpu_channels_last"):
+            if not isinstance(getattr(self, key), bool) and getattr(self, key) != "auto":
+                raise ValueError(f"{key} must be true, false or auto, got {getattr(self, key)!r}")
+        for key in ("cpu_threads", "workers"):
+            value = getattr(self, key)
+            counts = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            if value != "auto" and not counts:
+                raise ValueError(f"{key} must be an integer >= 0 or auto, got {value!r}")
         if self.lr_schedule not in ("step", "cosine"):
             raise ValueError(f"lr_schedule must be 'step' or 'cosine', got {self.lr_schedule!r}")
         if not 0 <= self.warmup_epochs <= self.epochs:
@@ -139,9 +148,8 @@ class TrainConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.log_every < 1:
             raise ValueError(f"log_every must be >= 1 (steps between log records), got {self.log_every}")
-        if self.workers < 0 or self.val_batch_size < 1:
-            raise ValueError(f"workers must be >= 0 and val_batch_size >= 1, got {self.workers}, "
-                             f"{self.val_batch_size}")
+        if self.val_batch_size < 1:
+            raise ValueError(f"val_batch_size must be >= 1, got {self.val_batch_size}")
         if self.max_train_images is not None and self.max_train_images < 1:
             raise ValueError(f"max_train_images must be >= 1 or none, got {self.max_train_images}")
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(self.device)):
@@ -169,12 +177,14 @@ class TrainConfig:
         """The autocast dtype of the training forward pass on this device type, None for fp32."""
         if device_type == "cuda":
             return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
+        _check_resolved(self.cpu_bf16, "cpu_bf16", device_type)
         return torch.bfloat16 if device_type == "cpu" and self.cpu_bf16 else None
 
     def uses_channels_last(self, device_type: str) -> bool:
         """Whether the model and its input batches are NHWC (channels-last) on this device type."""
         if device_type == "cuda":
             return self.channels_last
+        _check_resolved(self.cpu_channels_last, "cpu_channels_last", device_type)
         return device_type == "cpu" and self.cpu_channels_last
 
     @property
@@ -200,6 +210,12 @@ class TrainConfig:
         return self.path(name, self.val_root)
 
 
+def _check_resolved(value, key: str, device_type: str) -> None:
+    if device_type == "cpu" and value == "auto":
+        raise ValueError(f"{key}='auto' is decided when training starts: apply cpu_settings.choose(cfg) "
+                         "first")
+
+
 def synthpose_w32_256x192() -> TrainConfig:
     """HRNet-W32, 256×192, on a generated SynthPose set (``hrnet-edu synth --out data/synthpose``).
 
@@ -214,7 +230,7 @@ def synthpose_w32_256x192() -> TrainConfig:
 
 
 def synthpose_w16_128x96_cpu() -> TrainConfig:
-    """The CPU recipe: ``model.W16_1UNIT`` at 128×96 on 20,000 generated SynthPose images, 2 cores.
+    """The CPU recipe: ``model.W16_1UNIT`` at 128×96 on 20,000 generated SynthPose images, on a CPU.
 
     Made with ``hrnet-edu synth --out data/synthpose_20k --train 20000 --val 0 --seed 0`` (``make data``,
     37,476 persons) and validated on the bundled ``data_samples/synthpose`` val split. Chosen by the
@@ -229,26 +245,26 @@ def synthpose_w16_128x96_cpu() -> TrainConfig:
       keypoint (``unbiased_targets``), decoded with DARK (``val_decode="dark"``);
     * schedule: Adam, linear warm-up over 0.3 epoch, cosine decay to 0 (a short run gets its low-lr
       refinement from the decay, where the paper's 210 epochs get it from the ×0.1 steps), batch 32;
-    * hardware: one compute thread and one data-loading worker (``OMP_NUM_THREADS=1``, ``workers=1``):
-      on 2 cores faster than two compute threads (W8); bf16 autocast
-      and channels-last on the CPU (``cpu_bf16``, ``cpu_channels_last``): the training step 2.1×
-      faster on this AVX512-BF16 CPU (``benchmarks/bench_cpu_train_step.py``), and one epoch of the
-      recipe reached AP 0.395 in 3.7 min with them vs 0.374 in 6.1 min without
-      (``hrnet_edu.evidence``, runs hrnet and hrnet_fp32, 2026-12-02). On a CPU without native bf16
-      set ``cpu_bf16=false``.
+    * hardware, chosen on the machine when training starts (``"auto"``; ``cpu_settings.choose``, which
+      says what it chose and why): bf16 autocast and channels-last on the CPU (``cpu_bf16``,
+      ``cpu_channels_last``) where PyTorch reports native bf16 *and* a short probe of the training
+      step finds them faster — about twice as fast a step on a CPU with AVX512-BF16, several times
+      slower on one without, which trains in fp32 — and the usable cores split between compute
+      threads (``cpu_threads``) and data-loading workers (``workers``): on 2 cores one of each.
+      Explicit values (``cpu_bf16=false``, ``cpu_threads=2``, ``workers=0``…) win. Measurements:
+      ``benchmarks/bench_cpu_train_step.py`` (the step), ``benchmarks/bench_cpu_choice.py`` (the
+      automatic choice against fixed ones, with and without native bf16), ``hrnet_edu.evidence``
+      (what bf16 costs in AP); results in ``benchmarks/results/`` and the README's Measured table.
 
-    Measured (2026-12-02, this project's 2-core CPU, partly shared with other jobs; trained before
-    the two CPU switches above, in fp32): 15 epochs in 5,218 s of training (87 min, 108–126 img/s
-    when quiet) reach AP 0.694 / AP50 0.887 / AP75 0.779
-    on the bundled val split (flip test, DARK, ground-truth boxes), 3.8 % left/right inversions —
-    the committed ``data_samples/checkpoints/synthpose_w16_128x96_cpu.pt`` and its JSON record.
+    The committed ``data_samples/checkpoints/synthpose_w16_128x96_cpu.pt`` is this recipe trained in
+    fp32 with one compute thread and one worker; its JSON record holds its AP, time and machine.
     """
     return TrainConfig(
         name="synthpose_w16_128x96_cpu", model=hrnet_model.W16_1UNIT, data_root="data/synthpose_20k",
         val_root="data_samples/synthpose", input_size=(128, 96), sigma=2.0, unbiased_targets=True,
         batch_size=32, epochs=15, lr=2e-3, lr_schedule="cosine", warmup_epochs=0.3, lr_steps=(),
-        device="cpu", workers=1, cpu_threads=1, amp="none", channels_last=False, cpu_bf16=True,
-        cpu_channels_last=True, val_every=1,
+        device="cpu", workers="auto", cpu_threads="auto", amp="none", channels_last=False, cpu_bf16="auto",
+        cpu_channels_last="auto", val_every=1,
         val_decode="dark", val_batch_size=64, log_every=20,
     )  # fmt: skip
 

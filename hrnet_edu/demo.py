@@ -18,7 +18,6 @@ import dataclasses
 import datetime
 import json
 import os
-import platform
 import time
 
 import torch
@@ -26,6 +25,8 @@ import torch
 from hrnet_edu.checkpoints import export_weights, resolve_device
 from hrnet_edu.coco_eval import STAT_KEYS, STAT_NAMES
 from hrnet_edu.configs import get_config
+from hrnet_edu.cpu_settings import choose as choose_machine_settings
+from hrnet_edu.cpu_settings import cpu_name
 from hrnet_edu.overrides import apply_overrides
 from hrnet_edu.train import build_datasets, train, validate
 from hrnet_edu.viz import loss_figure, predictions_figure
@@ -78,10 +79,15 @@ def run_demo(out_dir: str, overrides: list[str], config: str = DEMO_CONFIG, expo
     _, val_set = build_datasets(cfg)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)  # the same initial weights as the training run starts from
-    untrained = validate(build_model(cfg.model).to(device), val_set, cfg, device)
+    # evaluating needs only the loader's workers (no probe); training chooses all four, once, and says why
+    untrained = validate(build_model(cfg.model).to(device), val_set,
+                         choose_machine_settings(cfg, device.type, probe=False).apply(cfg), device)
     start = time.perf_counter()
     summary = train(cfg, os.path.join(out_dir, "run"), progress=progress)
     train_seconds = time.perf_counter() - start
+    machine = summary["cpu_settings"]  # what training chose, and why
+    cfg = dataclasses.replace(cfg, **{k: machine[k] for k in ("cpu_bf16", "cpu_channels_last", "cpu_threads",
+                                                              "workers")})
     best = os.path.join(out_dir, "run", "best.pt")
     best = best if os.path.exists(best) else os.path.join(out_dir, "run", "last.pt")
     model, _ = load_checkpoint(best, device=device)
@@ -89,17 +95,16 @@ def run_demo(out_dir: str, overrides: list[str], config: str = DEMO_CONFIG, expo
     total_seconds = time.perf_counter() - start_all
     _write_figures(out_dir, val_set, preds, cfg)
     threads = cfg.cpu_threads or torch.get_num_threads()  # what training ran with (train restores the rest)
-    hardware = f"CPU ({threads} compute thread(s) + {cfg.workers} data worker(s), " \
-               f"{platform.processor() or platform.machine()})"
+    hardware = f"CPU ({threads} compute thread(s) + {cfg.workers} data worker(s), {cpu_name()})"
     command = command or f"run_demo({overrides})"
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     rows = {"untrained (initial weights)": untrained, f"trained ({summary['epochs']} epochs)": trained}
     _write_report(out_dir, cfg, summary, rows, len(val_set), (data_seconds, train_seconds, total_seconds),
-                  hardware, command, date)
+                  hardware, command, date, machine)
     result = {"config": cfg.name, "overrides": list(overrides), "untrained": untrained, "trained": trained,
               "val": trained, "wall_time_s": train_seconds,
               "train_seconds": train_seconds, "data_seconds": data_seconds, "total_seconds": total_seconds,
-              "device": hardware, "date": date,
+              "device": hardware, "date": date, "cpu_settings": machine,
               "command": command, "epochs": summary["epochs"], "eval": {"flip": cfg.val_flip,
               "decode": cfg.val_decode, "nms_threshold": 0.9, "boxes": "gt", "split": cfg.val_ann},
               "config_dict": dataclasses.asdict(cfg)}  # fmt: skip
@@ -123,8 +128,9 @@ def _write_figures(out_dir: str, val_set, preds: dict, cfg) -> None:
 
 
 def _write_report(out_dir: str, cfg, summary: dict, rows: dict, n_persons: int, seconds: tuple,
-                  hardware: str, command: str, date: str) -> None:
-    """report.md: the recipe, the times (data, training, everything), the AP table ``rows``, the figures."""
+                  hardware: str, command: str, date: str, machine: dict) -> None:
+    """report.md: the recipe, the machine settings chosen and why (``machine``: training's
+    "cpu_settings"), the times (data, training, everything), the AP table ``rows``, the figures."""
     data_seconds, train_seconds, total_seconds = seconds
     schedule, precision = _recipe(cfg)
     report = [
@@ -132,11 +138,14 @@ def _write_report(out_dir: str, cfg, summary: dict, rows: dict, n_persons: int, 
         f"HRNet-W{cfg.model.width}, input {cfg.input_size[0]}×{cfg.input_size[1]}, heatmaps "
         f"{cfg.heatmap_size[0]}×{cfg.heatmap_size[1]}, sigma {cfg.sigma}, {summary['epochs']} epochs, batch "
         f"{cfg.batch_size}, Adam lr {cfg.lr} ({schedule}), data `{cfg.data_root}`; on a CPU: {precision}.",
+        "Chosen for this machine when training started (`cpu_settings.choose`; `cpu_bf16=`, "
+        "`cpu_channels_last=`, `cpu_threads=`, `workers=` overrides set them):", "",
+        *[f"- {key}: {why}" for key, why in machine["reasons"].items()], "",
         f"Device: {hardware}. Generating the training data took {data_seconds:.0f} s, training "
         f"{train_seconds:.0f} s ({summary['images_per_s']:.1f} img/s); everything (data, evaluations, "
         f"figures) {total_seconds:.0f} s.", "",
         f"## COCO keypoint AP on the validation split ({n_persons} persons, ground-truth boxes)", "",
-        f"Flip test: {cfg.val_flip}, decoding: {cfg.val_decode}, OKS-NMS 0.9.", "",
+        f"Flip test: {cfg.val_flip}, {cfg.codec.describe()}, OKS-NMS 0.9.", "",
         ap_table(rows),
         "",
         "## Training loss and validation AP", "", "![loss](loss.png)", "",

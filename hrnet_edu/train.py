@@ -49,6 +49,7 @@ from hrnet_edu.checkpoints import (
     transfer_weights,
 )
 from hrnet_edu.configs import TrainConfig
+from hrnet_edu.cpu_settings import choose as choose_machine_settings
 from hrnet_edu.data.transforms import GpuBatchTransform, gpu_collate
 from hrnet_edu.errors import InputError
 from hrnet_edu.losses import JointsMSELoss, JointsOHKMLoss
@@ -407,9 +408,8 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
 
 def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images, info) -> dict:
     device = resolve_device(cfg.device, local_rank=info.local_rank)
-    if progress is None:  # a bar on a terminal; elsewhere (CI, nohup) a line every log_every steps
-        progress = "bar" if sys.stderr.isatty() else "lines"
-    progress = progress if info.is_main else False
+    cfg, machine = _machine_settings(cfg, device, info, progress)  # "auto" precision, threads, workers
+    progress = _progress_mode(progress, info)
     model, transferred = _initial_model(cfg, device, resume)
     # before anything is written: bad data fails first
     train_set, val_set = build_datasets(cfg, check_images=True, skip_unreadable=skip_bad_images)
@@ -425,7 +425,7 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
             cfg, out_dir, apply_changes, model, optimizer, scheduler, scaler, steps_per_epoch)
     # The run has really started (data read, model built, checkpoint restored): only now is
     # anything of an earlier run in this folder replaced.
-    log_records = _start_log(cfg, out_dir, resume, start_epoch, changes) if info.is_main else []
+    log_records = _start_log(cfg, out_dir, resume, start_epoch, changes, machine) if info.is_main else []
     # step records reach log.jsonl as they are made (a resume drops those past its checkpoint)
     on_record = partial(append_log_record, os.path.join(out_dir, "log.jsonl")) if info.is_main else None
     net = _wrap(model, cfg, info, device)
@@ -464,6 +464,7 @@ def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images
         "world_size": info.world_size, "peak_memory_gb": _peak_memory_gb(device), "skipped": skipped,
         "config_changes": {k: list(v) for k, v in changes.items()}, "keypoints": cfg.spec.name,
         "init_from": transferred, "pretrained": pretrained, "history": history, "model": model,
+        "cpu_settings": machine.as_record(),
     }  # fmt: skip
 
 
@@ -472,8 +473,26 @@ def _base(dataset):
     return getattr(dataset, "dataset", dataset)
 
 
+def _machine_settings(cfg: TrainConfig, device, info: DistInfo, progress: bool | None):
+    """(cfg with its "auto" precision, memory format, threads and workers chosen on this machine, the
+    ``cpu_settings.CpuSettings``); the choices are printed first unless ``progress`` is False."""
+    machine = choose_machine_settings(cfg, device.type,
+                                      processes=int(os.environ.get("LOCAL_WORLD_SIZE", info.world_size)))
+    if progress is not False and info.is_main:
+        print("\n".join(f"hrnet-edu train: {line}" for line in machine.lines()), file=sys.stderr, flush=True)
+    return machine.apply(cfg), machine
+
+
 def _peak_memory_gb(device) -> float | None:
     return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+
+
+def _progress_mode(progress, info: DistInfo):
+    """False, "bar" or "lines" (``train_one_epoch``): None means a bar on a terminal, elsewhere (CI,
+    nohup) a line every ``log_every`` steps; only rank 0 reports."""
+    if progress is None:
+        progress = "bar" if sys.stderr.isatty() else "lines"
+    return progress if info.is_main else False
 
 
 def _pretrained(model, cfg: TrainConfig, info: DistInfo, progress) -> dict | None:
@@ -601,14 +620,16 @@ def _restore(cfg, out_dir, apply_changes, model, optimizer, scheduler, scaler, s
     return start_epoch, best_ap, history, changes
 
 
-def _start_log(cfg, out_dir, resume, start_epoch, changes) -> list[dict]:
-    """Rank 0, once the run has started: the log so far (+ a "config_change" record), ``config.json``;
-    a fresh run (``--overwrite``) removes the old run's weights. Returns the log's records."""
+def _start_log(cfg, out_dir, resume, start_epoch, changes, machine) -> list[dict]:
+    """Rank 0, once the run has started: the log so far (+ a "config_change" record, + the machine
+    settings chosen: a "cpu_settings" record), ``config.json``; a fresh run (``--overwrite``) removes
+    the old run's weights. Returns the log's records."""
     log_path = os.path.join(out_dir, "log.jsonl")
     log_records = _read_log(log_path, start_epoch) if resume else []
     if changes:
         log_records.append({"kind": "config_change", "epoch": start_epoch,
                             "changes": {k: list(v) for k, v in changes.items()}})
+    log_records.append({**machine.as_record(), "epoch": start_epoch})
     if not resume:
         for stale in ("last.pt", "best.pt"):  # --overwrite: the old run's weights go with its log
             if os.path.exists(os.path.join(out_dir, stale)):

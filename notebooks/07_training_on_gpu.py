@@ -517,11 +517,15 @@ print(f"the CPU preset: cpu_bf16={cpu_preset.cpu_bf16}, cpu_channels_last={cpu_p
 # gained less, and compiling on top of bf16 + channels-last gained nothing for its compile time
 # (the first-two-steps column). Every variant ends at about the same loss (the last column): they
 # train the same network. Two compute threads speed up this benchmark, which loads no data; in a
-# real run the recipe's data-loading worker needs the second core, so the recipe keeps one compute
-# thread and one worker (section 1).
+# real run the recipe's data-loading worker needs the second core, so on 2 cores the recipe runs one
+# compute thread and one worker (section 1).
 #
-# So the CPU recipe switches both on (the preset's line above; on a CPU without native bf16, set
-# `cpu_bf16=false`). Does the faster step cost accuracy? One epoch of the recipe, trained both ways
+# On a CPU *without* native bf16 the same switches make the step several times slower, so the CPU
+# recipe leaves them to the machine (`auto`, the preset's line above): when training starts,
+# `hrnet_edu.cpu_settings` turns them on only where PyTorch reports native bf16 and a probe of a few
+# training steps finds them faster — as on this CPU — and splits the usable cores between compute
+# threads and data workers; the run's first lines and its `log.jsonl` say what it chose and why,
+# and `cpu_bf16=false` (or `true`) on the command line fixes it. Does the faster step cost accuracy? One epoch of the recipe, trained both ways
 # (`hrnet_edu.evidence`, runs `hrnet` and `hrnet_fp32`, seed 0; configs and logs in
 # `benchmarks/results/paper_evidence/`):
 

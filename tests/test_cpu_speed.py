@@ -32,7 +32,7 @@ def test_channels_last_computes_the_same_step_and_bf16_the_same_step_to_bf16_pre
     g = torch.Generator().manual_seed(0)
     batch = {"image": torch.randn(4, 3, 128, 96, generator=g),
              "target": torch.rand(4, 17, 32, 24, generator=g), "target_weight": torch.ones(4, 17)}
-    base = synthpose_w16_128x96_cpu()
+    base = dataclasses.replace(synthpose_w16_128x96_cpu(), cpu_bf16=False, cpu_channels_last=False)
     loss, step = one_step(base, batch)
     flat = torch.cat([d.flatten() for d in step.values()])
     both = {"cpu_bf16": True, "cpu_channels_last": True}

@@ -21,7 +21,7 @@ LAYERS = [
     ["model", "baseline"],
     ["data", "data.ground_truth", "data.transforms", "data.synthpose"],
     ["data.coco", "configs", "coco_eval"],
-    ["overrides", "analysis", "export", "evidence", "weights", "checkpoints"],
+    ["overrides", "analysis", "export", "evidence", "weights", "checkpoints", "cpu_settings"],
     ["train", "evaluate"],
     ["features", "viz", "commands"],
     ["predict", "demo"],

@@ -37,7 +37,9 @@ def tiny_config(root: str, **changes) -> TrainConfig:
         synthpose_w16_128x96_cpu(),
         [f"data_root={root}", "val_root=none", "input_size=64,32", "sigma=1", "batch_size=4", "epochs=2",
          "val_every=0",
-         "max_train_images=12", "log_every=1", "device=cpu", "workers=0"],
+         "max_train_images=12", "log_every=1", "device=cpu", "workers=0",
+         # the machine settings fixed, so that every run of a test computes alike (no probe)
+         "cpu_bf16=true", "cpu_channels_last=true", "cpu_threads=1"],
     )  # fmt: skip
     return dataclasses.replace(cfg, model=W8, **changes)
 
@@ -370,7 +372,14 @@ def test_demo_reports_the_numbers_of_train_validate_and_exports_the_weights(tiny
     assert result["trained"] == pytest.approx(last_val, abs=1e-12)
     report = (out / "report.md").read_text()
     assert "| network | " + " | ".join(STAT_NAMES) + " |" in report and "Command: `test`" in report
-    assert "cosine decay after" in report and "on a CPU: bf16 autocast, channels-last" in report
+    # the report names what training chose for this machine (the run's log and config.json hold it too)
+    chosen = result["cpu_settings"]
+    switches = [name for name, on in (("bf16 autocast", chosen["cpu_bf16"]),
+                                      ("channels-last", chosen["cpu_channels_last"])) if on]
+    assert "cosine decay after" in report and f"on a CPU: {', '.join(switches) or 'fp32'}." in report
+    assert all(f"- {key}: {why}" in report for key, why in chosen["reasons"].items())
+    stored = json.loads((out / "run" / "config.json").read_text())
+    assert all(stored[k] == chosen[k] for k in ("cpu_bf16", "cpu_channels_last", "cpu_threads", "workers"))
     assert (out / "loss.png").stat().st_size > 0 and (out / "predictions.png").stat().st_size > 0
     exported, exported_cfg = load_checkpoint(tmp_path / "w.pt")
     # the exported weights keep the run's codec, the one its config builds
