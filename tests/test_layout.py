@@ -19,7 +19,7 @@ LAYERS = [
     ["blocks"],
     ["fusion"],
     ["model", "baseline"],
-    ["data", "data.ground_truth", "data.transforms", "data.synthpose"],
+    ["data", "data.ground_truth", "data.transforms", "data.synthpose", "detect"],
     ["data.coco", "configs", "coco_eval"],
     ["overrides", "analysis", "export", "evidence"],
     ["train", "evaluate"],
