@@ -214,9 +214,16 @@ def _box(text: str) -> list[float]:
 
 
 def _predict_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("image", help="an image file (JPEG, PNG, ...)")
-    parser.add_argument("--box", type=_box, action="append", help="person box x,y,w,h (repeatable; "
-                        "default: the whole image)")
+    from hrnet_edu.detect import MIN_SCORE
+
+    parser.add_argument("image", help="an image file (JPEG, PNG, ...), turned upright by its EXIF tag")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--box", type=_box, action="append", help="person box x,y,w,h in the upright image "
+                       "(repeatable; default: the persons torchvision's detector finds, extra [detect])")
+    where.add_argument("--whole-image", action="store_true", help="the whole image is one person's box "
+                       "(a picture cropped to one person)")
+    parser.add_argument("--detect-score", type=float, default=MIN_SCORE,
+                        help="the detector's score a person box needs (without --box)")
     parser.add_argument("--checkpoint", required=True, help="our .pt checkpoint, a reference .pth, mmpose's "
                         "published file, or a weights catalogue name (hrnet-edu weights list)")
     parser.add_argument("--config", help="preset naming the architecture (needed for published files not "
@@ -231,16 +238,20 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _predict(args, parser) -> int:
-    """``hrnet-edu predict IMAGE [--box x,y,w,h ...] --checkpoint PATH [--config NAME] --out FILE.png``."""
-    from hrnet_edu.predict import predict_file
+    """``hrnet-edu predict IMAGE [--box x,y,w,h ... | --whole-image] --checkpoint PATH [--config NAME]
+    --out FILE.png``."""
+    from hrnet_edu.detect import detect_persons
+    from hrnet_edu.predict import predict_file, whole_image
 
-    poses = predict_file(args.image, args.checkpoint, args.out, boxes=args.box, config=args.config,
-                         flip=args.flip, decode=args.decode, threshold=args.threshold, device=args.device,
-                         runtime=args.runtime, onnx_path=args.onnx)
-    for i, (keypoints, conf) in enumerate(poses):
+    boxes = args.box or (whole_image if args.whole_image else
+                         lambda image: detect_persons(image, min_score=args.detect_score)[0])
+    poses, boxes = predict_file(args.image, args.checkpoint, args.out, boxes=boxes, config=args.config,
+                                flip=args.flip, decode=args.decode, threshold=args.threshold,
+                                device=args.device, runtime=args.runtime, onnx_path=args.onnx)
+    for i, ((keypoints, conf), box) in enumerate(zip(poses, boxes)):
         shown = conf > args.threshold
         print(f"person {i}: {shown.sum()} of {len(conf)} keypoints above {args.threshold} "
-              f"(mean confidence {conf.mean():.2f}, mean position "
+              f"(box {','.join(f'{v:.0f}' for v in box)}, mean confidence {conf.mean():.2f}, mean position "
               f"({keypoints[:, 0].mean():.1f}, {keypoints[:, 1].mean():.1f}))")
     print(f"wrote {args.out}")
     return 0

@@ -1,11 +1,13 @@
 """One image in, keypoints drawn on it out (``hrnet-edu predict IMAGE --checkpoint PATH --out FILE.png``).
 
-The same top-down chain as ``evaluate`` for a single picture: each person box (``--box x,y,w,h``,
-repeatable; the whole image when none is given) is grown to the input's aspect ratio, padded by
-1.25, warped to the input size, run through the network with the flip test, decoded and mapped
-back to the image with the inverse crop transform. Keypoints whose confidence (heatmap maximum)
-exceeds a threshold are drawn with the checkpoint's skeleton (``viz.draw_pose``). The checkpoint's
-codec decodes, unless ``--decode`` says otherwise.
+The same top-down chain as ``evaluate`` for a single picture, turned upright as a viewer shows it
+(its EXIF orientation applied): each person box (``--box x,y,w,h``, repeatable; without one, the
+persons a detector finds, ``detect.detect_persons``; ``--whole-image`` for a picture of one person
+cropped to them) is grown to the input's aspect ratio, padded by 1.25, warped to the input size, run
+through the network with the flip test, decoded and mapped back to the image with the inverse crop
+transform. Keypoints whose confidence (heatmap maximum) exceeds a threshold are drawn with the
+checkpoint's skeleton (``viz.draw_pose``).
+The checkpoint's codec decodes, unless ``--decode`` says otherwise.
 
 Shapes: K joints; images (H, W, 3) uint8 RGB; crops (1, 3, H_in, W_in).
 """
@@ -24,6 +26,7 @@ from hrnet_edu.checkpoints import load_checkpoint
 from hrnet_edu.commands import check_output_file, runtime_device, runtime_model
 from hrnet_edu.data.coco import load_image
 from hrnet_edu.data.transforms import normalize, warp_image
+from hrnet_edu.detect import detect_persons
 from hrnet_edu.errors import InputError
 from hrnet_edu.evaluate import model_device, predict_heatmaps
 from hrnet_edu.geometry import box_to_center_scale, crop_transform
@@ -98,21 +101,28 @@ def draw_predictions(image: np.ndarray, poses, spec, boxes=None, threshold: floa
     return fig
 
 
+def whole_image(image: np.ndarray) -> list[list[float]]:
+    """The one box [0, 0, W, H] of an (H, W, 3) image: a picture cropped to one person."""
+    return [[0.0, 0.0, float(image.shape[1]), float(image.shape[0])]]
+
+
 def predict_file(image_path, checkpoint, out, boxes=None, config=None, flip: bool = True,
                  decode: str | None = None, threshold: float = 0.2, device="auto", runtime: str = "torch",
-                 onnx_path=None) -> list[tuple[np.ndarray, np.ndarray]]:
+                 onnx_path=None) -> tuple[list[tuple[np.ndarray, np.ndarray]], list]:
     """``hrnet-edu predict``: the poses of an image file, drawn into the image file ``out``.
 
     Args:
         image_path: an image file (JPEG, PNG, ...). checkpoint, config: see ``checkpoints.load_checkpoint``.
         out: the image to write (e.g. pose.png), checked before any work.
-        boxes: person boxes [x, y, w, h] in image pixels; None: the whole image.
+        boxes: person boxes [x, y, w, h] in image pixels (of the upright image), or a function
+            image (H, W, 3) → such boxes (``whole_image``); None: the persons torchvision's detector
+            finds (``detect.detect_persons``; one line asking for boxes without it).
         flip: the flip test. decode: the decoding (None: the checkpoint's codec's).
         threshold: draw keypoints above this confidence.
         device, runtime, onnx_path: see ``commands.checkpoint_ap``.
 
     Returns:
-        one (keypoints (K, 2), confidences (K,)) per box.
+        (one (keypoints (K, 2), confidences (K,)) per box, the boxes).
     """
     check_output_file(out)
     root, ext = os.path.splitext(os.path.basename(out))
@@ -121,9 +131,14 @@ def predict_file(image_path, checkpoint, out, boxes=None, config=None, flip: boo
     device = runtime_device(device, runtime)
     model, cfg = load_checkpoint(checkpoint, config, device=device)
     model, device = runtime_model(model, cfg, runtime, onnx_path, device)
-    image = load_image(image_path)
+    image = load_image(image_path, upright=True)
+    if boxes is None or callable(boxes):  # a box finder: run it on the upright image
+        boxes = (boxes or (lambda im: detect_persons(im)[0]))(image)
+        if len(boxes) == 0:
+            raise InputError(f"no person found in {image_path}: give --box x,y,w,h")
+    boxes = [[float(v) for v in box] for box in boxes]
     codec = cfg.codec if decode is None else dataclasses.replace(cfg.codec, decoding=decode)
     # the checkpoint's keypoint set: its flip pairs in the flip test, its skeleton in the drawing
-    poses = [predict_image(model, image, box, codec, cfg.spec, flip, device) for box in boxes or [None]]
+    poses = [predict_image(model, image, box, codec, cfg.spec, flip, device) for box in boxes]
     draw_predictions(image, poses, cfg.spec, boxes, threshold).savefig(out, dpi=100)
-    return poses
+    return poses, boxes

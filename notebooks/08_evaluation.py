@@ -561,11 +561,12 @@ _ = widgets.interact(show, rank=widgets.IntSlider(0, 0, len(worst_first) - 1, de
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 8 · One image from the command line
 #
-# `hrnet-edu predict` runs the same chain on a single image, for one or several `--box x,y,w,h` (or the
-# whole image), and draws the skeleton:
+# `hrnet-edu predict` runs the same chain on a single image, for one or several `--box x,y,w,h` (without
+# one, the persons torchvision's detector finds: `pip install -e '.[detect]'`; `--whole-image` for a
+# picture of one person), and draws the skeleton:
 #
 # ```bash
-# hrnet-edu predict data_samples/synthpose/images/<file>.jpg --checkpoint data_samples/checkpoints/synthpose_w16_128x96_cpu.pt --out pose.png
+# hrnet-edu predict data_samples/synthpose/images/<file>.jpg --checkpoint data_samples/checkpoints/synthpose_w16_128x96_cpu.pt --box x,y,w,h --out pose.png
 # ```
 #
 # The library function behind it:

@@ -58,8 +58,7 @@ torch.set_num_threads(2)
 matplotlib.rcParams["figure.dpi"] = 100  # with titles of 8 pt and more: legible as stored
 
 CHECKPOINT = "../data_samples/checkpoints/synthpose_w16_128x96_cpu.pt"  # committed, trained on CPU
-# Published COCO weights (pose_hrnet_w32_256x192.pth), e.g. export HRNET_COCO_WEIGHTS=/path/to/it.
-COCO_WEIGHTS = os.environ.get("HRNET_COCO_WEIGHTS")  # None: the COCO section is skipped
+W32_NAME = "hrnet_w32_coco_256x192"  # mmpose's published COCO HRNet-W32 (section 7)
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1 · The trained model and a few SynthPose validation crops
@@ -403,36 +402,66 @@ for (name, _, r2_t, err_t, _), (_, _, r2_u, err_u, _) in zip(rows_trained, rows_
 viz.stage_overview(feats_u, index=0, reduce="pca", input_size=cfg.input_size, image=crops[0])
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 7 · On a real photograph with the published COCO weights (optional)
+# ## 7 · On a real photograph
 #
-# Set `HRNET_COCO_WEIGHTS` to the reference's `pose_hrnet_w32_256x192.pth` (a plain state dict) to
-# run HRNet-W32 on matplotlib's sample photograph of Grace Hopper. Without it this section is skipped.
+# matplotlib's sample portrait of Grace Hopper (notebook 00 takes it through every step), cropped
+# around the person by a hand-given box as `hrnet-edu predict --box` does. First through the
+# **committed network, which has only seen SynthPose's drawn figures**: its branches still respond to
+# the photo's edges and colour regions (a convolution does that whatever it learnt), but its heatmaps
+# are weak and the figure it decodes is not Grace Hopper's pose (notebook 00, section 8, measures
+# how far off it is). When mmpose's published COCO HRNet-W32 is in the cache
+# (`hrnet-edu weights get hrnet_w32_coco_256x192`), the cell after it shows the
+# same maps for a network trained on real photographs; offline it prints one line.
 
 # %%
-if COCO_WEIGHTS and os.path.exists(COCO_WEIGHTS):
-    from matplotlib import cbook
-    from PIL import Image
+from matplotlib import cbook
 
-    from hrnet_edu.data.transforms import normalize, warp_image
-    from hrnet_edu.evaluate import load_checkpoint
-    from hrnet_edu.geometry import box_to_center_scale, crop_transform
+from hrnet_edu.data.coco import load_image
+from hrnet_edu.data.transforms import normalize, warp_image
+from hrnet_edu.geometry import box_to_center_scale, crop_transform
 
-    coco_model, _ = load_checkpoint(COCO_WEIGHTS, config="coco_w32_256x192")  # a plain state dict
-    photo = np.array(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
-    h_img, w_img = photo.shape[:2]
-    center, scale = box_to_center_scale(np.array([0, 0, w_img, h_img]), aspect_ratio=192 / 256)
-    matrix = crop_transform(center, scale, output_size=(192, 256))
-    crop = warp_image(photo, matrix, (192, 256))  # (3, 256, 192) in [0, 255]
-    x = normalize(crop)[None]
-    with torch.no_grad(), features.capture(coco_model, ["stage2", "stage3", "stage4", "heatmaps"]) as feats_c:
-        coco_model(x)
-    crop_u8 = crop.permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
-    coords, conf = decode_heatmaps(feats_c["heatmaps"], method="shift")
-    display(viz.overlay_heatmaps(crop_u8, feats_c["heatmaps"][0], joints=[0, 5, 6, 9, 10],
-                                 keypoints=np.c_[coords[0].numpy() * 4, conf[0].numpy() > 0.3]))
-    display(viz.stage_overview(feats_c, index=0, reduce="pca", input_size=(256, 192), image=crop_u8))
+try:
+    from hrnet_edu.weights import cached  # the catalogue of published checkpoints, where installed
+except ImportError:
+    def cached(name):  # no catalogue in this version of the library: nothing is cached
+        return None
+
+photo = load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), upright=True)  # (600, 512, 3)
+BOX = np.array([20.0, 20.0, 492.0, 580.0])  # x, y, w, h around the person, by eye
+
+
+def photo_features(net, input_size):  # the photo's crop through ``net``: (crop uint8, captured maps)
+    h_in, w_in = input_size
+    center, scale = box_to_center_scale(BOX, aspect_ratio=w_in / h_in)
+    crop = warp_image(photo, crop_transform(center, scale, (w_in, h_in)), (w_in, h_in))  # (3, H, W) [0, 255]
+    with torch.no_grad(), features.capture(net) as store:  # everything, as in section 3
+        net(normalize(crop)[None])
+    return crop.permute(1, 2, 0).round().clamp(0, 255).byte().numpy(), store
+
+
+def show_photo(store, crop_u8, input_size, label):
+    coords, conf = decode_heatmaps(store["heatmaps"], method="shift")
+    print(f"{label}: heatmap peaks (confidences) median {conf.median():.2f}, max {conf.max():.2f}")
+    display(viz.overlay_heatmaps(crop_u8, store["heatmaps"][0], joints=[0, 5, 6, 9, 10],
+                                 keypoints=np.c_[coords[0].numpy() * 4, conf[0].numpy() > 0.2],
+                                 title=f"{label}: heatmaps and the decoded pose (joints above 0.2)"))
+    display(viz.stage_overview(store, index=0, reduce="pca", input_size=input_size, image=crop_u8))
+
+
+photo_crop, photo_store = photo_features(model, cfg.input_size)
+show_photo(photo_store, photo_crop, cfg.input_size, "the committed SynthPose network (never saw a photo)")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+w32_path = cached(W32_NAME)
+if w32_path is None:
+    print(f"{W32_NAME} is not in the cache (hrnet-edu weights get {W32_NAME}): W32 not shown")
 else:
-    print("COCO weights not given (set HRNET_COCO_WEIGHTS): section skipped")
+    from hrnet_edu.evaluate import load_checkpoint
+
+    w32, w32_cfg = load_checkpoint(w32_path)
+    w32_crop, w32_store = photo_features(w32, w32_cfg.input_size)
+    show_photo(w32_store, w32_crop, w32_cfg.input_size, "HRNet-W32 trained on COCO")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 8 · Explore it yourself

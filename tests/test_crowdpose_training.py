@@ -176,7 +176,8 @@ def test_command_line_on_a_crowdpose_layout_file(crowdpose_root, tmp_path, capsy
     assert f"{summary['last_val']['ap']:5.3f}" in out.splitlines()[-1]
     val_ann = os.path.join(crowdpose_root, "annotations", "person_keypoints_val.json")
     image = os.path.join(crowdpose_root, "images", "val_000001.jpg")
-    assert main(["predict", image, "--checkpoint", checkpoint, "--out", str(tmp_path / "pose.png")]) == 0
+    assert main(["predict", image, "--checkpoint", checkpoint, "--out", str(tmp_path / "pose.png"),
+                 "--whole-image"]) == 0
     assert "of 14 keypoints" in capsys.readouterr().out and os.path.isfile(tmp_path / "pose.png")
     # a results file on a CrowdPose-layout ground truth: --keypoints names its set
     with open(val_ann) as f:

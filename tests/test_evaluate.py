@@ -370,8 +370,8 @@ def test_predict_cli_draws_on_an_image_of_the_same_size(tmp_path, capsys):
     assert "person 1:" in capsys.readouterr().out
     with Image.open(out) as drawn:
         assert drawn.size == (128, 96)
-    assert main(["predict", *args]) == 0  # whole image as the box
-    assert main(["predict", str(tmp_path / "absent.png"), *args[1:]]) == 2
+    assert main(["predict", *args, "--whole-image"]) == 0  # the whole image as the box
+    assert main(["predict", str(tmp_path / "absent.png"), *args[1:], "--whole-image"]) == 2
     assert "absent.png" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["predict", *args, "--box", "1,2,3"])

@@ -19,7 +19,7 @@ LAYERS = [
     ["blocks", "fast_cocoeval"],
     ["fusion"],
     ["model", "baseline"],
-    ["data", "data.ground_truth", "data.transforms", "data.synthpose"],
+    ["data", "data.ground_truth", "data.transforms", "data.synthpose", "detect"],
     ["data.coco", "configs", "coco_eval"],
     ["overrides", "analysis", "export", "evidence", "weights", "checkpoints", "cpu_settings"],
     ["train", "evaluate"],

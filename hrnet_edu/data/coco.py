@@ -69,10 +69,12 @@ __all__ = ["CocoKeypoints", "IMAGENET_MEAN", "IMAGENET_STD", "denormalize", "loa
 _DECODE_FLAGS = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
 
 
-def load_image(path: str, what: str = "") -> np.ndarray:
+def load_image(path: str, what: str = "", upright: bool = False) -> np.ndarray:
     """Decode an image file → (H, W, 3) uint8 RGB, C-contiguous and writable; EXIF orientation is
-    ignored, as the reference's ``IMREAD_IGNORE_ORIENTATION``; grey and palette images become RGB,
-    an alpha channel is dropped. Raises FileNotFoundError / ValueError naming the file.
+    ignored, as the reference's ``IMREAD_IGNORE_ORIENTATION`` (a dataset's annotations are in the
+    stored pixels' frame), unless ``upright`` (a photo to predict on: turned as a viewer shows it);
+    grey and palette images become RGB, an alpha channel is dropped. Raises FileNotFoundError /
+    ValueError naming the file.
 
     OpenCV decodes (``imdecode`` of the file's bytes, so that any path name works): its libjpeg-turbo
     gives the same pixels as Pillow's with less overhead per image, which matters on small images
@@ -81,7 +83,8 @@ def load_image(path: str, what: str = "") -> np.ndarray:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image file not found: {path}{what}")
     try:
-        image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), _DECODE_FLAGS)
+        flags = cv2.IMREAD_COLOR_RGB if upright else _DECODE_FLAGS  # the former applies EXIF orientation
+        image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), flags)
     except cv2.error as err:
         raise ValueError(f"cannot decode image {path}{what}: {err}") from err
     if image is None:
