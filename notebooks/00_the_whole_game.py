@@ -64,7 +64,7 @@ torch.set_num_threads(2)
 matplotlib.rcParams["figure.dpi"] = 100
 
 CHECKPOINT = "../data_samples/checkpoints/synthpose_w16_128x96_cpu.pt"  # committed, trained on CPU
-W32_NAME = "td-hm_hrnet-w32_8xb64-210e_coco-256x192"  # mmpose's published COCO HRNet-W32
+W32_NAME = "hrnet_w32_coco_256x192"  # mmpose's published COCO HRNet-W32
 
 # %% [markdown]
 # ## 1 · The photo
@@ -287,7 +287,7 @@ fig
 #
 # ## 9 · The published HRNet-W32 on the same photo (when it is in the cache)
 #
-# `hrnet-edu weights get td-hm_hrnet-w32_8xb64-210e_coco-256x192` downloads mmpose's published COCO
+# `hrnet-edu weights get hrnet_w32_coco_256x192` downloads mmpose's published COCO
 # HRNet-W32 (256×192) once into the cache; when it is there, the cells below run the same chain with
 # it. Offline (and in the tests) they print one line. Their outputs are not compared by the
 # notebook tests, since they depend on what the cache holds.
