@@ -46,7 +46,7 @@ from hrnet_edu import features, viz
 from hrnet_edu.configs import synthpose_w16_128x96_cpu
 from hrnet_edu.data.coco import CocoKeypoints
 from hrnet_edu.data.transforms import denormalize
-from hrnet_edu.heatmaps import decode_heatmaps
+from hrnet_edu.heatmaps import HeatmapCodec, decode_heatmaps
 from hrnet_edu.model import HRNet
 from hrnet_edu.notebook_utils import show_source
 
@@ -71,7 +71,7 @@ COCO_WEIGHTS = os.environ.get("HRNET_COCO_WEIGHTS")  # None: the COCO section is
 # %%
 cfg = synthpose_w16_128x96_cpu()
 if os.path.exists(CHECKPOINT):
-    from hrnet_edu.evaluate import load_checkpoint
+    from hrnet_edu.checkpoints import load_checkpoint
 
     model, cfg = load_checkpoint(CHECKPOINT)  # (model in eval mode, its TrainConfig)
     trained = True
@@ -94,8 +94,11 @@ if trained:
 
 # %%
 def load(split_ann, split_images):  # the bundled sample: its val split, and its train split for the probes
-    return CocoKeypoints(cfg.val_path(split_ann), cfg.val_path(split_images), input_size=cfg.input_size,
-                         sigma=cfg.sigma, train=False, augment=None)
+    # crops of the checkpoint's input size; the probes' targets: the reference's Gaussians of its σ
+    # (centred on the nearest heatmap pixel; the checkpoint itself was trained on unbiased ones)
+    codec = HeatmapCodec(cfg.input_size, cfg.heatmap_stride, cfg.sigma, target="reference")
+    return CocoKeypoints(cfg.val_path(split_ann), cfg.val_path(split_images), codec=codec, spec=cfg.spec,
+                         train=False, augment=None)
 
 
 val = load(cfg.val_ann, cfg.val_images)
@@ -401,11 +404,11 @@ if COCO_WEIGHTS and os.path.exists(COCO_WEIGHTS):
     from matplotlib import cbook
     from PIL import Image
 
+    from hrnet_edu.checkpoints import load_checkpoint
     from hrnet_edu.data.transforms import normalize, warp_image
-    from hrnet_edu.evaluate import load_checkpoint
     from hrnet_edu.geometry import box_to_center_scale, crop_transform
 
-    coco_model, _ = load_checkpoint(COCO_WEIGHTS, config="coco_w32_256x192")  # a plain state dict
+    coco_model, coco_cfg = load_checkpoint(COCO_WEIGHTS, config="coco_w32_256x192")  # a plain state dict
     photo = np.array(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
     h_img, w_img = photo.shape[:2]
     center, scale = box_to_center_scale(np.array([0, 0, w_img, h_img]), aspect_ratio=192 / 256)
@@ -417,7 +420,7 @@ if COCO_WEIGHTS and os.path.exists(COCO_WEIGHTS):
     crop_u8 = crop.permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
     coords, conf = decode_heatmaps(feats_c["heatmaps"], method="shift")
     display(viz.overlay_heatmaps(crop_u8, feats_c["heatmaps"][0], joints=[0, 5, 6, 9, 10],
-                                 keypoints=np.c_[coords[0].numpy() * 4, conf[0].numpy() > 0.3]))
+                                 keypoints=np.c_[coords[0].numpy() * 4, conf[0].numpy() > 0.3], spec=coco_cfg.spec))
     display(viz.stage_overview(feats_c, index=0, reduce="pca", input_size=(256, 192), image=crop_u8))
 else:
     print("COCO weights not given (set HRNET_COCO_WEIGHTS): section skipped")
@@ -430,11 +433,12 @@ else:
 
 # %%
 # The browser's starting state, drawn once for readers without a live kernel:
-viz.browser_figure(feats, crops, 0, f"stage4.module{len(model.stage4) - 1}.branch0", "mean", keypoints=joints)
+viz.browser_figure(feats, crops, 0, f"stage4.module{len(model.stage4) - 1}.branch0", "mean", keypoints=joints,
+                   spec=cfg.spec)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-viz.feature_browser(model, images, crops, keypoints=joints)
+viz.feature_browser(model, images, crops, keypoints=joints, spec=cfg.spec)
 
 # %% [markdown]
 # ## Exercises
