@@ -67,8 +67,8 @@ from hrnet_edu.data.transforms import (
     warp_image,
 )
 from hrnet_edu.geometry import box_to_center_scale, crop_transform, transform_points
-from hrnet_edu.heatmaps import decode_heatmaps, encode_heatmaps
-from hrnet_edu.keypoints import FLIP_INDEX, KEYPOINT_NAMES
+from hrnet_edu.heatmaps import HeatmapCodec, decode_heatmaps
+from hrnet_edu.keypoints import COCO17
 from hrnet_edu.notebook_utils import show_source
 from hrnet_edu.viz import draw_pose, show_heatmap
 
@@ -79,6 +79,8 @@ torch.set_num_threads(1)  # per-sample work is small; one thread is what a DataL
 ROOT = "../data_samples/synthpose"
 INPUT = (256, 192)  # (H, W) of the input crop
 OUT = (INPUT[1], INPUT[0])  # matrices take the output size as (W, H)
+# how targets are made (and read): 256×192 crops, stride 4 → 64×48 heatmaps, σ = 2 (notebook 01)
+CODEC = HeatmapCodec(INPUT, stride=4, sigma=2.0)
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. A COCO keypoint annotation
@@ -90,7 +92,8 @@ OUT = (INPUT[1], INPUT[0])  # matrices take the output size as (W, H)
 # occluded joint is still a target. We use the SynthPose sample that ships with the repository.
 
 # %%
-val = CocoKeypoints(f"{ROOT}/annotations/person_keypoints_val.json", f"{ROOT}/images", train=False)
+val = CocoKeypoints(f"{ROOT}/annotations/person_keypoints_val.json", f"{ROOT}/images", codec=CODEC, spec=COCO17,
+                    train=False)
 print(f"{len(val)} persons in {len(val.image_ids)} images; skipped: {val.num_skipped}")
 labelled = np.array([(val.record(i)["joints"][:, 2] > 0).sum() for i in range(len(val))])
 idx = int(np.flatnonzero(labelled == 17)[0])  # a person with every joint labelled
@@ -113,7 +116,7 @@ for ax in axes:  # the whole image, and a zoom on the crop: the person is only a
     ax.imshow(image, interpolation="nearest")
     ax.add_patch(Rectangle((x, y), w, h, fill=False, color="yellow", lw=1.5, label="person box"))
     ax.add_patch(Polygon(outline, fill=False, color="cyan", ls="--", lw=1.5, label="crop (0.75 aspect, ×1.25)"))
-    draw_pose(ax, rec["joints"], radius=2 if ax is axes[0] else 4)
+    draw_pose(ax, rec["joints"], spec=COCO17, radius=2 if ax is axes[0] else 4)
     ax.axis("off")
 lo, hi = outline.min(0) - 4, outline.max(0) + 4
 axes[1].set(xlim=(lo[0], hi[0]), ylim=(hi[1], lo[1]))
@@ -160,16 +163,16 @@ M_inv = crop_inverse(M)
 print("M =\n", np.round(M, 4))
 print("M⁻¹ =\n", np.round(M_inv, 4))
 crop = warp_image(image, M, OUT)  # (3, 256, 192) float, 0..255
-joints_crop = transform_joints(rec["joints"], M, False, INPUT)
+joints_crop = transform_joints(rec["joints"], M, False, INPUT, COCO17.flip_index)
 back = warp_image(crop, M_inv, (image.shape[1], image.shape[0]))  # the crop, pasted back
 round_trip = transform_points(transform_points(rec["joints"][:, :2], M), M_inv)
 print("keypoint round trip image → crop → image, max error < 1e-4 px:",
       bool(np.abs(round_trip - rec["joints"][:, :2]).max() < 1e-4))
 
 fig, axes = plt.subplots(1, 3, figsize=(11, 4.4))
-axes[0].imshow(image); draw_pose(axes[0], rec["joints"]); axes[0].add_patch(Polygon(outline, fill=False, color="cyan", ls="--"))
-axes[1].imshow(crop.permute(1, 2, 0).numpy().astype(np.uint8)); draw_pose(axes[1], joints_crop)
-axes[2].imshow(back.permute(1, 2, 0).numpy().astype(np.uint8)); draw_pose(axes[2], np.c_[round_trip, rec["joints"][:, 2]])
+axes[0].imshow(image); draw_pose(axes[0], rec["joints"], spec=COCO17); axes[0].add_patch(Polygon(outline, fill=False, color="cyan", ls="--"))
+axes[1].imshow(crop.permute(1, 2, 0).numpy().astype(np.uint8)); draw_pose(axes[1], joints_crop, spec=COCO17)
+axes[2].imshow(back.permute(1, 2, 0).numpy().astype(np.uint8)); draw_pose(axes[2], np.c_[round_trip, rec["joints"][:, 2]], spec=COCO17)
 for ax, title in zip(axes, ["image", "crop = warp(image, M)", "warp(crop, M⁻¹)"]):
     ax.set_title(title); ax.axis("off")
 
@@ -216,7 +219,7 @@ show_source(warp_batch)
 # * **rotation** turns the crop by θ around its centre;
 # * **flip** mirrors the image, x → W − 1 − x. The person's left arm is now on the other side, so
 #   the channels swap: the joint called *left wrist* after the flip is the annotated *right wrist*
-#   (`FLIP_INDEX`). We never flip pixels — the mirror is folded into M;
+#   (`COCO17.flip_index`). We never flip pixels — the mirror is folded into M;
 # * **half body** replaces the box by the box of the upper-body joints (0–10) or the lower-body
 #   joints (11–16), grown to the aspect ratio and padded ×1.5, centred on the joints' mean.
 
@@ -231,25 +234,27 @@ cases = {
     "rotation +45°": CropParams(c, s, 45.0),
     "rotation −45°": CropParams(c, s, -45.0),
     "horizontal flip": CropParams(mirror_c, s, 0.0, True),
-    "half body (upper)": CropParams(*half_body_box(joints[:, :2], joints[:, 2], aspect, upper=True), half_body=True),
-    "half body (lower)": CropParams(*half_body_box(joints[:, :2], joints[:, 2], aspect, upper=False), half_body=True),
+    "half body (upper)": CropParams(*half_body_box(joints[:, :2], joints[:, 2], aspect, True, COCO17.upper_body),
+                                    half_body=True),
+    "half body (lower)": CropParams(*half_body_box(joints[:, :2], joints[:, 2], aspect, False, COCO17.upper_body),
+                                    half_body=True),
 }
 
 def render(params):
     m = crop_matrix(params, W_img, OUT)
-    return warp_image(image, m, OUT).permute(1, 2, 0).numpy().astype(np.uint8), transform_joints(joints, m, params.flip, INPUT)
+    return warp_image(image, m, OUT).permute(1, 2, 0).numpy().astype(np.uint8), transform_joints(joints, m, params.flip, INPUT, COCO17.flip_index)
 
 fig, axes = plt.subplots(2, 4, figsize=(11, 7.5))
 for ax, (name, params) in zip(axes.ravel(), cases.items()):
     img_aug, j_aug = render(params)
-    ax.imshow(img_aug); draw_pose(ax, j_aug); ax.set_title(name, fontsize=9); ax.axis("off")
+    ax.imshow(img_aug); draw_pose(ax, j_aug, spec=COCO17); ax.set_title(name, fontsize=9); ax.axis("off")
 print(f"{'case':18} {'centre':>16} {'scale':>16} {'θ':>6} flip")
 for name, p in cases.items():
     print(f"{name:18} {np.array2string(np.round(p.center, 1)):>16} {np.array2string(np.round(p.scale, 3)):>16} {p.rotation:6.1f} {p.flip}")
 
 # %% [markdown]
 # Left/right after the flip: the skeleton's colours (left blue, right orange) stay on the
-# person's own sides, because channel k of a flipped crop is filled from joint `FLIP_INDEX[k]`.
+# person's own sides, because channel k of a flipped crop is filled from joint `COCO17.flip_index[k]`.
 # One subtlety: the crop maps the box centre to (W_in/2, H_in/2), half a pixel right of the crop's
 # middle pixel (W_in − 1)/2. So the crop of the mirrored image is the plain crop mirrored about
 # x = W_in/2, i.e. x → W_in − x — one pixel off mirroring the crop's own pixel array (x → W_in − 1 − x).
@@ -258,10 +263,10 @@ for name, p in cases.items():
 _, flipped = render(cases["horizontal flip"])
 _, plain = render(cases["box crop"])
 for k in (5, 6, 9, 10):  # shoulders and wrists
-    src = FLIP_INDEX[k]
+    src = COCO17.flip_index[k]
     # p_flip = k·(F(p) − F(c)) + W_in/2 = −k·(p − c) + W_in/2, so x → W_in − x in the crop
     assert np.allclose(flipped[k, 0], OUT[0] - plain[src, 0], atol=1e-3) and np.allclose(flipped[k, 1], plain[src, 1], atol=1e-3)
-    print(f"flipped channel {KEYPOINT_NAMES[k]:15} ← annotated {KEYPOINT_NAMES[src]}")
+    print(f"flipped channel {COCO17.names[k]:15} ← annotated {COCO17.names[src]}")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. The random draw, measured
@@ -274,8 +279,8 @@ for k in (5, 6, 9, 10):  # shoulders and wrists
 # runs are reproducible and DataLoader workers never repeat each other's draws.
 
 # %%
-draws = [sample_crop(np.random.default_rng((0, 0, i)), c, s, joints[:, :2], joints[:, 2], W_img, aspect, PAPER_AUGMENT)
-         for i in range(4000)]
+draws = [sample_crop(np.random.default_rng((0, 0, i)), c, s, joints[:, :2], joints[:, 2], W_img, aspect, PAPER_AUGMENT,
+                     COCO17.upper_body) for i in range(4000)]
 whole = [d for d in draws if not d.half_body]
 ratio = np.array([d.scale[0] / s[0] for d in whole])
 theta = np.array([d.rotation for d in draws])
@@ -295,12 +300,14 @@ print("scale ratio range", np.round([ratio.min(), ratio.max()], 3), " θ range",
 # ## 6. Training samples with their targets
 #
 # `CocoKeypoints(train=True)` puts it together: decode the JPEG (Pillow), draw the augmentation,
-# warp, normalise with the ImageNet mean and std, and encode the targets with
-# `heatmaps.encode_heatmaps` at x_hm = x_in / 4 (σ = 2). A joint that leaves the crop gets target
-# weight 0. Here are twelve samples of the first epoch, with the maximum over their 17 heatmaps:
+# warp, normalise with the ImageNet mean and std, and encode the targets with the dataset's
+# `HeatmapCodec` (`CODEC.encode`: `heatmaps.encode_heatmaps` at x_hm = x_in / 4, σ = 2). A joint
+# that leaves the crop gets target weight 0. Here are twelve samples of the first epoch, with the
+# maximum over their 17 heatmaps:
 
 # %%
-train = CocoKeypoints(f"{ROOT}/annotations/person_keypoints_train.json", f"{ROOT}/images", train=True, seed=0)
+train = CocoKeypoints(f"{ROOT}/annotations/person_keypoints_train.json", f"{ROOT}/images", codec=CODEC, spec=COCO17,
+                      train=True, seed=0)
 print(f"{len(train)} training persons; skipped: {train.num_skipped}")
 sample = train[0]
 for key, value in sample.items():
@@ -312,7 +319,7 @@ for ax, i in zip(axes.ravel(), range(12)):
     smp = train[i]
     params = train.crop_params(i, load_image(train.record(i)["path"]).shape[1])
     im = show_heatmap(ax, smp["target"].max(0).values, denormalize(smp["image"]))  # one scale: [0, 1]
-    draw_pose(ax, smp["joints"], radius=1.5, linewidth=1)
+    draw_pose(ax, smp["joints"], spec=COCO17, radius=1.5, linewidth=1)
     tags = [f"θ={params.rotation:.0f}°"] + ["flip"] * params.flip + ["half"] * params.half_body
     ax.set_title(" ".join(tags), fontsize=10); ax.axis("off")
 fig.colorbar(im, ax=axes, shrink=0.7, label="target, max over the 17 joints")
@@ -330,7 +337,7 @@ plt.show()
 #    (undoing the flip's channel swap) lands on the annotated keypoint, within the quantisation of
 #    the stride-4 grid: at most 2√2 input pixels, i.e. 2√2 / k image pixels.
 #
-# With `unbiased_targets=True` the Gaussian sits on the exact sub-pixel point, and the DARK decoder
+# With unbiased targets (a codec with `target="unbiased"`) the Gaussian sits on the exact sub-pixel point, and the DARK decoder
 # recovers it (to ~0.001 px, except for joints near the heatmap's edge, where DARK's neighbours are
 # cut off); the table compares both.
 
@@ -346,12 +353,12 @@ def round_trip(dataset, n=96, method="argmax"):
         j_in = smp["joints"].numpy()[:, :2]
         mu = np.floor(j_in / 4 + 0.5)
         inside = on & np.all(mu < [OUT[0] // 4, OUT[1] // 4], axis=1)
-        hm_xy, _ = decode_heatmaps(smp["target"][None], method=method)
+        hm_xy, _ = decode_heatmaps(smp["target"][None], method=method, sigma=dataset.codec.sigma)
         pred_in = 4 * hm_xy[0].numpy()  # x_in = 4 · x_hm
         if method == "argmax":
             peaks_ok += int(np.all(pred_in[inside] == 4 * mu[inside]))
         pred_img = transform_points(pred_in, crop_inverse(m))
-        truth = r["joints"][list(FLIP_INDEX) if params.flip else slice(None), :2]
+        truth = r["joints"][list(COCO17.flip_index) if params.flip else slice(None), :2]
         k = abs(np.linalg.det(m[:, :2])) ** 0.5  # zoom image → crop
         errs_in.append(np.linalg.norm(pred_in - j_in, axis=1)[inside])
         errs_img.append((np.linalg.norm(pred_img - truth, axis=1) * k)[inside])
@@ -364,8 +371,8 @@ def round_trip(dataset, n=96, method="argmax"):
 
 # %%
 reference_targets = round_trip(train, method="argmax")
-unbiased = CocoKeypoints(f"{ROOT}/annotations/person_keypoints_train.json", f"{ROOT}/images", train=True, seed=0,
-                         unbiased_targets=True)
+unbiased = CocoKeypoints(f"{ROOT}/annotations/person_keypoints_train.json", f"{ROOT}/images",
+                         codec=HeatmapCodec(INPUT, sigma=2.0, target="unbiased"), spec=COCO17, train=True, seed=0)
 unbiased_targets = round_trip(unbiased, method="dark")
 
 e_in, e_img, peaks_ok, border, total = reference_targets
@@ -393,9 +400,10 @@ def augmentations(r, img, index, epoch):  # the explorer's choices, as crop para
         "scale × 1.35": CropParams(c0, s0 * 1.35),
         "rotation +45°": CropParams(c0, s0, 45.0),
         "flip": CropParams(np.array([img.shape[1] - 1 - c0[0], c0[1]]), s0, 0.0, True),
-        "half body": CropParams(*(half_body_box(j0[:, :2], j0[:, 2], aspect, True) or (c0, s0)), half_body=True),
+        "half body": CropParams(*(half_body_box(j0[:, :2], j0[:, 2], aspect, True, COCO17.upper_body) or (c0, s0)),
+                                half_body=True),
         "random": sample_crop(np.random.default_rng((0, epoch, index)), c0, s0, j0[:, :2], j0[:, 2], img.shape[1], aspect,
-                              PAPER_AUGMENT),
+                              PAPER_AUGMENT, COCO17.upper_body),
     }
 
 
@@ -406,12 +414,12 @@ def explore(index=0, augmentation="random", epoch=0):
     j0 = r["joints"]
     p = augmentations(r, img, index, epoch)[augmentation]
     m = crop_matrix(p, img.shape[1], OUT)
-    j = transform_joints(j0, m, p.flip, INPUT)
-    target, weight = encode_heatmaps(j[:, :2] / 4, j[:, 2], (INPUT[0] // 4, INPUT[1] // 4), 2.0)
+    j = transform_joints(j0, m, p.flip, INPUT, COCO17.flip_index)
+    target, weight = CODEC.encode(j[:, :2], j[:, 2])  # x_hm = x_in / 4 inside
     fig, axes = plt.subplots(1, 3, figsize=(11, 4.4), layout="constrained")
-    axes[0].imshow(img); draw_pose(axes[0], j0); axes[0].set_title(f"image {r['image_id']}")
+    axes[0].imshow(img); draw_pose(axes[0], j0, spec=COCO17); axes[0].set_title(f"image {r['image_id']}")
     crop_img = warp_image(img, m, OUT).permute(1, 2, 0).numpy().astype(np.uint8)
-    axes[1].imshow(crop_img); draw_pose(axes[1], j); axes[1].set_title(f"θ={p.rotation:.1f}° flip={p.flip} half={p.half_body}")
+    axes[1].imshow(crop_img); draw_pose(axes[1], j, spec=COCO17); axes[1].set_title(f"θ={p.rotation:.1f}° flip={p.flip} half={p.half_body}")
     im = show_heatmap(axes[2], target.max(0), crop_img)
     axes[2].set_title(f"targets ({int(weight.sum())} joints weighted)")
     fig.colorbar(im, ax=axes[2], shrink=0.8)
@@ -475,9 +483,10 @@ import time
 
 from hrnet_edu.data.transforms import GpuBatchTransform, gpu_collate
 
-raw = CocoKeypoints(f"{ROOT}/annotations/person_keypoints_train.json", f"{ROOT}/images", train=True, seed=0, raw=True)
+raw = CocoKeypoints(f"{ROOT}/annotations/person_keypoints_train.json", f"{ROOT}/images", codec=CODEC, spec=COCO17,
+                   train=True, seed=0, raw=True)
 batch = gpu_collate([raw[i] for i in range(8)])
-on_device = GpuBatchTransform(INPUT, device="cpu")(batch)  # device="cuda" on a GPU machine
+on_device = GpuBatchTransform(CODEC, device="cpu")(batch)  # device="cuda" on a GPU machine
 cpu = {key: torch.stack([train[i][key] for i in range(8)]) for key in ("image", "target", "target_weight", "joints")}
 for key in ("target", "target_weight", "joints"):
     assert torch.equal(on_device[key], cpu[key]), key
@@ -502,7 +511,7 @@ def per_sample_ms(fn, n=24):
 decode_ms = per_sample_ms(lambda i: load_image(train.record(i)["path"]))
 raw_ms = per_sample_ms(lambda i: raw[i])
 full_ms = per_sample_ms(lambda i: train[i])
-gpu = GpuBatchTransform(INPUT, device="cuda" if torch.cuda.is_available() else "cpu")
+gpu = GpuBatchTransform(CODEC, device="cuda" if torch.cuda.is_available() else "cpu")
 batch32 = gpu_collate([raw[i] for i in range(32)])
 t = time.perf_counter(); gpu(batch32); gpu_ms = 1000 * (time.perf_counter() - t) / 32
 print(f"{'step (1 CPU thread)':34} {'ms / sample':>11}")

@@ -40,8 +40,8 @@
 #
 # **Two modes.** With a CUDA GPU the full run trains HRNet-W32 256×192 on a SynthPose set of
 # 10,000 images (`hrnet-edu synth --out data/synthpose --train 10000 --val 1000`). Without one it
-# runs a **smoke configuration** — the CPU recipe's network, fine-tuned for about a minute on the
-# bundled sample, starting from an early checkpoint of the recipe's own run — with the same code.
+# runs a **smoke configuration** — the CPU recipe's network, fine-tuned for four short epochs (a
+# minute or two on a CPU) on the bundled sample, starting from an early checkpoint of the recipe's own run — with the same code.
 # Cells whose output depends on the hardware (timings, losses of the run) are marked
 # `NBVAL_IGNORE_OUTPUT`; everything else is checked when the notebook is re-run as a test.
 #
@@ -60,8 +60,7 @@ import numpy as np
 import torch
 
 # %%
-from hrnet_edu import evaluate
-from hrnet_edu.checkpoints import load_checkpoint_state
+from hrnet_edu.checkpoints import load_checkpoint, load_checkpoint_state
 from hrnet_edu.configs import PRESETS, get_config
 from hrnet_edu.data.coco import denormalize
 from hrnet_edu.flops import count_parameters
@@ -70,6 +69,7 @@ from hrnet_edu.losses import JointsMSELoss, JointsOHKMLoss
 from hrnet_edu.model import build_model
 from hrnet_edu.notebook_utils import show_source
 from hrnet_edu.overrides import apply_overrides
+from hrnet_edu.runfolder import read_log
 from hrnet_edu.train import DistInfo, build_criterion, build_datasets, train, train_one_epoch
 from hrnet_edu.viz import draw_pose, loss_figure, show_heatmap
 
@@ -91,7 +91,7 @@ import platform
 device_name = torch.cuda.get_device_name(0) if GPU else f"CPU ({os.cpu_count()} cores, {platform.machine()})"
 print(f"device: {device_name}; torch {torch.__version__}; "
       f"run on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
-print("mode:", "FULL RUN (GPU)" if GPU else "SMOKE RUN (no GPU: the CPU recipe fine-tuned ~1 min on the bundled sample)")
+print("mode:", "FULL RUN (GPU)" if GPU else "SMOKE RUN (no GPU: the CPU recipe fine-tuned 4 epochs on the bundled sample)")
 
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -122,7 +122,7 @@ config_table([get_config(name) for name in PRESETS])
 # The **smoke configuration** is the CPU preset `synthpose_w16_128x96_cpu` made short: its network
 # (`W16_1UNIT`: width 16, one module per stage, one residual unit per branch), crops of 128×96, the
 # 951 persons of the bundled sample, four epochs — starting (`init_from`) from the recipe's own run
-# after its first epoch, so that a minute of training moves a working network (section 5 shows by how much). The
+# after its first epoch, so that a minute or two of training moves a working network (section 5 shows by how much). The
 # **full configuration** is `synthpose_w32_256x192` — HRNet-W32, the paper's input size and the
 # reference's sigma — shortened further for a lent GPU's few minutes.
 
@@ -311,7 +311,7 @@ print(f"wall time {wall:.0f} s on {device_name}; peak GPU memory "
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-loss_figure(os.path.join(RUN_DIR, "log.jsonl"))
+loss_figure(read_log(os.path.join(RUN_DIR, "log.jsonl")))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -344,14 +344,14 @@ print(f"val AP (flip test, {record['eval']['decode']} decoding):", {k: round(v, 
 # %%
 # NBVAL_IGNORE_OUTPUT
 if not GPU and os.path.exists(CKPT):  # the smoke run is too short to show much: add the committed CPU run
-    snapshots["committed CPU checkpoint"] = predict_watch(evaluate.load_checkpoint(CKPT)[0])
+    snapshots["committed CPU checkpoint"] = predict_watch(load_checkpoint(CKPT)[0])
 truth = watch["joints"].numpy()  # (4, K, 3) crop px + visibility: the ground truth, drawn in the first row
 rows = {"ground truth": (truth[..., :2], truth[..., 2]), **snapshots}
 fig, axes = plt.subplots(len(rows), len(WATCH), figsize=(1.8 * len(WATCH), 2.2 * len(rows)))
 for row, (label, (coords, conf)) in zip(np.atleast_2d(axes), rows.items()):
     for j, ax in enumerate(row):
         ax.imshow(denormalize(watch["image"][j]))
-        draw_pose(ax, coords[j], conf[j] > 0.2, radius=2, linewidth=1.5)
+        draw_pose(ax, coords[j], conf[j] > 0.2, spec=RUN.spec, radius=2, linewidth=1.5)
         labelled = truth[j, :, 2] > 0  # mean distance to the ground truth over the labelled joints
         err = np.linalg.norm(coords[j] - truth[j, :, :2], axis=-1)[labelled].mean()
         ax.set_title(label if label == "ground truth" else f"{label}\nmean error {err:.1f} px", fontsize=8)
@@ -381,7 +381,7 @@ print("augmentation:", coco.augment)
 # - Validate less often (`val_every=10`): COCO val2017 has 6,352 person instances with keypoints.
 # - Evaluate with a person detector's boxes for the paper's numbers:
 #   `hrnet-edu evaluate --config coco_w32_256x192 --checkpoint runs/coco_w32/best.pt --boxes DETECTIONS.json`.
-# - The published checkpoints load into the same model (`model.load_reference_weights`), to fine-tune
+# - The published checkpoints load into the same model (`checkpoints.load_reference_weights`), to fine-tune
 #   or to compare with.
 # - The engineering of such a run — mixed precision, throughput and the data loader, resuming a
 #   killed run, several GPUs — is in Appendices A, B and C.
@@ -456,7 +456,7 @@ _ = axes[1].legend(fontsize=8, loc="upper left")
 #
 # The outputs stored in this notebook were produced by the machine named at the top (`device: …`). If it
 # says **SMOKE RUN**, no GPU was available when the notebook was last executed: the run of section 5
-# is the CPU recipe's network fine-tuned for about a minute, and its AP is that of a small network
+# is the CPU recipe's network fine-tuned for four epochs of the bundled sample, and its AP is that of a small network
 # on 128×96 crops, not of HRNet-W32. The full run is reproduced with one command on a GPU machine: `bash benchmarks/gpu_run.sh`.
 
 # %% [markdown] slideshow={"slide_type": "slide"}

@@ -52,12 +52,12 @@ from matplotlib.patches import Rectangle
 
 from hrnet_edu import analysis, evaluate, viz
 from hrnet_edu.analysis import CATEGORIES
+from hrnet_edu.checkpoints import load_checkpoint
 from hrnet_edu.configs import synthpose_w16_128x96_cpu
 from hrnet_edu.data.coco import CocoKeypoints, load_image
 from hrnet_edu.data.transforms import denormalize
 from hrnet_edu.geometry import crop_transform, flip_points, transform_points
 from hrnet_edu.heatmaps import encode_heatmaps, flip_back, flip_test_average, heatmaps_to_keypoints
-from hrnet_edu.keypoints import FLIP_INDEX, KEYPOINT_NAMES
 from hrnet_edu.model import build_model
 from hrnet_edu.notebook_utils import show_source
 from hrnet_edu.predict import predict_image
@@ -72,14 +72,17 @@ CHECKPOINT = "../data_samples/checkpoints/synthpose_w16_128x96_cpu.pt"  # traine
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1 · The model and the validation set
 #
-# `evaluate.load_checkpoint` reads one of our training checkpoints (weights **and** the configuration
-# they were trained with) or, given a config, a plain state dict such as the reference's published
-# `pose_hrnet_w32_256x192.pth`. A checkpoint that does not fit the architecture is refused with the
-# list of missing / unexpected / mis-shaped keys.
+# `checkpoints.load_checkpoint` reads one of our training checkpoints (weights **and** the
+# configuration they were trained with) or, given a config, a plain state dict such as the reference's
+# published `pose_hrnet_w32_256x192.pth`. A checkpoint that does not fit the architecture is refused
+# with the list of missing / unexpected / mis-shaped keys. The configuration carries the checkpoint's
+# `HeatmapCodec` (`cfg.codec`: how its targets were made and how its heatmaps are read, notebook 01)
+# and its keypoint set (`cfg.spec`: the joints' names, flip pairs and OKS σ); the validation set is
+# built with both.
 
 # %%
 if os.path.exists(CHECKPOINT):
-    model, cfg = evaluate.load_checkpoint(CHECKPOINT)
+    model, cfg = load_checkpoint(CHECKPOINT)
     with open(CHECKPOINT.replace(".pt", ".json")) as f:
         record = json.load(f)
     print("trained checkpoint:", cfg.name)
@@ -89,9 +92,11 @@ else:  # the structure of the notebook still works, the numbers are those of an 
     print("no trained checkpoint found: an UNTRAINED network (AP near 0)")
 print(f"width C = {cfg.model.width}, input {cfg.input_size[0]}x{cfg.input_size[1]}, sigma {cfg.sigma}, "
       f"{sum(p.numel() for p in model.parameters()):,} parameters")
+print(f"codec: {cfg.codec.describe()}; keypoints: {cfg.spec.name}")
+spec = cfg.spec  # COCO-17 here
 
-val = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), input_size=cfg.input_size,
-                    sigma=cfg.sigma, train=False, augment=None)
+val = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), codec=cfg.codec, spec=spec,
+                    train=False, augment=None)
 print(f"{len(val)} persons (ground-truth boxes) in {len(val.image_ids)} validation images; skipped: {val.num_skipped}")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -100,8 +105,9 @@ print(f"{len(val)} persons (ground-truth boxes) in {len(val.image_ids)} validati
 # For every box the dataset cuts out a crop of 128×96 (the box grown to the 3:4 aspect ratio and
 # padded by 1.25). The network predicts one heatmap per joint. The **flip test** runs the mirrored
 # crop too, mirrors its heatmaps back (swapping left and right channels) and averages. The peak is
-# decoded (argmax + a quarter pixel toward the higher neighbour) and mapped back to the image with
-# the *inverse* crop transform. Below: the left wrist of the largest person.
+# decoded — here with the reference's rule, argmax + a quarter pixel toward the higher neighbour
+# ("shift"; this checkpoint's own codec decodes with DARK, compared in section 4) — and mapped back
+# to the image with the *inverse* crop transform. Below: the left wrist of the largest person.
 
 # %%
 samples = [val[i] for i in range(len(val))]  # decoded once, reused below
@@ -114,11 +120,11 @@ with torch.inference_mode():  # the two forward passes every flip-test variant b
 print("crops", tuple(crops.shape), "-> heatmaps", tuple(H.shape))
 
 # %%
-i0, k0 = int(np.argmax([s["area"] for s in samples])), KEYPOINT_NAMES.index("left_wrist")
+i0, k0 = int(np.argmax([s["area"] for s in samples])), spec.names.index("left_wrist")
 image0 = load_image(val.image_path(i0))
 crop0 = denormalize(crops[i0])
-averaged = flip_test_average(H[i0:i0 + 1], H_mirror[i0:i0 + 1])  # (1, K, h, w)
-kp0, conf0 = heatmaps_to_keypoints(averaged, center[i0:i0 + 1], scale[i0:i0 + 1])
+averaged = flip_test_average(H[i0:i0 + 1], H_mirror[i0:i0 + 1], spec.flip_index)  # (1, K, h, w)
+kp0, conf0 = heatmaps_to_keypoints(averaged, center[i0:i0 + 1], scale[i0:i0 + 1], decode="shift")
 
 fig = Figure(figsize=(15, 3.6), layout="constrained")
 axes = fig.subplots(1, 6)
@@ -127,14 +133,14 @@ axes[0].imshow(image0)
 axes[0].add_patch(Rectangle(center[i0] - side / 2, *side, fill=False, color="yellow", linestyle="--"))
 axes[0].set_title("image + crop region")
 axes[1].imshow(crop0)
-viz.draw_pose(axes[1], samples[i0]["joints"][:, :2].numpy(), samples[i0]["joints"][:, 2].numpy())
+viz.draw_pose(axes[1], samples[i0]["joints"][:, :2].numpy(), samples[i0]["joints"][:, 2].numpy(), spec=spec)
 axes[1].set_title("crop + ground truth")
-for ax, hm, title in ((axes[2], H[i0, k0], "H(x)"), (axes[3], flip_back(H_mirror[i0:i0 + 1])[0, k0],
+for ax, hm, title in ((axes[2], H[i0, k0], "H(x)"), (axes[3], flip_back(H_mirror[i0:i0 + 1], spec.flip_index)[0, k0],
                       "flip_back(H(mirror x))"), (axes[4], averaged[0, k0], "average")):
     viz.show_heatmap(ax, hm, crop0)
-    ax.set_title(f"{title}\n{KEYPOINT_NAMES[k0]}")
+    ax.set_title(f"{title}\n{spec.names[k0]}")
 axes[5].imshow(image0)
-viz.draw_pose(axes[5], kp0[0], conf0[0] > 0.2)
+viz.draw_pose(axes[5], kp0[0], conf0[0] > 0.2, spec=spec)
 axes[5].set_title("keypoints in the image")
 for ax in axes:
     ax.set_xticks([]); ax.set_yticks([])
@@ -144,8 +150,9 @@ display(fig)
 # ### Why `flip_back` shifts one column
 #
 # `flip_back` mirrors the heatmaps of the mirrored crop, swaps the left and right channels
-# (`FLIP_INDEX`) and **shifts them one column to the right** before they are averaged. Why the shift?
-# Follow one joint at input x, in a crop W_in = 96 pixels wide with w = 24 heatmap columns:
+# (`spec.flip_index`, the keypoint set's) and **shifts them one column to the right** before they
+# are averaged. Why the shift? Follow one joint at input x, in a crop W_in = 96 pixels wide with
+# w = 24 heatmap columns:
 #
 # * mirroring the input maps x → W_in − 1 − x; the network, trained with x_hm = x_in / 4, puts the
 #   peak at (W_in − 1 − x) / 4 = w − ¼ − x/4;
@@ -164,7 +171,7 @@ from hrnet_edu.heatmaps import decode_heatmaps
 flip_rng = np.random.default_rng(0)  # its own generator: the draws below do not move
 in_h, in_w = cfg.input_size
 kp_in = np.stack([flip_rng.uniform(24, in_w - 24, (500, 17)), flip_rng.uniform(24, in_h - 24, (500, 17))], -1)
-kp_mirror = flip_points(kp_in, in_w)[:, FLIP_INDEX]  # the mirrored crop's joints, channels swapped
+kp_mirror = flip_points(kp_in, in_w)[:, list(spec.flip_index)]  # the mirrored crop's joints, channels swapped
 vis, size = np.ones((500, 17)), (in_h // 4, in_w // 4)
 perfect, _ = encode_heatmaps(kp_in / 4, vis, size, cfg.sigma, unbiased=True)  # "network" on the crop
 perfect_mirror, _ = encode_heatmaps(kp_mirror / 4, vis, size, cfg.sigma, unbiased=True)  # on the mirror
@@ -172,8 +179,9 @@ truth = kp_in / 4
 print(f"{'shift':>6} | {'flipped back: x bias':>21} {'averaged: x bias':>17} {'y bias':>7}  (heatmap px, DARK)")
 bias = {}
 for shift in (False, True):
-    back, _ = decode_heatmaps(flip_back(perfect_mirror, shift=shift), "dark", cfg.sigma)
-    avg, _ = decode_heatmaps(flip_test_average(perfect, perfect_mirror, shift=shift), "dark", cfg.sigma)
+    back, _ = decode_heatmaps(flip_back(perfect_mirror, spec.flip_index, shift=shift), "dark", cfg.sigma)
+    avg, _ = decode_heatmaps(flip_test_average(perfect, perfect_mirror, spec.flip_index, shift=shift), "dark",
+                             cfg.sigma)
     # (np.round(·) + 0.0 turns a −0.000 into 0.000, so the printed table is stable)
     bias[shift] = [np.round(np.mean(v), 3) + 0.0 for v in (back[..., 0] - truth[..., 0], avg[..., 0] - truth[..., 0],
                                                             avg[..., 1] - truth[..., 1])]
@@ -226,8 +234,9 @@ print(f"{inner.sum()} joints back in the image within {err:.2f} image px ({err /
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3 · The COCO numbers
 #
-# `evaluate.evaluate` is the whole chain in one call (the same function the training loop uses for
-# validation, also across GPUs: each rank predicts its shard, `merge_predictions` joins them).
+# `evaluate.model_ap` is the whole chain in one call: `predict_dataset` (below), then
+# `predictions_ap` — the two functions the training loop uses for validation, also across GPUs
+# (each rank predicts its shard, `merge_predictions` joins them).
 
 # %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
@@ -235,8 +244,8 @@ show_source(evaluate.predict_dataset)
 
 # %%
 t0 = time.perf_counter()
-stats, results = evaluate.model_ap(model, val, flip=True, decode=cfg.val_decode, batch_size=32)
-print(f"flip test, {cfg.val_decode} decoding (the checkpoint's validation setting)")
+stats, results = evaluate.model_ap(model, val, flip=True, batch_size=32)  # decoded with val.codec = cfg.codec
+print(f"flip test, {val.codec.decoding} decoding (the checkpoint's codec, its validation setting)")
 seconds = time.perf_counter() - t0
 print(stats)
 if record is not None:
@@ -258,7 +267,7 @@ print(f"{len(val)} persons in {seconds:.1f} s on CPU = {len(val) / seconds:.0f} 
 #
 # All variants below reuse the two forward passes of section 2 (`H` for the crops, `H_mirror` for
 # their mirror images); only the post-processing changes. First a check that this reuse is exactly
-# what `evaluate.evaluate` computed.
+# what `evaluate.model_ap` computed.
 #
 # The last row is a **perfect network**: the ground-truth target heatmaps themselves, decoded the
 # same way. On 32×24 heatmaps one pixel is 4 input pixels, and the reference's targets are centred
@@ -275,22 +284,24 @@ meta = {"indices": np.arange(len(samples)), "image_ids": np.array([int(s["image_
 def variant(heatmaps, decode, sigma=cfg.sigma):
     keypoints, confidences = heatmaps_to_keypoints(heatmaps, center, scale, 0.0, decode, sigma)
     preds = {**meta, "keypoints": keypoints, "confidences": confidences}
-    return preds, evaluate.predictions_ap(preds, val)
+    return preds, evaluate.predictions_ap(preds, val.ground_truth)
 
 
-flipped = flip_test_average(H, H_mirror, shift=True)
-preds, check = variant(flipped, cfg.val_decode)
-assert abs(check.ap - stats.ap) < 1e-9 and len(evaluate.predictions_to_results(preds)) == len(results)
+flipped = flip_test_average(H, H_mirror, spec.flip_index, shift=True)
+preds, check = variant(flipped, cfg.codec.decoding)
+assert abs(check.ap - stats.ap) < 1e-9 and len(evaluate.predictions_to_results(preds, spec.sigmas)) == len(results)
 print("reusing the forward passes reproduces model_ap():", round(check.ap, 4) == round(stats.ap, 4))
 
 # %%
-targets = torch.stack([s["target"] for s in samples])  # (N, K, 32, 24) ground-truth heatmaps
 joints = torch.stack([s["joints"] for s in samples])  # (N, K, 3) crop px
+# ground-truth heatmaps (N, K, 32, 24) with the reference's targets, centred on the nearest grid point
+# (the dataset's own targets, s["target"], are this checkpoint's codec's: unbiased)
+targets = encode_heatmaps(joints[..., :2] / 4, joints[..., 2], tuple(H.shape[-2:]), cfg.sigma)[0]
 # the same Gaussians centred on the exact sub-pixel joint (DARK's unbiased targets)
 unbiased = encode_heatmaps(joints[..., :2] / 4, joints[..., 2], tuple(H.shape[-2:]), cfg.sigma, unbiased=True)[0]
 rows = [
     ("no flip", "argmax", H), ("no flip", "shift", H), ("no flip", "dark", H),
-    ("flip, no column shift", "shift", flip_test_average(H, H_mirror, shift=False)),
+    ("flip, no column shift", "shift", flip_test_average(H, H_mirror, spec.flip_index, shift=False)),
     ("flip (reference)", "argmax", flipped), ("flip (reference)", "shift", flipped), ("flip (reference)", "dark", flipped),
     ("perfect heatmaps", "argmax", targets), ("perfect heatmaps", "shift", targets),
     ("perfect, unbiased", "shift", unbiased), ("perfect, unbiased", "dark", unbiased),
@@ -404,8 +415,8 @@ kept = {}
 for label, p, thr in (("original, no NMS", preds, None), ("original, OKS-NMS 0.9", preds, 0.9),
                       ("with duplicates, no NMS", duplicated, None),
                       ("with duplicates, OKS-NMS 0.9", duplicated, 0.9)):
-    res, kept[label] = evaluate.predictions_to_results(p, nms_threshold=thr, return_keep=True)
-    s = evaluate.predictions_ap(p, val, nms_threshold=thr)
+    res, kept[label] = evaluate.predictions_to_results(p, spec.sigmas, nms_threshold=thr, return_keep=True)
+    s = evaluate.predictions_ap(p, val.ground_truth, nms_threshold=thr)
     print(f"{label:28} {len(res):6d} {s.ap:6.3f} {s.ar:6.3f}")
 same = sorted(kept["with duplicates, OKS-NMS 0.9"].tolist()) == sorted(kept["original, OKS-NMS 0.9"].tolist())
 print("NMS removes every planted duplicate and keeps the same poses as without them:", same)
@@ -424,7 +435,7 @@ print("NMS removes every planted duplicate and keeps the same poses as without t
 show_source(analysis._classify)
 
 # %%
-tax = analysis.error_taxonomy(val.coco, results)
+tax = analysis.error_taxonomy(val.ground_truth, results)
 print(f"{len(tax.labels)} matched persons; {tax.num_unmatched_results} unmatched predictions, "
       f"{tax.num_unmatched_gt} persons without a prediction")
 print(f"{'keypoint':15} {'n':>4} " + " ".join(f"{c:>9}" for c in CATEGORIES))
@@ -438,7 +449,7 @@ ax = fig.add_subplot()
 left = np.zeros(len(shares))
 colors = ["#4caf50", "#cddc39", "#ff9800", "#9c27b0", "#f44336"]
 for c, name in enumerate(CATEGORIES):
-    ax.barh(KEYPOINT_NAMES, shares[:, c], left=left, color=colors[c], label=name)
+    ax.barh(spec.names, shares[:, c], left=left, color=colors[c], label=name)
     left += shares[:, c]
 ax.invert_yaxis()
 ax.set_xlabel("share of labelled joints")
@@ -455,12 +466,12 @@ display(fig)
 
 # %%
 train_persons = CocoKeypoints(cfg.val_path(cfg.train_ann), cfg.val_path(cfg.train_images),
-                              input_size=cfg.input_size, train=False, augment=None)  # the bundled 951
+                              codec=cfg.codec, spec=spec, train=False, augment=None)  # the bundled 951
 gt_crop = analysis.crop_ground_truth(val)  # (N, K, 3) crop px + labelled
 network_px = analysis.joint_errors(analysis.predictions_in_crop(preds, val), gt_crop[preds["indices"]])
 mean_pose_px = analysis.joint_errors(analysis.mean_pose(analysis.crop_ground_truth(train_persons)), gt_crop)
 print(f"{'keypoint':15} {'network px':>10} {'mean pose px':>12}")
-for name, a, b in zip(KEYPOINT_NAMES, network_px, mean_pose_px):
+for name, a, b in zip(spec.names, network_px, mean_pose_px):
     print(f"{name:15} {a:10.1f} {b:12.1f}")
 print("the network is closer than the mean pose on every joint:", bool(np.all(network_px < mean_pose_px)))
 print(f"left/right inversions: {100 * tax.overall()['inversion']:.1f} % of the labelled joints")
@@ -486,7 +497,7 @@ def person_view(ax, j, highlight=None, pad=15):
     dt = np.asarray(results[r]["keypoints"]).reshape(-1, 3)
     ax.imshow(load_image(os.path.join(val.image_dir, val.coco.imgs[int(image_id)]["file_name"])))
     ax.scatter(*gt[gt[:, 2] > 0, :2].T, s=18, c="white", edgecolors="black", zorder=4)
-    viz.draw_pose(ax, dt[:, :2], dt[:, 2] > 0.2, radius=2)
+    viz.draw_pose(ax, dt[:, :2], dt[:, 2] > 0.2, spec=spec, radius=2)
     if highlight is not None:
         for k in np.flatnonzero(tax.labels[j] == CATEGORIES.index(highlight)):
             ax.plot([dt[k, 0], gt[k, 0]], [dt[k, 1], gt[k, 1]], color="red", linewidth=2, zorder=5)
@@ -576,8 +587,8 @@ from hrnet_edu.predict import draw_predictions
 
 image_id = int(samples[i0]["image_id"])
 boxes = [a["bbox"] for a in val.coco.loadAnns(val.coco.getAnnIds(imgIds=image_id, iscrowd=False))]
-poses = [predict_image(model, image0, box=b, input_size=cfg.input_size, sigma=cfg.sigma) for b in boxes]
-display(draw_predictions(image0, poses, boxes))
+poses = [predict_image(model, image0, b, cfg.codec, spec) for b in boxes]  # the checkpoint's decoding, as the command
+display(draw_predictions(image0, poses, spec, boxes))
 print(f"{len(boxes)} boxes; keypoints above 0.2 per person:", [int((c > 0.2).sum()) for _, c in poses])
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -676,7 +687,7 @@ onnx_diff = export.export_onnx(model, onnx_path, crops[:8])  # raises (and write
 runner = export.OnnxRunner(onnx_path, cfg=cfg)
 print(f"exported: {os.path.getsize(onnx_path) / 1e6:.1f} MB; ONNX Runtime vs PyTorch on 8 real crops, "
       f"max |Δ heatmap| below 1e-4: {onnx_diff <= 1e-4}")
-onnx_stats, _ = evaluate.model_ap(runner, val, flip=True, decode=cfg.val_decode, batch_size=32)
+onnx_stats, _ = evaluate.model_ap(runner, val, flip=True, batch_size=32)
 print(f"the whole evaluation through ONNX Runtime: AP {onnx_stats.ap:.4f} (PyTorch: {stats.ap:.4f})")
 
 # %% [markdown]

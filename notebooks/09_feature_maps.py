@@ -48,7 +48,7 @@ from hrnet_edu import features, viz
 from hrnet_edu.configs import synthpose_w16_128x96_cpu
 from hrnet_edu.data.coco import CocoKeypoints
 from hrnet_edu.data.transforms import denormalize
-from hrnet_edu.heatmaps import decode_heatmaps
+from hrnet_edu.heatmaps import HeatmapCodec, decode_heatmaps
 from hrnet_edu.model import HRNet
 from hrnet_edu.notebook_utils import show_source
 
@@ -72,7 +72,7 @@ W32_NAME = "hrnet_w32_coco_256x192"  # mmpose's published COCO HRNet-W32 (sectio
 # %%
 cfg = synthpose_w16_128x96_cpu()
 if os.path.exists(CHECKPOINT):
-    from hrnet_edu.evaluate import load_checkpoint
+    from hrnet_edu.checkpoints import load_checkpoint
 
     model, cfg = load_checkpoint(CHECKPOINT)  # (model in eval mode, its TrainConfig)
     trained = True
@@ -95,8 +95,11 @@ if trained:
 
 # %%
 def load(split_ann, split_images):  # the bundled sample: its val split, and its train split for the probes
-    return CocoKeypoints(cfg.val_path(split_ann), cfg.val_path(split_images), input_size=cfg.input_size,
-                         sigma=cfg.sigma, train=False, augment=None)
+    # crops of the checkpoint's input size; the probes' targets: the reference's Gaussians of its σ
+    # (centred on the nearest heatmap pixel; the checkpoint itself was trained on unbiased ones)
+    codec = HeatmapCodec(cfg.input_size, cfg.heatmap_stride, cfg.sigma, target="reference")
+    return CocoKeypoints(cfg.val_path(split_ann), cfg.val_path(split_images), codec=codec, spec=cfg.spec,
+                         train=False, augment=None)
 
 
 val = load(cfg.val_ann, cfg.val_images)
@@ -419,12 +422,8 @@ from matplotlib import cbook
 from hrnet_edu.data.coco import load_image
 from hrnet_edu.data.transforms import normalize, warp_image
 from hrnet_edu.geometry import box_to_center_scale, crop_transform
-
-try:
-    from hrnet_edu.weights import cached  # the catalogue of published checkpoints, where installed
-except ImportError:
-    def cached(name):  # no catalogue in this version of the library: nothing is cached
-        return None
+from hrnet_edu.keypoints import COCO17
+from hrnet_edu.weights import cached  # the catalogue of published checkpoints (no download)
 
 photo = load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), upright=True)  # (600, 512, 3)
 BOX = np.array([20.0, 20.0, 492.0, 580.0])  # x, y, w, h around the person, by eye
@@ -443,7 +442,7 @@ def show_photo(store, crop_u8, input_size, label):
     coords, conf = decode_heatmaps(store["heatmaps"], method="shift")
     print(f"{label}: heatmap peaks (confidences) median {conf.median():.2f}, max {conf.max():.2f}")
     display(viz.overlay_heatmaps(crop_u8, store["heatmaps"][0], joints=[0, 5, 6, 9, 10],
-                                 keypoints=np.c_[coords[0].numpy() * 4, conf[0].numpy() > 0.2],
+                                 keypoints=np.c_[coords[0].numpy() * 4, conf[0].numpy() > 0.2], spec=COCO17,
                                  title=f"{label}: heatmaps and the decoded pose (joints above 0.2)"))
     display(viz.stage_overview(store, index=0, reduce="pca", input_size=input_size, image=crop_u8))
 
@@ -457,8 +456,6 @@ w32_path = cached(W32_NAME)
 if w32_path is None:
     print(f"{W32_NAME} is not in the cache (hrnet-edu weights get {W32_NAME}): W32 not shown")
 else:
-    from hrnet_edu.evaluate import load_checkpoint
-
     w32, w32_cfg = load_checkpoint(w32_path)
     w32_crop, w32_store = photo_features(w32, w32_cfg.input_size)
     show_photo(w32_store, w32_crop, w32_cfg.input_size, "HRNet-W32 trained on COCO")
@@ -471,11 +468,12 @@ else:
 
 # %%
 # The browser's starting state, drawn once for readers without a live kernel:
-viz.browser_figure(feats, crops, 0, f"stage4.module{len(model.stage4) - 1}.branch0", "mean", keypoints=joints)
+viz.browser_figure(feats, crops, 0, f"stage4.module{len(model.stage4) - 1}.branch0", "mean", keypoints=joints,
+                   spec=cfg.spec)
 
 # %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
-viz.feature_browser(model, images, crops, keypoints=joints)
+viz.feature_browser(model, images, crops, keypoints=joints, spec=cfg.spec)
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Recap: what to remember

@@ -31,7 +31,7 @@
 #   malformed one is refused for;
 # - a COCO-format file in CrowdPose's layout (SynthPose's figures labelled with 14 joints, no
 #   `area`): loading, ground-truth AP with its own sigmas, checked against plain pycocotools;
-# - fine-tuning the CPU checkpoint (trained on COCO-17) to the 14 joints in about a minute: what
+# - fine-tuning the CPU checkpoint (trained on COCO-17) to the 14 joints in a few CPU minutes: what
 #   carries over and what has to be learnt;
 # - that a checkpoint records its spec, so evaluation and drawing find it again.
 #
@@ -56,7 +56,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from hrnet_edu import analysis, cli, coco_eval, evaluate
-from hrnet_edu.checkpoints import load_checkpoint_state, transfer_weights
+from hrnet_edu.checkpoints import load_checkpoint, load_checkpoint_state, transfer_weights
 from hrnet_edu.configs import synthpose_w16_128x96_cpu
 from hrnet_edu.data import synthpose
 from hrnet_edu.data.coco import CocoKeypoints, load_image
@@ -184,26 +184,29 @@ meta = json.load(open(SAMPLES + "/synthpose.json"))
 _, entry, derived = synthpose.make_image(meta["seed"], "val", 2, meta["image_size"], layout="crowdpose14")
 print("re-derived labels equal the file's:", derived == [a for a in val_json["annotations"]
                                                          if a["image_id"] == entry["id"]])
-val = CocoKeypoints(CROWDPOSE_ANN.format("val"), SAMPLES + "/images", input_size=(128, 96), sigma=2.0,
-                    train=False, augment=None, spec=CROWDPOSE14)
+# the CPU recipe's codec: 128×96 crops, targets of σ = 2 on 32×24 heatmaps, DARK decoding
+codec = synthpose_w16_128x96_cpu().codec
+val = CocoKeypoints(CROWDPOSE_ANN.format("val"), SAMPLES + "/images", codec=codec, spec=CROWDPOSE14,
+                    train=False, augment=None)
 ann = val.coco.anns[val_json["annotations"][0]["id"]]
-print(f"{len(val)} persons; areas filled from the box: {val.coco.hrnet_edu_checked['area_from_box']}, "
+print(f"{len(val)} persons; areas filled from the box: {val.ground_truth.area_from_box}, "
       f"e.g. {BOX_AREA_FACTOR} · {ann['bbox'][2]:g} · {ann['bbox'][3]:g} = {ann['area']:.1f}")
 sample = val[0]
 print("a sample: target", tuple(sample["target"].shape), "joints", tuple(sample["joints"].shape))
 try:
-    CocoKeypoints(CROWDPOSE_ANN.format("val"), SAMPLES + "/images")  # the COCO-17 default
+    CocoKeypoints(CROWDPOSE_ANN.format("val"), SAMPLES + "/images", codec=codec, spec=COCO17)  # the wrong set
 except ValueError as err:
-    print("without its spec → InputError:", err)
+    print("with COCO-17's spec → InputError:", err)
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4 · Evaluation with its own sigmas
 #
 # OKS = Σ_i exp(−d_i² / (2 s² k_i²)) δ(v_i > 0) / Σ_i δ(v_i > 0) with k_i = 2σ_i (notebook 02): the
-# σ_i are the only part of the metric that belongs to the keypoint set. `coco_eval.results_ap(...,
-# spec=)` hands them to pycocotools (`COCOeval.params.kpt_oks_sigmas`). The ground truth as
-# prediction must give AP 1, and any prediction the same ten numbers as plain pycocotools given
-# the same sigmas and areas:
+# σ_i are the only part of the metric that belongs to the keypoint set. `coco_eval.results_ap` takes
+# them from the ground truth's spec (`val.ground_truth`, read with `spec=CROWDPOSE14`; a bare path or
+# COCO object needs `spec=`) and hands them to pycocotools (`COCOeval.params.kpt_oks_sigmas`). The
+# ground truth as prediction must give AP 1, and any prediction the same ten numbers as plain
+# pycocotools given the same sigmas and areas:
 
 # %%
 def as_results(data, noise=0.0, seed=0):
@@ -234,10 +237,10 @@ def plain_pycocotools(data, results, sigmas):
 
 
 # %%
-exact = coco_eval.results_ap(val.coco, as_results(val_json), spec=CROWDPOSE14)
+exact = coco_eval.results_ap(val.ground_truth, as_results(val_json))
 print("ground truth as prediction:\n", exact, sep="")
 noisy = as_results(val_json, noise=3.0)
-ours = coco_eval.results_ap(val.coco, noisy, spec=CROWDPOSE14)
+ours = coco_eval.results_ap(val.ground_truth, noisy)
 reference = plain_pycocotools(val_json, noisy, CROWDPOSE14.sigmas)
 print("\n3 px of noise, random scores:\n", ours, sep="")
 print("plain pycocotools with CrowdPose's sigmas gives the same ten numbers:",
@@ -258,20 +261,20 @@ for what, sigmas in (("CrowdPose's σ", CROWDPOSE14.sigmas), ("all σ = 0.025 (C
 # The flip test averages the heatmaps of a crop and of its mirror image, after swapping the mirror's
 # left and right channels back. With COCO's permutation a 14-channel output cannot even be
 # flipped; a permutation of the right length but of other pairs fails nowhere — only the spec knows
-# which channels are mirror images. `evaluate.predict_dataset` takes the flip index from the
-# dataset's spec (or `flip_index=`):
+# which channels are mirror images. `flip_back` and `evaluate.predict_dataset` therefore take the
+# flip index (or the spec) as a required argument; `evaluate.model_ap` passes the dataset's spec:
 
 # %%
 heatmaps = torch.rand(1, 14, 32, 24)
 try:
-    flip_back(heatmaps, flip_index=COCO17.flip_index)
+    flip_back(heatmaps, COCO17.flip_index)
 except ValueError as err:
     print("COCO's flip index on 14 channels → ValueError:", err)
-right = flip_back(heatmaps, shift=False, flip_index=CROWDPOSE14.flip_index)
+right = flip_back(heatmaps, CROWDPOSE14.flip_index, shift=False)
 shifted = tuple(np.roll(CROWDPOSE14.flip_index, 2))  # a permutation of 14, of the wrong pairs
-wrong = flip_back(heatmaps, shift=False, flip_index=shifted)
+wrong = flip_back(heatmaps, shifted, shift=False)
 print("a wrong permutation runs without an error; the same heatmaps as the right one:", torch.equal(wrong, right))
-twice = flip_back(right, shift=False, flip_index=CROWDPOSE14.flip_index)
+twice = flip_back(right, CROWDPOSE14.flip_index, shift=False)
 print("mirrored back twice with CrowdPose's flip index = the original:", torch.equal(twice, heatmaps))
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -308,7 +311,7 @@ print("head weight: COCO-17 checkpoint", tuple(state["model"]["final_layer.weigh
 report = transfer_weights(start, state, COCO17, CROWDPOSE14)
 print("head rows copied from COCO-17:", ", ".join(report["copied"]))
 print("head rows initialised afresh:", ", ".join(report["new"]))
-before, _ = evaluate.model_ap(start, val, flip=True, decode="dark", batch_size=64)
+before, _ = evaluate.model_ap(start, val, flip=True, batch_size=64)  # decoded by val.codec: DARK
 print("before fine-tuning:\n", before, sep="")
 
 # %%
@@ -327,17 +330,17 @@ print(f"after {summary['epochs']} epochs of fine-tuning:")
 print(" | ".join(f"{k} {after[k]:.3f}" for k in ("ap", "ap50", "ap75", "ar")))
 
 # %% [markdown]
-# The trainer made the same transfer and, after 8 epochs (about a minute on one CPU thread: the
-# timing above), the AP is well above the starting point. Where did it improve? The mean distance of each joint to its
-# ground truth, in input-crop pixels, before and after:
+# The trainer made the same transfer and, after 8 epochs (a few minutes at most on one CPU thread:
+# the timing above), the AP is well above the starting point. Where did it improve? The mean
+# distance of each joint to its ground truth, in input-crop pixels, before and after:
 
 # %%
 truth = analysis.crop_ground_truth(val)
 model = summary["model"].eval()
 err_before = analysis.joint_errors(analysis.predictions_in_crop(
-    evaluate.predict_dataset(start, val, batch_size=64, decode="dark"), val), truth)
+    evaluate.predict_dataset(start, val, val.codec, val.spec, batch_size=64), val), truth)
 err_after = analysis.joint_errors(analysis.predictions_in_crop(
-    evaluate.predict_dataset(model, val, batch_size=64, decode="dark"), val), truth)
+    evaluate.predict_dataset(model, val, val.codec, val.spec, batch_size=64), val), truth)
 print(f"{'joint':15s} {'before':>7s} {'after':>7s}   (mean error, crop px)")
 for name, b, a in zip(CROWDPOSE14.names, err_before, err_after):
     print(f"{name:15s} {b:7.1f} {a:7.1f}")
@@ -349,14 +352,16 @@ print(f"{'body (mean)':15s} {err_before[body].mean():7.1f} {err_after[body].mean
 # (an untrained row of the head) to a few, as precise as the body joints. The body joints did not
 # improve — they lost a few tenths of a pixel: 951 persons for 8 epochs teach the new rows, but
 # also pull the shared layers a little toward this small sample. Copying rows by name is what makes
-# a minute enough (exercise 4 measures it without the copy).
+# so short a run enough (exercise 4 measures it without the copy).
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7 · The checkpoint knows its keypoints
 #
 # The run's config — with `keypoints` — is stored in every checkpoint, so loading one gives the spec
 # back (a checkpoint from before the field existed is COCO-17), and the command line builds the
-# dataset, the flip test, OKS-NMS, COCOeval and the drawing from it. The same run from a shell:
+# dataset, the flip test, OKS-NMS, COCOeval and the drawing from it. The checkpoint stores its
+# `HeatmapCodec` too (`loaded_cfg.codec`), so `evaluate` and `predict` decode as the run validated
+# (DARK here) unless `--decode` says otherwise. The same run from a shell:
 #
 # ```
 # hrnet-edu train --config synthpose_w16_128x96_cpu keypoints=crowdpose14 data_root=data_samples/synthpose \
@@ -371,10 +376,10 @@ print(f"{'body (mean)':15s} {err_before[body].mean():7.1f} {err_after[body].mean
 
 # %%
 last = os.path.join(run_dir, "last.pt")
-loaded, loaded_cfg = evaluate.load_checkpoint(last)
+loaded, loaded_cfg = load_checkpoint(last)
 print("spec of the checkpoint:", loaded_cfg.spec.name, "— equal to CROWDPOSE14:", loaded_cfg.spec == CROWDPOSE14)
 cli.main(["evaluate", "--checkpoint", last, "--decode", "dark", "--workers", "0", "--no-progress"])
-again, results = evaluate.model_ap(loaded, val, flip=True, decode="dark", batch_size=64)
+again, results = evaluate.model_ap(loaded, val, flip=True, batch_size=64)
 print(f"\nthe same with the library: AP {again.ap:.3f} (the run's last validation: {after['ap']:.3f})")
 
 # %%
@@ -430,5 +435,5 @@ fig
 #    0.079 CrowdPose uses.
 # 4. **Without the transfer.** Fine-tune from the checkpoint with the whole head initialised afresh
 #    (delete `final_layer.*` from its state dict and load the rest with `strict=False`), and train
-#    from scratch (`init_from=None`) for the same minute. How much of the AP above is the copied rows,
+#    from scratch (`init_from=None`) for the same time. How much of the AP above is the copied rows,
 #    how much the copied body of the network?
