@@ -361,18 +361,20 @@ def heatmaps_to_keypoints(heatmaps, center, scale, rotation=0.0, decode: str = "
     """Decode heatmaps and map the keypoints back to the image (the reference's ``get_final_preds``).
 
     Args:
-        heatmaps: (N, K, h, w) tensor. center, scale: (N, 2) of the crops (scale in units of 200 px).
+        heatmaps: (N, K, h, w), torch or numpy. center, scale: (N, 2) of the crops (scale in units of 200 px).
         rotation: (N,) or scalar crop rotation in degrees. decode: "argmax", "shift" or "dark";
         sigma: the targets' sigma (needed by DARK only).
 
     Returns:
         keypoints (N, K, 2) float64 image pixels, confidences (N, K) float32 (numpy).
     """
-    coords, conf = decode_heatmaps(heatmaps, method=decode, sigma=sigma)  # heatmap px, (N, K, 2)
+    hm, _ = _to_torch(heatmaps)  # numpy or torch in; numpy out
+    coords, conf = decode_heatmaps(hm, method=decode, sigma=sigma)  # heatmap px, (N, K, 2)
     # heatmap px → image px through the inverse crop transform (built for the heatmap size)
-    keypoints = heatmap_to_image(np.asarray(coords.cpu()), np.asarray(center), np.asarray(scale),
-                                 tuple(heatmaps.shape[-2:]), rotation=np.asarray(rotation))
-    return keypoints, np.asarray(conf.cpu())
+    keypoints = heatmap_to_image(_back(coords, True), _to_torch(center)[0].cpu().numpy(),
+                                 _to_torch(scale)[0].cpu().numpy(), tuple(hm.shape[-2:]),
+                                 rotation=_to_torch(rotation)[0].cpu().numpy())
+    return keypoints, _back(conf, True)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@
 #   nearest grid point, and the *unbiased* Gaussian on the exact sub-pixel location;
 # - how a heatmap becomes a keypoint again (`decode_heatmaps`): plain argmax, the reference's
 #   quarter-pixel shift, and DARK's Taylor step — and how large each one's error is, measured;
+# - how one object, a `HeatmapCodec`, holds both directions for a network (input size, stride, σ,
+#   target kind, decoding), so that training and evaluation use the same settings;
 # - what sigma does, and the discrepancy between the paper (σ = 1 px) and the reference
 #   configuration (σ = 2) — argued, then measured by training both on the CPU.
 #
@@ -46,7 +48,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from hrnet_edu.heatmaps import DECODE_METHODS, decode_heatmaps, encode_heatmaps, gaussian_blur
+from hrnet_edu.heatmaps import DECODE_METHODS, HeatmapCodec, decode_heatmaps, encode_heatmaps, gaussian_blur
 from hrnet_edu.notebook_utils import show_source
 
 torch.manual_seed(0)
@@ -126,7 +128,7 @@ show_source(encode_heatmaps)
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2 · From a heatmap back to a keypoint
 #
-# `decode_heatmaps(heatmaps, method)` offers three readings of the peak:
+# `decode_heatmaps(heatmaps, method, sigma)` offers three readings of the peak:
 #
 # * **argmax** — the integer pixel with the largest value. Error up to ½ heatmap pixel per axis,
 #   i.e. up to 2 input pixels: the price of a quarter-resolution output.
@@ -138,14 +140,15 @@ show_source(encode_heatmaps)
 #   $\hat p = m - \mathcal H^{-1}\nabla$, with gradient ∇ and Hessian 𝓗 of the log-heatmap by
 #   finite differences. The library only takes the step toward a *maximum* (𝓗 negative definite)
 #   less than σ away; on a map without a clear peak (pure noise) DARK's step would otherwise land
-#   on a saddle hundreds of pixels away.
+#   on a saddle hundreds of pixels away. DARK needs the targets' σ (`sigma=`, no default): its
+#   smoothing and its Gaussian model are the targets' own.
 
 # %%
 print(f"true keypoint (heatmap px): x = {kp[0, 0]:.3f}, y = {kp[0, 1]:.3f}")
 print(f"{'target':10} {'method':7} {'x':>8} {'y':>8} {'error (hm px)':>14} {'error (input px)':>17}")
 for name, t in (("reference", target_ref), ("unbiased", target_unb)):
     for method in DECODE_METHODS:
-        coords, conf = decode_heatmaps(t, method)
+        coords, conf = decode_heatmaps(t, method, sigma=2.0)
         err = np.linalg.norm(coords[0] - kp[0])
         print(f"{name:10} {method:7} {coords[0, 0]:8.3f} {coords[0, 1]:8.3f} {err:14.3f} {STRIDE * err:17.3f}")
 
@@ -169,6 +172,39 @@ for ax, img, title in ((axes[0], noisy, "noisy heatmap"), (axes[1], smooth, "smo
 fig.colorbar(im, ax=axes, shrink=0.9, label="value")
 plt.show()
 
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### One object for both directions: `HeatmapCodec`
+#
+# How the targets were written (size, σ, reference or unbiased) decides how they should be read:
+# DARK models the map as the targets' own Gaussian, and a decoder can only recover a sub-pixel
+# position that the targets carry (the table above). So the library keeps the pair in one frozen
+# object, a `HeatmapCodec`: input size, stride, σ, target kind and decoding. `encode` takes
+# keypoints in **input** pixels (it divides by the stride itself), `decode` returns heatmap pixels,
+# and `to_image` maps them back through the crop into the image (the way back is taught in
+# notebook 08). The same wrist as above, with unbiased targets and DARK:
+
+# %%
+codec = HeatmapCodec(input_size=(INPUT_H, INPUT_W), stride=STRIDE, sigma=2.0, target="unbiased", decoding="dark")
+print(codec.describe())
+heatmaps, weights = codec.encode(kp_input, np.array([2]))  # keypoints in input pixels
+assert np.array_equal(heatmaps, target_unb)  # the same target as encode_heatmaps(kp_input / 4, ...)
+coords, conf = codec.decode(heatmaps)  # heatmap pixels
+print(f"encode: {kp_input[0]} input px -> heatmaps {heatmaps.shape} of size {codec.heatmap_size}")
+print(f"decode: ({coords[0, 0]:.3f}, {coords[0, 1]:.3f}) heatmap px = "
+      f"({STRIDE * coords[0, 0]:.2f}, {STRIDE * coords[0, 1]:.2f}) input px")
+
+# %% [markdown]
+# A training configuration builds its codec once (`TrainConfig.codec`); checkpoints store it, and
+# the datasets, validation, evaluation and prediction take it. The paper's COCO settings keep the
+# reference's targets and ¼ shift (σ = 3 at 384×288); the CPU recipe of notebook 07 uses unbiased
+# targets and DARK:
+
+# %%
+from hrnet_edu.configs import get_config
+
+for name in ("coco_w32_256x192", "coco_w48_384x288", "synthpose_w16_128x96_cpu"):
+    print(f"{name:25} {get_config(name).codec.describe()}")
+
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3 · The quantization error of argmax
 #
@@ -182,7 +218,7 @@ sweep = np.stack([xs_true, np.full_like(xs_true, 35.65)], -1)[:, None]  # (N=101
 targets, _ = encode_heatmaps(sweep, np.ones((101, 1)), (H, W), sigma=2.0, unbiased=True)
 fig, ax = plt.subplots(figsize=(7, 3.5))
 for method in DECODE_METHODS:
-    coords, _ = decode_heatmaps(targets, method)
+    coords, _ = decode_heatmaps(targets, method, sigma=2.0)
     err_x = STRIDE * (coords[:, 0, 0] - xs_true)
     ax.plot(xs_true, err_x, label=method)
     print(f"{method:7}: max |x error| = {np.abs(err_x).max():.3f} input px")

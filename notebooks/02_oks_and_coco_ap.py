@@ -50,11 +50,14 @@ from pycocotools.cocoeval import COCOeval
 from hrnet_edu import viz
 from hrnet_edu.coco_eval import make_results, rescore, results_ap, validate_results
 from hrnet_edu.geometry import PIXEL_STD, box_to_center_scale
-from hrnet_edu.keypoints import KEYPOINT_NAMES, SIGMAS
-from hrnet_edu.keypoints import NUM_KEYPOINTS as K
+from hrnet_edu.keypoints import COCO17
 from hrnet_edu.notebook_utils import show_source
 from hrnet_edu.oks import compute_oks, match_detections, oks_nms, soft_oks_nms
 
+# The keypoint set is one object, a KeypointSpec; every OKS function takes its sigmas explicitly.
+K = COCO17.num_joints  # 17
+KEYPOINT_NAMES = COCO17.names
+SIGMAS = COCO17.sigma_array  # (K,) the σ_i, as a numpy array
 rng = np.random.default_rng(0)
 np.set_printoptions(precision=4, suppress=True)
 VAL_ANNOTATIONS = "../data_samples/synthpose/annotations/person_keypoints_val.json"
@@ -73,7 +76,7 @@ VAL_ANNOTATIONS = "../data_samples/synthpose/annotations/person_keypoints_val.js
 # - $s^2$ — the ground truth's **area** (of its segmentation mask in COCO; our SynthPose annotations
 #   store one too) — so $s$ is a length, the person's scale;
 # - $\sigma_i$ — a per-keypoint constant measured from how much human annotators disagree
-#   (`keypoints.SIGMAS`); $k_i = 2\sigma_i$;
+#   (`COCO17.sigmas`, from the COCO-17 `KeypointSpec`); $k_i = 2\sigma_i$;
 # - only labelled keypoints ($v_i > 0$) count. Each term is an unnormalised Gaussian of the error: 1 for
 #   a perfect keypoint, $e^{-1/2} \approx 0.61$ when $d_i = s k_i$.
 #
@@ -118,15 +121,16 @@ print(f"OKS by hand: {oks_hand:.6f}")
 
 # %% [markdown]
 # The library computes the same number for every pair of D predictions and G ground truths at once
-# (a (D, G) matrix, vectorized with numpy broadcasting). It follows pycocotools' expression
-# operation by operation — including the tiny `np.spacing(1)` added to the area — so the two agree to
-# rounding (the test suite checks 1e-9 against `COCOeval.computeOks` on random scenes).
+# (a (D, G) matrix, vectorized with numpy broadcasting); the keypoint set's σ_i are a required
+# argument, `sigmas=`. It follows pycocotools' expression operation by operation — including the
+# tiny `np.spacing(1)` added to the area — so the two agree to rounding (the test suite checks 1e-9
+# against `COCOeval.computeOks` on random scenes).
 
 # %%
-oks_lib = compute_oks(pred[None], gt[None], [area], box[None])  # (D=1, G=1)
+oks_lib = compute_oks(pred[None], gt[None], [area], box[None], sigmas=SIGMAS)  # (D=1, G=1)
 print("library:", oks_lib.round(6))
 assert np.isclose(oks_lib[0, 0], oks_hand, rtol=0, atol=1e-12)
-assert compute_oks(gt[None, :, :2], gt[None], [area], box[None])[0, 0] == 1.0  # a perfect prediction
+assert compute_oks(gt[None, :, :2], gt[None], [area], box[None], sigmas=SIGMAS)[0, 0] == 1.0  # a perfect prediction
 
 # %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
@@ -150,7 +154,7 @@ unlabelled = gt.copy()
 unlabelled[:, 2] = 0
 inside = GT_XY + 30.0                       # within the enlarged box [x − w, x + 2w] × [y − h, y + 2h]
 outside = GT_XY + np.array([400.0, 0.0])    # beyond it on the right
-print(compute_oks(np.stack([inside, outside]), unlabelled[None], [area], box[None]).round(4).ravel())
+print(compute_oks(np.stack([inside, outside]), unlabelled[None], [area], box[None], sigmas=SIGMAS).round(4).ravel())
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2 · The same pixel error costs more on an eye than on a hip, and on a small person
@@ -195,7 +199,7 @@ d_half = 32 * 2 * SIGMAS[1] * np.sqrt(2 * np.log(2))
 one = np.zeros((1, K, 3))
 one[0, 1] = [50.0, 50.0, 2.0]  # only the left eye labelled
 moved = one[:, :, :2] + np.array([d_half, 0.0])
-assert np.isclose(compute_oks(moved, one, [32.0**2], [[0, 0, 32, 32]])[0, 0], 0.5)
+assert np.isclose(compute_oks(moved, one, [32.0**2], [[0, 0, 32, 32]], sigmas=SIGMAS)[0, 0], 0.5)
 
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -233,11 +237,11 @@ def explore(joint="left_wrist", dx=8.0, dy=-6.0, show=True):
     moved = GT_XY.copy()
     moved[j] += (dx, dy)
     oks_value, similarity = oks_by_hand(moved, gt, area)
-    assert np.isclose(oks_value, compute_oks(moved[None], gt[None], [area], box[None])[0, 0])
+    assert np.isclose(oks_value, compute_oks(moved[None], gt[None], [area], box[None], sigmas=SIGMAS)[0, 0])
     if show:
         fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4.2), width_ratios=[1, 2.2], layout="constrained")
-        viz.draw_pose(ax0, GT_XY, visibility, alpha=0.25)
-        viz.draw_pose(ax0, moved, visibility)
+        viz.draw_pose(ax0, GT_XY, visibility, spec=COCO17, alpha=0.25)
+        viz.draw_pose(ax0, moved, visibility, spec=COCO17)
         ax0.plot(*moved[j], "o", color="red", ms=9, mfc="none", mew=2)
         ax0.set(xlim=(0, 200), ylim=(400, 0), aspect="equal", title=f"{joint} moved by ({dx:+.0f}, {dy:+.0f}) px")
         similarity_bars(ax1, similarity, j)
@@ -292,9 +296,9 @@ for p, base_score in zip(people, (0.95, 0.9, 0.8)):
         scores.append(base_score - 0.1 * copy_index)
 poses, scores = np.array(poses), np.array(scores)
 areas = np.full(len(poses), area)
-keep = oks_nms(poses, scores, areas, threshold=0.9)
+keep = oks_nms(poses, scores, areas, threshold=0.9, sigmas=SIGMAS)
 print("kept (hard NMS):", keep.tolist(), "scores", scores[keep].round(2).tolist())
-keep_soft, decayed = soft_oks_nms(poses, scores, areas, threshold=0.9)
+keep_soft, decayed = soft_oks_nms(poses, scores, areas, threshold=0.9, sigmas=SIGMAS)
 print("pick order (soft NMS):", keep_soft.tolist())
 print("score when picked     :", decayed.round(3).tolist())
 
@@ -355,7 +359,7 @@ for a in anns:
 ids, kpts, conf, box_scores, boxes = map(np.array, (ids, kpts, conf, box_scores, boxes))
 scores = rescore(box_scores, conf, threshold=0.2)
 results = make_results(ids, kpts, conf, scores)
-validate_results(results, coco)  # raises a clear ValueError naming the entry if anything is off
+validate_results(results, coco, spec=COCO17)  # raises a clear ValueError naming the entry if anything is off
 print(f"{len(results)} predictions; first entry: image {results[0]['image_id']}, "
       f"{len(results[0]['keypoints'])} keypoint numbers, score {results[0]['score']:.4f}")
 
@@ -384,13 +388,14 @@ print(summary)
 # %% [markdown]
 # `coco_eval.results_ap` runs the same thing quietly, checks the entries first, never
 # modifies your list (pycocotools writes into it), copes with an empty result list and returns the
-# ten numbers by name:
+# ten numbers by name. It takes the keypoint set (`spec=`; a `GroundTruth` read with
+# `data.ground_truth.read_ground_truth` carries its own): K and the σ_i it hands to COCOeval.
 
 # %%
-stats = results_ap(coco, results)
+stats = results_ap(coco, results, spec=COCO17)
 print(stats)
 assert np.allclose(list(stats.as_dict().values()), coco_eval.stats, rtol=0, atol=1e-12)
-print(results_ap(coco, []).note)
+print(results_ap(coco, [], spec=COCO17).note)
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -417,7 +422,7 @@ def match_image(img, dts, t):
     if dts and gts:
         oks = compute_oks(np.array([d["keypoints"] for d in dts]).reshape(-1, K, 3),
                           np.array([g["keypoints"] for g in gts]).reshape(-1, K, 3),
-                          [g["area"] for g in gts], [g["bbox"] for g in gts])
+                          [g["area"] for g in gts], [g["bbox"] for g in gts], sigmas=SIGMAS)
         matched, dt_ignore = match_detections(oks, [d["score"] for d in dts], ignore,
                                               [g["iscrowd"] for g in gts], t)
     # (scores, matched?, ignored?) per prediction, and the image's number of positives
@@ -503,10 +508,10 @@ print(f"crop area / box area: median {np.median(crop_areas / (boxes[:, 2] * boxe
 keep_all = []
 for img in np.unique(ids):
     rows = np.flatnonzero(ids == img)
-    keep_all += rows[oks_nms(kpts[rows], scores[rows], crop_areas[rows], threshold=0.9)].tolist()
+    keep_all += rows[oks_nms(kpts[rows], scores[rows], crop_areas[rows], threshold=0.9, sigmas=SIGMAS)].tolist()
 keep_all = sorted(keep_all)
-without_nms = results_ap(coco, results)
-with_nms = results_ap(coco, [results[i] for i in keep_all])
+without_nms = results_ap(coco, results, spec=COCO17)
+with_nms = results_ap(coco, [results[i] for i in keep_all], spec=COCO17)
 print(f"{'':16}{'predictions':>12}{'AP':>8}{'AP50':>8}{'AP75':>8}{'AR':>8}")
 for name, n, s in (("no NMS", len(results), without_nms), ("OKS-NMS 0.9", len(keep_all), with_nms)):
     print(f"{name:16}{n:12d}{s.ap:8.4f}{s.ap50:8.4f}{s.ap75:8.4f}{s.ar:8.4f}")

@@ -57,9 +57,10 @@ import torch
 from torch import nn
 
 from hrnet_edu.baseline import RESNET50, SMALL, SimpleBaseline
+from hrnet_edu.checkpoints import load_reference_weights
 from hrnet_edu.features import capture
 from hrnet_edu.flops import count_macs, count_parameters, macs_by_module, paper_gflops
-from hrnet_edu.model import W8, W16_1UNIT, W32, W48, HRNet, build_model, load_reference_weights
+from hrnet_edu.model import W8, W16_1UNIT, W32, W48, HRNet, build_model
 from hrnet_edu.notebook_utils import columns, show_source
 from hrnet_edu.viz import draw_hrnet
 
@@ -300,10 +301,11 @@ fig.tight_layout()
 # ## 4 · Loading the reference implementation's checkpoints
 #
 # Our module names *are* the reference's state-dict keys, so a published checkpoint such as
-# `pose_hrnet_w32_256x192.pth` loads with no renaming: `load_reference_weights(model, path)` reads
-# it with `torch.load(..., weights_only=True)` (no pickled code is executed), accepts a plain state
-# dict, our training checkpoints (`{"model": …}`) and DataParallel's `module.` prefix, and loads
-# strictly. Without the real file at hand, we round-trip a state dict saved in the same format:
+# `pose_hrnet_w32_256x192.pth` loads with no renaming: `checkpoints.load_reference_weights(model,
+# path)` reads it with `torch.load(..., weights_only=True)` (no pickled code is executed), accepts a
+# plain state dict, our training checkpoints (`{"model": …}`) and DataParallel's `module.` prefix,
+# and loads strictly. Without the real file at hand, we round-trip a state dict saved in the same
+# format:
 
 # %%
 keys = list(w32.state_dict())  # the key names of HRNet-W32 (shapes only: w32 lives on "meta")

@@ -394,3 +394,19 @@ def test_gaussian_kernel_is_normalised_and_symmetric():
         assert torch.equal(g, g.flip(0)) and g.argmax().item() == r
         t = torch.arange(-r, r + 1, dtype=torch.float64)
         torch.testing.assert_close(g / g[r], torch.exp(-(t**2) / (2 * sigma**2)))
+
+
+def test_codec_round_trip_takes_numpy_as_well_as_torch():
+    """encode → to_image recovers keypoints in image pixels, whether the heatmaps are numpy or torch."""
+    from hrnet_edu.heatmaps import HeatmapCodec
+
+    codec = HeatmapCodec((256, 192), sigma=2.0, target="unbiased", decoding="dark")
+    # a crop centred at (96, 128) with scale 0.96 × 1.28 (192 × 256 px): image px = input px here
+    keypoints = np.array([[[100.3, 140.7], [50.0, 200.2]]])
+    heatmaps, _ = codec.encode(keypoints, np.array([[2, 2]]))
+    center, scale = np.array([[96.0, 128.0]]), np.array([[0.96, 1.28]])
+    from_numpy, conf = codec.to_image(heatmaps, center, scale)
+    from_torch, _ = codec.to_image(torch.as_tensor(heatmaps), torch.as_tensor(center), torch.as_tensor(scale))
+    np.testing.assert_allclose(from_numpy, keypoints, atol=0.02)  # DARK on its own targets: sub-pixel
+    np.testing.assert_allclose(from_torch, from_numpy, atol=1e-4)
+    assert conf.shape == (1, 2) and (conf > 0.9).all()
