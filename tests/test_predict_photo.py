@@ -17,7 +17,7 @@ from hrnet_edu import detect
 from hrnet_edu.cli import main
 from hrnet_edu.data.coco import load_image
 from hrnet_edu.detect import NO_DETECTOR, PERSON, detect_persons, person_boxes_from_detections
-from hrnet_edu.evaluate import load_checkpoint
+from hrnet_edu.checkpoints import load_checkpoint
 from hrnet_edu.predict import predict_file, predict_image
 
 CHECKPOINT = str(Path(__file__).resolve().parents[1] / "data_samples/checkpoints/synthpose_w16_128x96_cpu.pt")
@@ -191,5 +191,5 @@ def test_an_exif_rotated_jpeg_is_predicted_upright(tmp_path, photo, orientation,
     np.testing.assert_array_equal(camera[1], reference[1])
     # the stored frame, as predict read it before, would have given other keypoints
     model, cfg = load_checkpoint(CHECKPOINT)
-    as_stored, _ = predict_image(model, sideways, box[0], cfg.input_size, flip=False)
+    as_stored, _ = predict_image(model, sideways, box[0], cfg.codec, cfg.spec, flip=False)
     assert np.abs(as_stored - reference[0]).max() > 20
