@@ -46,18 +46,13 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon, Rectangle
 
 from hrnet_edu import viz
+from hrnet_edu.checkpoints import load_checkpoint
 from hrnet_edu.data.coco import CocoKeypoints, load_image
 from hrnet_edu.data.transforms import denormalize, normalize, warp_image
-from hrnet_edu.evaluate import load_checkpoint
 from hrnet_edu.geometry import box_to_center_scale, crop_transform, transform_points
-from hrnet_edu.heatmaps import decode_heatmaps, heatmap_to_image
+from hrnet_edu.heatmaps import heatmap_to_image
 from hrnet_edu.predict import draw_predictions, predict_image
-
-try:
-    from hrnet_edu.weights import cached  # the catalogue of published checkpoints, where installed
-except ImportError:
-    def cached(name):  # no catalogue in this version of the library: nothing is cached
-        return None
+from hrnet_edu.weights import cached  # the catalogue of published checkpoints: a cached file or None
 
 torch.manual_seed(0)
 torch.set_num_threads(2)
@@ -164,13 +159,19 @@ viz.overlay_heatmaps(crop_u8, heatmaps[0], joints=[*SEEN, spec.names.index("left
 # %% [markdown]
 # ## 6 · The keypoints
 #
-# Each joint is read off its heatmap where the map peaks (`decode_heatmaps`; the reference moves the
-# peak a quarter pixel towards the higher neighbour), and the peak's value is the joint's
-# **confidence**. The heatmap point is mapped back to the photo by the inverse of the crop's affine
-# map, built for the heatmap's size so that the ×4 is part of it (`heatmap_to_image`).
+# Each joint is read off its heatmap where the map peaks, refined to a fraction of a heatmap pixel,
+# and the peak's value is the joint's **confidence**. How a network's heatmaps are made and read is
+# one object, its **codec** (`cfg.codec`, a `HeatmapCodec`, stored in the checkpoint): the committed
+# network was trained on Gaussians centred on the exact keypoint, and its codec decodes with DARK
+# (a second-order step from the peak; the reference instead moves the peak a quarter pixel towards
+# the higher neighbour, notebook 01). The heatmap point is mapped back to the photo by the inverse of
+# the crop's affine map, built for the heatmap's size so that the ×4 is part of it
+# (`heatmap_to_image`).
 
 # %%
-coords_hm, conf = decode_heatmaps(heatmaps, method="shift")  # (1, 17, 2) heatmap px, (1, 17)
+codec = cfg.codec
+print("codec:", codec.describe())
+coords_hm, conf = codec.decode(heatmaps)  # (1, 17, 2) heatmap px, (1, 17)
 keypoints = heatmap_to_image(coords_hm.numpy(), center[None], scale[None], tuple(heatmaps.shape[-2:]))[0]
 conf = conf[0].numpy()
 print(f"{'joint':15} {'x':>6} {'y':>6} {'confidence':>10}")
@@ -183,11 +184,10 @@ for k, name in enumerate(spec.names):
 # flipped back and averaged; notebooks 01 and 08). Without it, it gives exactly the keypoints above:
 
 # %%
-kp_lib, conf_lib = predict_image(model, photo, BOX, cfg.input_size, flip=False, sigma=cfg.sigma,
-                                 flip_index=spec.flip_index)
+kp_lib, conf_lib = predict_image(model, photo, BOX, codec, spec, flip=False)
 print("predict_image (no flip test) = the steps above:",
       np.allclose(kp_lib, keypoints, atol=1e-6) and np.allclose(conf_lib, conf, atol=1e-6))
-kp_flip, conf_flip = predict_image(model, photo, BOX, cfg.input_size, sigma=cfg.sigma, flip_index=spec.flip_index)
+kp_flip, conf_flip = predict_image(model, photo, BOX, codec, spec)
 
 # %% [markdown]
 # ## 7 · The skeleton
@@ -196,7 +196,7 @@ kp_flip, conf_flip = predict_image(model, photo, BOX, cfg.input_size, sigma=cfg.
 # skeleton (`draw_predictions`, as `hrnet-edu predict` draws; with the flip test):
 
 # %%
-draw_predictions(photo, [(kp_flip, conf_flip)], [BOX], threshold=0.2, spec=spec)
+draw_predictions(photo, [(kp_flip, conf_flip)], spec, boxes=[BOX], threshold=0.2)
 
 # %% [markdown]
 # ## 8 · What happened, measured
@@ -233,8 +233,8 @@ print(f"median: {np.median(error):.0f} px = {np.median(error) / eye_distance:.1f
       f"({eye_distance:.0f} px)")
 
 # %%
-val = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), input_size=cfg.input_size,
-                    sigma=cfg.sigma, train=False, augment=None, spec=spec)
+val = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), codec=codec, spec=spec,
+                    train=False, augment=None)
 samples = [val[i] for i in range(64)]
 with torch.no_grad():
     val_heatmaps = model(torch.stack([s["image"] for s in samples]))  # (64, 17, 32, 24)
@@ -258,7 +258,7 @@ print("every visible joint more than one eye distance from where it is:", bool((
 
 # %%
 j = 0  # a SynthPose validation person through the same chain
-val_kp, val_c = decode_heatmaps(val_heatmaps[j:j + 1], method="shift")
+val_kp, val_c = codec.decode(val_heatmaps[j:j + 1])
 fig = Figure(figsize=(7.2, 4.0), layout="constrained")
 axes = fig.subplots(1, 3, width_ratios=[1, 1, 1])
 for ax, image, kps, c, title in ((axes[0], denormalize(samples[j]["image"]), val_kp[0] * 4, val_c[0],
@@ -299,12 +299,11 @@ if w32_path is None:
     print(f"{W32_NAME} is not in the cache (hrnet-edu weights get {W32_NAME}): section 9 skipped")
 else:
     w32, w32_cfg = load_checkpoint(w32_path)
-    kp32, conf32 = predict_image(w32, photo, BOX, w32_cfg.input_size, sigma=w32_cfg.sigma,
-                                 flip_index=w32_cfg.spec.flip_index)
+    kp32, conf32 = predict_image(w32, photo, BOX, w32_cfg.codec, w32_cfg.spec)
     print(f"{'joint':15} {'confidence W16 / W32':>21} {'error px W16 / W32':>19}  (flip test)")
     for k, e16, e32 in zip(SEEN, distances(kp_flip), distances(kp32)):
         print(f"{spec.names[k]:15} {conf_flip[k]:10.2f} / {conf32[k]:.2f} {e16:11.0f} / {e32:.0f}")
-    display(draw_predictions(photo, [(kp32, conf32)], [BOX], threshold=0.2, spec=w32_cfg.spec))
+    display(draw_predictions(photo, [(kp32, conf32)], w32_cfg.spec, boxes=[BOX], threshold=0.2))
 
 # %% [markdown]
 # ## 10 · The map of the course
@@ -315,7 +314,7 @@ else:
 # | the crop | `box_to_center_scale`, `crop_transform`, `warp_image`, `normalize` | 06 (the affine warp, augmentation) |
 # | the network | `HRNet`: parallel branches, exchange units | 03 (branches), 04 (multi-scale fusion), 05 (the whole network), 09 (inside it) |
 # | the heatmaps | (1, 17, 32, 24), Gaussian targets | 01 (targets, σ), 07 (the loss and training) |
-# | the keypoints | `decode_heatmaps`, `heatmap_to_image`, the flip test | 01 (decoding), 08 (flip test, back to the image) |
+# | the keypoints | the codec (`cfg.codec.decode`), `heatmap_to_image`, the flip test | 01 (decoding), 08 (flip test, back to the image) |
 # | the skeleton | `draw_predictions`, the keypoint spec | 10 (another keypoint set) |
 # | how good it is | confidences here; OKS and AP on a dataset | 02 (OKS, AP), 08 (evaluation) |
 #

@@ -30,11 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hrnet_edu.coco_eval import load_coco, make_results, rescore, results_ap
+from hrnet_edu.coco_eval import load_ground_truth, make_results, rescore, results_ap
 from hrnet_edu.geometry import PIXEL_STD, box_to_center_scale
-from hrnet_edu.keypoints import COCO17, SIGMAS
-from hrnet_edu.keypoints import NUM_KEYPOINTS as K
+from hrnet_edu.keypoints import COCO17
 from hrnet_edu.oks import compute_oks, oks_nms, soft_oks_nms
+
+K, SIGMAS = COCO17.num_joints, COCO17.sigma_array  # 17 joints and their OKS constants (numpy)
 
 REPO = next(p for p in Path.cwd().resolve().parents if (p / "pyproject.toml").exists())
 VAL_ANNOTATIONS = REPO / "data_samples/synthpose/annotations/person_keypoints_val.json"
@@ -68,7 +69,7 @@ LEFT_EYE, LEFT_HIP = 1, 11
 def oks_after_shift(j, dx):
     moved = GT_XY.copy()
     moved[j, 0] += dx
-    return compute_oks(moved[None], gt[None], [area], box[None])[0, 0]
+    return compute_oks(moved[None], gt[None], [area], box[None], sigmas=SIGMAS)[0, 0]
 
 
 def smallest_shift(j, target=0.95, lo=0.0, hi=500.0):
@@ -94,7 +95,8 @@ assert np.isclose(d_hip, predicted[LEFT_HIP], rtol=1e-6) and np.isclose(d_eye, p
 # direction (the confidences keep the chapter's model, with the level 4/s).
 
 # %%
-coco = load_coco(VAL_ANNOTATIONS, spec=COCO17)  # pycocotools' COCO, read quietly and checked
+ground_truth = load_ground_truth(VAL_ANNOTATIONS, spec=COCO17)  # read quietly and checked
+coco = ground_truth.coco  # pycocotools' COCO index
 img_ids = sorted(coco.getImgIds())
 anns = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=img_ids)) if a["num_keypoints"] > 0 and not a["iscrowd"]]
 
@@ -132,7 +134,7 @@ print(f"labelled persons by COCO area range: small (< 32²) {np.sum(areas < 32**
 scale_rows = {}
 for name, fixed in (("error ∝ s (chapter)", None), ("fixed 4 px", 4.0)):
     ids, kpts, conf, scores, _ = fake_estimator(fixed_px=fixed)
-    scale_rows[name] = results_ap(coco, make_results(ids, kpts, conf, scores))
+    scale_rows[name] = results_ap(ground_truth, make_results(ids, kpts, conf, scores))
     s = scale_rows[name]
     print(f"{name:20} AP {s.ap:.3f}  APM {s.ap_m:.3f}  APL {s.ap_l:.3f}")
 
@@ -167,9 +169,9 @@ assert int(np.sum(areas > 96**2)) == 6
 
 # %%
 ids, kpts, conf, scores, boxes = fake_estimator()
-ranked = results_ap(coco, make_results(ids, kpts, conf, scores))
+ranked = results_ap(ground_truth, make_results(ids, kpts, conf, scores))
 rng = np.random.default_rng(1)
-shuffled = results_ap(coco, make_results(ids, kpts, conf, rng.uniform(size=len(ids))))
+shuffled = results_ap(ground_truth, make_results(ids, kpts, conf, rng.uniform(size=len(ids))))
 print(f"rescored: AP {ranked.ap:.4f} AR {ranked.ar:.4f}")
 print(f"random:   AP {shuffled.ap:.4f} AR {shuffled.ar:.4f}  (AP falls by {ranked.ap - shuffled.ap:.4f})")
 assert shuffled.ap < ranked.ap - 0.02 and abs(shuffled.ar - ranked.ar) < 0.01
@@ -184,16 +186,16 @@ crop_areas = np.prod(crop_scale * PIXEL_STD, axis=1)
 hard, soft, soft_scores = [], [], {}
 for img in np.unique(ids):
     rows = np.flatnonzero(ids == img)
-    hard += rows[oks_nms(kpts[rows], scores[rows], crop_areas[rows], threshold=0.9)].tolist()
-    keep, decayed = soft_oks_nms(kpts[rows], scores[rows], crop_areas[rows], threshold=0.9)
+    hard += rows[oks_nms(kpts[rows], scores[rows], crop_areas[rows], threshold=0.9, sigmas=SIGMAS)].tolist()
+    keep, decayed = soft_oks_nms(kpts[rows], scores[rows], crop_areas[rows], threshold=0.9, sigmas=SIGMAS)
     soft += rows[keep].tolist()
     soft_scores.update(zip(rows[keep].tolist(), decayed.tolist()))
 soft = sorted(soft)
 nms_rows = {
     "no NMS": ranked,
-    "OKS-NMS 0.9": results_ap(coco, make_results(ids[hard], kpts[hard], conf[hard], scores[hard])),
-    "soft, decayed scores": results_ap(coco, make_results(ids[soft], kpts[soft], conf[soft],
-                                                          np.array([soft_scores[i] for i in soft]))),
+    "OKS-NMS 0.9": results_ap(ground_truth, make_results(ids[hard], kpts[hard], conf[hard], scores[hard])),
+    "soft, decayed scores": results_ap(ground_truth, make_results(ids[soft], kpts[soft], conf[soft],
+                                                                  np.array([soft_scores[i] for i in soft]))),
 }
 for name, s in nms_rows.items():
     print(f"{name:22} AP {s.ap:.4f}  AP75 {s.ap75:.4f}  AR {s.ar:.4f}")

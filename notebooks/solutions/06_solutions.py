@@ -39,8 +39,8 @@ from hrnet_edu.data.transforms import (
     transform_joints,
 )
 from hrnet_edu.geometry import transform_points
-from hrnet_edu.heatmaps import decode_heatmaps, encode_heatmaps
-from hrnet_edu.keypoints import FLIP_INDEX, KEYPOINT_NAMES
+from hrnet_edu.heatmaps import HeatmapCodec, decode_heatmaps, encode_heatmaps
+from hrnet_edu.keypoints import COCO17
 
 torch.set_num_threads(1)
 REPO = next(p for p in Path.cwd().resolve().parents if (p / "pyproject.toml").exists())
@@ -48,11 +48,12 @@ ROOT = REPO / "data_samples/synthpose"
 INPUT = (256, 192)  # (H, W)
 OUT = (INPUT[1], INPUT[0])  # (W, H) for the matrices
 HM = (INPUT[0] // 4, INPUT[1] // 4)
-train = CocoKeypoints(ROOT / "annotations/person_keypoints_train.json", ROOT / "images", train=True, seed=0)
+train = CocoKeypoints(ROOT / "annotations/person_keypoints_train.json", ROOT / "images",
+                      codec=HeatmapCodec(INPUT, sigma=2.0), spec=COCO17, train=True, seed=0)
 print(f"{len(train)} training persons")
 
 # %% [markdown]
-# ## Exercise 1 · The far border — ★★ · ≈ 0.2 min
+# ## Exercise 1 · The far border — ★★ · < 0.1 min
 #
 # One epoch of augmented samples; for each joint with target weight 1, its grid point
 # μ = ⌊x_in/4 + ½⌋ under the reference's mapping, and μ' = ⌊x_hm + ½⌋ with the pixel-centre-exact
@@ -101,7 +102,7 @@ assert past_exact == 0 and 0 < past_ref < 0.02 * weighted
 # %%
 full = [i for i in range(len(train)) if (train.record(i)["joints"][:, 2] > 0).sum() == 17]
 widths = {i: train.coco.imgs[train.record(i)["image_id"]]["width"] for i in full}
-WRIST, ANKLE = KEYPOINT_NAMES.index("left_wrist"), KEYPOINT_NAMES.index("left_ankle")
+WRIST, ANKLE = COCO17.names.index("left_wrist"), COCO17.names.index("left_ankle")
 
 
 def outside_rate(augment, n=2000, seed=0):
@@ -111,8 +112,8 @@ def outside_rate(augment, n=2000, seed=0):
         i = full[d % len(full)]
         r = train.record(i)
         p = sample_crop(rng, r["center"], r["scale"], r["joints"][:, :2], r["joints"][:, 2], widths[i],
-                        OUT[0] / OUT[1], augment)
-        j = transform_joints(r["joints"], crop_matrix(p, widths[i], OUT), p.flip, INPUT)
+                        OUT[0] / OUT[1], augment, COCO17.upper_body)
+        j = transform_joints(r["joints"], crop_matrix(p, widths[i], OUT), p.flip, INPUT, COCO17.flip_index)
         upper = np.allclose(p.center, r["joints"][:11, :2].mean(0))  # the upper-body box's centre
         outside += int(j[WRIST if upper else ANKLE, 2] == 0)  # no flip here: channels are unchanged
     return outside / n
@@ -152,7 +153,7 @@ assert rates["no scale draw"] < 0.01 and rates["reference: scale ×0.65…×1.35
 
 # %%
 def sample_crop_translated(rng, center, scale, joints, visible, width, aspect, cfg, translate=0.05):
-    p = sample_crop(rng, center, scale, joints, visible, width, aspect, cfg)
+    p = sample_crop(rng, center, scale, joints, visible, width, aspect, cfg, COCO17.upper_body)
     shift = rng.uniform(-translate, translate, 2) * p.scale * 200 / 1.25  # ±5 % of the (unpadded) box
     return CropParams(p.center + shift, p.scale, p.rotation, p.flip, p.half_body), shift
 
@@ -167,11 +168,11 @@ for d in range(200):
                                       width, OUT[0] / OUT[1], PAPER_AUGMENT)
     shifts.append(shift / (p.scale * 200 / 1.25))
     m = crop_matrix(p, width, OUT)
-    j = transform_joints(r["joints"], m, p.flip, INPUT)
+    j = transform_joints(r["joints"], m, p.flip, INPUT, COCO17.flip_index)
     target, weight = encode_heatmaps(j[:, :2] / 4, j[:, 2], HM, 2.0)
     decoded, _ = decode_heatmaps(target[None], "argmax")
     back = transform_points(4 * decoded[0], crop_inverse(m))
-    truth = r["joints"][list(FLIP_INDEX) if p.flip else slice(None), :2]
+    truth = r["joints"][list(COCO17.flip_index) if p.flip else slice(None), :2]
     on = weight > 0
     on &= np.all(np.floor(j[:, :2] / 4 + 0.5) < [HM[1], HM[0]], axis=1)  # the far border, exercise 1
     k = abs(np.linalg.det(m[:, :2])) ** 0.5  # image → crop zoom

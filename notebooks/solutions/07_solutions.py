@@ -34,7 +34,7 @@ import torch
 from hrnet_edu import analysis, evaluate, evidence
 from hrnet_edu.checkpoints import load_checkpoint_state
 from hrnet_edu.configs import get_config
-from hrnet_edu.keypoints import KEYPOINT_NAMES
+from hrnet_edu.keypoints import COCO17
 from hrnet_edu.losses import JointsMSELoss
 from hrnet_edu.model import build_model
 from hrnet_edu.overrides import apply_overrides
@@ -51,11 +51,13 @@ def smoke(*changes, epochs=1):
     sample), shortened to `epochs`, plus `changes` (override strings)."""
     return apply_overrides(get_config("synthpose_w16_128x96_cpu"), [
         "data_root=data_samples/synthpose", f"epochs={epochs}", "lr=3e-4", "lr_schedule=step", "lr_steps=100",
-        "warmup_epochs=0.5", "workers=0", "val_every=1", f"init_from={EARLY_CKPT}", *changes])
+        "warmup_epochs=0.5", "workers=0", "val_every=1", f"init_from={EARLY_CKPT}",
+        # the machine settings pinned (the preset's "auto" would pick them on the machine)
+        "cpu_bf16=true", "cpu_channels_last=true", "cpu_threads=1", *changes])
 
 
 # %% [markdown]
-# ## Exercise 1 · The ½ and Adam — ★★ · ≈ 1.4 min
+# ## Exercise 1 · The ½ and Adam — ★★ · ≈ 0.5 min
 #
 # Eight steps from the same weights on the same batches, with the loss as is and ×2, for Adam
 # and for plain SGD.
@@ -111,7 +113,7 @@ assert abs(rows["Adam"][0][0] - 2) < 1e-5
 assert rows["Adam"][1] < 0.05 and rows["SGD"][1] > 0.5  # Adam: a few % of the way moved; SGD: as far again
 
 # %% [markdown]
-# ## Exercise 2 · Hard keypoints — ★★★ · full version ≈ 90 min of CPU; short variant ≈ 1.8 min
+# ## Exercise 2 · Hard keypoints — ★★★ · full version ≈ 90 min of CPU; short variant ≈ 1.4 min
 #
 # **Short variant:** fine-tune the recipe's epoch-1 checkpoint for one epoch on the bundled sample
 # with the MSE and with OHKM (the 8 hardest of 17 joints per person), everything else equal, then
@@ -124,7 +126,7 @@ for loss in ("mse", "ohkm"):
     with tempfile.TemporaryDirectory() as out:
         summary = train(run_cfg, out, progress=False)
     val = build_datasets(run_cfg)[1]
-    preds = evaluate.predict_dataset(summary["model"], val, decode=run_cfg.val_decode)
+    preds = evaluate.predict_dataset(summary["model"], val, run_cfg.codec, run_cfg.spec)
     per_joint[loss] = analysis.joint_errors(analysis.predictions_in_crop(preds, val), analysis.crop_ground_truth(val))
     aps[loss] = summary["last_val"]["ap"]
     print(f"{loss:4}: AP {aps[loss]:.3f}, mean joint error {np.nanmean(per_joint[loss]):.2f} crop px")
@@ -132,7 +134,7 @@ change = per_joint["ohkm"] - per_joint["mse"]
 order = np.argsort(-np.abs(change))
 print("largest changes of the per-joint error (ohkm − mse, crop px):")
 for k in order[:5]:
-    print(f"  {KEYPOINT_NAMES[k]:15} {per_joint['mse'][k]:6.2f} → {per_joint['ohkm'][k]:6.2f} ({change[k]:+.2f})")
+    print(f"  {COCO17.names[k]:15} {per_joint['mse'][k]:6.2f} → {per_joint['ohkm'][k]:6.2f} ({change[k]:+.2f})")
 
 # %% [markdown]
 # OHKM puts the whole loss on the joints that are hardest for each person and none on the easy
@@ -148,7 +150,7 @@ for k in order[:5]:
 assert np.isfinite(per_joint["ohkm"]).all() and min(aps.values()) > 0.3  # both runs still detect the persons
 
 # %% [markdown]
-# ## Exercise 3 · Sigma — ★★★ · full version ≈ 3 h of CPU; short variant ≈ 0.3 min
+# ## Exercise 3 · Sigma — ★★★ · full version ≈ 3 h of CPU; short variant ≈ 0.6 min
 #
 # **What the full version found.** The chapter's study (notebook 01, section 6) trained σ = 1 and
 # σ = 2 for one epoch of the full 37,476 persons, three seeds each:

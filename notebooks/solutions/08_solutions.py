@@ -35,17 +35,18 @@ import torch
 
 from hrnet_edu import analysis, evaluate
 from hrnet_edu.analysis import CATEGORIES
+from hrnet_edu.checkpoints import load_checkpoint
 from hrnet_edu.data.coco import CocoKeypoints
 from hrnet_edu.heatmaps import flip_back, heatmaps_to_keypoints
-from hrnet_edu.keypoints import FLIP_PAIRS, KEYPOINT_NAMES
+from hrnet_edu.keypoints import COCO17
 
 torch.manual_seed(0)
 torch.set_num_threads(2)
 rng = np.random.default_rng(0)
 REPO = next(p for p in Path.cwd().resolve().parents if (p / "pyproject.toml").exists())
-model, cfg = evaluate.load_checkpoint(REPO / "data_samples/checkpoints/synthpose_w16_128x96_cpu.pt")
+model, cfg = load_checkpoint(REPO / "data_samples/checkpoints/synthpose_w16_128x96_cpu.pt")
 VAL_ANN, VAL_IMAGES = cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images)
-val = CocoKeypoints(VAL_ANN, VAL_IMAGES, input_size=cfg.input_size, sigma=cfg.sigma, train=False, augment=None)
+val = CocoKeypoints(VAL_ANN, VAL_IMAGES, codec=cfg.codec, spec=cfg.spec, train=False, augment=None)
 samples = [val[i] for i in range(len(val))]
 crops = torch.stack([s["image"] for s in samples])
 center = np.stack([s["center"].numpy() for s in samples])
@@ -61,7 +62,7 @@ meta = {"indices": np.arange(len(samples)), "image_ids": np.array([int(s["image_
 
 def variant(heatmaps, decode):
     keypoints, confidences = heatmaps_to_keypoints(heatmaps, center, scale, 0.0, decode, cfg.sigma)
-    return evaluate.predictions_ap({**meta, "keypoints": keypoints, "confidences": confidences}, val)
+    return evaluate.predictions_ap({**meta, "keypoints": keypoints, "confidences": confidences}, val.ground_truth)
 
 
 # %% [markdown]
@@ -71,7 +72,8 @@ def variant(heatmaps, decode):
 # and the one-column-shifted copies: (1 − f)·F + f·shift₁(F). For f = 0.75:
 
 # %%
-unshifted, whole = flip_back(H_mirror, shift=False), flip_back(H_mirror, shift=True)
+flip_index = cfg.spec.flip_index  # left ↔ right channels
+unshifted, whole = flip_back(H_mirror, flip_index, shift=False), flip_back(H_mirror, flip_index, shift=True)
 shifts = {"none": unshifted, "0.75 column (linear)": 0.25 * unshifted + 0.75 * whole, "1 column (reference)": whole,
           "2 columns": torch.cat([whole[..., :1], whole[..., :-1]], dim=-1)}
 flip_rows = {}
@@ -102,7 +104,7 @@ for decode in ("shift", "dark"):
     assert flip_rows["1 column (reference)", decode] > flip_rows["none", decode] > flip_rows["2 columns", decode]
 
 # %% [markdown]
-# ## Exercise 2 · Detected boxes — ★★ · ≈ 0.8 min
+# ## Exercise 2 · Detected boxes — ★★ · ≈ 1 min
 #
 # A detection file from the ground-truth boxes: each box moved by 10 % of its width and height (in a
 # random direction per axis), every third person detected a second time with another shifted box,
@@ -117,14 +119,14 @@ for n, a in enumerate(gt_anns):
         dx, dy = rng.choice([-1, 1], 2) * 0.1 * np.array([w, h])
         detections.append({"image_id": a["image_id"], "category_id": 1, "bbox": [x + dx, y + dy, w, h],
                            "score": float(rng.uniform(0.5, 1.0))})
-box_rows = {"ground-truth boxes": evaluate.model_ap(model, val, decode=cfg.val_decode)[0].ap}
+box_rows = {"ground-truth boxes": evaluate.model_ap(model, val)[0].ap}
 with tempfile.TemporaryDirectory() as tmp:
     path = Path(tmp) / "noisy_boxes.json"
     path.write_text(json.dumps(detections))
-    noisy = CocoKeypoints(VAL_ANN, VAL_IMAGES, input_size=cfg.input_size, sigma=cfg.sigma, train=False,
-                          augment=None, boxes=path)
+    noisy = CocoKeypoints(VAL_ANN, VAL_IMAGES, codec=cfg.codec, spec=cfg.spec, train=False, augment=None,
+                          boxes=path)
     for name, nms in (("noisy boxes, no NMS", None), ("noisy boxes, OKS-NMS 0.9", 0.9)):
-        box_rows[name] = evaluate.model_ap(model, noisy, decode=cfg.val_decode, nms_threshold=nms)[0].ap
+        box_rows[name] = evaluate.model_ap(model, noisy, nms_threshold=nms)[0].ap
 print(f"{len(detections)} detections for {len(gt_anns)} persons")
 for name, ap in box_rows.items():
     print(f"{name:26} AP {ap:.4f}")
@@ -143,14 +145,14 @@ assert box_rows["noisy boxes, OKS-NMS 0.9"] > box_rows["noisy boxes, no NMS"]
 # ## Exercise 3 · Which joints invert? — ★★ · ≈ 0.2 min
 
 # %%
-stats, results = evaluate.model_ap(model, val, decode=cfg.val_decode)
-tax = analysis.error_taxonomy(val.coco, results)
+stats, results = evaluate.model_ap(model, val)
+tax = analysis.error_taxonomy(val.ground_truth, results)
 inv = tax.labels == CATEGORIES.index("inversion")  # (M, K)
 labelled = tax.labels >= 0
 print(f"{'left/right pair':26} {'inversions':>10} {'of labelled':>12}")
-for left, right in FLIP_PAIRS:
+for left, right in COCO17.flip_pairs:
     n, total = int(inv[:, [left, right]].sum()), int(labelled[:, [left, right]].sum())
-    print(f"{KEYPOINT_NAMES[left][5:]:26} {n:10d} {n / max(total, 1):12.1%}")
+    print(f"{COCO17.names[left][5:]:26} {n:10d} {n / max(total, 1):12.1%}")
 
 # %% [markdown]
 # Seen from the side, a person's shoulders are close together in the image. The ratio of shoulder
@@ -159,7 +161,7 @@ for left, right in FLIP_PAIRS:
 # %%
 def side_ratio(ann):
     k = np.asarray(ann["keypoints"], float).reshape(-1, 3)
-    ls, rs, lh, rh = (KEYPOINT_NAMES.index(n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip"))
+    ls, rs, lh, rh = (COCO17.names.index(n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip"))
     if min(k[[ls, rs, lh, rh], 2]) == 0:
         return np.nan
     torso = np.linalg.norm((k[ls, :2] + k[rs, :2]) / 2 - (k[lh, :2] + k[rh, :2]) / 2)
@@ -192,6 +194,6 @@ print("mean inversion rate by quartile of the ratio (side view → frontal):", [
 # real people.
 
 # %%
-assert inv[:, KEYPOINT_NAMES.index("nose")].sum() == 0  # a joint without a mirror cannot invert
-assert sum(int(inv[:, [a, b]].sum()) for a, b in FLIP_PAIRS) == int(inv.sum())
+assert inv[:, COCO17.names.index("nose")].sum() == 0  # a joint without a mirror cannot invert
+assert sum(int(inv[:, [a, b]].sum()) for a, b in COCO17.flip_pairs) == int(inv.sum())
 assert max(by_bin) - min(by_bin) < 0.05  # no large effect of the view on this split

@@ -61,16 +61,17 @@ def fine_tune(name, spec=CROWDPOSE14, init_from=CHECKPOINT, train_ann="annotatio
     cfg = dataclasses.replace(
         synthpose_w16_128x96_cpu(), keypoints=spec, data_root=SAMPLES, val_root=None, train_ann=train_ann,
         val_ann=val_ann, init_from=init_from, epochs=EPOCHS, lr=5e-4, warmup_epochs=0.0, val_every=EPOCHS,
-        workers=0)
+        workers=0, cpu_bf16=True, cpu_channels_last=True, cpu_threads=1)  # machine settings pinned, not "auto"
     summary = train(cfg, str(Path(WORK) / name), progress=False)
-    val = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), input_size=cfg.input_size,
-                        sigma=cfg.sigma, train=False, augment=None, spec=spec)
+    val = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), codec=cfg.codec, spec=spec,
+                        train=False, augment=None)
     return summary["model"].eval(), val, summary["last_val"]
 
 
 def errors(model, val):
     """Mean error of each joint, input-crop pixels (flip test, DARK)."""
-    preds = evaluate.predict_dataset(model, val, batch_size=64, decode="dark")
+    dark = dataclasses.replace(val.codec, decoding="dark")  # the recipe's own decoding, said explicitly
+    preds = evaluate.predict_dataset(model, val, dark, val.spec, batch_size=64)
     return analysis.joint_errors(analysis.predictions_in_crop(preds, val), analysis.crop_ground_truth(val))
 
 
@@ -80,7 +81,7 @@ print(f"14 joints, {EPOCHS} epochs from the COCO-17 checkpoint: AP {reference['a
       f"body joints' mean error {err14[:12].mean():.2f} px")
 
 # %% [markdown]
-# ## Exercise 1 · A spec of your own — ★★ · ≈ 0.4 min
+# ## Exercise 1 · A spec of your own — ★★ · ≈ 0.5 min
 #
 # The 12 body joints: the first 12 names, their limbs, their flip pairs and σ. The COCO files keep
 # the first 36 keypoint numbers of each person and a category that names the 12 joints.
@@ -133,8 +134,8 @@ model_nf, val_nf, _ = fine_tune("noflip", noflip)
 flip_rows = {}
 for name, model, val in (("correct flip pairs", reference_model, val14), ("no flip pairs", model_nf, val_nf)):
     for flip in (False, True):
-        stats, results = evaluate.model_ap(model, val, flip=flip, decode="dark", batch_size=64)
-        tax = analysis.error_taxonomy(val14.coco, results, spec=CROWDPOSE14)  # inversions w.r.t. the real pairs
+        stats, results = evaluate.model_ap(model, val, flip=flip, batch_size=64)  # the codec's DARK decoding
+        tax = analysis.error_taxonomy(val14.ground_truth, results)  # inversions w.r.t. the real pairs
         flip_rows[name, flip] = (stats.ap, tax.overall()["inversion"])
         print(f"{name:20} flip test {str(flip):5}: AP {stats.ap:.3f}, inversions "
               f"{100 * tax.overall()['inversion']:.1f} % of the labelled joints")
@@ -183,7 +184,7 @@ print(f"estimated σ_head = {sigma_hat:.4f} (the simulated noise: {sigma_true:.4
 assert abs(sigma_hat / sigma_true - 1) < 0.1 and sigma_hat < CROWDPOSE14.sigmas[HEAD]
 
 # %% [markdown]
-# ## Exercise 4 · Without the transfer — ★★★ · ≈ 0.7 min
+# ## Exercise 4 · Without the transfer — ★★★ · ≈ 0.6 min
 #
 # Two more runs of the same length: the checkpoint with the whole head initialised afresh (its
 # `final_layer` replaced by a new network's, so no row is copied; everything else loaded), and from
