@@ -193,8 +193,13 @@ def test_category_and_spec_disagree(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(InputError, match=r"lists 21 keypoints .* K = 17 whose names are not the category's"):
         read_ground_truth(path, COCO17)
-    # 17 names of someone else's (PoseTrack's head_bottom, head_top ...): the spec decides, accepted
+    # 17 names of someone else's (PoseTrack's head_bottom, head_top ...): scored with COCO's sigmas and
+    # flip pairs they would be silently wrong, so refused, naming the first joints that differ
     data["categories"][0]["keypoints"] = [f"joint_{k}" for k in range(17)]
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"not those of keypoint spec 'coco17' \(joint 0: 'joint_0' vs 'nose'"):
+        read_ground_truth(path, COCO17)
+    data["categories"][0]["keypoints"] = list(COCO17.names)  # the spec's own names: accepted
     path.write_text(json.dumps(data))
     assert read_ground_truth(path, COCO17).spec is COCO17
     # annotations of another joint count than the spec: the error names a spec that fits

@@ -193,7 +193,7 @@ def test_weights_get_then_predict_with_a_w32_in_mmpose_v1_layout(server, tmp_pat
     from hrnet_edu.predict import predict_file, predict_image
 
     box = [40.0, 30.0, 120.0, 200.0]
-    poses = predict_file(IMAGE, path, str(tmp_path / "pose.png"), boxes=[box], device="cpu")
+    poses, _ = predict_file(IMAGE, path, str(tmp_path / "pose.png"), boxes=[box], device="cpu")
     expected, conf = predict_image(source, load_image(IMAGE), box, HeatmapCodec((256, 192)), "coco17",
                                    device="cpu")
     assert np.array_equal(poses[0][0], expected) and np.array_equal(poses[0][1], conf)
