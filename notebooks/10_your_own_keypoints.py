@@ -292,7 +292,8 @@ base = synthpose_w16_128x96_cpu()
 cfg = dataclasses.replace(
     base, keypoints="crowdpose14", data_root=SAMPLES, val_root=None,
     train_ann="annotations/crowdpose14_train.json", val_ann="annotations/crowdpose14_val.json",
-    init_from=CHECKPOINT, epochs=8, lr=5e-4, warmup_epochs=0.0, val_every=8, workers=0)
+    init_from=CHECKPOINT, epochs=8, lr=5e-4, warmup_epochs=0.0, val_every=8, workers=0,
+    cpu_threads=1)  # one compute thread: the same numbers on any number of cores
 with open(CROWDPOSE_ANN.format("train")) as f:
     n_train = len(json.load(f)["annotations"])
 print(f"{cfg.name}: keypoints {cfg.spec.name}, model.num_joints {cfg.model.num_joints}, "
