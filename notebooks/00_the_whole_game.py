@@ -326,7 +326,8 @@ else:
 #   confidence.
 # - A network trained only on drawn figures is unsure on a photograph (measured in section 8): what it
 #   learns is bounded by its training data.
-#
+
+# %% [markdown] tags=["exercise"]
 # ## Exercises
 #
 # 1. **Move the box** (easy, 2 min). Shrink `BOX` to the face only, e.g. `[150, 20, 230, 300]`, and

@@ -297,7 +297,9 @@ base = synthpose_w16_128x96_cpu()
 cfg = dataclasses.replace(
     base, keypoints="crowdpose14", data_root=SAMPLES, val_root=None,
     train_ann="annotations/crowdpose14_train.json", val_ann="annotations/crowdpose14_val.json",
-    init_from=CHECKPOINT, epochs=8, lr=5e-4, warmup_epochs=0.0, val_every=8, workers=0)
+    init_from=CHECKPOINT, epochs=8, lr=5e-4, warmup_epochs=0.0, val_every=8, workers=0,
+    # pinned (the preset's are chosen per machine): the same numbers on any CPU with native bf16
+    cpu_bf16=True, cpu_channels_last=True, cpu_threads=1)
 with open(CROWDPOSE_ANN.format("train")) as f:
     n_train = len(json.load(f)["annotations"])
 print(f"{cfg.name}: keypoints {cfg.spec.name}, model.num_joints {cfg.model.num_joints}, "
