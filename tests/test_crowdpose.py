@@ -197,7 +197,7 @@ def test_category_and_spec_disagree(tmp_path):
     # flip pairs they would be silently wrong, so refused, naming the first joints that differ
     data["categories"][0]["keypoints"] = [f"joint_{k}" for k in range(17)]
     path.write_text(json.dumps(data))
-    with pytest.raises(InputError, match=r"not those of keypoint spec 'coco17' \(joint 0: 'joint_0' vs 'nose'"):
+    with pytest.raises(InputError, match=r"not those of keypoint spec 'coco17' \(joint 0: 'joint_0' vs"):
         read_ground_truth(path, COCO17)
     data["categories"][0]["keypoints"] = list(COCO17.names)  # the spec's own names: accepted
     path.write_text(json.dumps(data))

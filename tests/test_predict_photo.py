@@ -14,10 +14,10 @@ from matplotlib import cbook
 from PIL import Image, ImageOps
 
 from hrnet_edu import detect
+from hrnet_edu.checkpoints import load_checkpoint
 from hrnet_edu.cli import main
 from hrnet_edu.data.coco import load_image
 from hrnet_edu.detect import NO_DETECTOR, PERSON, detect_persons, person_boxes_from_detections
-from hrnet_edu.checkpoints import load_checkpoint
 from hrnet_edu.predict import predict_file, predict_image
 
 CHECKPOINT = str(Path(__file__).resolve().parents[1] / "data_samples/checkpoints/synthpose_w16_128x96_cpu.pt")
