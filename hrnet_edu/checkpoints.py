@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 
 import torch
@@ -77,7 +78,8 @@ def load_checkpoint_file(path) -> object:
     if os.path.getsize(path) == 0:
         raise InputError(f"not a checkpoint: {path} (empty file)")
     with open(path, "rb") as f:
-        zipped = f.read(4) == b"PK\x03\x04"  # torch.save's format is a zip archive
+        head = f.read(4)
+    zipped = head == b"PK\x03\x04"  # torch.save's format is a zip archive
     try:
         # numpy arrays are data too: mmpose's published files keep some in their "meta"
         with torch.serialization.safe_globals(numpy_array_globals()):
@@ -86,10 +88,16 @@ def load_checkpoint_file(path) -> object:
         raise
     except Exception as err:  # torch raises anything from IndexError to RuntimeError here
         text = str(err)
-        if "Unsupported global" in text:
-            name = text.split("Unsupported global: GLOBAL ", 1)[1].split()[0] if "GLOBAL " in text else "?"
-            reason = f"it holds Python objects ({name}) besides tensors and plain containers; refused, as " \
-                     "loading them could run code"
+        global_name = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", text)
+        if global_name or "Unsupported global" in text:
+            # a pickled object the safe loader refuses (a class, a function such as os.system):
+            # never loaded, whatever else the file holds
+            name = global_name.group(1) if global_name else "?"
+            reason = f"not a plain-tensor checkpoint: it holds Python objects ({name}) besides tensors and " \
+                     "plain containers; refused, as loading them could run code"
+        elif not zipped and head[:1] == b"\x80":  # pickle's PROTO opcode: a bare pickle, not torch.save's zip
+            reason = ("not a plain-tensor checkpoint: a bare Python pickle; refused, as loading it could "
+                      "run code")
         elif zipped or "zip archive" in text or "central directory" in text:
             reason = "truncated or corrupted: not a complete PyTorch zip archive"
         else:

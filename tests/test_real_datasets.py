@@ -299,3 +299,28 @@ def test_committed_records_hold_no_absolute_path_of_a_machine():
             text = open(os.path.join(folder, name)).read()
             for prefix in ("/work/", "/root/", "/home/", "/Users/", "C:\\\\"):
                 assert prefix not in text, (name, prefix)
+
+
+class _Payload:
+    """A pickle that would run a command when loaded unsafely (it is never loaded here)."""
+
+    def __reduce__(self):
+        return (os.system, ("echo this must never run",))
+
+
+@pytest.mark.parametrize("write", ["torch.save", "pickle"])
+def test_a_checkpoint_carrying_a_pickle_payload_is_named_for_what_it_is(tmp_path, write, capsys):
+    import pickle
+
+    import torch
+
+    path = tmp_path / "evil.pt"
+    if write == "torch.save":
+        torch.save({"model": _Payload()}, path)
+    else:
+        with open(path, "wb") as f:
+            pickle.dump({"model": _Payload()}, f)
+    assert main(["evaluate", "--checkpoint", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "not a plain-tensor checkpoint" in err and "truncated" not in err and err.count("\n") == 1
+    assert "this must never run" not in err
