@@ -61,7 +61,7 @@ matplotlib.rcParams["figure.dpi"] = 100
 CHECKPOINT = "../data_samples/checkpoints/synthpose_w16_128x96_cpu.pt"  # committed, trained on CPU
 W32_NAME = "hrnet_w32_coco_256x192"  # mmpose's published COCO HRNet-W32
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1 · The photo
 #
 # A portrait of Grace Hopper that ships with matplotlib (`matplotlib.cbook.get_sample_data`), read as
@@ -73,7 +73,7 @@ PHOTO = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
 photo = load_image(PHOTO, upright=True)  # (600, 512, 3) uint8
 print("photo:", photo.shape, photo.dtype)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2 · The box
 #
 # A top-down method sees one person at a time, inside a box `[x, y, w, h]` (COCO's format: the top-left
@@ -86,7 +86,7 @@ print("photo:", photo.shape, photo.dtype)
 # %%
 BOX = np.array([20.0, 20.0, 492.0, 580.0])  # x, y, w, h: by eye, around the whole visible person
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3 · The crop
 #
 # The network takes a fixed input size, here 128×96 (H×W, the committed CPU model's; the paper's
@@ -141,7 +141,7 @@ with torch.no_grad():
 print(f"{cfg.name}: {sum(p.numel() for p in model.parameters()):,} parameters")
 print("input", tuple(x.shape), "→ heatmaps", tuple(heatmaps.shape))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5 · The heatmaps
 #
 # One map per joint, a quarter of the input's size: trained to be a Gaussian bump (peak 1) where the
@@ -156,7 +156,7 @@ SEEN = [spec.names.index(n) for n in ("nose", "left_eye", "right_eye", "left_ear
 viz.overlay_heatmaps(crop_u8, heatmaps[0], joints=[*SEEN, spec.names.index("left_wrist")], ncols=4,
                      spec=spec, title="the committed network's heatmaps on the photo")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6 · The keypoints
 #
 # Each joint is read off its heatmap where the map peaks, refined to a fraction of a heatmap pixel,
@@ -189,7 +189,7 @@ print("predict_image (no flip test) = the steps above:",
       np.allclose(kp_lib, keypoints, atol=1e-6) and np.allclose(conf_lib, conf, atol=1e-6))
 kp_flip, conf_flip = predict_image(model, photo, BOX, codec, spec)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7 · The skeleton
 #
 # The keypoints whose confidence exceeds 0.2 (the reference's drawing threshold), joined by COCO's
@@ -198,7 +198,7 @@ kp_flip, conf_flip = predict_image(model, photo, BOX, codec, spec)
 # %%
 draw_predictions(photo, [(kp_flip, conf_flip)], spec, boxes=[BOX], threshold=0.2)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 8 · What happened, measured
 #
 # The committed network has only ever seen SynthPose's drawn figures (see one below): flat-coloured
@@ -305,7 +305,7 @@ else:
         print(f"{spec.names[k]:15} {conf_flip[k]:10.2f} / {conf32[k]:.2f} {e16:11.0f} / {e32:.0f}")
     display(draw_predictions(photo, [(kp32, conf32)], w32_cfg.spec, boxes=[BOX], threshold=0.2))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 10 · The map of the course
 #
 # | step | here | explained in |
@@ -327,7 +327,7 @@ else:
 # - A network trained only on drawn figures is unsure on a photograph (measured in section 8): what it
 #   learns is bounded by its training data.
 
-# %% [markdown] tags=["exercise"]
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["exercise"]
 # ## Exercises
 #
 # 1. **Move the box** (easy, 2 min). Shrink `BOX` to the face only, e.g. `[150, 20, 230, 300]`, and
