@@ -324,3 +324,39 @@ def test_a_checkpoint_carrying_a_pickle_payload_is_named_for_what_it_is(tmp_path
     err = capsys.readouterr().err
     assert "not a plain-tensor checkpoint" in err and "truncated" not in err and err.count("\n") == 1
     assert "this must never run" not in err
+
+
+# ----------------------------------------------------------------------------- 14: progress off a terminal
+def test_progress_lines_off_a_terminal_and_step_records_on_disk_as_they_come(tmp_path, capsys, monkeypatch):
+    import dataclasses
+
+    from hrnet_edu import train as train_mod
+    from hrnet_edu.configs import synthpose_w16_128x96_cpu
+    from hrnet_edu.data.synthpose import generate
+    from hrnet_edu.model import W8
+    from hrnet_edu.overrides import apply_overrides
+
+    root = tmp_path / "data"
+    generate(str(root), n_train=8, n_val=0, seed=0, image_size=128, workers=1)
+    cfg = apply_overrides(synthpose_w16_128x96_cpu(), [
+        f"data_root={root}", "val_root=none", "input_size=64,32", "sigma=1", "batch_size=4", "epochs=1",
+        "val_every=0", "log_every=1", "device=cpu", "workers=0", "cpu_bf16=false", "cpu_channels_last=false",
+        "cpu_threads=1"])
+    cfg = dataclasses.replace(cfg, model=W8)
+    out = tmp_path / "run"
+    on_disk = []  # the step records in log.jsonl each time one is appended, during the epoch
+    append = train_mod.append_log_record
+
+    def append_and_look(path, record):
+        append(path, record)
+        on_disk.append(sum(r["kind"] == "step" for r in read_log(path)))
+
+    monkeypatch.setattr(train_mod, "append_log_record", append_and_look)
+    summary = train_mod.train(cfg, str(out))  # progress=None, and pytest's stderr is not a terminal
+    err = capsys.readouterr().err
+    steps = [line for line in err.splitlines() if line.startswith("epoch 1/1 step")]
+    n = len(steps)  # log_every=1: a line for every step
+    assert n >= 2 and steps[-1].startswith(f"epoch 1/1 step {n}/{n}: loss") and "img/s" in steps[0]
+    assert any(line.startswith("epoch 1/1: loss") for line in err.splitlines())
+    assert on_disk == list(range(1, n + 1))  # each step record was in the file before the epoch ended
+    assert summary["epochs"] == 1
