@@ -408,7 +408,7 @@ def train(cfg: TrainConfig, out_dir: str, resume: bool = False, progress: bool |
 
 def _train_locked(cfg, out_dir, resume, progress, apply_changes, skip_bad_images, info) -> dict:
     device = resolve_device(cfg.device, local_rank=info.local_rank)
-    cfg, machine = _machine_settings(cfg, device, info, progress)  # "auto" precision, threads, workers
+    cfg, machine = _machine_settings(cfg, device, info, progress, out_dir if resume else None)
     progress = _progress_mode(progress, info)
     model, transferred = _initial_model(cfg, device, resume)
     # before anything is written: bad data fails first
@@ -473,14 +473,33 @@ def _base(dataset):
     return getattr(dataset, "dataset", dataset)
 
 
-def _machine_settings(cfg: TrainConfig, device, info: DistInfo, progress: bool | None):
+def _machine_settings(cfg: TrainConfig, device, info: DistInfo, progress: bool | None, resumed_from=None):
     """(cfg with its "auto" precision, memory format, threads and workers chosen on this machine, the
-    ``cpu_settings.CpuSettings``); the choices are printed first unless ``progress`` is False."""
+    ``cpu_settings.CpuSettings``); the choices are printed first unless ``progress`` is False. A resumed
+    run (``resumed_from``: its folder) keeps the choice it made: bit-exact, no new probe."""
+    if resumed_from is not None:
+        cfg = _resumed_machine_settings(cfg, resumed_from)
     machine = choose_machine_settings(cfg, device.type,
                                       processes=int(os.environ.get("LOCAL_WORLD_SIZE", info.world_size)))
     if progress is not False and info.is_main:
         print("\n".join(f"hrnet-edu train: {line}" for line in machine.lines()), file=sys.stderr, flush=True)
     return machine.apply(cfg), machine
+
+
+MACHINE_FIELDS = ("cpu_bf16", "cpu_channels_last", "cpu_threads", "workers")
+
+
+def _resumed_machine_settings(cfg: TrainConfig, out_dir: str) -> TrainConfig:
+    """``cfg`` with each of its "auto" machine settings replaced by the value the run in ``out_dir``
+    chose (its ``config.json``): a resumed run computes as it did, whatever a new probe would say."""
+    path = os.path.join(out_dir, "config.json")
+    if not os.path.isfile(path):
+        return cfg
+    with open(path) as f:
+        stored = json.load(f)
+    chosen = {k: stored[k] for k in MACHINE_FIELDS
+              if getattr(cfg, k) == "auto" and stored.get(k, "auto") != "auto"}
+    return dataclasses.replace(cfg, **chosen)
 
 
 def _peak_memory_gb(device) -> float | None:

@@ -191,3 +191,24 @@ def test_training_says_and_logs_its_choice(tmp_path, capsys):
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
     assert {k: stored[k] for k in KEYS} == {k: chosen[k] for k in KEYS} and chosen["workers"] == 0
     assert isinstance(chosen["cpu_bf16"], bool) and chosen["cpu_threads"] >= 1
+
+
+def test_a_resumed_run_keeps_the_choice_it_made(tmp_path, monkeypatch):
+    """A resume reads the four settings its run chose (config.json): no new probe, no "change"."""
+    from hrnet_edu.data.synthpose import generate
+    from hrnet_edu.train import train
+
+    generate(str(tmp_path / "data"), n_train=4, n_val=0, seed=0, image_size=128, workers=1)
+    cfg = dataclasses.replace(apply_overrides(synthpose_w16_128x96_cpu(), [
+        f"data_root={tmp_path / 'data'}", "input_size=64,32", "batch_size=4", "epochs=2", "val_every=0",
+        "max_train_images=4"]), model=W8)  # fmt: skip
+    first = train(dataclasses.replace(cfg, epochs=1), str(tmp_path / "run"), progress=False)
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("a resumed run probed again")
+
+    monkeypatch.setattr(cpu_settings, "probe_step_times", no_probe)
+    resumed = train(cfg, str(tmp_path / "run"), resume=True, progress=False)
+    keys = ("cpu_bf16", "cpu_channels_last", "cpu_threads", "workers")
+    assert [resumed["cpu_settings"][k] for k in keys] == [first["cpu_settings"][k] for k in keys]
+    assert resumed["config_changes"] == {"epochs": [1, 2]}
