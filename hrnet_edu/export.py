@@ -203,7 +203,7 @@ class OnnxRunner:
         path: an exported ``.onnx`` file.
         threads: intra-op threads (default: torch's current number, so eager and ONNX compare
             on the same cores).
-        cfg: the HRNetConfig, kept as ``.cfg`` (``predict_dataset`` reads ``cfg.num_joints``).
+        cfg: the HRNetConfig of the network the graph computes, kept as ``.cfg`` (as a model's own).
     """
 
     training = False
