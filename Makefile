@@ -117,7 +117,7 @@ NB ?= notebooks
 lab: setup
 	$(BIN)/jupyter lab $(NB)
 
-# Student versions of the chapters (README "Course map"): nbconvert's TagRemovePreprocessor drops the
+# Student versions of the chapters and appendices (README "Course map"): nbconvert's TagRemovePreprocessor drops the
 # cells tagged `solution` and clears the outputs of the cells tagged `exercise` (tags are cell metadata,
 # kept in the jupytext pairs as `# %% tags=["exercise"]`); notebooks/solutions/ is left out. The
 # notebooks go to $(STUDENT_DIR)/notebooks, beside a link to data_samples, so their relative paths work
@@ -131,7 +131,7 @@ student: setup
 	    --TagRemovePreprocessor.enabled=True \
 	    --TagRemovePreprocessor.remove_cell_tags='["solution"]' \
 	    --TagRemovePreprocessor.remove_all_outputs_tags='["exercise"]' \
-	    $(STUDENT_NOTEBOOKS)/[0-9][0-9]_*.ipynb
+	    $(wildcard $(STUDENT_NOTEBOOKS)/[0-9][0-9]_*.ipynb $(STUDENT_NOTEBOOKS)/A[0-9]_*.ipynb)
 	ln -sfn $(CURDIR)/data_samples $(STUDENT_DIR)/data_samples
 	@echo "student notebooks in $(STUDENT_DIR)/notebooks"
 
@@ -162,7 +162,7 @@ slides: setup $(REVEAL_DIR)/.installed
 	    --HTMLExporter.mathjax_url='../reveal/node_modules/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe' \
 	    --ClearMetadataPreprocessor.enabled=True --ClearMetadataPreprocessor.clear_cell_metadata=False \
 	    --ClearMetadataPreprocessor.clear_notebook_metadata=True \
-	    notebooks/[0-9][0-9]_*.ipynb
+	    $(wildcard notebooks/[0-9][0-9]_*.ipynb notebooks/A[0-9]_*.ipynb)
 	@echo "slides in $(SLIDES_DIR): python -m http.server -d build, then open /slides/<chapter>.slides.html"
 
 clean:

@@ -97,7 +97,7 @@ def run_demo(out_dir: str, overrides: list[str], config: str = DEMO_CONFIG, expo
     threads = cfg.cpu_threads or torch.get_num_threads()  # what training ran with (train restores the rest)
     hardware = f"CPU ({threads} compute thread(s) + {cfg.workers} data worker(s), {cpu_name()})"
     command = command or f"run_demo({overrides})"
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     rows = {"untrained (initial weights)": untrained, f"trained ({summary['epochs']} epochs)": trained}
     _write_report(out_dir, cfg, summary, rows, len(val_set), (data_seconds, train_seconds, total_seconds),
                   hardware, command, date, machine)

@@ -1,11 +1,14 @@
-"""Small helpers for the notebooks: show the library's real source next to the explanation, and
-print long lists of names (state-dict keys) without wrapping them mid-word."""
+"""Small helpers for the notebooks: show the library's real source next to the explanation, print
+long lists of names (state-dict keys) without wrapping them mid-word, keep chatty third-party code
+quiet, and store photographs as JPEG figures."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import inspect
-from collections.abc import Iterable
+import io
+from collections.abc import Iterable, Iterator
 
 
 def show_source(obj, *, max_height: int = 360, open: bool = False) -> object:
@@ -60,3 +63,33 @@ def columns(items: Iterable[str], width: int = 100, max_cell: int = 48, gap: int
         row = [cells[c * nrows + r] for c in range(ncols) if c * nrows + r < len(cells)]
         rows.append("".join(s.ljust(cell) for s in row).rstrip())
     return "\n".join(rows)
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[io.StringIO]:
+    """Hide what the code inside prints (stdout and stderr); yields the captured text.
+
+    pycocotools prints progress and timings on every call, and a training run may print notes;
+    inside a lesson they would bury the one line that matters.
+    """
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+        yield captured
+
+
+def jpeg_figures(quality: int = 88) -> None:
+    """Store this notebook's inline figures as JPEG instead of PNG (no effect outside IPython).
+
+    Photographs and crops compress several times better as JPEG, which keeps an executed notebook
+    small enough to diff and to load quickly; line drawings stay sharper as PNG, hence opt-in.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    shell.run_line_magic("config", 'InlineBackend.figure_formats = ["jpeg"]')
+    kwargs = {"bbox_inches": "tight", "pil_kwargs": {"quality": int(quality)}}
+    shell.run_line_magic("config", f"InlineBackend.print_figure_kwargs = {kwargs!r}")

@@ -292,8 +292,7 @@ fig
 # it. Offline (and in the tests) they print one line. Their outputs are not compared by the
 # notebook tests, since they depend on what the cache holds.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 w32_path = cached(W32_NAME)
 if w32_path is None:
     print(f"{W32_NAME} is not in the cache (hrnet-edu weights get {W32_NAME}): section 9 skipped")

@@ -121,8 +121,7 @@ for sigma in (1.0, 2.0, 3.0):
         assert np.allclose(lib[0], target_from_scratch(kp[0], sigma, (H, W), unbiased), atol=1e-6)
 print("library targets == per-pixel loop for sigma 1, 2, 3, reference and unbiased")
 
-# %% slideshow={"slide_type": "skip"}
-# NBVAL_IGNORE_OUTPUT
+# %% slideshow={"slide_type": "skip"} tags=["nbval-ignore-output"]
 show_source(encode_heatmaps)
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -251,8 +250,7 @@ def draw(sigma=2.0, frac_x=0.3, frac_y=-0.2, unbiased=True, method="dark"):
 
 print(f"error = {draw(2.0, 0.3, -0.2, True, 'dark'):.3f} input px")
 
-# %% slideshow={"slide_type": "skip"}
-# NBVAL_IGNORE_OUTPUT
+# %% slideshow={"slide_type": "skip"} tags=["nbval-ignore-output"]
 widgets.interactive(
     draw,
     sigma=widgets.FloatSlider(value=2.0, min=0.5, max=4.0, step=0.25),

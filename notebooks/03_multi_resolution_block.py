@@ -90,8 +90,7 @@ with torch.no_grad():
 assert torch.allclose(ours, lib, atol=1e-5)
 print("input", tuple(x.shape), "-> output", tuple(lib.shape), "| from scratch == library:", torch.allclose(ours, lib, atol=1e-5))
 
-# %% slideshow={"slide_type": "skip"}
-# NBVAL_IGNORE_OUTPUT
+# %% slideshow={"slide_type": "skip"} tags=["nbval-ignore-output"]
 show_source(BasicBlock)
 
 # %% [markdown]

@@ -174,8 +174,7 @@ for k, row in enumerate(parts):
     print(f"output {k}:", "  ".join(f"a(X_{i}, {k}) {tuple(p.shape[1:])}" for i, p in enumerate(row)),
           f"-> Y_{k} {tuple(ys[k].shape[1:])}")
 
-# %% slideshow={"slide_type": "skip"}
-# NBVAL_IGNORE_OUTPUT
+# %% slideshow={"slide_type": "skip"} tags=["nbval-ignore-output"]
 show_source(ExchangeUnit)
 
 
@@ -254,8 +253,7 @@ def show_output(k=0):
 
 show_output(0)
 
-# %% slideshow={"slide_type": "skip"}
-# NBVAL_IGNORE_OUTPUT
+# %% slideshow={"slide_type": "skip"} tags=["nbval-ignore-output"]
 widgets.interact(show_output, k=widgets.Dropdown(options=[0, 1, 2], value=0, description="output k"));
 
 # %% [markdown] slideshow={"slide_type": "slide"}

@@ -140,8 +140,7 @@ assert total_m == macs[""]
 # The `HRNet` class builds stages 2–4 with **one loop over the config**; the stage names and the
 # module names inside are the reference implementation's:
 
-# %% slideshow={"slide_type": "skip"}
-# NBVAL_IGNORE_OUTPUT
+# %% slideshow={"slide_type": "skip"} tags=["nbval-ignore-output"]
 show_source(HRNet.__init__)
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -241,8 +240,7 @@ for name, model in [("SimpleBaseline SMALL", small_base), ("HRNet W8", small_hr)
     print(f"{name:22} {cpu_rows[-1][1]:9,d} params {cpu_rows[-1][2] / 1e6:8.1f} M MACs   "
           f"output {tuple(model(torch.zeros(1, 3, *INPUT)).shape)}")
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 x = torch.randn(8, 3, *INPUT)
 for name, model in [("SimpleBaseline SMALL", small_base), ("HRNet W8", small_hr)]:
     with torch.inference_mode():
@@ -353,8 +351,7 @@ def describe(width=8, stages=4):
 
 describe(8, 4)  # the widget's default, printed once so it is readable without a kernel
 
-# %% slideshow={"slide_type": "skip"}
-# NBVAL_IGNORE_OUTPUT
+# %% slideshow={"slide_type": "skip"} tags=["nbval-ignore-output"]
 widgets.interact(describe, width=widgets.Dropdown(options=[8, 16, 32, 48, 64], value=8),
                  stages=widgets.IntSlider(min=1, max=4, value=4));
 

@@ -34,8 +34,8 @@
 # - how a sample's targets are made, and a check that every labelled keypoint lands on the peak
 #   of its target heatmap, and back on the annotation after the round trip.
 #
-# Appendix A, after the exercises, is engineering: what each step of the pipeline costs, measured,
-# and the optional GPU path that warps and encodes a whole batch on the device.
+# What each step of the pipeline costs, and the optional GPU path that warps and encodes a whole
+# batch on the device, are engineering: appendix A1 (`A1_speed_and_the_gpu_path.ipynb`).
 #
 # Notation: K = 17 joints; input crop H×W = 256×192, heatmaps 64×48; points (x, y) with integer
 # coordinates at pixel centres (`hrnet_edu.geometry`), and x_in = 4 · x_hm between crop and heatmap.
@@ -43,11 +43,6 @@
 
 # %%
 # %matplotlib inline
-# The crops are photographs: JPEG keeps this notebook's stored figures small at 100 dpi.
-# %config InlineBackend.figure_formats = ["jpeg"]
-# %config InlineBackend.print_figure_kwargs = {"bbox_inches": "tight", "pil_kwargs": {"quality": 88}}
-
-# %%
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
@@ -69,10 +64,11 @@ from hrnet_edu.data.transforms import (
 from hrnet_edu.geometry import box_to_center_scale, crop_transform, transform_points
 from hrnet_edu.heatmaps import HeatmapCodec, decode_heatmaps
 from hrnet_edu.keypoints import COCO17
-from hrnet_edu.notebook_utils import show_source
+from hrnet_edu.notebook_utils import jpeg_figures, show_source
 from hrnet_edu.viz import draw_pose, show_heatmap
 
 # %%
+jpeg_figures()  # the crops are photographs: JPEG keeps this notebook's stored figures small
 torch.manual_seed(0)
 rng = np.random.default_rng(0)
 torch.set_num_threads(1)  # per-sample work is small; one thread is what a DataLoader worker uses
@@ -202,8 +198,7 @@ lib = warp_image(image, M_rot, OUT).permute(1, 2, 0).numpy()
 assert np.abs(ours - lib).max() < 0.05
 print("library warp == from-scratch bilinear (max |difference| < 0.05 grey levels):", True)
 
-# %% slideshow={"slide_type": "skip"}
-# NBVAL_IGNORE_OUTPUT
+# %% slideshow={"slide_type": "skip"} tags=["nbval-ignore-output"]
 show_source(warp_batch)
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -430,8 +425,7 @@ def explore(index=0, augmentation="random", epoch=0):
 
 explore(0, "random", 0)  # the widget's starting state, drawn once
 
-# %% slideshow={"slide_type": "skip"}
-# NBVAL_IGNORE_OUTPUT
+# %% slideshow={"slide_type": "skip"} tags=["nbval-ignore-output"]
 wide = {"description_width": "initial"}  # otherwise "augmentation" is cut to "augmenta…"
 widgets.interactive(explore, index=widgets.IntSlider(0, 0, len(train) - 1, description="index"),
                     augmentation=widgets.Dropdown(options=["none", "scale × 1.35", "rotation +45°", "flip", "half body",
@@ -466,56 +460,3 @@ widgets.interactive(explore, index=widgets.IntSlider(0, 0, len(train) - 1, descr
 # 3. **A new augmentation.** Add a random translation of the crop centre (±5 % of the box) as a
 #    field of `AugmentConfig`: which of the functions in `transforms.py` need to change, and which
 #    check of this notebook proves you did it right?
-
-# %% [markdown] slideshow={"slide_type": "slide"}
-# ## Appendix A · Throughput, and the GPU data path
-#
-# On two shared CPU cores the input pipeline can starve an H100: decoding, warping and target
-# generation cost a few milliseconds per sample. `CocoKeypoints(raw=True)` stops after the cheap
-# part — decode the JPEG, draw the augmentation, cut out only the pixels the crop will read — and
-# `GpuBatchTransform` does the float conversion, the warp and the targets for a whole batch on the
-# device. On the CPU both paths must give the same samples: the same targets, weights and joints
-# exactly, and the same pixels up to the per-sample path's rounding of its warped crop to uint8
-# (≤ ½ grey level; it warps with OpenCV, the batch path in float):
-
-# %%
-import time
-
-from hrnet_edu.data.transforms import GpuBatchTransform, gpu_collate
-
-raw = CocoKeypoints(f"{ROOT}/annotations/person_keypoints_train.json", f"{ROOT}/images", codec=CODEC, spec=COCO17,
-                   train=True, seed=0, raw=True)
-batch = gpu_collate([raw[i] for i in range(8)])
-on_device = GpuBatchTransform(CODEC, device="cpu")(batch)  # device="cuda" on a GPU machine
-cpu = {key: torch.stack([train[i][key] for i in range(8)]) for key in ("image", "target", "target_weight", "joints")}
-for key in ("target", "target_weight", "joints"):
-    assert torch.equal(on_device[key], cpu[key]), key
-std = torch.tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1)  # ImageNet std: normalised units → grey levels
-levels = (on_device["image"] - cpu["image"]).abs() * 255 * std
-assert levels.max() <= 0.5 + 0.01
-print("raw batch", tuple(batch["raw_image"].shape), batch["raw_image"].dtype, "→ image", tuple(on_device["image"].shape),
-      "target", tuple(on_device["target"].shape))
-print(f"GPU path (run on the CPU here) vs CPU samples: targets, weights, joints equal; pixels differ by "
-      f"≤ {levels.max():.2f} grey levels (mean {levels.mean():.2f})")
-
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-def per_sample_ms(fn, n=24):
-    fn(0)
-    t = time.perf_counter()
-    for i in range(n):
-        fn(i)
-    return 1000 * (time.perf_counter() - t) / n
-
-decode_ms = per_sample_ms(lambda i: load_image(train.record(i)["path"]))
-raw_ms = per_sample_ms(lambda i: raw[i])
-full_ms = per_sample_ms(lambda i: train[i])
-gpu = GpuBatchTransform(CODEC, device="cuda" if torch.cuda.is_available() else "cpu")
-batch32 = gpu_collate([raw[i] for i in range(32)])
-t = time.perf_counter(); gpu(batch32); gpu_ms = 1000 * (time.perf_counter() - t) / 32
-print(f"{'step (1 CPU thread)':34} {'ms / sample':>11}")
-print(f"{'decode JPEG (256×256)':34} {decode_ms:11.2f}")
-print(f"{'raw sample (decode + draw + cut)':34} {raw_ms:11.2f}")
-print(f"{'full CPU sample':34} {full_ms:11.2f}")
-print(f"{'batch warp + targets on ' + gpu.device.type:34} {gpu_ms:11.2f}")

@@ -33,17 +33,17 @@
 # - what changes for real COCO;
 # - which recipe trains a working network on 2 CPU cores, and how AP grows with CPU minutes.
 #
-# The engineering that makes the same code fast and safe is kept for three appendices after the
-# exercises: **A** the GPU path (mixed precision, channels-last, `torch.compile`) and what each
-# option buys, measured; **B** checkpoints that make a killed run resumable *bit for bit*; **C**
-# several GPUs with `torchrun`.
+# The engineering that makes the same code fast and safe has its own notebooks after the core path:
+# **A1** the GPU path (mixed precision, channels-last, `torch.compile`) and what each option buys,
+# measured; **A2** checkpoints that make a killed run resumable *bit for bit*, and several GPUs with
+# `torchrun`.
 #
 # **Two modes.** With a CUDA GPU the full run trains HRNet-W32 256×192 on a SynthPose set of
 # 10,000 images (`hrnet-edu synth --out data/synthpose --train 10000 --val 1000`). Without one it
 # runs a **smoke configuration** — the CPU recipe's network, fine-tuned for four short epochs (a
 # minute or two on a CPU) on the bundled sample, starting from an early checkpoint of the recipe's own run — with the same code.
-# Cells whose output depends on the hardware (timings, losses of the run) are marked
-# `NBVAL_IGNORE_OUTPUT`; everything else is checked when the notebook is re-run as a test.
+# When the notebook is re-run as a test, every output is compared except those of the cells that
+# depend on the hardware (timings, losses of the run: tagged `nbval-ignore-output` in their metadata).
 #
 # **Every output committed with this notebook is a CPU run** (this project's 2-core machine, smoke
 # mode): the file is named for the GPU path it switches to when a GPU is present, not for what you see.
@@ -82,15 +82,14 @@ GPU = torch.cuda.is_available()
 CKPT = os.path.join("..", "data_samples", "checkpoints", "synthpose_w16_128x96_cpu.pt")
 EARLY_CKPT = CKPT.replace(".pt", "_epoch1.pt")  # the same run after its first of 15 epochs
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 # Which machine ran this notebook (the committed outputs say where they come from).
 import datetime
 import platform
 
 device_name = torch.cuda.get_device_name(0) if GPU else f"CPU ({os.cpu_count()} cores, {platform.machine()})"
 print(f"device: {device_name}; torch {torch.__version__}; "
-      f"run on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+      f"run on {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
 print("mode:", "FULL RUN (GPU)" if GPU else "SMOKE RUN (no GPU: the CPU recipe fine-tuned 4 epochs on the bundled sample)")
 
 
@@ -185,8 +184,7 @@ plt.show()
 # the largest loss. Both are checked here against a from-scratch version on the untrained network's
 # output.
 
-# %% slideshow={"slide_type": "skip"}
-# NBVAL_IGNORE_OUTPUT
+# %% slideshow={"slide_type": "skip"} tags=["nbval-ignore-output"]
 show_source(JointsMSELoss.forward)
 
 # %%
@@ -219,7 +217,7 @@ print(f"predicting all zeros would give {JointsMSELoss()(torch.zeros_like(target
 # `train_one_epoch` does, for each batch: forward → loss → backward → gradient norm → Adam step.
 # Here is one step of it written out, on the CPU in fp32, and then the library's version of the same
 # step from the same starting point — they agree exactly. (The CPU recipe runs its steps in bf16
-# with channels-last, Appendix A; for this comparison the library runs in fp32 too:
+# with channels-last, appendix A1; for this comparison the library runs in fp32 too:
 # `cpu_bf16=False, cpu_channels_last=False`.)
 
 # %%
@@ -250,10 +248,9 @@ assert same
 
 # %% [markdown]
 # The library's loop does this for every batch of an epoch. Its extra branches (mixed precision,
-# channels-last, the gradient scaler) are what a GPU run switches on; Appendix A explains them.
+# channels-last, the gradient scaler) are what a GPU run switches on; appendix A1 explains them.
 
-# %% slideshow={"slide_type": "skip"}
-# NBVAL_IGNORE_OUTPUT
+# %% slideshow={"slide_type": "skip"} tags=["nbval-ignore-output"]
 show_source(train_one_epoch)
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -267,7 +264,7 @@ show_source(train_one_epoch)
 # epoch in `log.jsonl`.
 #
 # To watch the predictions improve we train in **segments** — a few epochs, look, resume, look
-# again. Resuming continues exactly where the checkpoint left off (Appendix B proves it), so the
+# again. Resuming continues exactly where the checkpoint left off (appendix A2 proves it), so the
 # segments add up to one uninterrupted run. (That needs a schedule that does not depend on the run's
 # total length: the smoke run uses the step schedule, ×0.1 for its last epoch. A cosine schedule is
 # stretched over `epochs`, so cutting a cosine run into segments of different `epochs` would change it.)
@@ -288,8 +285,7 @@ def predict_watch(model):
 segments = [1, max(2, RUN.epochs // 3), RUN.epochs] if RUN.epochs > 2 else [RUN.epochs]
 segments = sorted(set(segments))
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 import shutil
 
 shutil.rmtree(RUN_DIR, ignore_errors=True)
@@ -309,12 +305,10 @@ wall = time.perf_counter() - start
 print(f"wall time {wall:.0f} s on {device_name}; peak GPU memory "
       + (f"{summary['peak_memory_gb']:.2f} GiB" if GPU else "n/a (CPU)"))
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 loss_figure(read_log(os.path.join(RUN_DIR, "log.jsonl")))
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 state = load_checkpoint_state(os.path.join(RUN_DIR, "last.pt"))
 print("epoch  loss       lr       |∇| mean   img/s    AP     AP50   AR")
 for r in state["metrics"]:
@@ -341,8 +335,7 @@ with open(CKPT.replace(".pt", ".json")) as f:
 print(f"{record['config']}: {record['epochs']} epochs on {record['device']}, {record['wall_time_s'] / 60:.0f} min")
 print(f"val AP (flip test, {record['eval']['decode']} decoding):", {k: round(v, 3) for k, v in record["val"].items()})
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 if not GPU and os.path.exists(CKPT):  # the smoke run is too short to show much: add the committed CPU run
     snapshots["committed CPU checkpoint"] = predict_watch(load_checkpoint(CKPT)[0])
 truth = watch["joints"].numpy()  # (4, K, 3) crop px + visibility: the ground truth, drawn in the first row
@@ -399,7 +392,7 @@ print("augmentation:", coco.augment)
 # residual unit per branch), the input size, the learning rate, σ with the reference's targets and
 # decoding, the batch size, or the data (the bundled 951 persons repeated instead of distinct ones).
 # The chosen recipe, `synthpose_w16_128x96_cpu`, was then run once for 15 epochs on 37,476 generated
-# persons, in fp32 (the recipe has since switched its CPU steps to bf16, Appendix A); its per-epoch
+# persons, in fp32 (the recipe has since switched its CPU steps to bf16, appendix A1); its per-epoch
 # validation is in the checkpoint's JSON record.
 
 # %%
@@ -468,7 +461,7 @@ _ = axes[1].legend(fontsize=8, loc="upper left")
 # - Watch the validation AP, not only the loss.
 # - On 2 CPU cores the recipe network (`W16_1UNIT`, 128×96) learns a usable pose estimator; the
 #   committed outputs of this notebook are CPU runs.
-# - The engineering (mixed precision, compile, resuming, `torchrun`) is in the appendices.
+# - The engineering (mixed precision, compile, resuming, `torchrun`) is in appendices A1 and A2.
 
 # %% [markdown] slideshow={"slide_type": "slide"} tags=["exercise"]
 # ## Exercises
@@ -481,121 +474,3 @@ _ = axes[1].legend(fontsize=8, loc="upper left")
 # 3. **Sigma.** Train the CPU preset with `sigma=1` and `sigma=2.5` (`hrnet-edu train --config
 #    synthpose_w16_128x96_cpu sigma=1 unbiased_targets=false val_decode=shift`). Which trains faster at the start, and which ends with the higher
 #    AP75? Relate it to the decoding error of notebook 01.
-
-# %% [markdown] slideshow={"slide_type": "slide"}
-# ## Appendix A · The GPU path: mixed precision, channels-last, `torch.compile`, throughput
-#
-# On a GPU the training step of section 4 runs under `torch.autocast` (bf16, or fp16 with a
-# `GradScaler` that multiplies the loss so that small fp16 gradients do not underflow, and unscales
-# them before the gradient norm and the step), with images and weights in **channels-last** memory
-# layout (faster convolutions on tensor cores), optionally through `torch.compile`. The loss itself
-# is always accumulated in fp32.
-#
-# `benchmarks/bench_train.py` measures what each option buys on a GPU (`benchmarks/gpu_run.sh` runs
-# it; no GPU was lent to the sessions that built this course, so that table is not in the
-# repository yet). The same switches exist for a CPU (`cpu_bf16`, `cpu_channels_last` in
-# `TrainConfig`), and `benchmarks/bench_cpu_train_step.py` measured them for the CPU recipe's step
-# (one fixed batch, so the data pipeline is not counted; interleaved rounds; committed in
-# `benchmarks/results/cpu_train_step.json`):
-
-# %%
-with open(os.path.join("..", "benchmarks", "results", "cpu_train_step.json")) as f:
-    step_bench = json.load(f)
-print(f"{step_bench['what']}; {step_bench['date']}, torch {step_bench['torch']}")
-print(f"{'variant':26} {'median step s':>13} {'img/s':>7} {'× eager':>8} {'rounds, s (min–max)':>20} "
-      f"{'first 2 steps s':>15} {'loss after':>11}")
-for r in step_bench["results"]:
-    print(f"{r['variant']:26} {r['median_step_s']:13.3f} {r['images_per_s']:7.1f} {r['speedup_vs_eager']:8.2f} "
-          f"{min(r['round_step_s']):9.3f}–{max(r['round_step_s']):.3f}   {r['first_two_steps_s']:15.1f} "
-          f"{r['loss_after']:11.3e}")
-cpu_preset = get_config("synthpose_w16_128x96_cpu")
-print(f"the CPU preset: cpu_bf16={cpu_preset.cpu_bf16}, cpu_channels_last={cpu_preset.cpu_channels_last}")
-
-# %% [markdown]
-# On this project's CPU, which has native bf16 instructions, bf16 autocast with channels-last made
-# the step about twice as fast as fp32; `torch.compile`, channels-last alone and bf16 alone each
-# gained less, and compiling on top of bf16 + channels-last gained nothing for its compile time
-# (the first-two-steps column). Every variant ends at about the same loss (the last column): they
-# train the same network. Two compute threads speed up this benchmark, which loads no data; in a
-# real run the recipe's data-loading worker needs the second core, so on 2 cores the recipe runs one
-# compute thread and one worker (section 1).
-#
-# On a CPU *without* native bf16 the same switches make the step several times slower, so the CPU
-# recipe leaves them to the machine (`auto`, the preset's line above): when training starts,
-# `hrnet_edu.cpu_settings` turns them on only where PyTorch reports native bf16 and a probe of a few
-# training steps finds them faster — as on this CPU — and splits the usable cores between compute
-# threads and data workers; the run's first lines and its `log.jsonl` say what it chose and why,
-# and `cpu_bf16=false` (or `true`) on the command line fixes it. Does the faster step cost accuracy? One epoch of the recipe, trained both ways
-# (`hrnet_edu.evidence`, runs `hrnet` and `hrnet_fp32`, seed 0; configs and logs in
-# `benchmarks/results/paper_evidence/`):
-
-# %%
-from hrnet_edu import evidence
-
-epoch_runs = {r["run"]: r for r in evidence.load_runs() if r["seed"] == 0 and r["run"] in ("hrnet", "hrnet_fp32")}
-for name, what in (("hrnet_fp32", "fp32"), ("hrnet", "bf16 + channels-last")):
-    r = epoch_runs[name]
-    print(f"one epoch, {what:20}: {r['train_minutes']:.1f} CPU min at {r['images_per_s']:.0f} img/s -> AP {r['ap']:.3f}")
-
-# %% [markdown]
-# The bf16 epoch took about 60 % of the fp32 one's time and did not end lower. One seed each: whether
-# its 0.02 AP lead is more than what a different seed would move, this pair cannot say.
-#
-# **The data loader must keep up.** `workers` data-loading processes decode JPEGs and warp crops on
-# the CPU while the GPU trains; watch `img/s` in the log: if it does not grow with the batch size,
-# the loader is the bottleneck. Notebook 06 (Appendix A) moves the warp and the targets onto the GPU
-# for that case.
-
-# %% [markdown] slideshow={"slide_type": "slide"}
-# ## Appendix B · Checkpoints, and resuming bit for bit
-#
-# A checkpoint holds everything the next epoch depends on: model weights and BatchNorm statistics,
-# Adam's moments, the schedule's position, the fp16 loss scale, the epoch, the best AP, the config
-# and the random generators' states. The trainer also seeds every epoch from (seed, epoch), so the
-# data order and the augmentation of epoch e do not depend on how the process got there. It is
-# written atomically (a temporary file renamed over the old one), so a run killed while saving
-# still has its previous checkpoint. Section 5 relied on this to train in segments.
-#
-# The check below always runs on the CPU, in deterministic mode: two epochs in one go, against one
-# epoch, "kill", and resume for the second.
-
-# %%
-torch.use_deterministic_algorithms(True)
-tiny = dataclasses.replace(SMOKE, epochs=2, max_train_images=32, val_every=0, batch_size=8, log_every=1)
-import tempfile
-
-with tempfile.TemporaryDirectory() as tmp:
-    straight = train(tiny, os.path.join(tmp, "straight"), progress=False)
-    train(dataclasses.replace(tiny, epochs=1), os.path.join(tmp, "killed"), progress=False)
-    resumed = train(tiny, os.path.join(tmp, "killed"), resume=True, progress=False)
-    logs = {}
-    for name in ("straight", "killed"):
-        with open(os.path.join(tmp, name, "log.jsonl")) as f:
-            logs[name] = [json.loads(line)["loss"] for line in f if '"step"' in line]
-torch.use_deterministic_algorithms(False)
-a, b = straight["model"].state_dict(), resumed["model"].state_dict()
-# The loss values themselves depend on the CPU's thread count (summation order), so we print
-# what must hold on every machine: the resumed run repeats the uninterrupted one exactly.
-print("epoch-2 steps compared:", len(logs["straight"][4:]))
-print("identical losses:", logs["straight"] == logs["killed"],
-      "| identical final weights:", all(torch.equal(a[k], b[k]) for k in a))
-assert logs["straight"] == logs["killed"] and all(torch.equal(a[k], b[k]) for k in a)
-
-# %% [markdown] slideshow={"slide_type": "slide"}
-# ## Appendix C · Several GPUs: `torchrun`
-#
-# The same `train` runs data-parallel when launched by `torchrun`, which sets `RANK`, `WORLD_SIZE`
-# and `LOCAL_RANK` for each process:
-#
-# ```bash
-# torchrun --nproc_per_node=4 -m hrnet_edu.cli train --config coco_w32_256x192 --out runs/coco_w32 data_root=/data/coco
-# ```
-#
-# Each process joins the group (NCCL on GPUs, gloo on CPUs), wraps the network in
-# `DistributedDataParallel` (gradients averaged across processes after every backward), reads its own
-# shard of every epoch through a `DistributedSampler`, and — at validation — predicts its shard of
-# the validation crops; the predictions are gathered on rank 0 (`all_gather_object`), which runs
-# OKS-NMS and COCOeval. Only rank 0 writes logs and checkpoints. `batch_size` is per process: the
-# paper's 32 × 4 GPUs is `coco_w32_256x192` on 4 processes. (`tests/test_train.py` runs 2 processes
-# with gloo on a CPU and checks both end with identical weights and that the gathered validation
-# equals a single-process one.)

@@ -36,6 +36,9 @@
 #   inversion (left/right), swap (another person), miss (`hrnet_edu.analysis`);
 # - the exact command for the paper's COCO numbers with the published weights.
 #
+# Exporting the network for deployment (ONNX, BatchNorm folding) is appendix A3
+# (`A3_deploying_with_onnx.ipynb`).
+#
 # Notation: N person instances, K = 17 joints, input crop H×W = 128×96, heatmaps h×w = 32×24 (¼).
 
 # %%
@@ -182,10 +185,9 @@ for shift in (False, True):
     back, _ = decode_heatmaps(flip_back(perfect_mirror, spec.flip_index, shift=shift), "dark", cfg.sigma)
     avg, _ = decode_heatmaps(flip_test_average(perfect, perfect_mirror, spec.flip_index, shift=shift), "dark",
                              cfg.sigma)
-    # (np.round(·) + 0.0 turns a −0.000 into 0.000, so the printed table is stable)
-    bias[shift] = [np.round(np.mean(v), 3) + 0.0 for v in (back[..., 0] - truth[..., 0], avg[..., 0] - truth[..., 0],
-                                                            avg[..., 1] - truth[..., 1])]
-    print(f"{str(shift):>6} | {bias[shift][0]:21.3f} {bias[shift][1]:17.3f} {bias[shift][2]:7.3f}")
+    bias[shift] = [float(np.mean(v)) for v in (back[..., 0] - truth[..., 0], avg[..., 0] - truth[..., 0],
+                                               avg[..., 1] - truth[..., 1])]
+    print(f"{str(shift):>6} | {bias[shift][0]:z21.3f} {bias[shift][1]:z17.3f} {bias[shift][2]:z7.3f}")
 assert abs(bias[False][0] + 0.75) < 0.01 and abs(bias[True][0] - 0.25) < 0.01  # −3/4 without shift, +1/4 with
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -238,8 +240,7 @@ print(f"{inner.sum()} joints back in the image within {err:.2f} image px ({err /
 # `predictions_ap` — the two functions the training loop uses for validation, also across GPUs
 # (each rank predicts its shard, `merge_predictions` joins them).
 
-# %% slideshow={"slide_type": "skip"}
-# NBVAL_IGNORE_OUTPUT
+# %% slideshow={"slide_type": "skip"} tags=["nbval-ignore-output"]
 show_source(evaluate.predict_dataset)
 
 # %%
@@ -257,8 +258,7 @@ if record is not None:
 # (APL is measured on the few large persons of this split — notebook 02, section 5, counts them: 6
 # of 300 — so it swings with single persons; compare models by AP and APM here.)
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"{len(val)} persons in {seconds:.1f} s on CPU = {len(val) / seconds:.0f} persons/s "
       "(flip test: 2 forward passes each; image decoding included)")
 
@@ -430,8 +430,7 @@ print("NMS removes every planted duplicate and keeps the same poses as without t
 # **jitter** 0.5 ≤ ks < 0.85 there; **inversion** ks ≥ 0.5 at the mirrored joint (left ↔ right);
 # **swap** ks ≥ 0.5 at another person; **miss** nothing within ks 0.5.
 
-# %% slideshow={"slide_type": "skip"}
-# NBVAL_IGNORE_OUTPUT
+# %% slideshow={"slide_type": "skip"} tags=["nbval-ignore-output"]
 show_source(analysis._classify)
 
 # %%
@@ -565,8 +564,7 @@ def show(rank=0):
 
 show(0)  # the explorer's default, drawn once so it is there without a kernel
 
-# %% slideshow={"slide_type": "skip"}
-# NBVAL_IGNORE_OUTPUT
+# %% slideshow={"slide_type": "skip"} tags=["nbval-ignore-output"]
 _ = widgets.interact(show, rank=widgets.IntSlider(0, 0, len(worst_first) - 1, description="rank"))
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -648,72 +646,3 @@ print(f"{len(boxes)} boxes; keypoints above 0.2 per person:", [int((c > 0.2).sum
 # 3. **Which joints invert?** From `tax.labels`, count inversions per left/right pair. Are they more
 #    frequent for persons seen from the side (small shoulder width relative to their height)? Plot the
 #    inversion rate against the shoulder-width / torso-height ratio of the ground truth.
-
-# %% [markdown] slideshow={"slide_type": "slide"}
-# ## Appendix A · From a notebook to a deployed model
-#
-# Everything above ran the network as a PyTorch module inside Python. A deployed model usually runs
-# somewhere else — a service, an app, a browser — and there the exchange format is ONNX, with ONNX
-# Runtime as a fast engine on CPUs. `hrnet_edu.export` (the command `hrnet-edu export`) takes three
-# steps, each checked:
-#
-# 1. **fold every BatchNorm** into the convolution before it: in evaluation BN is a fixed affine map
-#    per channel, $y = \gamma (x - \mu)/\sqrt{\sigma^2 + \epsilon} + \beta$, so $W' = sW$ and
-#    $b' = s(b - \mu) + \beta$ with $s = \gamma/\sqrt{\sigma^2+\epsilon}$ compute the same thing with one
-#    layer less;
-# 2. **export the graph** (`torch.onnx.export`, batch axis dynamic);
-# 3. **compare** ONNX Runtime with eager PyTorch on real crops — the file is written only if every
-#    heatmap value agrees to 1e-4.
-
-# %%
-from hrnet_edu import export
-
-
-def batch_norms(net):
-    return sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
-
-
-folded = export.fold_batchnorm(model)
-with torch.inference_mode():
-    fold_diff = float((folded(crops[:32]) - model(crops[:32])).abs().max())
-print(f"BatchNorm layers: {batch_norms(model)} before folding, {batch_norms(folded)} after; "
-      f"max |Δ heatmap| below 1e-5: {fold_diff < 1e-5}")
-
-# %%
-import tempfile
-
-onnx_path = os.path.join(tempfile.mkdtemp(), "synthpose_w16_128x96_cpu.onnx")
-onnx_diff = export.export_onnx(model, onnx_path, crops[:8])  # raises (and writes nothing) above 1e-4
-runner = export.OnnxRunner(onnx_path, cfg=cfg)
-print(f"exported: {os.path.getsize(onnx_path) / 1e6:.1f} MB; ONNX Runtime vs PyTorch on 8 real crops, "
-      f"max |Δ heatmap| below 1e-4: {onnx_diff <= 1e-4}")
-onnx_stats, _ = evaluate.model_ap(runner, val, flip=True, batch_size=32)
-print(f"the whole evaluation through ONNX Runtime: AP {onnx_stats.ap:.4f} (PyTorch: {stats.ap:.4f})")
-
-# %% [markdown]
-# The runner stands in for the model (`evaluate.model_ap(runner, …)` above; `--runtime onnx` on the
-# command line), so the AP is the PyTorch one to decoding precision. What it buys is speed. Measured
-# live on this machine (the numbers vary from run to run and machine to machine):
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-def median_seconds(f, x, repeats=7):
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        f(x)
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
-
-
-batch = crops[:32]
-with torch.inference_mode():
-    eager_s, onnx_s = median_seconds(model, batch), median_seconds(runner, batch)
-print(f"batch of 32 crops, {torch.get_num_threads()} thread(s): PyTorch eager {eager_s * 1e3:.0f} ms, "
-      f"ONNX Runtime {onnx_s * 1e3:.0f} ms -> {eager_s / onnx_s:.2f}x")
-
-# %% [markdown]
-# For the paper's HRNet-W32 at 256×192 the same comparison gave 1.33 s vs 0.85 s per batch of 8 —
-# 1.55× (2 threads each, interleaved, this project's 2-core CPU, 2026-12-02:
-# `benchmarks/bench_onnx.py`, the README's Measured table). `hrnet-edu export --checkpoint X --out
-# model.onnx` writes the file; any ONNX Runtime (Python, C++, JavaScript, mobile) can then run it.

@@ -39,10 +39,8 @@
 
 # %%
 # %matplotlib inline
-import contextlib
 import copy
 import dataclasses
-import io
 import json
 import os
 import shutil
@@ -64,7 +62,7 @@ from hrnet_edu.data.ground_truth import BOX_AREA_FACTOR
 from hrnet_edu.heatmaps import flip_back
 from hrnet_edu.keypoints import COCO17, CROWDPOSE14, KeypointSpec
 from hrnet_edu.model import HRNet
-from hrnet_edu.notebook_utils import show_source
+from hrnet_edu.notebook_utils import quiet, show_source
 from hrnet_edu.train import train
 from hrnet_edu.viz import draw_pose
 
@@ -226,7 +224,7 @@ def plain_pycocotools(data, results, sigmas):
     data = copy.deepcopy(data)
     for a in data["annotations"]:
         a["area"] = 0.53 * a["bbox"][2] * a["bbox"][3]
-    with contextlib.redirect_stdout(io.StringIO()):
+    with quiet():  # pycocotools prints progress and timings
         gt = COCO()
         gt.dataset = data
         gt.createIndex()
@@ -316,12 +314,10 @@ print("head rows initialised afresh:", ", ".join(report["new"]))
 before, _ = evaluate.model_ap(start, val, flip=True, batch_size=64)  # decoded by val.codec: DARK
 print("before fine-tuning:\n", before, sep="")
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 run_dir = tempfile.mkdtemp(prefix="hrnet_edu_nb10_")
 t0 = time.perf_counter()
-with contextlib.redirect_stderr(io.StringIO()):
-    summary = train(cfg, run_dir, progress=False)
+summary = train(cfg, run_dir, progress=False)
 print(f"fine-tuned {summary['epochs']} epochs in {time.perf_counter() - t0:.0f} s "
       f"({summary['images_per_s']:.0f} crops/s)")
 

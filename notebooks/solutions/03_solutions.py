@@ -102,7 +102,7 @@ assert all(15 < p < 17 for p, _ in ratios)  # the BN parameters (2 per channel) 
 assert rf_bottle == 1 + 2 * 4
 
 # %% [markdown]
-# ## Exercise 2 · Receptive field of the stem + stage 1 — ★★ · < 0.1 min
+# ## Exercise 2 · Receptive field of the whole stem + stage 1 — ★★ · < 0.1 min
 #
 # Track the receptive field $R$ and the *jump* $J$ (input pixels between neighbouring outputs):
 # a k×k convolution with stride t gives $R \leftarrow R + (k-1)J$, then $J \leftarrow tJ$.

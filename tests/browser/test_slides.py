@@ -26,7 +26,8 @@ from test_widgets_in_jupyterlab import (  # the same browser set-up (pytest puts
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "build"
-CHAPTERS = sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+CHAPTERS = sorted(p.stem for pattern in ("[0-9][0-9]_*.ipynb", "A[0-9]_*.ipynb")
+                  for p in (REPO / "notebooks").glob(pattern))
 LOAD_TIMEOUT_MS = 60_000
 
 
