@@ -187,7 +187,8 @@ def overlay_heatmaps(image, heatmaps, joints=None, keypoints=None, *, stride: in
 
 def feature_grid(fmap, name: str = "", *, input_size=None, channels=None, k: int = 16, ncols: int = 8,
                  cmap: str = "viridis", image=None) -> Figure:
-    """One panel per channel of a (C, H, W) map, each at its native resolution.
+    """One panel per channel of a (C, H, W) map, each at its native resolution, all on one colour
+    scale (the shown channels' min to max) read off one colour bar.
 
     Args:
         fmap: (C, H, W) one sample's feature map (e.g. ``feats["stage3.module0.branch1"][0]``).
@@ -199,7 +200,7 @@ def feature_grid(fmap, name: str = "", *, input_size=None, channels=None, k: int
 
     Returns:
         The figure: the crop's axis first when given (titled "input crop H×W"), then one axis per
-        channel titled "c<index>"; the suptitle describes the map.
+        channel titled "c<index>", then the colour bar's axis; the suptitle describes the map.
     """
     if channels is None:
         channels = features.top_channels(fmap, k)[0].tolist()
@@ -215,11 +216,62 @@ def feature_grid(fmap, name: str = "", *, input_size=None, channels=None, k: int
         _input_panel(fig.add_subplot(grid[:, 0]), image)
         axes = [fig.add_subplot(grid[i // ncols, i % ncols + 1], xticks=[], yticks=[])
                 for i in range(len(channels))]
-    for ax, c in zip(axes, channels):
-        ax.imshow(_numpy(fmap[c]), cmap=cmap, interpolation="nearest")
+    # One scale for every panel: channels of one map share their units, so equal colours mean equal
+    # activations and a dim panel is a weakly active channel (not a rescaled one).
+    shown = _numpy(fmap[torch.as_tensor(channels, dtype=torch.long)])  # (n, H, W)
+    for ax, c, values in zip(axes, channels, shown):
+        im = ax.imshow(values, cmap=cmap, interpolation="nearest", vmin=shown.min(), vmax=shown.max())
         ax.set_title(f"c{c}", fontsize=8)
+    _colorbar(fig, im, axes, "activation (one scale, all channels)", shrink=0.9)
     fig.suptitle(features.describe(name, fmap, input_size), fontsize=10)
     return fig
+
+
+def _colorbar(fig, mappable, ax, label: str, **kwargs):
+    """A labelled colour bar for ``mappable`` beside ``ax`` (one axis or a list of axes) — what a
+    reader needs to read values off the colours; the text kept small for narrow panels."""
+    bar = fig.colorbar(mappable, ax=ax, **kwargs)
+    bar.set_label(label, fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    return bar
+
+
+def _map_panel(fig, ax, fmap, view="mean", **bar):
+    """Draw one sample's (C, h, w) map on ``ax`` at its native resolution, as ``view``: "mean" |
+    "max" | "rms" (a reduction over channels) or an int channel, with the panel's own colour bar
+    (its min to max, in the map's units); or "pca": the top three principal components as RGB,
+    each stretched to [0, 1] over this panel (``features.pca_rgb``; no bar, see ``_pca_key``).
+    ``bar``: keyword arguments of ``fig.colorbar`` (e.g. ``shrink``).
+
+    Returns the ``AxesImage``.
+    """
+    if view == "pca":
+        return ax.imshow(_numpy(features.pca_rgb(fmap)), interpolation="nearest")
+    if isinstance(view, str):
+        values, label = features.activation_map(fmap, view), f"{view} over channels"
+    else:
+        values, label = fmap[int(view)], f"channel {int(view)}"
+    im = ax.imshow(_numpy(values), cmap="magma", interpolation="nearest")  # clim: this map's range
+    _colorbar(fig, im, ax, label, **{"fraction": 0.08, "pad": 0.02, **bar})
+    return im
+
+
+def _pca_key(fig, axes, location: str = "right"):
+    """The key of the PCA pictures: one black-to-colour bar per component (PC1 red, PC2 green, PC3
+    blue). A pixel's colour is the sum of the three; each component is stretched to [0, 1] within
+    its own panel, so the bars run from "panel min" to "panel max", not over shared values."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import LinearSegmentedColormap, Normalize
+
+    bars = []
+    # drawn blue first: constrained layout puts each new bar nearer the panels, so PC1 comes first
+    for k, (color, rgb) in reversed(list(enumerate(zip(("red", "green", "blue"), np.eye(3))))):
+        cmap = LinearSegmentedColormap.from_list(f"pc{k + 1}", [(0.0, 0.0, 0.0), tuple(rgb)])
+        bar = _colorbar(fig, ScalarMappable(Normalize(0.0, 1.0), cmap), axes, f"PC{k + 1} → {color}",
+                        location=location, shrink=0.35, aspect=12, pad=0.01)
+        bar.set_ticks([0.0, 1.0], labels=["panel\nmin", "panel\nmax"])
+        bars.append(bar)
+    return bars[::-1]  # PC1, PC2, PC3
 
 
 def _input_panel(ax, image, keypoints=None, spec=None):
@@ -256,12 +308,15 @@ def stage_overview(store: dict, index: int = 0, reduce: str = "mean", input_size
     ``store`` holds captured features (see ``features.capture``): "stage1" (N, 4P, H/4, W/4), and for
     s ≥ 2 the branch outputs "stage{s}.module{m}.branch{r}" of the stage's last module (all s
     branches, also in stage 4 whose last exchange unit keeps branch 0 only), or else "stage{s}".
-    Each panel is ``activation_map(...)[index]`` at the branch's native resolution, or with
-    reduce="pca" the top three principal components of its channels as RGB (``features.pca_rgb``).
+    Each panel is ``activation_map(...)[index]`` at the branch's native resolution with its own
+    colour bar (branches differ in scale, so each is shown over its own min to max — read the
+    values off the bar, not by comparing brightness), or with reduce="pca" the top three principal
+    components of its channels as RGB (``features.pca_rgb``), explained by one key (``_pca_key``).
     ``image``: optional (H, W, 3) input crop of sample ``index``, drawn in the first row's last
     column (free when the first row has fewer branches than the widest; else in a column of its own).
     Returns a figure with one axis per (stage, branch) present (empty grid cells removed), titled
-    with ``features.describe`` on two lines, and then the crop's axis when given.
+    with ``features.describe`` on two lines, then the crop's axis when given; colour-bar axes
+    (label "<colorbar>") follow each panel (mean, max, rms) or come last (the three of the PCA key).
     """
     rows = _stage_rows(store)
     if not rows:
@@ -269,19 +324,25 @@ def stage_overview(store: dict, index: int = 0, reduce: str = "mean", input_size
     ncols = max(len(outs) for _, outs in rows)
     extra = image is not None and len(rows[0][1]) == ncols  # no free cell in the first row
     ncols += extra
-    fig = Figure(figsize=(2.2 * ncols, 2.5 * len(rows)), layout="constrained")
+    fig = Figure(figsize=(2.5 * ncols + (reduce == "pca"), 2.5 * len(rows)), layout="constrained")
+    panels = []
     for i, (name, outs) in enumerate(rows):
         for r, out in enumerate(outs):
             ax = fig.add_subplot(len(rows), ncols, i * ncols + r + 1, xticks=[], yticks=[])
-            x = out[index]  # (C, h, w)
-            shown = features.pca_rgb(x) if reduce == "pca" else features.activation_map(x, reduce)
-            ax.imshow(_numpy(shown), cmap="magma", interpolation="nearest")
+            _map_panel(fig, ax, out[index], reduce)  # (C, h, w) of sample ``index``
             title = features.describe(f"{name}.branch{r}", out, input_size)
             ax.set_title(title.replace(" (", "\n("), fontsize=8)
+            panels.append(ax)
     if image is not None:
         _input_panel(fig.add_subplot(len(rows), ncols, ncols), image)
-    what = "PCA (RGB) of the channels" if reduce == "pca" else f"{reduce} activation"
-    fig.suptitle(f"{what} of every branch at every stage", fontsize=10)
+    if reduce == "pca":
+        _pca_key(fig, panels)
+        what = ("PCA of the channels of every branch at every stage (one PCA per panel)\n"
+                "PC1, PC2, PC3 → red, green, blue, each stretched over its own panel (the key)")
+    else:
+        what = f"{reduce} activation over the channels of every branch at every stage"
+        what += "\neach panel on its own colour scale: its bar runs from its min to its max"
+    fig.suptitle(what, fontsize=10)
     return fig
 
 
@@ -289,40 +350,54 @@ def contribution_figure(contributions, name: str = "", index: int = 0, image=Non
     """The exchange unit's terms a(X_i, k) as pictures: rows = outputs k, columns = inputs i.
 
     contributions[k][i]: (N, C_k, H_k, W_k); each panel is the per-pixel RMS over channels of
-    sample ``index``, titled with its share of output k (``features.contribution_shares``).
+    sample ``index``, titled with its share of output k (``features.contribution_shares``). The
+    terms of one output are summed, so they share units: each row has one colour scale, [0, the
+    row's largest RMS], and one colour bar (labelled "RMS → out k"); rows are not comparable.
     ``image``: optional (H, W, 3) input crop of that sample, drawn in a first column (top row).
-    Returns the figure: the n_out × n_in panels row by row, then the crop's axis when given.
+    Returns the figure: the n_out × n_in panels row by row, then the crop's axis when given, then
+    one colour bar axis per row (label "<colorbar>").
     """
     shares = features.contribution_shares(contributions)
     n_out, n_in = shares.shape
     lead = image is not None  # one column more, on the left, for the crop
     ncols = n_in + lead
-    fig = Figure(figsize=(2.0 * ncols, 2.2 * n_out + 0.3), layout="constrained")
+    fig = Figure(figsize=(2.0 * ncols + 0.6, 2.2 * n_out + 0.3), layout="constrained")
+    rows = []
     for i, row in enumerate(contributions):
-        for j, c in enumerate(row):
-            ax = fig.add_subplot(n_out, ncols, i * ncols + j + 1 + lead, xticks=[], yticks=[])
-            ax.imshow(_numpy(features.activation_map(c[index], "rms")), cmap="magma", interpolation="nearest")
+        maps = [_numpy(features.activation_map(c[index], "rms")) for c in row]  # n_in × (H_i, W_i)
+        top = max(1e-12, max(float(m.max()) for m in maps))
+        axes = [fig.add_subplot(n_out, ncols, i * ncols + j + 1 + lead, xticks=[], yticks=[])
+                for j in range(len(row))]
+        for j, (ax, m) in enumerate(zip(axes, maps)):
+            im = ax.imshow(m, cmap="magma", interpolation="nearest", vmin=0.0, vmax=top)
             ax.set_title(f"out {i} ← in {j}: {shares[i, j]:.2f}", fontsize=8)
+        rows.append((im, axes, i))
     if lead:
         _input_panel(fig.add_subplot(n_out, ncols, 1), image)
-    fig.suptitle(f"{name} exchange unit: RMS of each contribution (share of the output)", fontsize=10)
+    for im, axes, i in rows:  # after the crop, so that the axes order above holds
+        _colorbar(fig, im, axes, f"RMS → out {i}", shrink=0.9)
+    fig.suptitle(f"{name} exchange unit: RMS of each contribution (share of the output), "
+                 "one colour scale per row", fontsize=10)
     return fig
 
 
 def shares_figure(shares_by_unit: dict) -> Figure:
-    """Share matrices of several exchange units, one panel each (rows = output i, columns = input j).
+    """Share matrices of several exchange units, one panel each (rows = output i, columns = input j),
+    each cell written out and coloured on one scale [0, 1] for all panels (one colour bar).
 
     shares_by_unit: name → (outputs, inputs) array from ``features.contribution_shares``.
+    Returns the figure: one axis per unit, then the colour bar's axis.
     """
     fig, axes = _figure(len(shares_by_unit), 4, size=2.5)
     for ax, (name, shares) in zip(axes, shares_by_unit.items()):
         s = _numpy(shares)
-        ax.imshow(s, cmap="Blues", vmin=0, vmax=1)
+        im = ax.imshow(s, cmap="Blues", vmin=0, vmax=1)
         for (i, j), v in np.ndenumerate(s):
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8, color="k" if v < 0.6 else "w")
         ax.set_xticks(range(s.shape[1]), [f"in {j}" for j in range(s.shape[1])], fontsize=8)
         ax.set_yticks(range(s.shape[0]), [f"out {i}" for i in range(s.shape[0])], fontsize=8)
         ax.set_title(name, fontsize=9)
+    _colorbar(fig, im, axes, "share of the output (row sums to 1)", shrink=0.8)
     return fig
 
 
@@ -338,21 +413,23 @@ def browser_figure(store: dict, crops, index: int, name: str, view="mean", keypo
         view: "mean" | "max" | "rms" | "pca" (a reduction over channels) or an int channel index.
         keypoints: optional (N, K, 2|3) crop coordinates drawn on the crop with the skeleton of
             ``spec`` (the keypoint set; needed with ``keypoints``).
+
+    Returns:
+        The figure: axes crop, map, heatmaps, then colour bars (label "<colorbar>"): the map's own
+        (its min to max; for "pca" the three bars of ``_pca_key``), then the heatmaps' (0 to the
+        largest value over the joints of this sample).
     """
     fmap = store[name][index]  # (C, h, w)
     crop = _numpy(crops[index])
     fig, (ax_in, ax_map, ax_hm) = _figure(3, 3, size=2.8, height=2.8 * crop.shape[0] / crop.shape[1])
     _input_panel(ax_in, crop, None if keypoints is None else keypoints[index], spec)
+    _map_panel(fig, ax_map, fmap, view, shrink=0.75)  # an image axis is shorter than its cell
     if view == "pca":
-        ax_map.imshow(_numpy(features.pca_rgb(fmap)), interpolation="nearest")
-    elif isinstance(view, str):
-        ax_map.imshow(_numpy(features.activation_map(fmap, view)), cmap="magma", interpolation="nearest")
-    else:
-        ax_map.imshow(_numpy(fmap[int(view)]), cmap="magma", interpolation="nearest")
+        _pca_key(fig, ax_map, location="bottom")
     what = view if isinstance(view, str) else f"channel {int(view)}"
     ax_map.set_title(features.describe(name, fmap, crop.shape[:2]) + f"\n{what}", fontsize=8)
     im = show_heatmap(ax_hm, _numpy(store["heatmaps"][index]).max(axis=0), crop, vmax=None)
-    fig.colorbar(im, ax=ax_hm, shrink=0.8)
+    _colorbar(fig, im, ax_hm, "heatmap value", fraction=0.08, pad=0.02, shrink=0.75)
     ax_hm.set_title("heatmaps (max over joints)", fontsize=8)
     return fig
 

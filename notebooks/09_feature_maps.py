@@ -152,8 +152,10 @@ for name, t in rows:
 # Each panel is the channel-mean activation of one branch, drawn at its **native** resolution (so
 # the low-resolution branches look blocky), beside the input crop they all come from (top right);
 # the second figure shows the three principal components of each branch's channels as RGB (one PCA
-# per map). Each panel has its own colour scale: the figure compares where a branch responds, not
-# how strongly.
+# per map). Each panel has its own colour scale, from its minimum to its maximum, read off its own
+# colour bar (channel-mean activation, in the branch's units): compare where the branches respond by
+# the pictures, and how strongly by the numbers on the bars — equal brightness in two panels does not
+# mean equal activation.
 
 # %%
 viz.stage_overview(feats, index=0, reduce="mean", input_size=cfg.input_size, image=crops[0])
@@ -165,11 +167,17 @@ viz.stage_overview(feats, index=0, reduce="mean", input_size=cfg.input_size, ima
 # the **same colour** have similar feature vectors — the network sees them as the same kind of place
 # — and a sharp colour change is a boundary in feature space. The hues themselves mean nothing (a
 # component's sign is arbitrary; the library fixes it only so the picture is reproducible), and the
-# colours of two different panels are not comparable: each panel has its own basis. The mean-
-# activation panels above have no colour bar for the same reason: each is scaled to its own range.
+# colours of two different panels are not comparable: each panel has its own basis. The key on the
+# right says so: one bar per component, black to pure red, green or blue, running from that panel's
+# minimum to its maximum (there are no shared values to print on it).
 
 # %%
 viz.stage_overview(feats, index=0, reduce="pca", input_size=cfg.input_size, image=crops[0])
+
+# %% [markdown]
+# Single channels: the 16 most active of stage 4's branch 0 (sample 0), most active first, all on
+# **one** colour scale (the single bar), so that a dimmer panel is a less active channel. Most are a
+# compact blob in one place of the figure.
 
 # %%
 i_top, score = features.top_channels(feats["stage4"][0][0], k=8)
@@ -208,6 +216,12 @@ for unit, s in shares.items():
 
 # %%
 viz.shares_figure(shares)
+
+# %% [markdown]
+# The terms themselves, for stage 3's last exchange unit: each panel is the per-pixel RMS over
+# channels of one term $a(X_i, k)$ (sample 0). The terms of one output are added, so each row has one
+# colour scale, from 0 to the row's largest value, shown by the row's colour bar; the rows' scales
+# differ.
 
 # %%
 last3 = [u for u in units if u.startswith("stage3")][-1]
@@ -464,7 +478,9 @@ else:
 # ## 8 · Explore it yourself
 #
 # Pick an image, a stage, a module, a branch (or an exchange output) and a channel or a reduction;
-# the map is shown at its native resolution next to the input crop and the predicted heatmaps.
+# the map is shown at its native resolution next to the input crop and the predicted heatmaps, each
+# with its colour bar: the map's runs from its own minimum to its maximum, the heatmaps' from 0 to
+# their largest value on this crop.
 
 # %%
 # The browser's starting state, drawn once for readers without a live kernel:

@@ -137,8 +137,10 @@ def test_stage_overview_shows_every_branch_at_every_stage(w8):
     with torch.no_grad(), features.capture(w8) as feats:
         w8(torch.randn(1, 3, 64, 64))
     fig = viz.stage_overview(feats, input_size=(64, 64))
-    titles = [ax.get_title() for ax in fig.axes]
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]  # each with its own colour bar
+    titles = [ax.get_title() for ax in panels]
     assert len(titles) == 1 + 2 + 3 + 4  # stage 4 shows its 4 branches (before the last exchange)
+    assert len(fig.axes) == 2 * len(panels)
     assert titles[-1] == "stage 4 · branch 3\n(C=64, 2×2, 1/32)"  # on two lines, legible at 8 pt
     only_outputs = {k: v for k, v in feats.items() if k in ("stage1", "stage2", "stage3", "stage4")}
-    assert len(viz.stage_overview(only_outputs, reduce="pca").axes) == 1 + 2 + 3 + 1
+    assert len(viz.stage_overview(only_outputs, reduce="pca").axes) == 1 + 2 + 3 + 1 + 3  # + the PCA key

@@ -13,6 +13,15 @@ from hrnet_edu.keypoints import COCO17, CROWDPOSE14
 KEYPOINT_NAMES, SKELETON = COCO17.names, COCO17.skeleton
 
 
+def _panels(fig):
+    """The figure's axes less its colour bars (which matplotlib labels "<colorbar>")."""
+    return [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+
+
+def _bars(fig):
+    return [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+
+
 @pytest.fixture
 def fmap():
     return torch.randn(2, 12, 8, 6)  # (N, C, H, W)
@@ -113,13 +122,13 @@ def test_figures_are_built_headless_without_pyplot():
     assert len(fig.axes) == 4 and all(ax.images[1].get_clim() == (0.0, 1.0) for ax in fig.axes[:3])
     assert len(viz.overlay_heatmaps(crop, heatmaps, colorbar=False, spec="coco17").axes) == 1
     grid = viz.feature_grid(torch.randn(20, 8, 6), "stage2.module0.branch1", input_size=(64, 48), k=6)
-    assert len(grid.axes) == 6
+    assert len(_panels(grid)) == 6 and len(_bars(grid)) == 1
     assert grid.get_suptitle() == "stage 2 · module 0 · branch 1 (C=20, 8×6, 1/8)"
     contributions = [[torch.rand(1, 4, 8 >> i, 8 >> i) for _ in range(2)] for i in range(2)]
     fig = viz.contribution_figure(contributions, "stage2.module0")
-    assert len(fig.axes) == 4 and fig.axes[1].get_title().startswith("out 0 ← in 1: ")
+    assert len(_panels(fig)) == 4 and fig.axes[1].get_title().startswith("out 0 ← in 1: ")
     fig = viz.shares_figure({"a": features.contribution_shares(contributions), "b": torch.eye(3)})
-    assert [ax.get_title() for ax in fig.axes] == ["a", "b"]
+    assert [ax.get_title() for ax in _panels(fig)] == ["a", "b"]
     assert plt.get_fignums() == []  # nothing registered with pyplot, nothing to show
 
 
@@ -149,26 +158,95 @@ def test_loss_and_predictions_figures_draw_what_they_are_given(tmp_path):
 def test_feature_figures_show_the_input_crop_beside_the_maps():
     crop = np.zeros((64, 48, 3), np.uint8)
     grid = viz.feature_grid(torch.randn(20, 8, 6), "stage2.module0.branch1", k=6, ncols=3, image=crop)
-    assert len(grid.axes) == 1 + 6 and grid.axes[0].get_title() == "input crop 64×48"
+    assert len(_panels(grid)) == 1 + 6 and grid.axes[0].get_title() == "input crop 64×48"
     assert grid.axes[0].get_subplotspec().rowspan == range(0, 2)  # the crop spans both rows of channels
-    assert all(ax.get_title().startswith("c") for ax in grid.axes[1:])  # then the channels
+    assert all(ax.get_title().startswith("c") for ax in _panels(grid)[1:])  # then the channels
     contributions = [[torch.rand(1, 4, 8 >> i, 8 >> i) for _ in range(2)] for i in range(2)]
     fig = viz.contribution_figure(contributions, "stage2.module0", image=crop)
-    assert len(fig.axes) == 4 + 1 and fig.axes[-1].get_title() == "input crop 64×48"
-    assert fig.axes[-1].get_subplotspec().colspan == range(0, 1)  # the crop is the first column
+    assert len(_panels(fig)) == 4 + 1 and _panels(fig)[-1].get_title() == "input crop 64×48"
+    assert _panels(fig)[-1].get_subplotspec().colspan == range(0, 1)  # the crop is the first column
     assert fig.axes[0].get_subplotspec().colspan == range(1, 2)
     # stage_overview: the crop takes the first row's free last cell, or a column of its own
     store = {"stage1": torch.rand(1, 8, 16, 12), "stage2": [torch.rand(1, 4, 16, 12), torch.rand(1, 8, 8, 6)]}
     fig = viz.stage_overview(store, image=crop)
-    assert len(fig.axes) == 1 + 2 + 1 and fig.axes[-1].get_title() == "input crop 64×48"
+    assert len(_panels(fig)) == 1 + 2 + 1 and fig.axes[-1].get_title() == "input crop 64×48"
     assert fig.axes[-1].get_subplotspec().get_geometry() == (2, 2, 1, 1)
     only_stage2 = {"stage2": store["stage2"]}
     fig = viz.stage_overview(only_stage2, image=crop)
     assert fig.axes[-1].get_subplotspec().get_geometry() == (1, 3, 2, 2)
     # every title of these figures is at least 8 pt
-    sizes = [ax.title.get_fontsize() for f in (grid, fig) for ax in f.axes]
+    sizes = [ax.title.get_fontsize() for f in (grid, fig) for ax in _panels(f)]
     assert min(sizes) >= 8
     assert plt.get_fignums() == []
+
+
+def test_feature_figures_have_labelled_colour_scales():
+    """Every feature-map figure says what its colours mean: a labelled colour bar whose limits are
+    the values drawn (a panel's own range, a shared range, or [0, 1] where the data are normalised)."""
+    g = torch.Generator().manual_seed(0)
+    store = {"stage1": torch.rand(1, 8, 16, 12, generator=g),
+             "stage2": [torch.rand(1, 4, 16, 12, generator=g) * 5, torch.rand(1, 8, 8, 6, generator=g)]}
+    # stage_overview: each panel its own bar, running from that panel's min to its max
+    fig = viz.stage_overview(store, reduce="mean")
+    maps = [store["stage1"][0], *(x[0] for x in store["stage2"])]
+    for ax, x in zip(_panels(fig), maps, strict=True):
+        bar = ax.images[0].colorbar
+        values = features.activation_map(x, "mean")
+        assert bar is not None and bar.ax.get_ylabel() == "mean over channels"
+        assert bar.ax.get_ylim() == pytest.approx((values.min().item(), values.max().item()))
+    assert "its own colour scale" in fig.get_suptitle()
+    # the PCA pictures: a key of three black-to-primary bars, PC1..3 → R, G, B, each over [0, 1]
+    fig = viz.stage_overview(store, reduce="pca")
+    key = sorted(_bars(fig), key=lambda ax: ax.get_ylabel())
+    assert [ax.get_ylabel() for ax in key] == ["PC1 → red", "PC2 → green", "PC3 → blue"]
+    for ax, rgb in zip(key, np.eye(3)):
+        assert ax.get_ylim() == (0.0, 1.0)
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["panel\nmin", "panel\nmax"]
+        (cmap,) = [c.get_cmap() for c in ax.collections if c.get_cmap().name.startswith("pc")]  # the bar
+        np.testing.assert_allclose(cmap(0.0)[:3], 0.0)  # black at the panel's min
+        np.testing.assert_allclose(cmap(1.0)[:3], rgb)  # the pure primary at its max
+    # feature_grid: one scale for all channels shown, from their min to their max
+    fmap = torch.randn(6, 8, 6, generator=g)
+    fmap[2] *= 4  # one strong channel: the others must look weaker, not be rescaled
+    grid = viz.feature_grid(fmap, channels=[0, 2, 5])
+    (bar,) = _bars(grid)
+    shown = fmap[[0, 2, 5]]
+    assert bar.get_ylim() == pytest.approx((shown.min().item(), shown.max().item()))
+    assert all(ax.images[0].get_clim() == bar.get_ylim() for ax in _panels(grid))
+    assert bar.get_ylabel() == "activation (one scale, all channels)"
+    # contribution_figure: a bar per output row, from 0 to the row's largest RMS
+    # contributions[k][i]: (1, 4, H_k, W_k); output 1's terms ten times output 0's
+    contributions = [[torch.rand(1, 4, 8 >> k, 8 >> k, generator=g) * (i + 1) * 10**k for i in range(2)]
+                     for k in range(2)]
+    fig = viz.contribution_figure(contributions, "stage2.module0")
+    for k, row in enumerate(contributions):
+        top = max(features.activation_map(c[0], "rms").max().item() for c in row)
+        bar = next(ax for ax in _bars(fig) if ax.get_ylabel() == f"RMS → out {k}")
+        assert bar.get_ylim() == pytest.approx((0.0, top))
+        for ax in _panels(fig)[k * 2:(k + 1) * 2]:
+            assert ax.images[0].get_clim() == pytest.approx((0.0, top))
+    # shares_figure: one bar, [0, 1]
+    (bar,) = _bars(viz.shares_figure({"a": features.contribution_shares(contributions)}))
+    assert bar.get_ylim() == (0.0, 1.0) and bar.get_ylabel().startswith("share")
+    assert plt.get_fignums() == []
+
+
+def test_browser_figure_labels_the_map_and_heatmap_scales():
+    g = torch.Generator().manual_seed(1)
+    store = {"stage2.module0.branch1": torch.randn(1, 8, 8, 6, generator=g),
+             "heatmaps": torch.rand(1, 17, 16, 12, generator=g) * 0.7}
+    crops = np.zeros((1, 64, 48, 3), np.uint8)
+    fig = viz.browser_figure(store, crops, 0, "stage2.module0.branch1", view=3)
+    _, ax_map, ax_hm = _panels(fig)
+    channel = store["stage2.module0.branch1"][0, 3]
+    bar = ax_map.images[0].colorbar
+    assert bar.ax.get_ylabel() == "channel 3"
+    assert bar.ax.get_ylim() == pytest.approx((channel.min().item(), channel.max().item()))
+    hm_bar = ax_hm.images[-1].colorbar  # 0 to this sample's largest heatmap value
+    assert hm_bar.ax.get_ylim() == pytest.approx((0.0, store["heatmaps"][0].max().item()))
+    assert hm_bar.ax.get_ylabel() == "heatmap value"
+    fig = viz.browser_figure(store, crops, 0, "stage2.module0.branch1", view="pca")
+    assert sorted(ax.get_xlabel() for ax in _bars(fig)) == ["", "PC1 → red", "PC2 → green", "PC3 → blue"]
 
 
 def test_linear_probe_recovers_a_known_1x1_map_and_respects_weights():
