@@ -123,8 +123,7 @@ names = features.layer_names(model)
 print(len(names), "names; the first module of stage 3:")
 print("\n".join(n for n in names if n.startswith("stage3.module0")))
 
-# %% slideshow={"slide_type": "skip"}
-# NBVAL_IGNORE_OUTPUT
+# %% slideshow={"slide_type": "skip"} tags=["nbval-ignore-output"]
 show_source(features.capture)
 
 # %%
@@ -322,7 +321,7 @@ elapsed = time.perf_counter() - t0
 print(f"{'features':8} {'C':>4} {'probe R²':>9} {'probe error px':>15} {'final head error px':>20}")
 for name, c, r2, err, head_err in rows_trained:
     head_text = "(width differs)" if head_err is None else f"{head_err:.1f}"
-    print(f"{name:8} {c:4d} {round(r2, 2) + 0.0:9.2f} {err:15.1f} {head_text:>20}")
+    print(f"{name:8} {c:4d} {r2:z9.2f} {err:15.1f} {head_text:>20}")
 print(f"mean pose (no image): {mean_pose_error:.1f} px")
 
 # %%
@@ -345,8 +344,7 @@ print("stage 4's probe is within 1 px of the trained head (or better):",
 # (it has the same form: a 1×1 convolution). The borrowed head, on the other hand, is worse than
 # the mean pose on stages 2 and 3: the channels it weighs only acquire their meaning at stage 4.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"probing 5 layers on {N_PROBE_FIT} + {N_PROBE_TEST} crops took {elapsed:.1f} s")
 
 # %%
@@ -406,7 +404,7 @@ for u in units:
 rows_untrained, _ = probe_table(untrained)
 print(f"{'features':8} {'R² trained':>11} {'R² untrained':>13} {'px trained':>11} {'px untrained':>13}")
 for (name, _, r2_t, err_t, _), (_, _, r2_u, err_u, _) in zip(rows_trained, rows_untrained):
-    print(f"{name:8} {round(r2_t, 2) + 0.0:11.2f} {round(r2_u, 2) + 0.0:13.2f} {err_t:11.1f} {err_u:13.1f}")
+    print(f"{name:8} {r2_t:z11.2f} {r2_u:z13.2f} {err_t:11.1f} {err_u:13.1f}")
 
 # %% [markdown]
 # Random but well-scaled features still *look* like the image (a random convolution responds to
@@ -464,8 +462,7 @@ def show_photo(store, crop_u8, input_size, label):
 photo_crop, photo_store = photo_features(model, cfg.input_size)
 show_photo(photo_store, photo_crop, cfg.input_size, "the committed SynthPose network (never saw a photo)")
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 w32_path = cached(W32_NAME)
 if w32_path is None:
     print(f"{W32_NAME} is not in the cache (hrnet-edu weights get {W32_NAME}): W32 not shown")
@@ -487,8 +484,7 @@ else:
 viz.browser_figure(feats, crops, 0, f"stage4.module{len(model.stage4) - 1}.branch0", "mean", keypoints=joints,
                    spec=cfg.spec)
 
-# %% slideshow={"slide_type": "skip"}
-# NBVAL_IGNORE_OUTPUT
+# %% slideshow={"slide_type": "skip"} tags=["nbval-ignore-output"]
 viz.feature_browser(model, images, crops, keypoints=joints, spec=cfg.spec)
 
 # %% [markdown] slideshow={"slide_type": "slide"}
