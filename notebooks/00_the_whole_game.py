@@ -15,6 +15,8 @@
 # %% [markdown]
 # # 00 · The whole game: one photo, every step
 #
+# **Time:** about 35 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** Python and NumPy; nothing else of the course · course map and glossary: section 10, README, `docs/glossary.md`.
+#
 # HRNet (Sun et al., CVPR 2019) estimates a person's pose **top-down**: first find the person (a
 # box), cut the box out and resize it to the network's input (the crop), run the network, which
 # answers one **heatmap** per joint, read each joint off its heatmap (the keypoints) and map them back
@@ -285,7 +287,7 @@ fig
 # what the paper measures. HRNet's design is the subject of this course; SynthPose is what lets the
 # whole course run, and train, on a laptop's CPU.
 #
-# ## 9 · The published HRNet-W32 on the same photo (when it is in the cache)
+# ## 9 · The published HRNet-W32 on the same photo (when it is in the cache) (deeper)
 #
 # `hrnet-edu weights get hrnet_w32_coco_256x192` downloads mmpose's published COCO
 # HRNet-W32 (256×192) once into the cache; when it is there, the cells below run the same chain with

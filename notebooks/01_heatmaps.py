@@ -15,7 +15,7 @@
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 01 · Heatmaps: from a keypoint to a target and back
 #
-# **Time:** about 45 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebook 00; NumPy and a little PyTorch · course map and glossary: README, `docs/glossary.md`.
+# **Time:** about 35 min of reading on the core path, 45 with the sections marked *(deeper)* (the exercises extra; their solutions say what each costs) · **Needs:** notebook 00; NumPy and a little PyTorch · course map and glossary: README, `docs/glossary.md`.
 #
 # HRNet never outputs coordinates. For each of the K = 17 joints it predicts a **heatmap** of a
 # quarter of the input resolution (64×48 for a 256×192 crop), trained with a mean-squared error
@@ -315,7 +315,7 @@ for sigma in SIGMAS_TESTED:
 #   while DARK, which fits the whole neighbourhood, stays near 0.2 input px.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 6 · The sigma question: 1 px (paper) or 2 (reference configuration)?
+# ## 6 · The sigma question: 1 px (paper) or 2 (reference configuration)? (deeper)
 #
 # The paper says the target Gaussian has a standard deviation of 1 pixel; the released
 # configuration for 256×192 uses `SIGMA: 2` on the 64×48 heatmap (and 3 for 384×288 → 96×72).
@@ -393,7 +393,7 @@ print("all checks passed")
 # - Decoding: **argmax** errs by up to ½ heatmap px (1.53 input px on average), the **¼ shift** halves
 #   that on unbiased targets, **DARK** recovers the point almost exactly and stays robust to noise.
 # - The paper's σ = 1 px against the configuration's 2: the round trip cannot tell them apart;
-#   training can (σ = 1 was slightly ahead after one CPU epoch here).
+#   training can (σ = 1 was slightly ahead after one CPU epoch here; section 6, deeper).
 
 # %% [markdown] slideshow={"slide_type": "slide"} tags=["exercise"]
 # ## Exercises

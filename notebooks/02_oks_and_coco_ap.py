@@ -15,7 +15,7 @@
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 02 · Object Keypoint Similarity and COCO AP
 #
-# **Time:** about 50 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebook 01 · course map and glossary: README, `docs/glossary.md`.
+# **Time:** about 40 min of reading on the core path, 50 with the sections marked *(deeper)* (the exercises extra; their solutions say what each costs) · **Needs:** notebook 01 · course map and glossary: README, `docs/glossary.md`.
 #
 # HRNet's COCO numbers (AP .744 for W32 at 256×192) are **keypoint AP**: average precision where a
 # predicted person counts as correct when its **Object Keypoint Similarity** (OKS) with a ground-truth
@@ -391,7 +391,7 @@ print(results_ap(coco, [], spec=COCO17).note)
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# ### The same numbers from scratch
+# ### The same numbers from scratch (deeper)
 #
 # What does COCOeval do with the OKS values? Per image and per OKS threshold $t$:
 #

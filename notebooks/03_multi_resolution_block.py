@@ -15,7 +15,7 @@
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 03 · Residual units and the multi-resolution block
 #
-# **Time:** about 30 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** convolution and BatchNorm; notebook 00 · course map and glossary: README, `docs/glossary.md`.
+# **Time:** about 25 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** convolution and BatchNorm; notebook 00 · course map and glossary: README, `docs/glossary.md`.
 #
 # HRNet is built from one repeated pattern: **several branches at different resolutions running
 # side by side** (the multi-resolution block), followed by an **exchange** of information between

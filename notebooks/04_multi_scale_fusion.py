@@ -15,7 +15,7 @@
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 04 · Multi-scale fusion: the exchange unit
 #
-# **Time:** about 40 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebook 03 · course map and glossary: README, `docs/glossary.md`.
+# **Time:** about 30 min of reading on the core path, 40 with the sections marked *(deeper)* (the exercises extra; their solutions say what each costs) · **Needs:** notebook 03 · course map and glossary: README, `docs/glossary.md`.
 #
 # After every multi-resolution block (notebook 03), HRNet lets its parallel branches exchange
 # information. Output r of the **exchange unit** is the sum, over all inputs r', of input r' brought
@@ -259,7 +259,7 @@ show_output(0)
 widgets.interact(show_output, k=widgets.Dropdown(options=[0, 1, 2], value=0, description="output k"));
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 4 · What each transform costs in HRNet-W32
+# ## 4 · What each transform costs in HRNet-W32 (deeper)
 #
 # The last exchange unit of stage 4 has four branches of widths (32, 64, 128, 256) at 64×48 … 8×6
 # for a 256×192 input (the very last module keeps only output 0; we build the full 4 × 4 unit to

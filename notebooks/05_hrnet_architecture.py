@@ -15,7 +15,7 @@
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 05 · The whole HRNet, stage by stage
 #
-# **Time:** about 40 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 03 and 04 · course map and glossary: README, `docs/glossary.md`.
+# **Time:** about 30 min of reading on the core path, 35 with the sections marked *(deeper)* (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 03 and 04 · course map and glossary: README, `docs/glossary.md`.
 #
 # Notebooks 03 and 04 built the two halves of HRNet's repeated pattern: parallel branches, then an
 # exchange. This notebook assembles the network of the paper (Fig. 1) and measures it.
@@ -249,7 +249,7 @@ for name, model in [("SimpleBaseline SMALL", small_base), ("HRNet W8", small_hr)
     print(f"{name:22} CPU forward, batch 8: {dt * 1000:.0f} ms")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# ### Trained side by side at equal multiply-adds (measured here)
+# ### Trained side by side at equal multiply-adds (measured here) (deeper)
 #
 # The AP numbers above are the papers'. Here the two designs are trained the same way on SynthPose:
 # the CPU recipe's HRNet (`W16_1UNIT`, 83.0 M multiply-adds at 128×96) against a SimpleBaseline cut
@@ -296,7 +296,7 @@ fig.tight_layout()
 # branch buys. Loss is a training signal, not a localisation metric: compare networks by AP.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 4 · Loading the reference implementation's checkpoints
+# ## 4 · Loading the reference implementation's checkpoints (deeper)
 #
 # Our module names *are* the reference's state-dict keys, so a published checkpoint such as
 # `pose_hrnet_w32_256x192.pth` loads with no renaming: `checkpoints.load_reference_weights(model,
@@ -365,7 +365,8 @@ widgets.interact(describe, width=widgets.Dropdown(options=[8, 16, 32, 48, 64], v
 #   equal to the paper's numbers.
 # - Parameters grow with C², so W48 ≈ W32 × (48/32)² (plus a fixed stem).
 # - SimpleBaseline goes high → low → high; HRNet keeps a high-resolution branch throughout. At equal
-#   multiply-adds HRNet was clearly ahead in AP here, with nearly the same training loss.
+#   multiply-adds HRNet was clearly ahead in AP here, with nearly the same training loss (section 3,
+#   deeper).
 
 # %% [markdown] slideshow={"slide_type": "slide"} tags=["exercise"]
 # ## Exercises

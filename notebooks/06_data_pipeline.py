@@ -15,7 +15,7 @@
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 06 · The top-down data pipeline: from a COCO annotation to a training sample
 #
-# **Time:** about 45 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebook 01 · course map and glossary: README, `docs/glossary.md`.
+# **Time:** about 35 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebook 01 · course map and glossary: README, `docs/glossary.md`.
 #
 # HRNet is a *top-down* pose estimator: a person detector (or the ground-truth box) finds each
 # person, the box is cropped and warped to a fixed input size — 256×192 (H×W) in the paper's main
@@ -264,7 +264,7 @@ for k in (5, 6, 9, 10):  # shoulders and wrists
     print(f"flipped channel {COCO17.names[k]:15} ← annotated {COCO17.names[src]}")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 5. The random draw, measured
+# ## 5. The random draw, measured (deeper)
 #
 # `sample_crop` draws, in the reference's order: half body (p = 0.3 when more than 8 joints are
 # labelled; upper body when N(0, 1) < 0.5, i.e. about 69 % of the time), the scale factor

@@ -15,7 +15,7 @@
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 07 · Training HRNet: the recipe, a CPU-hour, a smoke run (and the GPU run)
 #
-# **Time:** about 75 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 01, 05 and 06 · course map and glossary: README, `docs/glossary.md`.
+# **Time:** about 40 min of reading on the core path, 55 with the sections marked *(deeper)* (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 01, 05 and 06 · course map and glossary: README, `docs/glossary.md`.
 #
 # The paper trains HRNet-W32 with **Adam** (learning rate 10⁻³, divided by 10 at epochs 170 and
 # 200, 210 epochs) on the **mean-squared error between predicted and target heatmaps**, 32 crops
@@ -380,7 +380,7 @@ print("augmentation:", coco.augment)
 #   killed run, several GPUs — is in Appendices A, B and C.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 7 · What a CPU-hour buys: the recipe behind the committed checkpoint
+# ## 7 · What a CPU-hour buys: the recipe behind the committed checkpoint (deeper)
 #
 # No GPU was available to build this course, so the network that notebooks 08 and 09 open was
 # trained on the same 2-core CPU. Which recipe gets the most out of a CPU-hour was measured, not
@@ -459,8 +459,8 @@ _ = axes[1].legend(fontsize=8, loc="upper left")
 #   heatmaps (with the reference's factor ½, which Adam ignores), target weights for unlabelled joints.
 # - One training step = forward, loss, backward, Adam step — checked against a step written by hand.
 # - Watch the validation AP, not only the loss.
-# - On 2 CPU cores the recipe network (`W16_1UNIT`, 128×96) learns a usable pose estimator; the
-#   committed outputs of this notebook are CPU runs.
+# - On 2 CPU cores the recipe network (`W16_1UNIT`, 128×96) learns a usable pose estimator (section
+#   7, deeper); the committed outputs of this notebook are CPU runs.
 # - The engineering (mixed precision, compile, resuming, `torchrun`) is in appendices A1 and A2.
 
 # %% [markdown] slideshow={"slide_type": "slide"} tags=["exercise"]

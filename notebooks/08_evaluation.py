@@ -15,7 +15,7 @@
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 08 · Evaluation: from a checkpoint to COCO AP
 #
-# **Time:** about 70 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 02 and 07 · course map and glossary: README, `docs/glossary.md`.
+# **Time:** about 40 min of reading on the core path, 60 with the sections marked *(deeper)* (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 02 and 07 · course map and glossary: README, `docs/glossary.md`.
 #
 # A pose network is judged the way the paper judges it (§4.1): run it on every person box of the
 # validation images, turn heatmaps into keypoints in *image* coordinates, score every pose, remove
@@ -191,7 +191,7 @@ for shift in (False, True):
 assert abs(bias[False][0] + 0.75) < 0.01 and abs(bias[True][0] - 0.25) < 0.01  # −3/4 without shift, +1/4 with
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# ### Check: the back-mapping written out by hand
+# ### Check: the back-mapping written out by hand (deeper)
 #
 # The inverse crop transform is a scaling about the box centre: heatmap pixel x maps to
 # $x_\text{img} = c_x + (x - w/2)\cdot 200\,s_x / w$ (and the same in y with the same factor, as the
@@ -328,7 +328,7 @@ for name, decode, heatmaps in rows:
 #   sub-pixel position in their shape, and DARK reads it back.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# ### What the output stride costs: perfect heatmaps, then two trained networks
+# ### What the output stride costs: perfect heatmaps, then two trained networks (deeper)
 #
 # HRNet reads its heatmaps from the branch it kept at ¼ of the input. What would a coarser read-out
 # cost? First with no training at all: perfect heatmaps at output stride 4, 8, 16 and 32 (32×24
@@ -456,7 +456,7 @@ ax.legend(ncols=5, loc="lower center", bbox_to_anchor=(0.5, 1.0))
 display(fig)
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# ### Better than ignoring the image?
+# ### Better than ignoring the image? (deeper)
 #
 # A yardstick for every joint: the **mean pose** — each joint's average position in the crop over
 # the bundled *training* persons — predicted for every validation person without looking at the
@@ -590,7 +590,7 @@ display(draw_predictions(image0, poses, spec, boxes))
 print(f"{len(boxes)} boxes; keypoints above 0.2 per person:", [int((c > 0.2).sum()) for _, c in poses])
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 9 · The paper's numbers on real COCO (NOT reproduced here)
+# ## 9 · The paper's numbers on real COCO (NOT reproduced here) (deeper)
 #
 # With the published weights and COCO val2017 (not bundled: 1 GB of images), one command reproduces
 # the paper's table. It needs the person detections the paper used (detector AP 56.4 on val2017,
@@ -627,7 +627,8 @@ print(f"{len(boxes)} boxes; keypoints above 0.2 per person:", [int((c > 0.2).sum
 # - Test time: crop → network → **flip test** (mirror, swap left/right channels, shift one column,
 #   average) → decode → back to the image with the inverse crop transform → rescoring → OKS-NMS → COCOeval.
 # - The one-column shift is the reference's whole-pixel approximation of a ¾-column misalignment.
-# - Perfect heatmaps at 32×24 still lose AP to quantisation: a ceiling set by the output stride.
+# - Perfect heatmaps at 32×24 still lose AP to quantisation: a ceiling set by the output stride
+#   (section 4, deeper).
 # - The error taxonomy (good, jitter, inversion, swap, miss) tells *why* keypoints are wrong.
 # - Detected boxes instead of ground-truth boxes cost AP; OKS-NMS wins part of it back.
 

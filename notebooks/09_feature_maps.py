@@ -15,7 +15,7 @@
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 09 · Reading the network: feature maps, exchange units, heatmaps stage by stage
 #
-# **Time:** about 45 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 04, 05 and 08 · course map and glossary: README, `docs/glossary.md`.
+# **Time:** about 40 min of reading on the core path, 50 with the sections marked *(deeper)* (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 04, 05 and 08 · course map and glossary: README, `docs/glossary.md`.
 #
 # HRNet keeps a high-resolution branch alive from the stem to the head and lets the branches talk
 # through **exchange units** (repeated multi-scale fusion). This notebook opens a trained network
@@ -364,7 +364,7 @@ fig
 
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 6 · Trained versus untrained
+# ## 6 · Trained versus untrained (deeper)
 #
 # The same architecture with random weights (seeded, the reference's initialisation: convolution
 # weights N(0, 0.001²), BatchNorm γ = 1, β = 0, running mean 0 and variance 1). In eval mode such a
@@ -417,7 +417,7 @@ for (name, _, r2_t, err_t, _), (_, _, r2_u, err_u, _) in zip(rows_trained, rows_
 viz.stage_overview(feats_u, index=0, reduce="pca", input_size=cfg.input_size, image=crops[0])
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 7 · On a real photograph
+# ## 7 · On a real photograph (deeper)
 #
 # matplotlib's sample portrait of Grace Hopper (notebook 00 takes it through every step), cropped
 # around the person by a hand-given box as `hrnet-edu predict --box` does. First through the
@@ -496,7 +496,7 @@ viz.feature_browser(model, images, crops, keypoints=joints, spec=cfg.spec)
 #   **shares** show how much each input branch contributes (a ratio of norms, not of importance).
 # - A **linear probe** per stage shows the heatmaps emerging: weak up to stage 2, near the trained
 #   head by stage 4.
-# - A trained network's features differ visibly from an untrained twin's.
+# - A trained network's features differ visibly from an untrained twin's (section 6, deeper).
 
 # %% [markdown] slideshow={"slide_type": "slide"} tags=["exercise"]
 # ## Exercises

@@ -15,7 +15,7 @@
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 10 · Your own keypoints: one keypoint spec through the whole library
 #
-# **Time:** about 45 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 06, 07 and 08 · course map and glossary: README, `docs/glossary.md`.
+# **Time:** about 35 min of reading on the core path, 40 with the sections marked *(deeper)* (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 06, 07 and 08 · course map and glossary: README, `docs/glossary.md`.
 #
 # COCO's 17 joints are one choice among many: CrowdPose labels 14 (no face, but the top of the head
 # and the neck), hand, animal and lab data sets label their own. Which parts of a top-down pose
@@ -353,7 +353,7 @@ print(f"{'body (mean)':15s} {err_before[body].mean():7.1f} {err_after[body].mean
 # so short a run enough (exercise 4 measures it without the copy).
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 7 · The checkpoint knows its keypoints
+# ## 7 · The checkpoint knows its keypoints (deeper)
 #
 # The run's config — with `keypoints` — is stored in every checkpoint, so loading one gives the spec
 # back (a checkpoint from before the field existed is COCO-17), and the command line builds the

@@ -15,7 +15,7 @@
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # A1 · Speed: mixed precision, channels-last, `torch.compile`, and the GPU data path
 #
-# **Time:** about 25 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 06 and 07 · course map and glossary: README, `docs/glossary.md`.
+# **Time:** about 30 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 06 and 07 · course map and glossary: README, `docs/glossary.md`.
 #
 # *Appendix: the engineering track.* The core path (notebooks 00–10) teaches what HRNet computes,
 # how it is trained and how it is judged. The appendices teach what makes the same code fast and

@@ -15,7 +15,7 @@
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # A2 · Checkpoints, resuming bit for bit, and several GPUs with `torchrun`
 #
-# **Time:** about 20 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebook 07 · course map and glossary: README, `docs/glossary.md`.
+# **Time:** about 25 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebook 07 · course map and glossary: README, `docs/glossary.md`.
 #
 # *Appendix: the engineering track.* The paper's W32 trains for 210 epochs on 4 GPUs — about two
 # days. Machines are preempted, laptops sleep, a power cut ends a run. A training run you can trust

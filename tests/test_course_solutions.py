@@ -6,6 +6,7 @@ cost" heading per exercise, in order, with the same title. nbval executes the so
 check the answers); this test checks that none is missing (README "Course map")."""
 
 import re
+import sys
 from pathlib import Path
 
 import nbformat
@@ -59,3 +60,44 @@ def test_a_heading_without_a_cost_is_caught():
     assert not HEADING.findall("## Exercise 1 · Title")
     found = HEADING.findall("## Exercise 2 · A fixed batch — ★ · ≈ 0.5 min")
     assert found == [("2", "A fixed batch", "★", "≈ 0.5 min")]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The course map's times are computed (docs/reading_time.py), not guessed, and stay in step.
+
+sys.path.insert(0, str(NOTEBOOKS.parent / "docs"))
+import reading_time  # noqa: E402
+
+
+def readme_course_map() -> dict[str, tuple[int, int]]:
+    """{"01": (core, full)} from the README's course map table."""
+    text = (NOTEBOOKS.parent / "README.md").read_text()
+    section = text.split("## Course map", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| (\w\w) \| [^|]+ \| (\d+) min \| (\d+) min \|", section, re.MULTILINE)
+    return {number: (int(core), int(full)) for number, core, full in rows}
+
+
+@pytest.mark.parametrize("notebook", COURSE, ids=lambda p: p.stem)
+def test_stated_times_are_the_measured_ones(notebook):
+    core, full = reading_time.reading_time(notebook)
+    row = notebook.name[:2]
+    assert readme_course_map().get(row) == (core, full), \
+        f"README course map row {row}: make it {core} / {full} min (python docs/reading_time.py)"
+    opening = next(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "markdown")
+    stated = f"about {core} min of reading" + ("" if core == full else f" on the core path, {full} with")
+    assert f"**Time:** {stated}" in opening, f"{notebook.name}: its Time line should say '{stated}'"
+
+
+def test_deeper_sections_count_only_towards_the_full_time(tmp_path):
+    """A "(deeper)" section runs to the next heading of its level or above; the rest is core."""
+    from nbformat.v4 import new_markdown_cell, new_notebook
+
+    cells = ["# T\n\none two", "## 1 · A\n\nthree four", "## 2 · B (deeper)\n\nfive six seven",
+             "### 2.1 · C\n\neight nine", "## Recap\n\nten", "## Exercises\n\n1. **X.** not counted"]
+    nb = new_notebook(cells=[new_markdown_cell(c) for c in cells])
+    nb.cells[-1].metadata["tags"] = ["exercise"]
+    path = tmp_path / "99_t.ipynb"
+    nbformat.write(nb, path)
+    core, deeper = reading_time.words(path)
+    assert (core, deeper) == (len("# T one two ## 1 · A three four ## Recap ten".split()),
+                              len("## 2 · B (deeper) five six seven ### 2.1 · C eight nine".split()))

@@ -108,6 +108,15 @@ def test_time_line(line, time):
     assert (found.group("time") if found else None) == time
 
 
+@pytest.mark.parametrize("stated, short", [
+    ("about 35 min of reading on the core path, 45 with the sections marked *(deeper)* (the exercises "
+     "extra) · **Needs:** notebook 00", "35 min (45 with the deeper sections)"),
+    ("about 25 min of reading (the exercises extra) · **Needs:** notebook 07", "25 min"),
+    ("1 h · **Needs:** nothing", "1 h"), ("45 min", "45 min")])
+def test_a_time_line_is_shortened_to_its_time(stated, short):
+    assert build_site.short_time(stated) == short
+
+
 def test_time_from_readme_column_first():
     nb = {"cells": [{"cell_type": "markdown", "source": "# 01 · T\n\n**Time:** 20 min\n"}]}
     assert build_site.notebook_time(nb, ["`01_x.ipynb`", "teaches", "45 min"], 2) == "45 min"

@@ -113,7 +113,17 @@ def notebook_time(nb: dict, readme_row: list[str] | None, time_column: int | Non
         return readme_row[time_column]
     first = next((c for c in nb["cells"] if c["cell_type"] == "markdown"), None)
     match = TIME_LINE.search(_source(first)) if first else None
-    return match.group("time").strip() if match else None
+    return short_time(match.group("time")) if match else None
+
+
+def short_time(stated: str) -> str:
+    """The time of a **Time:** line without what follows it on the line (its notes, **Needs:**…):
+    "about 35 min of reading on the core path, 45 with …" → "35 min (45 with the deeper sections)"."""
+    core_full = re.match(r"about (\d+) min(?: of reading)?(?: on the core path, (\d+) with)?", stated)
+    if core_full:
+        core, full = core_full.groups()
+        return f"{core} min" + (f" ({full} with the deeper sections)" if full else "")
+    return re.split(r" · | \(", stated, maxsplit=1)[0].strip()
 
 
 def page_box(path: Path, time_stated: str | None, has_widgets: bool) -> str:
