@@ -41,6 +41,7 @@ import json
 import os
 import time
 
+import matplotlib.pyplot as plt
 import torch
 
 from hrnet_edu import cpu_settings, evidence
@@ -95,6 +96,18 @@ for r in step_bench["results"]:
     print(f"{r['variant']:26} {r['median_step_s']:13.3f} {r['images_per_s']:7.1f} {r['speedup_vs_eager']:8.2f} "
           f"{min(r['round_step_s']):9.3f}–{max(r['round_step_s']):.3f}   {r['first_two_steps_s']:15.1f} "
           f"{r['loss_after']:11.3e}")
+
+# %%
+fig, (ax_speed, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
+names = [r["variant"].replace("_", " ") for r in step_bench["results"]]
+ax_speed.barh(names, [r["images_per_s"] for r in step_bench["results"]], color="tab:blue")
+ax_speed.set_xlabel("training images / s (median of the rounds)")
+ax_speed.invert_yaxis()
+ax_loss.barh(names, [r["loss_after"] * 1e4 for r in step_bench["results"]], color="tab:gray")
+ax_loss.set_xlabel("loss after the benchmark's steps (×10⁻⁴)")
+fig.suptitle(f"The CPU recipe's training step, one switch at a time ({step_bench['date']})", fontsize=10)
+fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # On this project's CPU, which has native bf16 instructions (AVX512-BF16), bf16 autocast with

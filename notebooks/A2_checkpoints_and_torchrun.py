@@ -36,10 +36,12 @@
 # (atomic files, the run folder's lock) and `hrnet_edu/train.py` (the loop).
 
 # %%
+# %matplotlib inline
 import dataclasses
 import os
 import tempfile
 
+import matplotlib.pyplot as plt
 import torch
 
 from hrnet_edu.checkpoints import CHECKPOINT_KEYS, load_checkpoint_state, save_checkpoint
@@ -166,6 +168,20 @@ print("steps compared:", len(losses["straight"]), "| epoch-2 steps:", len(losses
 print("identical losses:", losses["straight"] == losses["killed"],
       "| identical final weights:", all(torch.equal(a[k], b[k]) for k in a))
 assert losses["straight"] == losses["killed"] and all(torch.equal(a[k], b[k]) for k in a)
+
+# %%
+fig, ax = plt.subplots(figsize=(6.5, 2.8))
+steps = range(1, len(losses["straight"]) + 1)
+ax.plot(steps, losses["straight"], "o-", color="tab:blue", lw=3, ms=9, alpha=0.5, label="two epochs in one go")
+ax.plot(steps, losses["killed"], "x--", color="black", label="one epoch, killed, resumed")
+ax.axvline(len(losses["straight"]) / 2 + 0.5, color="tab:red", lw=1)
+ax.text(len(losses["straight"]) / 2 + 0.6, max(losses["straight"]), "kill + resume", color="tab:red", va="top")
+ax.set_xlabel("training step")
+ax.set_ylabel("loss")
+ax.legend(loc="lower left", fontsize=8)
+ax.set_title("The same losses, step for step (the curves lie on each other)", fontsize=10)
+fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # Identical, not close: every one of the weights equal to the last bit. On the command line the same
