@@ -23,12 +23,12 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import threading
 import urllib.parse
 from pathlib import Path
 
 import pytest
+from browser_setup import browser_problems, chromium_path  # pytest puts this folder on sys.path
 
 REPO = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("HRNET_EDU_SITE", REPO / "site"))
@@ -62,25 +62,10 @@ def expected_pages() -> list[str]:
 # What is missing, and whether that is a skip or an error
 
 
-def _chromium() -> str | None:
-    named = os.environ.get("HRNET_EDU_CHROMIUM")
-    if named:
-        return named if os.access(named, os.X_OK) else None
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 def _missing() -> list[str]:
-    missing = []
-    if not (SITE / "index.html").is_file():
-        missing.append(f"the site is not built ({SITE}/index.html: run `make site`)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append('Playwright for Python is not installed (pip install -e ".[browser]")')
-    if _chromium() is None:
-        where = os.environ.get("HRNET_EDU_CHROMIUM") or "chromium on PATH"
-        missing.append(f"no Chromium found ({where}; on Debian/Ubuntu: apt-get install chromium)")
-    return missing
+    missing = [] if (SITE / "index.html").is_file() else [
+        f"the site is not built ({SITE}/index.html: run `make site`)"]
+    return missing + browser_problems()
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +81,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=_chromium(), headless=True, args=CHROMIUM_ARGS)
+        chromium = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 

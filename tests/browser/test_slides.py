@@ -19,9 +19,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_widgets_in_jupyterlab import (  # the same browser set-up (pytest puts this folder on sys.path)
-    _chromium,
-    _missing,
+from browser_setup import (  # the same browser set-up (this folder is on sys.path)
+    browser_problems,
+    chromium_path,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,7 +32,7 @@ LOAD_TIMEOUT_MS = 60_000
 
 
 def _require() -> None:
-    problems = list(_missing())
+    problems = browser_problems()
     absent = [c for c in CHAPTERS if not (BUILD / "slides" / f"{c}.slides.html").exists()]
     if absent:
         problems.append(f"slides not built for {', '.join(absent)} (make slides)")
@@ -60,7 +60,7 @@ def browser(server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=_chromium(), headless=True)
+        chromium = p.chromium.launch(executable_path=chromium_path(), headless=True)
         yield chromium
         chromium.close()
 

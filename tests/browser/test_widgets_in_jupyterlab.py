@@ -28,6 +28,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_setup import browser_problems, chromium_path  # pytest puts this folder on sys.path
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
@@ -61,22 +62,8 @@ def test_widget_notebooks_found():
 # What is missing, and whether that is a skip or an error
 
 
-def _chromium() -> str | None:
-    named = os.environ.get("HRNET_EDU_CHROMIUM")
-    if named:
-        return named if os.access(named, os.X_OK) else None
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 def _missing() -> list[str]:
-    missing = []
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append('Playwright for Python is not installed (pip install -e ".[browser]")')
-    if _chromium() is None:
-        where = os.environ.get("HRNET_EDU_CHROMIUM") or "chromium on PATH"
-        missing.append(f"no Chromium found ({where}; on Debian/Ubuntu: apt-get install chromium)")
+    missing = browser_problems()
     try:
         import jupyterlab  # noqa: F401
     except ImportError:
@@ -181,7 +168,7 @@ def browser(lab):
 
     with sync_playwright() as p:
         # the system's Chromium, never a browser build downloaded by Playwright
-        chromium = p.chromium.launch(executable_path=_chromium(), headless=True)
+        chromium = p.chromium.launch(executable_path=chromium_path(), headless=True)
         yield chromium
         chromium.close()
 
