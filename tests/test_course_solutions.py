@@ -101,3 +101,27 @@ def test_deeper_sections_count_only_towards_the_full_time(tmp_path):
     core, deeper = reading_time.words(path)
     assert (core, deeper) == (len("# T one two ## 1 · A three four ## Recap ten".split()),
                               len("## 2 · B (deeper) five six seven ### 2.1 · C eight nine".split()))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Test plumbing stays out of the teaching code: nbval's markers are cell tags, pycocotools' chatter is
+# hidden by `notebook_utils.quiet`, figure formats by `notebook_utils.jpeg_figures`.
+
+PLUMBING = re.compile(r"#\s*NBVAL_|redirect_std(out|err)|^\s*%config|\+\s*0\.0(?![\d.])", re.MULTILINE)
+EVERY_NOTEBOOK = sorted(p for p in NOTEBOOKS.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+@pytest.mark.parametrize("notebook", EVERY_NOTEBOOK, ids=lambda p: p.stem)
+def test_no_test_plumbing_in_the_teaching_code(notebook):
+    cells = nbformat.read(notebook, as_version=4).cells
+    found = [(i, m.group(0)) for i, c in enumerate(cells) if c.cell_type == "code"
+             for m in [PLUMBING.search(c.source)] if m]
+    assert not found, f"{notebook.name}: test plumbing in cells {found} (nbval's markers belong in cell tags)"
+
+
+def test_the_plumbing_pattern_finds_what_it_should():
+    for source in ("# NBVAL_IGNORE_OUTPUT\nx", "with contextlib.redirect_stdout(io.StringIO()):",
+                   '%config InlineBackend.figure_formats = ["jpeg"]', "round(r2, 2) + 0.0",
+                   "np.round(np.mean(v), 3) + 0.0 for"):
+        assert PLUMBING.search(source), source
+    assert not PLUMBING.search("targets + 0.05 * noise")
