@@ -3,9 +3,10 @@
 #   1. throughput: W32 256×192 batch 64, bf16 AMP + channels-last vs fp32 (benchmarks/bench_train.py)
 #   2. data: a SynthPose set of N_TRAIN + N_VAL images generated on the machine's cores
 #   3. training + AP per epoch + predictions over time: notebook 07 executed in place (FULL mode)
+#   3b. appendix A1 executed on the GPU (section 4 times the batch warp + targets on the device)
 #   4. evaluation of the run's best checkpoint with `hrnet-edu evaluate` (flip test, the checkpoint's decoding)
 # and copies the results to $OUT: gpu_run.log, bench_train.json, train_log.jsonl, train_summary.json,
-# evaluate.txt, 07_training_on_gpu.ipynb, nvidia_smi.txt.
+# evaluate.txt, 07_training_on_gpu.ipynb, A1_speed_and_the_gpu_path.ipynb, nvidia_smi.txt.
 #
 # A CUDA machine with python3.12 and torch but without pycocotools / ipykernel / nbclient or a network:
 # on a machine WITH network, fetch the wheels once into .whl/:   bash benchmarks/gpu_run.sh --fetch-wheels
@@ -77,6 +78,17 @@ import json, torch
 state = torch.load("$RUN_DIR/last.pt", map_location="cpu", weights_only=True)
 print(json.dumps({"epoch": state["epoch"], "best_ap": state["best_ap"], "config": state["config"],
                   "metrics": state["metrics"]}, indent=1))
+EOF
+
+stamp "3b. appendix A1 (its GPU data path timed on the GPU)"
+python3 - <<EOF
+import time, nbformat
+from nbclient import NotebookClient
+nb = nbformat.read("notebooks/A1_speed_and_the_gpu_path.ipynb", as_version=4)
+start = time.time()
+NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": "notebooks"}}).execute()
+nbformat.write(nb, "$OUT/A1_speed_and_the_gpu_path.ipynb")
+print(f"appendix A1 executed in {time.time() - start:.0f} s")
 EOF
 
 stamp "4. evaluate best.pt"
