@@ -211,8 +211,9 @@ show_source(make_loader)
 # At validation each process predicts its shard of the validation crops; the predictions are gathered
 # on rank 0 (`all_gather_object`), which runs OKS-NMS and COCOeval. Only rank 0 writes logs and
 # checkpoints. `batch_size` is per process: the paper's 32 × 4 GPUs is `coco_w32_256x192` on 4
-# processes. BatchNorm statistics are computed per process, over its own 32 crops (the reference does
-# the same; synchronised BatchNorm would compute them over all 128). `tests/test_train.py` runs 2
+# processes. BatchNorm statistics are computed per process, over its own 32 crops — as in the
+# reference, whose `DataParallel` splits each batch of 128 into four 32-crop chunks that each replica
+# normalises alone; synchronised BatchNorm would compute them over all 128. `tests/test_train.py` runs 2
 # processes with gloo on a CPU and checks that both end with identical weights and that the gathered
 # validation equals a single-process one.
 
