@@ -117,6 +117,11 @@ def test_a_time_line_is_shortened_to_its_time(stated, short):
     assert build_site.short_time(stated) == short
 
 
+def test_table_of_contents_labels_are_plain_text():
+    pages = [("notebooks/A1_x", "A1 · Speed: `torch.compile`", "30 min")]
+    assert "A1 · Speed: torch.compile · 30 min <notebooks/A1_x>" in build_site.index_page(README, pages, [])
+
+
 def test_time_from_readme_column_first():
     nb = {"cells": [{"cell_type": "markdown", "source": "# 01 · T\n\n**Time:** 20 min\n"}]}
     assert build_site.notebook_time(nb, ["`01_x.ipynb`", "teaches", "45 min"], 2) == "45 min"

@@ -234,7 +234,8 @@ def index_page(readme: str, pages: list[tuple[str, str, str | None]], extras: li
         cells = row[1:] if row else [""] * max(len(header) - 1, 1)
         extra = [time_stated or ""] if show_time and time_col is None else []
         table.append(f"| {number} | [{name}]({doc}.ipynb) | " + " | ".join(cells + extra) + " |")
-    toc = [f"{title} · {t}" if t else title for _, title, t in pages]
+    # a toctree label is plain text: Markdown's backticks would show as they are
+    toc = [(f"{title} · {t}" if t else title).replace("`", "") for _, title, t in pages]
     toctree = ["```{toctree}", ":hidden:", ":caption: The course", ""]
     toctree += [f"{label} <{doc}>" for label, (doc, _, _) in zip(toc, pages, strict=True)]
     toctree.append("```")
