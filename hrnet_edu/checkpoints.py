@@ -42,8 +42,9 @@ CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "best_a
 def save_checkpoint(state: dict, path: str) -> None:
     """``torch.save(state, path)`` atomically: write ``path.<pid>.tmp``, fsync, then ``os.replace`` it.
 
-    ``os.replace`` is atomic on POSIX and Windows, so readers (and a resumed run) see either the
-    old complete file or the new complete file, never a partial one (``runfolder.atomic_write``).
+    ``os.replace`` is atomic on POSIX, so readers (and a resumed run) see either the old complete
+    file or the new complete file, never a partial one (``runfolder.atomic_write``); Windows
+    replaces the file in one call too, without POSIX's written guarantee.
     """
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 

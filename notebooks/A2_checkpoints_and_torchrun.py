@@ -17,8 +17,8 @@
 #
 # **Time:** about 25 min of reading (the exercises extra; their solutions say what each costs) · **Needs:** notebook 07 · course map and glossary: README, `docs/glossary.md`.
 #
-# *Appendix: the engineering track.* The paper's W32 trains for 210 epochs on 4 GPUs — about two
-# days. Machines are preempted, laptops sleep, a power cut ends a run. A training run you can trust
+# *Appendix: the engineering track.* The paper's W32 trains for 210 epochs on 4 GPUs. Machines are
+# preempted, laptops sleep, a power cut ends a run. A training run you can trust
 # survives all of it: killed at any moment, it continues from its last checkpoint to *exactly* the
 # weights an uninterrupted run would have reached. This appendix opens a checkpoint, shows why it is
 # never half-written, proves the bit-exact resume, and shows how the same `train` runs on several
@@ -26,7 +26,7 @@
 #
 # **What you will learn**
 # - what a training checkpoint must hold for the next epoch to be the same (weights, BatchNorm
-#   statistics, Adam's moments, the schedule, the loss scale, the random generators' states…);
+#   statistics, Adam's moments, the schedule, the loss scale…) — and what it keeps only to be safe;
 # - how a file is replaced *atomically*, so that a kill while saving loses nothing;
 # - the check: two epochs in one go against one epoch, "kill", resume — identical losses and weights;
 # - what `torchrun` changes: process groups, `DistributedDataParallel`, sharded data, gathered
@@ -58,7 +58,8 @@ torch.set_num_threads(1)  # the CPU recipe's setting on 2 cores
 # A tiny run of the CPU recipe: 32 persons of the bundled sample, batches of 8, fp32 on every machine
 # (the bf16 choice depends on the CPU; this appendix is about what a checkpoint holds, not speed).
 # Section 3 "kills" it by running its first epoch as a run of one epoch, so its learning rate must not
-# depend on the number of epochs: a step schedule (×0.1 at epoch 3) instead of the recipe's cosine.
+# depend on the number of epochs: a step schedule whose ×0.1 (at epoch index 3) this 2-epoch run never
+# reaches, instead of the recipe's cosine.
 TINY = apply_overrides(get_config("synthpose_w16_128x96_cpu"), [
     "data_root=data_samples/synthpose", "epochs=2", "max_train_images=32", "val_every=0", "batch_size=8",
     "log_every=1", "lr_schedule=step", "lr_steps=3", "warmup_epochs=0.5",
@@ -96,20 +97,22 @@ print(f"\nmodel: {len(state['model'])} tensors; Adam keeps exp_avg and exp_avg_s
       f"{len(moments)} parameters; rng: {sorted(state['rng'])}")
 
 # %% [markdown]
-# The weights alone (what `hrnet-edu export` writes, and what `data_samples/checkpoints/` holds) are
-# enough to *use* a network. To *continue training* it, every other entry matters: without Adam's
-# moments the first steps after a resume would be steps of a fresh optimizer; without the schedule's
-# position the learning rate would jump back; without the generators' states the next epoch would
-# see other augmentations. The trainer also seeds every epoch from (seed, epoch), so the data order
-# and the augmentation of epoch *e* do not depend on how the process got there.
+# The weights alone (with the config and the codec: what `data_samples/checkpoints/` holds) are
+# enough to *use* a network. To *continue training* it, the optimizer and the schedule matter:
+# without Adam's moments the first steps after a resume would be steps of a fresh optimizer; without
+# the schedule's position the learning rate would jump back. The random generators' states matter
+# less here than one would think: the trainer seeds every epoch's data order and augmentation from
+# (seed, epoch), so epoch *e* does not depend on how the process got there. They are kept for what
+# draws random numbers *within* an epoch without that reseeding (exercise 1 tells the two apart).
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2 · Never half-written
 #
 # A process killed while `torch.save` writes leaves a truncated file: if that file were `last.pt`,
 # the run would have lost every epoch. `save_checkpoint` writes a temporary file beside it, flushes
-# it to the disk, and *renames* it over the old one; a rename within a folder is atomic on POSIX and
-# Windows, so a reader sees the old complete file or the new complete file, never a part:
+# it to the disk, and *renames* it over the old one (`os.replace`). On POSIX systems (Linux, macOS) that
+# rename is atomic: a reader sees the old complete file or the new complete file, never a part.
+# (Windows replaces the file in one call as well, without the same written guarantee.)
 
 # %% slideshow={"slide_type": "skip"} tags=["nbval-ignore-output"]
 show_source(atomic_write)
@@ -201,8 +204,9 @@ plt.show()
 # Each process joins the group (NCCL on GPUs, gloo on CPUs) and wraps the network in
 # `DistributedDataParallel`: after every backward pass the gradients are averaged across the
 # processes, so every process takes the same Adam step and the copies stay equal. Each reads its own
-# shard of every epoch through a `DistributedSampler`, seeded by the epoch so that the shards of one
-# epoch never overlap:
+# shard of every epoch through a `DistributedSampler`: every process shuffles with the same seed
+# (the run's seed and the epoch), so they all hold the same permutation and take disjoint slices of
+# it — the shards of one epoch never overlap, and the next epoch shuffles anew:
 
 # %% slideshow={"slide_type": "skip"} tags=["nbval-ignore-output"]
 show_source(make_loader)
@@ -221,7 +225,8 @@ show_source(make_loader)
 # ## Recap: what to remember
 #
 # - To *use* a network you need its weights; to *continue training* it you need everything the next
-#   epoch depends on — optimizer moments, schedule, loss scale, generator states, epoch, best AP.
+#   epoch depends on — optimizer moments, schedule, loss scale, epoch, best AP (and the generators'
+#   states, for randomness an epoch's reseeding does not cover).
 # - Write checkpoints atomically (temporary file, flush, rename): a kill never costs more than the
 #   epoch in progress.
 # - Seeding every epoch from (seed, epoch) makes a resumed run equal to an uninterrupted one, bit for

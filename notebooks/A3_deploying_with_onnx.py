@@ -50,7 +50,7 @@ from hrnet_edu.notebook_utils import show_source
 
 # %%
 torch.manual_seed(0)
-torch.set_num_threads(1)  # small batches: one thread is the fastest on a busy laptop CPU
+torch.set_num_threads(1)  # eager PyTorch and ONNX Runtime (which takes torch's thread count) on one core each
 CHECKPOINT = "../data_samples/checkpoints/synthpose_w16_128x96_cpu.pt"  # trained on CPU, committed
 model, cfg = load_checkpoint(CHECKPOINT)
 val = CocoKeypoints(cfg.val_path(cfg.val_ann), cfg.val_path(cfg.val_images), codec=cfg.codec, spec=cfg.spec,
@@ -103,7 +103,7 @@ print(f"exported: {os.path.getsize(onnx_path) / 1e6:.1f} MB; ONNX Runtime vs PyT
       f"max |Δ heatmap| below 1e-4: {onnx_diff <= 1e-4}")
 with torch.inference_mode():
     odd_batch = float((runner(crops[:3]) - model(crops[:3])).abs().max())
-print(f"a batch of 3 (the export saw 8): max |Δ heatmap| below 1e-4: {odd_batch <= 1e-4}")
+print(f"a batch of 3 (traced with 2, checked on 8): max |Δ heatmap| below 1e-4: {odd_batch <= 1e-4}")
 
 # %%
 with torch.inference_mode():
@@ -179,8 +179,8 @@ print(f"batch of 32 crops, {torch.get_num_threads()} thread(s): PyTorch eager {e
 
 # %% [markdown]
 # For the paper's HRNet-W32 at 256×192 the same comparison gave 1.33 s vs 0.85 s per batch of 8 —
-# 1.55× (2 threads each, interleaved, this project's 2-core CPU, 2026-12-02:
-# `benchmarks/bench_onnx.py`, the README's Measured table). `hrnet-edu export --checkpoint X --out
+# 1.55×, and 1.43× in another run (2 threads each, interleaved, this project's 2-core CPU shared with
+# other work, 2026-12-02: `benchmarks/bench_onnx.py`, the README's Measured table). `hrnet-edu export --checkpoint X --out
 # model.onnx` writes the file; any ONNX Runtime (Python, C++, JavaScript, mobile) can then run it.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -202,5 +202,5 @@ print(f"batch of 32 crops, {torch.get_num_threads()} thread(s): PyTorch eager {e
 #    and compare your weights and bias with `export.fold_conv_bn`'s and the layer's output with the
 #    unfolded pair's.
 # 2. **A fixed batch.** Export the model with a fixed batch axis (`torch.onnx.export` without
-#    `dynamic_axes`) for a batch of 8. What happens when ONNX Runtime is given a batch of 3, and why
+#    `dynamic_shapes`) for a batch of 8. What happens when ONNX Runtime is given a batch of 3, and why
 #    does `export_onnx` leave the batch axis dynamic?

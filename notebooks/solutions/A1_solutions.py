@@ -66,14 +66,14 @@ print("with ONEDNN_MAX_CPU_ISA=AVX2:\n  " + "\n  ".join(avx2["lines"]), "\n  pro
 
 # %% [markdown]
 # Without native bf16 the choice is fp32 without a probe. With it, the probe times both candidates
-# and keeps bf16 + channels-last only if it is at least 5 % faster; on this project's CPU it was
-# about 1.8× faster natively, and under AVX2 the emulated bf16 step was more than 5× *slower*
-# (A1, section 2), so the probe dropped it after its first step. What holds on every x86 machine:
-# limited to AVX2, bf16 is never chosen, because without native bf16 it is never faster.
+# and keeps bf16 + channels-last only if it is at least 5 % faster: in the run shown above it found
+# fp32 about twice as slow natively, and under AVX2 the emulated bf16 step several times slower, so
+# the probe dropped it after its first step. What holds on every x86 machine: limited to AVX2, bf16
+# is never chosen, because without native bf16 it is never faster.
 
 # %%
 native, _ = cpu_settings.native_bf16()
-assert here.bf16 is False or native, "bf16 chosen on a CPU without native bf16"
+assert here.bf16 is False or native is not False, "bf16 chosen on a CPU without native bf16"
 if X86:
     assert avx2["bf16"] is False, avx2["lines"]
 print("checked: bf16 only with native bf16;", "never under AVX2" if X86 else "(not an x86 CPU: no AVX2 case)")
@@ -130,9 +130,10 @@ print(f"\n{casts} (a dtype conversion): {fp32_calls.get(casts, 0):.0f} calls in 
 # %% [markdown]
 # The convolutions — forward (`mkldnn_convolution`) and backward (`convolution_backward`) — take most
 # of the fp32 step, so they decide the step's speed. On this project's CPU, which has native bf16,
-# the stored run shows them about 2–3× faster in bf16, and BatchNorm's forward pass faster still (it
-# reads and writes half the bytes); the operators that only move a little memory — Adam's update, the
-# ReLUs' backward, the additions — gain much less. What bf16 adds is its own work: casts between fp32
+# the stored run shows them about 2–3× faster with bf16 + channels-last, and BatchNorm's forward pass
+# faster still (it reads and writes half the bytes); the operators that only move a little memory —
+# Adam's update, BatchNorm's backward pass, the ReLUs' `threshold_backward`, the additions — gain
+# least. What bf16 adds is its own work: casts between fp32
 # and bf16 (`aten::_to_copy`), about 130 more per step than the fp32 step makes — at least one per
 # convolution. On a CPU without native bf16 the table turns around: the convolutions become *slower*
 # (emulated), which is what the probe of exercise 1 detects. (Profiles of a few steps on a shared
@@ -143,7 +144,7 @@ def share(ms, *names):
     return sum(v for k, v in ms.items() if any(n in k for n in names)) / sum(ms.values())
 
 
-conv_fp32 = share(fp32_ms, "convolution")
+conv_fp32 = share(fp32_ms, "conv")  # mkldnn_convolution, convolution_backward (or _slow_conv2d_*)
 # autocast casts at least every convolution's weights to bf16 (its input too, where it is fp32)
 convolutions = sum(isinstance(m, torch.nn.Conv2d) for m in build_model(CFG.model).modules())
 extra_casts = bf16_calls.get(casts, 0) - fp32_calls.get(casts, 0)
@@ -202,9 +203,14 @@ print(f"training step (fp32, 1 thread): {step:6.0f} images/s")
 # Decoding a 256×256 JPEG and warping a 128×96 crop cost far less than a training step of the same
 # crop: even loading in the main process (0 workers) delivers several times the step's images per
 # second. (A worker pays off only while the main process is busy training; alone, it adds the cost
-# of handing every batch over between processes, which is why 1 worker can read slower than 0 here.) On 2 cores the compute thread limits a real run, not the loader — which is why the recipe
-# gives one core to the step and one worker to the data. At the paper's 256×192 on a GPU the balance
-# turns: the step becomes tens of times faster while the loader does not, hence A1, section 4.
+# of handing every batch over between processes, which is why 1 worker can read slower than 0 here.)
+# On 2 cores the compute thread limits a real run, not the loader — which is why the recipe gives one
+# core to the step and one worker to the data. The step measured here is slower than in A1's section 1
+# (the same eager fp32 step at one thread, medians of interleaved rounds on a quiet machine): three
+# steps timed once, right after the loaders, are a rough figure — compare the two columns of one run,
+# not figures of different runs. On a
+# GPU the balance turns: the step becomes much faster (not measured here) while the loader does not,
+# hence A1, section 4.
 
 # %%
 assert loader[0] > step, (loader, step)

@@ -35,13 +35,15 @@ import torch
 
 from hrnet_edu.checkpoints import load_checkpoint_state, save_checkpoint
 from hrnet_edu.configs import get_config
+from hrnet_edu.errors import InputError
 from hrnet_edu.overrides import apply_overrides
 from hrnet_edu.runfolder import read_log
 from hrnet_edu.train import get_rng_state, seed_everything, train
 
 torch.set_num_threads(1)
-# The appendix's tiny run (A2, first cells): 32 persons, batches of 8, fp32, a step schedule.
-OVERRIDES = ["data_root=data_samples/synthpose", "epochs=2", "max_train_images=32", "val_every=0", "batch_size=8",
+# The appendix's tiny run (A2, first cells) — batches of 8, fp32, a step schedule — with 96 persons
+# instead of 32, so that an epoch has 12 steps: long enough to be killed in (exercise 2).
+OVERRIDES = ["data_root=data_samples/synthpose", "epochs=2", "max_train_images=96", "val_every=0", "batch_size=8",
              "log_every=1", "lr_schedule=step", "lr_steps=3", "warmup_epochs=0.5",
              "cpu_bf16=false", "cpu_channels_last=false", "cpu_threads=1", "workers=0"]
 TINY = apply_overrides(get_config("synthpose_w16_128x96_cpu"), OVERRIDES)
@@ -126,10 +128,15 @@ command = [sys.executable, "-m", "hrnet_edu.cli", "train", "--config", "synthpos
 repo = os.path.abspath(os.path.join("..", ".."))
 process = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 log_path, deadline = os.path.join(run_dir, "log.jsonl"), time.time() + 300
-while time.time() < deadline and process.poll() is None:
-    if os.path.exists(log_path) and any(r.get("epoch") == 2 and "step" in r for r in read_log(log_path)):
-        break
-    time.sleep(0.05)
+def second_epoch_started() -> bool:
+    try:
+        return any(r.get("epoch") == 2 and "step" in r for r in read_log(log_path))
+    except (FileNotFoundError, InputError):  # not written yet, or a line caught half-written
+        return False
+
+
+while time.time() < deadline and process.poll() is None and not second_epoch_started():
+    time.sleep(0.01)
 process.kill()  # SIGKILL on Linux and macOS, TerminateProcess on Windows
 process.wait()
 killed_at = load_checkpoint_state(os.path.join(run_dir, "last.pt"))["epoch"]
