@@ -59,17 +59,22 @@ if [[ ! -f data/synthpose/annotations/person_keypoints_val.json ]]; then
     python3 -m hrnet_edu.cli synth --out data/synthpose --train "$N_TRAIN" --val "$N_VAL" --seed 0 || exit 1
 fi
 
-stamp "3. notebook 07 (full run, $EPOCHS epochs)"
-python3 - <<EOF
-import os, time, nbformat
+# execute_notebook NAME TIMEOUT_S: run notebooks/NAME.ipynb in place (from notebooks/, as in the course)
+execute_notebook() {
+    python3 - "$1" "$2" <<'EOF'
+import sys, time, nbformat
 from nbclient import NotebookClient
-os.environ["HRNET_EDU_NB07_EPOCHS"] = "$EPOCHS"
-nb = nbformat.read("notebooks/07_training_on_gpu.ipynb", as_version=4)
+path, timeout = f"notebooks/{sys.argv[1]}.ipynb", int(sys.argv[2])
+nb = nbformat.read(path, as_version=4)
 start = time.time()
-NotebookClient(nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": "notebooks"}}).execute()
-nbformat.write(nb, "notebooks/07_training_on_gpu.ipynb")
-print(f"notebook executed in {time.time() - start:.0f} s")
+NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": "notebooks"}}).execute()
+nbformat.write(nb, path)
+print(f"{path} executed in {time.time() - start:.0f} s")
 EOF
+}
+
+stamp "3. notebook 07 (full run, $EPOCHS epochs)"
+HRNET_EDU_NB07_EPOCHS="$EPOCHS" execute_notebook 07_training_on_gpu 3600 || exit 1
 cp notebooks/07_training_on_gpu.ipynb "$OUT/"
 RUN_DIR=runs/nb07_synthpose_w32_256x192
 cp "$RUN_DIR/log.jsonl" "$OUT/train_log.jsonl"
@@ -81,15 +86,7 @@ print(json.dumps({"epoch": state["epoch"], "best_ap": state["best_ap"], "config"
 EOF
 
 stamp "3b. appendix A1 (its GPU data path timed on the GPU)"
-python3 - <<EOF
-import time, nbformat
-from nbclient import NotebookClient
-nb = nbformat.read("notebooks/A1_speed_and_the_gpu_path.ipynb", as_version=4)
-start = time.time()
-NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": "notebooks"}}).execute()
-nbformat.write(nb, "$OUT/A1_speed_and_the_gpu_path.ipynb")
-print(f"appendix A1 executed in {time.time() - start:.0f} s")
-EOF
+execute_notebook A1_speed_and_the_gpu_path 600 && cp notebooks/A1_speed_and_the_gpu_path.ipynb "$OUT/"
 
 stamp "4. evaluate best.pt"
 python3 -m hrnet_edu.cli evaluate --checkpoint "$RUN_DIR/best.pt" --no-progress --workers 8 | tee "$OUT/evaluate.txt"

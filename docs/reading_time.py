@@ -3,8 +3,9 @@
 The measure (README "Course map"): the words a reader reads — the markdown cells and the comments of
 the code cells — at 40 words a minute (reading code and figures with the text), rounded to 5 minutes.
 Left out: the exercises (their solutions state their own cost), the cells that only show the
-library's source (collapsed on the page), jupytext's and nbval's plumbing. A section whose heading
-ends with "(deeper)" — and everything under it up to the next heading of its level or above — counts
+library's source (collapsed on the page), jupytext's and nbval's plumbing, the **Time:** line itself.
+A section whose heading ends with "(deeper)" — and everything under it up to the next heading of its
+level or above — counts
 only towards the notebook's *full* time: the core path skips it on a first reading.
 
     python docs/reading_time.py            # a table: notebook, core minutes, full minutes, words
@@ -49,6 +50,8 @@ def words(path: Path) -> tuple[int, int]:
             counts["core" if deeper_level is None else "deeper"] += _cell_words(cell)
             continue
         for line in cell.source.splitlines():  # a heading may open a section mid-cell
+            if line.startswith("**Time:**"):  # the stated time itself is not read (and would feed back)
+                continue
             match = HEADING.match(line)
             if match:
                 level = len(match.group(1))

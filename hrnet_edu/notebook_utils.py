@@ -83,6 +83,8 @@ def jpeg_figures(quality: int = 88) -> None:
     Photographs and crops compress several times better as JPEG, which keeps an executed notebook
     small enough to diff and to load quickly; line drawings stay sharper as PNG, hence opt-in.
     """
+    if not 1 <= int(quality) <= 95:  # Pillow's useful range; above 95 it only grows the file
+        raise ValueError(f"jpeg_figures: quality must be in 1..95, got {quality}")
     try:
         from IPython import get_ipython
     except ImportError:

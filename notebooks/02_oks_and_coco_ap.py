@@ -15,7 +15,7 @@
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 02 · Object Keypoint Similarity and COCO AP
 #
-# **Time:** about 40 min of reading on the core path, 50 with the sections marked *(deeper)* (the exercises extra; their solutions say what each costs) · **Needs:** notebook 01 · course map and glossary: README, `docs/glossary.md`.
+# **Time:** about 40 min of reading on the core path, 45 with the sections marked *(deeper)* (the exercises extra; their solutions say what each costs) · **Needs:** notebook 01 · course map and glossary: README, `docs/glossary.md`.
 #
 # HRNet's COCO numbers (AP .744 for W32 at 256×192) are **keypoint AP**: average precision where a
 # predicted person counts as correct when its **Object Keypoint Similarity** (OKS) with a ground-truth

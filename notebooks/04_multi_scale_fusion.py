@@ -15,7 +15,7 @@
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 04 · Multi-scale fusion: the exchange unit
 #
-# **Time:** about 30 min of reading on the core path, 40 with the sections marked *(deeper)* (the exercises extra; their solutions say what each costs) · **Needs:** notebook 03 · course map and glossary: README, `docs/glossary.md`.
+# **Time:** about 30 min of reading on the core path, 35 with the sections marked *(deeper)* (the exercises extra; their solutions say what each costs) · **Needs:** notebook 03 · course map and glossary: README, `docs/glossary.md`.
 #
 # After every multi-resolution block (notebook 03), HRNet lets its parallel branches exchange
 # information. Output r of the **exchange unit** is the sum, over all inputs r', of input r' brought

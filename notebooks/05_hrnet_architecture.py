@@ -15,7 +15,7 @@
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 05 · The whole HRNet, stage by stage
 #
-# **Time:** about 30 min of reading on the core path, 35 with the sections marked *(deeper)* (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 03 and 04 · course map and glossary: README, `docs/glossary.md`.
+# **Time:** about 25 min of reading on the core path, 35 with the sections marked *(deeper)* (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 03 and 04 · course map and glossary: README, `docs/glossary.md`.
 #
 # Notebooks 03 and 04 built the two halves of HRNet's repeated pattern: parallel branches, then an
 # exchange. This notebook assembles the network of the paper (Fig. 1) and measures it.

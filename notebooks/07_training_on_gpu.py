@@ -15,7 +15,7 @@
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 07 · Training HRNet: the recipe, a CPU-hour, a smoke run (and the GPU run)
 #
-# **Time:** about 40 min of reading on the core path, 55 with the sections marked *(deeper)* (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 01, 05 and 06 · course map and glossary: README, `docs/glossary.md`.
+# **Time:** about 40 min of reading on the core path, 50 with the sections marked *(deeper)* (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 01, 05 and 06 · course map and glossary: README, `docs/glossary.md`.
 #
 # The paper trains HRNet-W32 with **Adam** (learning rate 10⁻³, divided by 10 at epochs 170 and
 # 200, 210 epochs) on the **mean-squared error between predicted and target heatmaps**, 32 crops

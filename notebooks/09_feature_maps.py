@@ -15,7 +15,7 @@
 # %% [markdown] slideshow={"slide_type": "slide"}
 # # 09 · Reading the network: feature maps, exchange units, heatmaps stage by stage
 #
-# **Time:** about 40 min of reading on the core path, 50 with the sections marked *(deeper)* (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 04, 05 and 08 · course map and glossary: README, `docs/glossary.md`.
+# **Time:** about 40 min of reading on the core path, 45 with the sections marked *(deeper)* (the exercises extra; their solutions say what each costs) · **Needs:** notebooks 04, 05 and 08 · course map and glossary: README, `docs/glossary.md`.
 #
 # HRNet keeps a high-resolution branch alive from the stem to the head and lets the branches talk
 # through **exchange units** (repeated multi-scale fusion). This notebook opens a trained network

@@ -296,13 +296,14 @@ cfg = dataclasses.replace(
     base, keypoints="crowdpose14", data_root=SAMPLES, val_root=None,
     train_ann="annotations/crowdpose14_train.json", val_ann="annotations/crowdpose14_val.json",
     init_from=CHECKPOINT, epochs=8, lr=5e-4, warmup_epochs=0.0, val_every=8, workers=0,
-    # pinned (the preset's are chosen per machine): the same numbers on any CPU with native bf16
-    cpu_bf16=True, cpu_channels_last=True, cpu_threads=1)
+    # one compute thread; precision and memory format stay the preset's "auto": bf16 + channels-last
+    # only where the CPU has native bf16 and a probe finds it faster (appendix A1), else fp32
+    cpu_threads=1)
 with open(CROWDPOSE_ANN.format("train")) as f:
     n_train = len(json.load(f)["annotations"])
 print(f"{cfg.name}: keypoints {cfg.spec.name}, model.num_joints {cfg.model.num_joints}, "
       f"lr {cfg.lr} (cosine decay), {cfg.epochs} epochs over {n_train} training persons, "
-      f"bf16 autocast {cfg.cpu_bf16}")
+      f"precision: {cfg.cpu_bf16} (chosen when training starts)")
 state = load_checkpoint_state(CHECKPOINT)
 torch.manual_seed(cfg.seed)
 start = HRNet(cfg.model)
@@ -321,18 +322,24 @@ summary = train(cfg, run_dir, progress=False)
 print(f"fine-tuned {summary['epochs']} epochs in {time.perf_counter() - t0:.0f} s "
       f"({summary['images_per_s']:.0f} crops/s)")
 
-# %%
+# %% [markdown]
+# The numbers of a training run depend on the CPU (bf16 or fp32, the kernels' summation order), so
+# the next cells' outputs are not compared digit by digit when the notebook is re-run as a test;
+# their `assert`s check what the text claims instead.
+
+# %% tags=["nbval-ignore-output"]
 after = summary["last_val"]
 print("the trainer's transfer:", summary["init_from"])
 print(f"after {summary['epochs']} epochs of fine-tuning:")
 print(" | ".join(f"{k} {after[k]:.3f}" for k in ("ap", "ap50", "ap75", "ar")))
+assert summary["init_from"]["copied"] == report["copied"] and after["ap"] > before.ap + 0.15
 
 # %% [markdown]
 # The trainer made the same transfer and, after 8 epochs (a few minutes at most on one CPU thread:
 # the timing above), the AP is well above the starting point. Where did it improve? The mean
 # distance of each joint to its ground truth, in input-crop pixels, before and after:
 
-# %%
+# %% tags=["nbval-ignore-output"]
 truth = analysis.crop_ground_truth(val)
 model = summary["model"].eval()
 err_before = analysis.joint_errors(analysis.predictions_in_crop(
@@ -344,11 +351,13 @@ for name, b, a in zip(CROWDPOSE14.names, err_before, err_after):
     print(f"{name:15s} {b:7.1f} {a:7.1f}")
 body = slice(0, 12)
 print(f"{'body (mean)':15s} {err_before[body].mean():7.1f} {err_after[body].mean():7.1f}")
+new = [CROWDPOSE14.names.index(n) for n in ("head", "neck")]  # the two joints COCO-17 lacks
+assert (err_after[new] < err_before[new] / 3).all() and abs(err_after[body].mean() - err_before[body].mean()) < 1
 
 # %% [markdown]
 # All of the gain is the two new joints: the top of the head and the neck went from tens of pixels
 # (an untrained row of the head) to a few, as precise as the body joints. The body joints did not
-# improve — they lost a few tenths of a pixel: 951 persons for 8 epochs teach the new rows, but
+# improve — in the stored run they lost a few tenths of a pixel: 951 persons for 8 epochs teach the new rows, but
 # also pull the shared layers a little toward this small sample. Copying rows by name is what makes
 # so short a run enough (exercise 4 measures it without the copy).
 
@@ -372,13 +381,14 @@ print(f"{'body (mean)':15s} {err_before[body].mean():7.1f} {err_after[body].mean
 #
 # Here the second command, on this run's checkpoint:
 
-# %%
+# %% tags=["nbval-ignore-output"]
 last = os.path.join(run_dir, "last.pt")
 loaded, loaded_cfg = load_checkpoint(last)
 print("spec of the checkpoint:", loaded_cfg.spec.name, "— equal to CROWDPOSE14:", loaded_cfg.spec == CROWDPOSE14)
 cli.main(["evaluate", "--checkpoint", last, "--decode", "dark", "--workers", "0", "--no-progress"])
 again, results = evaluate.model_ap(loaded, val, flip=True, batch_size=64)
 print(f"\nthe same with the library: AP {again.ap:.3f} (the run's last validation: {after['ap']:.3f})")
+assert loaded_cfg.spec == CROWDPOSE14 and abs(again.ap - after["ap"]) < 2e-3
 
 # %%
 fig = Figure(figsize=(12, 3.4), layout="constrained")

@@ -315,3 +315,17 @@ def test_notebook_helpers_bound_long_output():
     lines = text.splitlines()
     assert all(len(line) <= 84 for line in lines) and len(lines) == 4  # 2 columns of 4 rows
     assert lines[0].split() == [keys[0], keys[4]] and lines[-1].split()[-1] == "x" * 39 + "…"
+
+
+def test_notebook_helpers_quiet_and_jpeg_figures():
+    import sys
+
+    from hrnet_edu import notebook_utils
+
+    with notebook_utils.quiet() as captured:
+        print("pycocotools says")
+        print("a note", file=sys.stderr)
+    assert captured.getvalue() == "pycocotools says\na note\n"
+    with pytest.raises(ValueError, match="quality must be in 1..95, got 120"):
+        notebook_utils.jpeg_figures(120)
+    assert notebook_utils.jpeg_figures() is None  # outside IPython: nothing to configure

@@ -46,7 +46,6 @@ WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 TIME_LINE = re.compile(r"^\s*(?:\*\*|_)?(?:(?:time|duration|reading time)\s*(?:\*\*|_)?\s*[:—-]|⏱\ufe0f?)"
                        r"\s*(?:\*\*|_)?\s*(?P<time>[^*_\s][^\n]*?)\s*(?:\*\*|_)?\s*$",
                        re.IGNORECASE | re.MULTILINE)
-TEST_MARKERS = re.compile(r"^# NBVAL_[A-Z_]+\n?", re.MULTILINE)  # nbval's markers, meaningless to a reader
 
 
 def course_notebooks(repo: Path) -> list[Path]:
@@ -189,15 +188,14 @@ def widget_static_outputs(output: dict, state: dict, name: str) -> list[dict]:
 
 
 def staged_notebook(path: Path, time_stated: str | None) -> dict:
-    """The notebook as its page shows it: the box under the title, static widget views, no nbval
-    markers. Cells and outputs are otherwise the committed ones (nothing is executed)."""
+    """The notebook as its page shows it: the box under the title, static widget views. Cells and
+    outputs are otherwise the committed ones (nothing is executed)."""
     nb = json.loads(path.read_text())
     state = nb.get("metadata", {}).pop("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     has_widgets = False
     for cell in nb["cells"]:
         if cell["cell_type"] != "code":
             continue
-        cell["source"] = TEST_MARKERS.sub("", _source(cell))
         outputs = []
         for output in cell.get("outputs", []):
             if WIDGET_VIEW in output.get("data", {}):
